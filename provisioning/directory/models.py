@@ -1,0 +1,129 @@
+"""The directory: users, groups and memberships as SCIM resources.
+
+Attributes that are filtered, sorted, indexed or enforced live in columns;
+everything else the IdP sent (multi-valued attributes, name parts, extension
+attributes) lives in ``attributes`` exactly as sent. ``provisioning.scim.
+resources`` assembles the SCIM document from both.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from provisioning.access.models import ScimClient
+
+
+class Resource(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    version = models.PositiveIntegerField(default=1)
+    source = models.ForeignKey(
+        ScimClient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+class User(Resource):
+    user_name = models.CharField(max_length=255)
+    active = models.BooleanField(default=True)
+    display_name = models.CharField(max_length=255, blank=True, default="")
+    given_name = models.CharField(max_length=255, blank=True, default="")
+    family_name = models.CharField(max_length=255, blank=True, default="")
+    primary_email = models.CharField(max_length=320, blank=True, default="")
+    employee_number = models.CharField(max_length=255, blank=True, default="")
+    manager_id = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("user_name"), name="user_username_ci_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["external_id"], name="user_external_id_idx"),
+            models.Index(Lower("primary_email"), name="user_primary_email_ci_idx"),
+            models.Index(Lower("display_name"), name="user_display_name_ci_idx"),
+            models.Index(Lower("family_name"), name="user_family_name_ci_idx"),
+            models.Index(fields=["employee_number"], name="user_employee_number_idx"),
+            models.Index(fields=["last_modified"], name="user_last_modified_idx"),
+            models.Index(fields=["created"], name="user_created_idx"),
+        ]
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return self.user_name
+
+
+class UserEmail(models.Model):
+    """Index rows over ``User.attributes['emails']`` so email filters use SQL, not JSON scans."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="email_rows")
+    value = models.CharField(max_length=320)
+    type = models.CharField(max_length=64, blank=True, default="")
+    primary = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(Lower("value"), name="useremail_value_ci_idx")]
+
+
+class Group(Resource):
+    display_name = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("display_name"), name="group_display_name_ci_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["external_id"], name="group_external_id_idx"),
+            models.Index(fields=["last_modified"], name="group_last_modified_idx"),
+            models.Index(fields=["created"], name="group_created_idx"),
+        ]
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Membership(models.Model):
+    """One row per (group, member); the member is a user or a nested group."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="memberships"
+    )
+    member_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="parent_memberships"
+    )
+    display = models.CharField(max_length=255, null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(member_group__isnull=True))
+                | (Q(user__isnull=True) & Q(member_group__isnull=False)),
+                name="membership_exactly_one_member",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "user"], condition=Q(user__isnull=False), name="membership_user_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["group", "member_group"],
+                condition=Q(member_group__isnull=False),
+                name="membership_group_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["group", "id"], name="membership_group_page_idx")]
+
+    @property
+    def member_id(self) -> uuid.UUID:
+        return self.user_id or self.member_group_id
