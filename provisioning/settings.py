@@ -79,7 +79,13 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the request log and concurrent requests share the file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait
+            # for each other instead of failing on a read-to-write upgrade.
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
@@ -182,5 +188,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # 4xx answers are ordinary SCIM traffic; the request log records them.
+        "django.request": {"level": env.str("LOG_LEVEL_REQUESTS", default="ERROR")},
+    },
 }
+
+# Absolute base URL for meta.location and $ref values; derived from the request when empty.
+SCIM_BASE_URL = env.str("SCIM_BASE_URL", default="").rstrip("/")

@@ -26,6 +26,9 @@ class ScimClient(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # DRF treats the authenticated principal like a user.
+    is_authenticated = True
+
     @property
     def can_write(self) -> bool:
         return self.role == self.Role.PROVISIONER

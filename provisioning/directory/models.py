@@ -36,7 +36,8 @@ class Resource(models.Model):
 
 class User(Resource):
     user_name = models.CharField(max_length=255)
-    active = models.BooleanField(default=True)
+    # None: the IdP never sent ``active``. Only False deactivates.
+    active = models.BooleanField(null=True, blank=True, default=None)
     display_name = models.CharField(max_length=255, blank=True, default="")
     given_name = models.CharField(max_length=255, blank=True, default="")
     family_name = models.CharField(max_length=255, blank=True, default="")
@@ -73,6 +74,9 @@ class UserEmail(models.Model):
 
     class Meta:
         indexes = [models.Index(Lower("value"), name="useremail_value_ci_idx")]
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Group(Resource):
@@ -123,6 +127,9 @@ class Membership(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["group", "id"], name="membership_group_page_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} in {self.group_id}"
 
     @property
     def member_id(self) -> uuid.UUID:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -181,7 +181,8 @@ class ResourceSchema:
         self.extensions = extensions
         docs = schema_documents()
         self.attributes: dict[str, dict[str, Attribute]] = {}
-        core_attrs = _common_attributes()
+        # Common attributes belong to the core schema of each resource type.
+        core_attrs = {k: replace(a, urn=core) for k, a in _common_attributes().items()}
         for a in docs[core]["attributes"]:
             core_attrs[a["name"].lower()] = Attribute.from_document(a, core)
         self.attributes[core.lower()] = core_attrs

@@ -1,0 +1,42 @@
+# scimgate developer tasks. GNU make.
+#   make run    install, migrate, load the demo directory, serve on http://127.0.0.1:8000 (RUN_ADDR=...)
+#   make test   run the test suite (PYTEST_ARGS="-k token -x" to pass options)
+#   make lint   ruff
+#   make clean  remove the virtualenv, caches and build output (keeps var/, the database)
+
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_ARGS ?=
+RUN_ADDR ?= 127.0.0.1:8000
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint clean
+
+install: $(STAMP)
+
+# Re-run when the dependencies change; the stamp lives in the venv, so removing the venv resets it.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+var:
+	mkdir -p $@
+
+# DEBUG=true: WhiteNoise serves static files straight from static/ (no collectstatic).
+run: $(STAMP) | var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py loaddemo
+	DEBUG=true $(BIN)/python manage.py runserver $(RUN_ADDR)
+
+test: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info staticfiles .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

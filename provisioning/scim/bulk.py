@@ -1,0 +1,197 @@
+"""``POST /Bulk`` (RFC 7644 §3.7): operations in order, each in its own transaction,
+``bulkId`` references resolved as the resources they name are created."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from rest_framework.response import Response
+
+from . import errors
+from .api import ScimView, _as_scim_error
+from .patch import parse_patch_request
+from .views import RESOURCE_TYPES
+
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+_BULK_REF = re.compile(r"^bulkId:(.+)$")
+_PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$")
+_ENDPOINTS = {"Users": "User", "Groups": "Group"}
+
+
+class Unresolved(Exception):
+    """An operation names a bulkId that no earlier operation has created (yet)."""
+
+    def __init__(self, bulk_id: str):
+        self.bulk_id = bulk_id
+
+
+@dataclass
+class Operation:
+    index: int
+    method: str
+    path: str
+    bulk_id: str | None
+    version: str | None
+    data: Any
+
+
+def _resolve(value: Any, created: dict[str, str]) -> Any:
+    """Replace every ``bulkId:x`` string with the id the operation ``x`` created."""
+    if isinstance(value, str):
+        match = _BULK_REF.match(value)
+        if match:
+            if match.group(1) not in created:
+                raise Unresolved(match.group(1))
+            return created[match.group(1)]
+        return value
+    if isinstance(value, list):
+        return [_resolve(v, created) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, created) for k, v in value.items()}
+    return value
+
+
+def _parse(body: dict) -> tuple[list[Operation], int | None]:
+    if BULK_REQUEST not in (body.get("schemas") or []):
+        raise errors.InvalidValue(f"A bulk request must use the schema {BULK_REQUEST}")
+    raw_ops = body.get("Operations")
+    if not isinstance(raw_ops, list) or not raw_ops:
+        raise errors.InvalidSyntax("'Operations' must be a non-empty array")
+    maximum = settings.SCIM["BULK_MAX_OPERATIONS"]
+    if len(raw_ops) > maximum:
+        raise errors.PayloadTooLarge(f"A bulk request may hold at most {maximum} operations")
+    fail_on_errors = body.get("failOnErrors")
+    if fail_on_errors is not None and (
+        isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1
+    ):
+        raise errors.InvalidValue("'failOnErrors' must be a positive integer")
+    operations, bulk_ids = [], set()
+    for index, raw in enumerate(raw_ops):
+        if not isinstance(raw, dict):
+            raise errors.InvalidSyntax(f"Operation {index + 1} must be an object")
+        method = str(raw.get("method", "")).upper()
+        bulk_id = raw.get("bulkId")
+        if bulk_id is not None:
+            if not isinstance(bulk_id, str) or not bulk_id or bulk_id in bulk_ids:
+                raise errors.InvalidValue(f"Operation {index + 1}: bulkId must be a unique string")
+            bulk_ids.add(bulk_id)
+        if method == "POST" and bulk_id is None:
+            raise errors.InvalidValue(f"Operation {index + 1}: POST needs a bulkId")
+        operations.append(
+            Operation(index, method, str(raw.get("path", "")), bulk_id, raw.get("version"),
+                      raw.get("data"))
+        )
+    return operations, fail_on_errors
+
+
+class BulkView(ScimView):
+    def max_body_size(self) -> int:
+        return settings.SCIM["BULK_MAX_PAYLOAD_SIZE"]
+
+    def is_write(self, request) -> bool:
+        # Permission is checked per operation so a denied one gets its own result.
+        return False
+
+    def post(self, request):
+        operations, fail_on_errors = _parse(self.body(request))
+        base_url = self.base_url(request)
+        created: dict[str, str] = {}
+        results: dict[int, dict] = {}
+        failures = 0
+        pending = operations
+        # Operations naming a bulkId created later are retried after the others (§3.7.2).
+        while pending:
+            deferred = []
+            for op in pending:
+                if fail_on_errors and failures >= fail_on_errors:
+                    break
+                try:
+                    results[op.index] = self.execute(request, op, created, base_url)
+                except Unresolved:
+                    deferred.append(op)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a result
+                    results[op.index] = self.failure(op, _as_scim_error(exc))
+                if int(results[op.index]["status"]) >= 400:
+                    failures += 1
+            if len(deferred) == len(pending) or (fail_on_errors and failures >= fail_on_errors):
+                for op in deferred:
+                    if fail_on_errors and failures >= fail_on_errors:
+                        break
+                    missing = self._missing_reference(op, created)
+                    results[op.index] = self.failure(
+                        op, errors.InvalidValue(f"bulkId '{missing}' was not created by this request",
+                                                status=409)
+                    )
+                    failures += 1
+                break
+            pending = deferred
+        return Response(
+            {"schemas": [BULK_RESPONSE], "Operations": [results[i] for i in sorted(results)]}
+        )
+
+    @staticmethod
+    def _missing_reference(op: Operation, created: dict[str, str]) -> str:
+        try:
+            _resolve([op.path, op.data], created)
+        except Unresolved as exc:
+            return exc.bulk_id
+        return "?"
+
+    def execute(self, request, op: Operation, created: dict[str, str], base_url: str) -> dict:
+        path = _resolve(op.path, created)
+        data = _resolve(op.data, created)
+        match = _PATH.match(path)
+        if not match:
+            raise errors.InvalidPath(f"Unsupported bulk path '{op.path}'")
+        resource_type = RESOURCE_TYPES[_ENDPOINTS[match.group(1)]]
+        resource_id = match.group(2)
+        if op.method not in ("POST", "PUT", "PATCH", "DELETE"):
+            raise errors.InvalidValue(f"Unsupported bulk method '{op.method}'")
+        if (op.method == "POST") == bool(resource_id):
+            raise errors.InvalidPath(f"{op.method} does not take the path '{op.path}'")
+        client = request.user
+        if not client.can_write:
+            raise errors.Forbidden(f"Client '{client.name}' has role '{client.role}', which may not write")
+        if op.method != "DELETE" and not isinstance(data, dict):
+            raise errors.InvalidSyntax("'data' must be an object")
+        kwargs = {"client": client}
+        if resource_id:
+            kwargs[resource_type.id_kwarg] = resource_id
+            kwargs["if_match"] = op.version
+        if op.method == "POST":
+            resource = resource_type.create(document=data, **kwargs)
+            created[op.bulk_id] = str(resource.pk)
+            status = 201
+        elif op.method == "PUT":
+            resource = resource_type.replace(document=data, **kwargs)
+            status = 200
+        elif op.method == "PATCH":
+            resource = resource_type.patch(operations=parse_patch_request(data), **kwargs)
+            status = 200
+        else:
+            resource_type.delete(**kwargs)
+            return self.result(op, status=204, location=f"{base_url}{path}")
+        location = f"{base_url}/{match.group(1)}/{resource.pk}"
+        return self.result(op, status=status, location=location, version=resource.etag)
+
+    @staticmethod
+    def result(op: Operation, *, status: int, location=None, version=None) -> dict:
+        result = {"method": op.method}
+        if op.bulk_id:
+            result["bulkId"] = op.bulk_id
+        if version:
+            result["version"] = version
+        if location:
+            result["location"] = location
+        result["status"] = str(status)
+        return result
+
+    def failure(self, op: Operation, error: errors.ScimError) -> dict:
+        result = self.result(op, status=error.status)
+        result["response"] = error.to_dict()
+        return result

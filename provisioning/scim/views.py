@@ -1,0 +1,350 @@
+"""SCIM resource endpoints: Users, Groups, their ``.search`` and the root ``.search``.
+
+Views parse the request, call a directory service or selector and render the
+result; the rules live in those layers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from rest_framework.response import Response
+
+from provisioning.directory import selectors, services
+from provisioning.directory.models import Group, User
+
+from . import errors, filters, resources
+from .api import ScimView
+from .patch import parse_patch_request
+from .schema import GROUP_SCHEMA, USER_SCHEMA, ResourceSchema
+
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    schema: ResourceSchema
+    queryset: Callable
+    create: Callable
+    replace: Callable
+    patch: Callable
+    delete: Callable
+    id_kwarg: str
+
+    def render(self, items: list, base_url: str, attributes: list, excluded: list) -> list[dict]:
+        """Render a page of resources with a constant number of queries."""
+        ids = [item.pk for item in items]
+        if self.name == "User":
+            groups = {}
+            if resources.requests_attribute(USER_SCHEMA, "groups", attributes, excluded):
+                groups = selectors.groups_of_users(ids)
+            documents = [
+                resources.user_document(
+                    user, base_url, _group_entries(groups.get(user.pk, ()), base_url)
+                )
+                for user in items
+            ]
+        else:
+            members = None
+            if resources.requests_attribute(GROUP_SCHEMA, "members", attributes, excluded):
+                members = selectors.members_of_groups(ids)
+            documents = [
+                resources.group_document(
+                    group,
+                    base_url,
+                    None
+                    if members is None
+                    else [
+                        resources.member_entry(mid, is_group, display, base_url)
+                        for mid, is_group, display in members.get(group.pk, ())
+                    ],
+                )
+                for group in items
+            ]
+        return [resources.project(self.schema, d, attributes, excluded) for d in documents]
+
+
+def _group_entries(rows, base_url: str) -> list[dict]:
+    return [
+        {"value": str(gid), "$ref": f"{base_url}/Groups/{gid}", "display": name, "type": kind}
+        for gid, name, kind in rows
+    ]
+
+
+USERS = ResourceType(
+    "User",
+    USER_SCHEMA,
+    selectors.users,
+    services.user_create,
+    services.user_replace,
+    services.user_patch,
+    services.user_delete,
+    "user_id",
+)
+GROUPS = ResourceType(
+    "Group",
+    GROUP_SCHEMA,
+    selectors.groups,
+    services.group_create,
+    services.group_replace,
+    services.group_patch,
+    services.group_delete,
+    "group_id",
+)
+RESOURCE_TYPES = {"User": USERS, "Group": GROUPS}
+
+
+# --- Query parameters -----------------------------------------------------------
+
+
+@dataclass
+class ListQuery:
+    filter: str | None = None
+    sort_by: str | None = None
+    descending: bool = False
+    start_index: int = 1
+    count: int = 100
+    attributes: str | list | None = None
+    excluded: str | list | None = None
+
+
+def _integer(value, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise errors.InvalidValue(f"'{name}' must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.InvalidValue(f"'{name}' must be an integer") from None
+
+
+def list_query(params) -> ListQuery:
+    """Read list parameters from a query string or a SearchRequest body (RFC 7644 §3.4.2)."""
+    order = params.get("sortOrder") or "ascending"
+    if not isinstance(order, str) or order.lower() not in ("ascending", "descending"):
+        raise errors.InvalidValue("'sortOrder' must be 'ascending' or 'descending'")
+    for name in ("filter", "sortBy"):
+        if params.get(name) is not None and not isinstance(params.get(name), str):
+            raise errors.InvalidValue(f"'{name}' must be a string")
+    max_results = settings.SCIM["MAX_RESULTS"]
+    count = _integer(params.get("count"), "count", settings.SCIM["DEFAULT_COUNT"])
+    return ListQuery(
+        filter=params.get("filter") or None,
+        sort_by=params.get("sortBy") or None,
+        descending=order.lower() == "descending",
+        start_index=max(1, _integer(params.get("startIndex"), "startIndex", 1)),
+        # RFC 7644 §3.4.2.4: a count above the maximum is lowered to it, never an error.
+        count=min(max(0, count), max_results),
+        attributes=params.get("attributes"),
+        excluded=params.get("excludedAttributes"),
+    )
+
+
+def _projection(
+    schema: ResourceSchema, query: ListQuery, *, ignore_unknown: bool = False
+) -> tuple[list, list]:
+    if query.attributes and query.excluded:
+        raise errors.InvalidValue("Use either 'attributes' or 'excludedAttributes', not both")
+    try:
+        return (
+            resources.parse_attribute_list(schema, query.attributes, ignore_unknown=ignore_unknown),
+            resources.parse_attribute_list(schema, query.excluded, ignore_unknown=ignore_unknown),
+        )
+    except errors.InvalidPath as exc:
+        raise errors.InvalidValue(exc.detail) from None
+
+
+def _order(resource_type: ResourceType, query: ListQuery) -> list:
+    if not query.sort_by:
+        return ["created"]
+    return [filters.sort_expression(query.sort_by, resource_type.name, query.descending)]
+
+
+def _filter_q(resource_type: ResourceType, query: ListQuery) -> Q | None:
+    if not query.filter:
+        return None
+    return filters.filter_to_q(filters.parse_filter(query.filter), resource_type.name)
+
+
+def list_response(resources_: list[dict], total: int, query: ListQuery) -> dict:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": query.start_index,
+        "itemsPerPage": len(resources_),
+        "Resources": resources_,
+    }
+
+
+# --- Views ----------------------------------------------------------------------
+
+
+class ResourceView(ScimView):
+    resource_type: ResourceType
+
+    def lookup(self, resource_id) -> User | Group:
+        try:
+            pk = uuid.UUID(str(resource_id))
+        except ValueError:
+            pk = None
+        found = self.resource_type.queryset().filter(pk=pk).first() if pk else None
+        if found is None:
+            raise errors.NotFound(f"{self.resource_type.name} {resource_id} not found")
+        return found
+
+    def respond(self, request, resource, status: int = 200, *, with_body: bool = True):
+        query = list_query(request.query_params)
+        attributes, excluded = _projection(self.resource_type.schema, query)
+        [document] = self.resource_type.render(
+            [resource], self.base_url(request), attributes, excluded
+        )
+        headers = {"ETag": resource.etag}
+        if status == 201:
+            headers["Location"] = document["meta"]["location"]
+        return Response(document if with_body else None, status=status, headers=headers)
+
+    def search(self, request, query: ListQuery) -> Response:
+        attributes, excluded = _projection(self.resource_type.schema, query)
+        total, items = selectors.page(
+            self.resource_type.queryset(_filter_q(self.resource_type, query)),
+            order=_order(self.resource_type, query),
+            offset=query.start_index - 1,
+            limit=query.count,
+        )
+        documents = self.resource_type.render(items, self.base_url(request), attributes, excluded)
+        return Response(list_response(documents, total, query))
+
+
+class CollectionView(ResourceView):
+    def get(self, request):
+        return self.search(request, list_query(request.query_params))
+
+    def post(self, request):
+        resource = self.resource_type.create(document=self.body(request), client=request.user)
+        return self.respond(request, resource, status=201)
+
+
+class ItemView(ResourceView):
+    def get(self, request, resource_id):
+        resource = self.lookup(resource_id)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and resource.etag in [t.strip() for t in if_none_match.split(",")]:
+            return Response(status=304, headers={"ETag": resource.etag})
+        return self.respond(request, resource)
+
+    def put(self, request, resource_id):
+        resource = self.resource_type.replace(
+            **{self.resource_type.id_kwarg: resource_id},
+            document=self.body(request),
+            client=request.user,
+            if_match=request.headers.get("If-Match"),
+        )
+        return self.respond(request, resource)
+
+    def patch(self, request, resource_id):
+        operations = parse_patch_request(self.body(request))
+        resource = self.resource_type.patch(
+            **{self.resource_type.id_kwarg: resource_id},
+            operations=operations,
+            client=request.user,
+            if_match=request.headers.get("If-Match"),
+        )
+        # Returning a group means reading all its members; RFC 7644 §3.5.2 allows 204
+        # unless the client asked for attributes.
+        params = request.query_params
+        if self.resource_type is GROUPS and not (
+            params.get("attributes") or params.get("excludedAttributes")
+        ):
+            return Response(status=204, headers={"ETag": resource.etag})
+        return self.respond(request, resource)
+
+    def delete(self, request, resource_id):
+        self.resource_type.delete(
+            **{self.resource_type.id_kwarg: resource_id},
+            client=request.user,
+            if_match=request.headers.get("If-Match"),
+        )
+        return Response(status=204)
+
+
+class SearchView(ResourceView):
+    """``POST /Users/.search``, ``POST /Groups/.search`` (RFC 7644 §3.4.3)."""
+
+    def is_write(self, request) -> bool:
+        return False
+
+    def post(self, request):
+        body = self.body(request)
+        schemas = body.get("schemas")
+        if schemas is not None and SEARCH_REQUEST not in schemas:
+            raise errors.InvalidValue(f"A search request must use the schema {SEARCH_REQUEST}")
+        return self.search(request, list_query(body))
+
+
+class UserCollection(CollectionView):
+    resource_type = USERS
+
+
+class UserItem(ItemView):
+    resource_type = USERS
+
+
+class UserSearch(SearchView):
+    resource_type = USERS
+
+
+class GroupCollection(CollectionView):
+    resource_type = GROUPS
+
+
+class GroupItem(ItemView):
+    resource_type = GROUPS
+
+
+class GroupSearch(SearchView):
+    resource_type = GROUPS
+
+
+class RootSearch(ScimView):
+    """``POST /.search`` over Users then Groups; a filter may fit only one of them."""
+
+    def is_write(self, request) -> bool:
+        return False
+
+    def post(self, request):
+        body = self.body(request)
+        schemas = body.get("schemas")
+        if schemas is not None and SEARCH_REQUEST not in schemas:
+            raise errors.InvalidValue(f"A search request must use the schema {SEARCH_REQUEST}")
+        query = list_query(body)
+        if query.sort_by:
+            raise errors.InvalidValue("sortBy is not supported across resource types")
+        plans, failures = [], []
+        for resource_type in RESOURCE_TYPES.values():
+            try:
+                plans.append((resource_type, _filter_q(resource_type, query)))
+            except errors.InvalidFilter as exc:
+                failures.append(exc)
+        if not plans:
+            raise failures[0]
+        offset, remaining, total, documents = query.start_index - 1, query.count, 0, []
+        base_url = self.base_url(request)
+        for resource_type, q in plans:
+            attributes, excluded = _projection(resource_type.schema, query, ignore_unknown=True)
+            if query.attributes and not attributes:
+                attributes = [(resource_type.schema.core, resource_type.schema.core_attribute("id"), None)]
+            type_total, items = selectors.page(
+                resource_type.queryset(q), order=["created"], offset=offset, limit=remaining
+            )
+            total += type_total
+            offset = max(0, offset - type_total)
+            remaining -= len(items)
+            documents += resource_type.render(items, base_url, attributes, excluded)
+        return Response(list_response(documents, total, query))
