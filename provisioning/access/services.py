@@ -77,7 +77,9 @@ def scim_client_create(*, name: str, role: str) -> tuple[ScimClient, str]:
     elif ScimClient.objects.filter(name__iexact=name).exists():
         errors["name"] = f"A SCIM client named “{name}” already exists."
     if role not in ScimClient.Role.values:
-        errors["role"] = f"Unknown role “{role}”; choose one of: {', '.join(ScimClient.Role.values)}."
+        errors["role"] = (
+            f"Unknown role “{role}”; choose one of: {', '.join(ScimClient.Role.values)}."
+        )
     if errors:
         raise ValidationError(errors)
 

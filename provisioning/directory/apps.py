@@ -1,7 +1,24 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
+def _unicode_lower_on_sqlite(sender, connection, **kwargs) -> None:
+    """SQLite's LOWER() folds ASCII only; userName uniqueness and filters need Unicode.
+
+    PostgreSQL's lower() already folds Unicode under a UTF-8 locale.
+    """
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("LOWER", 1, _lower, deterministic=True)
 
 
 class DirectoryConfig(AppConfig):
     name = "provisioning.directory"
     label = "directory"
     verbose_name = "Directory"
+
+    def ready(self) -> None:
+        connection_created.connect(_unicode_lower_on_sqlite, dispatch_uid="scimgate-unicode-lower")

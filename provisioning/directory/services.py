@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -46,9 +46,7 @@ def _check_version(resource, if_match: str | None) -> None:
         return
     current = resource.etag
     if not any(tag in (current, current.removeprefix("W/")) for tag in tags):
-        raise PreconditionFailed(
-            f"Resource {resource.id} is at version {current}, not {if_match}"
-        )
+        raise PreconditionFailed(f"Resource {resource.id} is at version {current}, not {if_match}")
 
 
 def _lock(model, resource_id) -> User | Group:
@@ -196,7 +194,9 @@ def _resolve_members(group: Group, members: Iterable[dict]) -> list[MemberRef]:
     if not wanted:
         return []
     user_ids = set(User.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-    group_ids = set(Group.objects.filter(pk__in=set(wanted) - user_ids).values_list("pk", flat=True))
+    group_ids = set(
+        Group.objects.filter(pk__in=set(wanted) - user_ids).values_list("pk", flat=True)
+    )
     missing = set(wanted) - user_ids - group_ids
     if missing:
         listed = ", ".join(sorted(str(m) for m in missing)[:5])
@@ -222,8 +222,25 @@ def _add_members(group: Group, refs: list[MemberRef]) -> None:
         )
         for ref in refs
     ]
-    # Existing memberships are left as they are: adding a member twice is not an error.
+    # Adding an existing member is not an error; only the display it was sent with changes.
     Membership.objects.bulk_create(rows, ignore_conflicts=True)
+    _refresh_display(group, [ref for ref in refs if ref.display is not None])
+
+
+def _refresh_display(group: Group, refs: list[MemberRef], chunk: int = 500) -> None:
+    """Store the ``display`` last sent for existing members: one UPDATE per 500 members."""
+    for start in range(0, len(refs), chunk):
+        part = refs[start : start + chunk]
+        whens = [
+            When(
+                Q(member_group_id=ref.id) if ref.is_group else Q(user_id=ref.id),
+                then=Value(ref.display),
+            )
+            for ref in part
+        ]
+        Membership.objects.filter(group=group).filter(_members_q(part)).update(
+            display=Case(*whens, default=F("display"))
+        )
 
 
 def _members_q(refs: Iterable[MemberRef]) -> Q:

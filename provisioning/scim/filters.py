@@ -59,6 +59,7 @@ from .errors import InvalidFilter, InvalidPath, InvalidValue
 from .schema import (
     ENTERPRISE_USER,
     GROUP,
+    GROUP_SCHEMA,
     RESOURCE_SCHEMAS,
     USER,
     Attribute,
@@ -78,7 +79,9 @@ __all__ = [
     "Present",
     "ValuePath",
     "filter_to_q",
+    "format_filter",
     "matches",
+    "membership_q",
     "parse_filter",
     "parse_patch_path",
     "sort_expression",
@@ -293,7 +296,7 @@ class _Parser:
 
     def parse_attr_expression(self, in_brackets: bool) -> Node:
         token = self.next()
-        if token.kind != "word":
+        if token.kind != "word" or token.text.lower() in ("and", "or"):
             raise self.fail(f"expected an attribute name, found {token.describe()}", token.start)
         if not _ATTR_PATH_RE.fullmatch(token.text):
             raise self.fail(f"invalid attribute path '{token.text}'", token.start)
@@ -656,6 +659,7 @@ def _filterable(resource: str) -> dict[str, _Column | _Rows]:
             Membership,
             "group",
             {
+                # Derived from user_id / member_group_id; the names are only labels.
                 "value": _Column("value", "member"),
                 "type": _Column("type", "member_type"),
                 "display": _Column("display", nullable=True),
@@ -674,7 +678,8 @@ def _filterable(resource: str) -> dict[str, _Column | _Rows]:
         "displayName": _Column("display_name"),
         "name.givenName": _Column("given_name"),
         "name.familyName": _Column("family_name"),
-        "active": _Column("active"),
+        # NULL: the IdP never sent ``active``; the document omits it, so it is absent here too.
+        "active": _Column("active", nullable=True),
         f"{ENTERPRISE_USER}:employeeNumber": _Column("employee_number"),
         f"{ENTERPRISE_USER}:manager": manager,
         f"{ENTERPRISE_USER}:manager.value": manager,
@@ -740,6 +745,16 @@ def filter_to_q(node: Node, resource: str) -> Q:
     return _column_q(entry, target, node)
 
 
+def membership_q(node: Node) -> Q:
+    """A ``members`` value filter (``members[value eq "..."]``) as a ``Q`` over ``Membership`` rows.
+
+    Lets PATCH remove exactly the matching memberships with one set-based DELETE.
+    """
+    rows = _filterable("Group")["members"]
+    assert isinstance(rows, _Rows)
+    return _element_q(node, GROUP_SCHEMA.core_attribute("members"), rows)
+
+
 def _exists(rows: _Rows, condition: Q) -> Q:
     return Q(Exists(rows.model.objects.filter(condition, **{rows.outer: OuterRef("pk")})))
 
@@ -776,7 +791,7 @@ def _column_q(column: _Column, attr: Attribute, node: Compare | Present) -> Q:
     empty = Q(**{col: ""}) if kind in ("string", "reference") else None
     if isinstance(node, Present):
         if empty is None:
-            return _ALWAYS  # the remaining kinds are NOT NULL columns
+            return Q(**{f"{col}__isnull": False}) if column.nullable else _ALWAYS
         return ~empty & Q(**{f"{col}__isnull": False}) if column.nullable else ~empty
     op, value = node.op, node.value
     _check_comparison(attr, op, value, node.path)

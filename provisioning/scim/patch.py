@@ -55,6 +55,9 @@ class MemberOp:
 
 @dataclass(frozen=True)
 class PatchOutcome:
+    """The patched document (a new dict), membership deltas in request order, and
+    whether anything changed at all (replacing a value by itself does not)."""
+
     document: dict
     member_ops: list[MemberOp]
     changed: bool
@@ -166,7 +169,7 @@ class _Engine:
         target = path.sub_attribute or attribute
         if "readOnly" in (attribute.mutability, target.mutability):
             if explicit:
-                raise Mutability(f"'{str(path)}' is read-only")
+                raise Mutability(f"'{path}' is read-only")
             return
         if attribute.name == "password":
             return  # not a credential store: accepted and dropped, like on POST
@@ -176,7 +179,7 @@ class _Engine:
         if op != "remove" and _is_empty(value):
             if op == "add":
                 return  # adding nothing
-            op = "remove"  # RFC 7644 §3.5.2.3 / Entra: replace with null or "" clears
+            op, value = "remove", None  # RFC 7644 §3.5.2.3 / Entra: replace with null or "" clears
         container = self._container(path.urn, create=op != "remove")
         if container is not None:
             handler = self._multi_valued if attribute.multi_valued else self._single_valued
@@ -186,43 +189,29 @@ class _Engine:
     # --- targets ---
 
     def _single_valued(self, op: OpKind, path: PatchPath, container: dict, value: Any) -> None:
-        attribute, sub = path.attribute, path.sub_attribute
-        holder, target = container, attribute
-        if sub is not None:
-            holder = container.get(attribute.name)
-            if not isinstance(holder, dict):
-                if op == "remove":
-                    return
-                holder = container[attribute.name] = {}
-            target = sub
+        attribute, name = path.attribute, path.attribute.name
+        if path.sub_attribute is not None:
+            # name.givenName is a merge of {"givenName": value} into name
+            op, value = "replace", _sub_patch(op, path, value)
         if op == "remove":
-            if target.name in holder:
-                _ensure_optional(target)
-                del holder[target.name]
-        elif target.is_complex:
-            current = holder.get(target.name)
-            patch, cleared = _clean_object(target, value, str(path))
-            # The other sub-attributes describe the old value (manager's $ref): a new
-            # value starts afresh. Otherwise RFC 7644 §3.5.2.3: unnamed ones are kept.
-            if not isinstance(current, dict) or patch.get("value", current.get("value")) != (
-                current.get("value")
-            ):
-                current = {}
-            holder[target.name] = _merge(current, patch, cleared)
+            if name in container:
+                _ensure_optional(attribute)
+                del container[name]
+        elif attribute.is_complex:
+            container[name] = _merge(attribute, container.get(name), value, str(path))
         else:
-            holder[target.name] = clean_single(target, value, str(path))
-        _drop_empty(container, attribute.name)
+            container[name] = clean_single(attribute, value, str(path))
+        _drop_empty(container, name)
 
     def _multi_valued(self, op: OpKind, path: PatchPath, container: dict, value: Any) -> None:
         attribute = path.attribute
         elements = container.get(attribute.name)
         elements = list(elements) if isinstance(elements, list) else []
-        if op == "remove":
-            elements = _remove_elements(path, elements, value)
-        elif path.value_filter is None and path.sub_attribute is None:
-            elements = _add_elements(op, path, elements, value)
+        if path.value_filter is None and path.sub_attribute is None:
+            handler = _remove_elements if op == "remove" else _add_elements
+            elements = handler(op, path, elements, value)
         else:
-            _update_elements(path, elements, value)
+            elements = _update_elements(op, path, elements, value)
         container[attribute.name] = elements
         _drop_empty(container, attribute.name)
 
@@ -241,6 +230,8 @@ class _Engine:
         if not isinstance(value, dict):
             raise InvalidValue(f"'{urn}' needs an object value")
         for key, item in value.items():
+            if key.lower() == "schemas":
+                continue  # a serialised extension object may name its own schema
             path = parse_patch_path(f"{urn}:{key}", self.schema)
             self.apply_path(op, path, item, explicit=False)
 
@@ -304,45 +295,31 @@ def _add_elements(op: OpKind, path: PatchPath, elements: list, value: Any) -> li
     return result
 
 
-def _update_elements(path: PatchPath, elements: list, value: Any) -> None:
-    """Write into the elements a filter selects (all of them without one).
+def _update_elements(op: OpKind, path: PatchPath, elements: list, value: Any) -> list:
+    """Write into, or remove, the elements a filter selects (all of them without one).
 
     When none match, Entra expects ``emails[type eq "work"].value`` to create the
     work email: the new element is built from the filter's ``eq`` conditions.
     """
-    attribute, sub = path.attribute, path.sub_attribute
-    where = str(path)
     selected = _select(path, elements)
-    if not selected:
+    if path.sub_attribute is None and op == "remove":
+        return [element for index, element in enumerate(elements) if index not in selected]
+    patch = value if path.sub_attribute is None else _sub_patch(op, path, value)
+    if not selected and op != "remove":
         elements.append(_element_from_filter(path))
         selected = [len(elements) - 1]
-    if sub is not None:
-        written = clean_single(sub, value, where)
-        for index in selected:
-            elements[index] = {**elements[index], sub.name: written}
-    else:
-        patch, cleared = _clean_object(attribute, value, where)
-        for index in selected:
-            elements[index] = _merge(elements[index], patch, cleared)
-    _settle_primary(elements, [elements[index] for index in selected])
-
-
-def _remove_elements(path: PatchPath, elements: list, value: Any) -> list:
-    attribute, sub = path.attribute, path.sub_attribute
-    if path.value_filter is None and sub is None:
-        if value is None:
-            return []
-        # Entra's remove-by-value: {"path": "emails", "value": [{"value": "x"}]}.
-        doomed = _clean(attribute, value, str(path)) or []
-        return [e for e in elements if not any(_same_value(attribute, d, e) for d in doomed)]
-    selected = set(_select(path, elements))
-    if sub is None:
-        return [e for index, e in enumerate(elements) if index not in selected]
     for index in selected:
-        if sub.name in elements[index]:
-            _ensure_optional(sub)
-            elements[index] = {k: v for k, v in elements[index].items() if k != sub.name}
-    return [e for e in elements if e != {}]
+        elements[index] = _merge(path.attribute, elements[index], patch, str(path))
+    _settle_primary(elements, [elements[index] for index in selected])
+    return [element for element in elements if element != {}]
+
+
+def _remove_elements(op: OpKind, path: PatchPath, elements: list, value: Any) -> list:
+    """Remove every value, or (Entra) those listed: ``{"value": [{"value": "x"}]}``."""
+    if value is None:
+        return []
+    doomed = _clean(path.attribute, value, str(path)) or []
+    return [e for e in elements if not any(_same_value(path.attribute, d, e) for d in doomed)]
 
 
 def _select(path: PatchPath, elements: list) -> list[int]:
@@ -404,22 +381,33 @@ def _clean(attribute: Attribute, value: Any, where: str) -> Any:
     return clean_value(attribute, value, where)
 
 
-def _clean_object(attribute: Attribute, value: Any, where: str) -> tuple[dict, set[str]]:
-    """Sub-attributes to write into a complex value, and those explicitly nulled.
+def _merge(attribute: Attribute, current: Any, value: Any, where: str) -> dict:
+    """Write the sub-attributes ``value`` names over ``current`` (RFC 7644 §3.5.2.3).
 
-    A null (or "") sub-attribute in a merge clears it, as null clears an attribute.
+    Sub-attributes it does not name are kept; a null or "" one is cleared, as
+    null clears an attribute.
     """
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]  # Entra's manager, and some filtered values, come wrapped in an array
+    cleared = set()
+    if isinstance(value, dict):
+        subs = (attribute.sub(key) for key, item in value.items() if _is_empty(item))
+        cleared = {sub.name for sub in subs if sub and sub.mutability != "readOnly"}
     if attribute.name == "manager":
         value = normalise_manager(value)
-    if isinstance(value, dict):
-        nulled = {
-            sub.name
-            for key, item in value.items()
-            if _is_empty(item) and (sub := attribute.sub(key)) and sub.mutability != "readOnly"
-        }
-    else:
-        nulled = set()
-    return clean_single(attribute, value, where) or {}, nulled
+    patch = clean_single(attribute, value, where) or {}
+    current = current if isinstance(current, dict) else {}
+    previous = current.get("value")
+    if not attribute.multi_valued and patch.get("value", previous) != previous:
+        current = {}  # a new manager: the $ref kept would still point at the old one
+    for name in cleared & current.keys():
+        _ensure_optional(attribute.sub(name))
+    return {key: item for key, item in current.items() if key not in cleared} | patch
+
+
+def _sub_patch(op: OpKind, path: PatchPath, value: Any) -> dict:
+    """``attr.sub`` as the object merged into ``attr``: ``{"sub": value}`` (None removes)."""
+    return {path.sub_attribute.name: None if op == "remove" else value}
 
 
 def _clean_members(attribute: Attribute, value: Any) -> list[dict]:
@@ -428,12 +416,6 @@ def _clean_members(attribute: Attribute, value: Any) -> list[dict]:
         if not isinstance(member.get("value"), str):
             raise InvalidValue("Each member needs a string 'value'")
     return members
-
-
-def _merge(current: dict, patch: dict, cleared: set[str]) -> dict:
-    merged = {key: item for key, item in current.items() if key not in cleared}
-    merged.update(patch)
-    return merged
 
 
 def _same(attribute: Attribute, a: Any, b: Any) -> bool:

@@ -102,6 +102,16 @@ def test_match_by_user_name_ignores_case(scim, ana, asked):
     assert body["Resources"][0]["userName"] == "ana.silva@contoso.example"
 
 
+def test_match_by_user_name_ignores_case_beyond_ascii(scim):
+    user = scim.create_user("josé.müller@contoso.example")
+
+    body = scim.search("/Users", filter='userName eq "JOSÉ.MÜLLER@CONTOSO.EXAMPLE"')
+
+    # Uniqueness already treats these as equal (a POST is a 409), so matching must too, or
+    # Entra never finds the user and retries the create forever.
+    assert [r["id"] for r in body.get("Resources", [])] == [user["id"]]
+
+
 def test_match_by_external_id_is_case_exact(scim):
     user = scim.ok(scim.post("/Users", entra_user("eve@contoso.example", "AbC-123")), 201)
 
@@ -179,6 +189,29 @@ def test_add_postal_code_of_work_address(scim, ana):
     ]
 
 
+def test_remove_home_email_by_value_filter(scim, ana):
+    stored = patch_user(scim, ana, {"op": "Remove", "path": 'emails[type eq "home"]'})
+
+    assert [e["type"] for e in stored["emails"]] == ["work"]
+    assert User.objects.get(pk=ana["id"]).primary_email == "ana.silva@contoso.example"
+
+
+def test_adding_a_primary_email_demotes_the_old_primary(scim, ana):
+    stored = patch_user(
+        scim,
+        ana,
+        {
+            "op": "Add",
+            "path": "emails",
+            "value": [{"type": "other", "value": "ana@other.example", "primary": True}],
+        },
+    )
+
+    assert [e["value"] for e in stored["emails"] if e.get("primary")] == ["ana@other.example"]
+    assert len(stored["emails"]) == 3
+    assert User.objects.get(pk=ana["id"]).primary_email == "ana@other.example"
+
+
 def test_replace_enterprise_employee_number(scim, ana):
     stored = patch_user(scim, ana, {"op": "Replace", "path": EMPLOYEE_NUMBER, "value": "E-2002"})
 
@@ -203,6 +236,45 @@ def test_add_manager(scim, ana, as_sent):
     assert User.objects.get(pk=ana["id"]).manager_id == boss["id"]
 
 
+def test_remove_manager(scim, ana):
+    boss = scim.create_user("boss@contoso.example")
+    patch_user(scim, ana, {"op": "Add", "path": MANAGER, "value": boss["id"]})
+
+    stored = patch_user(scim, ana, {"op": "Remove", "path": MANAGER})
+
+    assert not stored.get(ENTERPRISE_SCHEMA, {}).get("manager")
+    assert User.objects.get(pk=ana["id"]).manager_id == ""
+
+
+def test_add_work_email_when_the_user_has_none(scim):
+    """Entra sends Add on the value path even when no email of that type exists yet."""
+    bare = scim.create_user("no.mail@contoso.example")
+
+    stored = patch_user(
+        scim,
+        bare,
+        {"op": "Add", "path": 'emails[type eq "work"].value', "value": "first@contoso.example"},
+    )
+
+    assert [(e["type"], e["value"]) for e in stored["emails"]] == [
+        ("work", "first@contoso.example")
+    ]
+
+
+def test_replace_user_name(scim, ana):
+    stored = patch_user(
+        scim, ana, {"op": "Replace", "path": "userName", "value": "ana.costa@contoso.example"}
+    )
+
+    assert stored["userName"] == "ana.costa@contoso.example"
+    assert (
+        scim.search("/Users", filter='userName eq "ana.silva@contoso.example"')["totalResults"] == 0
+    )
+    assert (
+        scim.search("/Users", filter='userName eq "ANA.COSTA@contoso.example"')["totalResults"] == 1
+    )
+
+
 @pytest.mark.parametrize(
     ("sent", "expected"), [("False", False), ("false", False), ("True", True), ("true", True)]
 )
@@ -221,6 +293,15 @@ def test_deactivate_on_unassignment_keeps_the_user(scim, ana):
     assert stored["active"] is False
     assert stored["userName"] == ana["userName"]
     assert scim.search("/Users", filter=f'userName eq "{ana["userName"]}"')["totalResults"] == 1
+
+
+def test_pathless_replace_with_extension_urn_key_and_string_boolean(scim, ana):
+    stored = patch_user(
+        scim, ana, {"op": "Replace", "value": {EMPLOYEE_NUMBER: "E-3003", "active": "False"}}
+    )
+
+    assert stored[ENTERPRISE_SCHEMA]["employeeNumber"] == "E-3003"
+    assert stored["active"] is False
 
 
 def test_pathless_replace_with_dotted_keys(scim, ana):
@@ -274,6 +355,16 @@ def test_match_group_by_display_name_without_members(scim):
     assert found["id"] == group["id"]
     assert found["displayName"] == "Finance Team"
     assert "members" not in found
+
+
+def test_group_match_by_display_name_ignores_case(scim):
+    group = scim.create_group("Finance Team")
+
+    body = scim.search(
+        "/Groups", filter='displayName eq "FINANCE team"', excludedAttributes="members"
+    )
+
+    assert [g["id"] for g in body["Resources"]] == [group["id"]]
 
 
 def test_group_match_for_unknown_name_is_an_empty_list(scim):
@@ -361,6 +452,15 @@ def test_remove_member(scim, sales, three_users, removal):
     assert User.objects.filter(pk=u2["id"]).exists()  # removing a member never deletes the user
 
 
+def test_removing_a_member_that_is_not_there_succeeds(scim, sales, three_users):
+    u1, u2, _ = three_users
+    patch_group(scim, sales, {"op": "Add", "path": "members", "value": [{"value": u1["id"]}]})
+
+    patch_group(scim, sales, {"op": "Remove", "path": "members", "value": [{"value": u2["id"]}]})
+
+    assert member_ids(sales) == as_uuids(u1)
+
+
 def test_remove_several_members_by_value_list(scim, sales, three_users):
     u1, u2, u3 = three_users
     patch_group(
@@ -415,3 +515,19 @@ def test_deleting_a_member_user_removes_it_from_groups(scim, sales, three_users)
 
     stored = scim.read(f"/Groups/{sales['id']}")
     assert [m["value"] for m in stored["members"]] == [u2["id"]]
+
+
+def test_delete_group_keeps_its_members(scim, sales, three_users):
+    patch_group(
+        scim,
+        sales,
+        {"op": "Add", "path": "members", "value": [{"value": u["id"]} for u in three_users]},
+    )
+
+    resp = scim.delete(f"/Groups/{sales['id']}")
+
+    assert resp.status_code == 204
+    scim.assert_error(scim.get(f"/Groups/{sales['id']}"), 404)
+    assert not Membership.objects.filter(group_id=sales["id"]).exists()
+    assert User.objects.filter(pk__in=[u["id"] for u in three_users]).count() == 3
+    assert "groups" not in scim.read(f"/Users/{three_users[0]['id']}")

@@ -286,6 +286,24 @@ def test_group_patch_is_atomic(scim):
     assert unchanged(scim, group)
 
 
+def test_group_patch_adding_an_unknown_member_is_400_and_atomic(scim):
+    group = scim.create_group("Careful")
+    member = scim.create_user("real@x.com")
+
+    resp = scim.patch_ops(
+        f"/Groups/{group['id']}",
+        {
+            "op": "add",
+            "path": "members",
+            "value": [{"value": member["id"]}, {"value": str(uuid.uuid4())}],
+        },
+    )
+
+    scim.assert_error(resp, 400)
+    assert not Membership.objects.filter(group_id=group["id"]).exists()
+    assert unchanged(scim, group)
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -305,6 +323,19 @@ def test_malformed_patch_request_is_400(scim, alice, body):
 
 def test_duplicate_user_name_in_another_case_is_409(scim, alice):
     resp = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ALICE@X.COM"})
+
+    scim.assert_error(resp, 409, "uniqueness")
+    assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("existing", "duplicate"),
+    [("josé@x.com", "JOSÉ@x.com"), ("JOSÉ@x.com", "josé@x.com"), ("ÅSA@x.com", "åsa@X.com")],
+)
+def test_duplicate_non_ascii_user_name_in_another_case_is_409(scim, existing, duplicate):
+    scim.create_user(existing)
+
+    resp = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": duplicate})
 
     scim.assert_error(resp, 409, "uniqueness")
     assert User.objects.count() == 1

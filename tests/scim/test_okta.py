@@ -297,6 +297,32 @@ def test_full_replace_of_members(scim, group, people):
     assert Membership.objects.filter(group_id=group["id"]).count() == 2
 
 
+def test_put_group_replaces_name_and_members(scim, group, people):
+    a, b, c = people["A"], people["B"], people["C"]
+    patch_group(
+        scim,
+        group,
+        {"op": "add", "path": "members", "value": [{"value": a["id"]}, {"value": b["id"]}]},
+    )
+
+    resp = scim.put(
+        f"/Groups/{group['id']}",
+        {
+            "schemas": [GROUP_SCHEMA],
+            "id": group["id"],
+            "displayName": "Test SCIMv2 (PUT)",
+            "members": [{"value": b["id"], "display": "B"}, {"value": c["id"], "display": "C"}],
+        },
+    )
+
+    body = scim.ok(resp)
+    assert body["displayName"] == "Test SCIMv2 (PUT)"
+    assert {m["value"]: m.get("display") for m in body["members"]} == {b["id"]: "B", c["id"]: "C"}
+    assert body == scim.read(f"/Groups/{group['id']}")
+    rows = Membership.objects.filter(group_id=group["id"])
+    assert {str(r.user_id): r.display for r in rows} == {b["id"]: "B", c["id"]: "C"}
+
+
 def test_replace_members_with_empty_list_empties_the_group(scim, group, people):
     patch_group(
         scim,

@@ -152,6 +152,15 @@ def test_if_match_with_current_version_succeeds(scim, resource, method):
         assert scim.read(path)["displayName"] == "Matched"
 
 
+def test_if_match_star_matches_any_version(scim, resource):
+    collection, created = resource
+    path = f"/{collection}/{created['id']}"
+
+    resp = scim.put(path, replacement(collection, "Starred"), HTTP_IF_MATCH="*")
+
+    assert scim.ok(resp)["displayName"] == "Starred"
+
+
 def test_if_none_match_with_current_version_is_304(scim, resource):
     collection, created = resource
     path = f"/{collection}/{created['id']}"
@@ -254,10 +263,13 @@ def test_excluded_members_does_not_load_members(scim, alice):
     scim.create_group("Big", members=[{"value": alice["id"]}])
     table = Membership._meta.db_table
 
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as with_members:
+        scim.search("/Groups")
+    with CaptureQueriesContext(connection) as without_members:
         scim.search("/Groups", excludedAttributes="members")
 
-    assert not [q["sql"] for q in queries if table in q["sql"]]
+    assert [q["sql"] for q in with_members if table in q["sql"]]  # the control: members are read
+    assert not [q["sql"] for q in without_members if table in q["sql"]]
 
 
 def test_attributes_on_search_request(scim, alice):
@@ -320,6 +332,28 @@ def test_count_zero_returns_only_the_total(scim, trio):
     assert body["itemsPerPage"] == 0
 
 
+def test_member_entries_come_back_as_sent_including_nested_groups(scim, alice):
+    child = scim.create_group("Child")
+
+    group = scim.create_group(
+        "Parent",
+        members=[
+            {"value": alice["id"], "type": "User", "display": "Alice S."},
+            {"value": child["id"], "type": "Group", "display": "Child team"},
+        ],
+    )
+
+    stored = scim.read(f"/Groups/{group['id']}")
+    for body in (group, stored):
+        members = {m["value"]: (m.get("type"), m.get("display")) for m in body["members"]}
+        assert members == {alice["id"]: ("User", "Alice S."), child["id"]: ("Group", "Child team")}
+        refs = {m["value"]: m["$ref"] for m in body["members"]}
+        assert refs[alice["id"]].endswith(f"/Users/{alice['id']}")
+        assert refs[child["id"]].endswith(f"/Groups/{child['id']}")
+    nested = Membership.objects.get(group_id=group["id"], member_group__isnull=False)
+    assert str(nested.member_group_id) == child["id"]
+
+
 # -- filters ---------------------------------------------------------------------------------------
 
 
@@ -364,7 +398,7 @@ def people(scim) -> dict[str, dict]:
         ('userName co "%"', {"carol"}),
         ('userName co "_"', {"carol"}),
         ('userName sw "c_r"', set()),
-        ("title pr", {"alice"}),
+        ("externalId pr", {"alice"}),
         ("active eq true", {"alice", "carol"}),
         ("active eq false", {"bob"}),
         ('externalId eq "ext-A"', {"alice"}),
@@ -385,6 +419,19 @@ def people(scim) -> dict[str, dict]:
         ('meta.created lt "2000-01-01T00:00:00Z"', set()),
         (f'{ENTERPRISE_SCHEMA}:employeeNumber eq "701"', {"alice"}),
         ('id eq "{alice}"', {"alice"}),
+        ('userName eq "carol_100%@example.com"', {"carol"}),
+        ('userName eq "carol_100_@example.com"', set()),
+        ('userName eq "alice@example.com" OR displayName Eq "Carol"', {"alice", "carol"}),
+        # "and" binds tighter than "or": alice, or (bob and active) -- bob is inactive.
+        (
+            'userName eq "alice@example.com" or userName eq "bob@example.org" and active eq true',
+            {"alice"},
+        ),
+        (
+            '(userName eq "alice@example.com" or userName eq "bob@example.org") and active eq true',
+            {"alice"},
+        ),
+        ("emails pr", {"alice", "bob", "carol"}),
     ],
 )
 def test_filter_grammar(scim, people, expression, expected):
@@ -394,6 +441,15 @@ def test_filter_grammar(scim, people, expression, expected):
     found = {r["id"] for r in listed(scim, "/Users", filter=expression)}
 
     assert found == {ids[name] for name in expected}
+
+
+def test_filter_value_with_escaped_quote(scim):
+    user = scim.create_user('quote"d@x.com')
+    scim.create_user("quoted@x.com")
+
+    found = listed(scim, "/Users", filter=r'userName eq "quote\"d@x.com"')
+
+    assert [u["id"] for u in found] == [user["id"]]
 
 
 def test_group_filter_on_members(scim, people):
@@ -694,6 +750,38 @@ def test_bulk_over_max_payload_size_is_413(scim):
     resp = scim.post("/Bulk", {"schemas": [BULK_REQUEST], "Operations": [operation]})
 
     scim.assert_error(resp, 413)
+    assert not User.objects.exists()
+
+
+def test_bulk_with_an_unresolvable_bulk_id_fails_that_operation(scim):
+    body = bulk(
+        scim,
+        {
+            "method": "POST",
+            "path": "/Groups",
+            "bulkId": "g1",
+            "data": group_body("Orphans", members=[{"type": "User", "value": "bulkId:nope"}]),
+        },
+    )
+
+    [result] = body["Operations"]
+    assert result["status"] in ("400", "409")
+    assert result["response"]["schemas"] == [ERROR_SCHEMA]
+    assert result["response"]["status"] == result["status"]
+    assert not Group.objects.exists()
+
+
+def test_bulk_by_read_only_client_changes_nothing(readonly_scim):
+    resp = readonly_scim.post(
+        "/Bulk", {"schemas": [BULK_REQUEST], "Operations": [post_user("ro@x.com", "r1")]}
+    )
+
+    if resp.status_code == 200:
+        [result] = readonly_scim.json(resp)["Operations"]
+        assert result["status"] == "403"
+        assert result["response"]["schemas"] == [ERROR_SCHEMA]
+    else:
+        readonly_scim.assert_error(resp, 403)
     assert not User.objects.exists()
 
 

@@ -1,0 +1,147 @@
+"""Costs that must not grow with the data: query counts, members never loaded, no lost updates."""
+
+import threading
+import uuid
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from provisioning.directory import services
+from provisioning.directory.models import Group, Membership, User
+from provisioning.scim.patch import parse_patch_request
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def make_users(n: int, prefix: str = "u") -> list[User]:
+    now = timezone.now()
+    users = [
+        User(user_name=f"{prefix}{i}-{uuid.uuid4().hex[:6]}@x.test", created=now, last_modified=now)
+        for i in range(n)
+    ]
+    return User.objects.bulk_create(users)
+
+
+def make_group(members: list[User]) -> Group:
+    now = timezone.now()
+    group = Group.objects.create(
+        display_name=f"g-{uuid.uuid4().hex[:8]}", created=now, last_modified=now
+    )
+    Membership.objects.bulk_create(Membership(group=group, user=u) for u in members)
+    return group
+
+
+@pytest.fixture
+def scim(scim):
+    # The first request records the token's last use; measure steady-state requests.
+    scim.get("/ServiceProviderConfig")
+    scim.get("/Users", params={"count": 0})
+    return scim
+
+
+def queries_for(scim, method, path, body=None, **kw):
+    with CaptureQueriesContext(connection) as ctx:
+        response = scim.request(method, path, body, **kw)
+    assert response.status_code < 300, response.content[:500]
+    return ctx.captured_queries
+
+
+@pytest.mark.django_db
+def test_membership_patch_costs_the_same_for_10_and_1000_members(scim):
+    small, large = make_group(make_users(10, "s")), make_group(make_users(1000, "l"))
+    newcomers = make_users(2, "n")
+
+    def add_and_remove(group, user):
+        body = {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "Add", "path": "members", "value": [{"value": str(user.pk)}]},
+                {"op": "remove", "path": f'members[value eq "{user.pk}"]'},
+                {"op": "Add", "path": "members", "value": [{"value": str(user.pk)}]},
+            ],
+        }
+        return queries_for(scim, "PATCH", f"/Groups/{group.pk}", body)
+
+    small_queries = add_and_remove(small, newcomers[0])
+    large_queries = add_and_remove(large, newcomers[1])
+
+    assert len(small_queries) == len(large_queries)
+    assert Membership.objects.filter(group=large).count() == 1001
+    # No query reads the member list: every membership query is keyed by the changed member.
+    for query in large_queries:
+        sql = query["sql"].lower()
+        if "directory_membership" in sql and sql.startswith("select"):
+            assert str(newcomers[1].pk).replace("-", "") in sql.replace("-", ""), sql
+
+
+@pytest.mark.django_db
+def test_excluded_members_does_not_query_memberships(scim):
+    group = make_group(make_users(5))
+    queries = queries_for(
+        scim, "GET", f"/Groups/{group.pk}", params={"excludedAttributes": "members"}
+    )
+    assert not [q for q in queries if "directory_membership" in q["sql"]]
+    listing = queries_for(
+        scim,
+        "GET",
+        "/Groups",
+        params={
+            "filter": f'displayName eq "{group.display_name}"',
+            "excludedAttributes": "members",
+        },
+    )
+    assert not [q for q in listing if "directory_membership" in q["sql"]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("resource", ["Users", "Groups"])
+def test_list_pages_cost_a_constant_number_of_queries(scim, resource):
+    users = make_users(60)
+    for i in range(0, 60, 6):
+        make_group(users[i : i + 6])
+
+    small = queries_for(scim, "GET", f"/{resource}", params={"count": 2})
+    large = queries_for(scim, "GET", f"/{resource}", params={"count": 50})
+    assert len(small) == len(large)
+    assert any("count(" in q["sql"].lower() for q in large)
+    assert any("limit" in q["sql"].lower() for q in large)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_member_patches_lose_nothing_on_postgres(on_postgres):
+    group = make_group([])
+    per_thread = 15
+    batches = [make_users(per_thread, "a"), make_users(per_thread, "b")]
+    failures = []
+    start = threading.Barrier(2)
+
+    def worker(users):
+        try:
+            start.wait()
+            for user in users:
+                operations = parse_patch_request(
+                    {
+                        "schemas": [PATCH],
+                        "Operations": [
+                            {"op": "add", "path": "members", "value": [{"value": str(user.pk)}]}
+                        ],
+                    }
+                )
+                services.group_patch(group_id=group.pk, operations=operations, client=None)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not failures
+    assert Membership.objects.filter(group=group).count() == 2 * per_thread
+    group.refresh_from_db()
+    assert group.version == 1 + 2 * per_thread
