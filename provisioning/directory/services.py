@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -57,14 +58,19 @@ def _lock(model, resource_id) -> User | Group:
     return resource
 
 
-def _save(resource, *, creating: bool) -> None:
-    """Save, turning a uniqueness race into a 409 without exposing database text."""
+@contextmanager
+def _uniqueness_as_409(field: str):
+    """A uniqueness race lost at the database becomes a 409 without database text."""
     try:
         with transaction.atomic():
-            resource.save(force_insert=creating)
+            yield
     except IntegrityError:
-        field = "userName" if isinstance(resource, User) else "displayName"
         raise Uniqueness(f"A resource with this {field} already exists") from None
+
+
+def _save(resource, *, creating: bool) -> None:
+    with _uniqueness_as_409("userName" if isinstance(resource, User) else "displayName"):
+        resource.save(force_insert=creating)
 
 
 # --- Users --------------------------------------------------------------------
@@ -320,11 +326,8 @@ def group_replace(
 
 
 def _save_group(group: Group) -> None:
-    try:
-        with transaction.atomic():
-            _touch(group)
-    except IntegrityError:
-        raise Uniqueness("A group with this displayName already exists") from None
+    with _uniqueness_as_409("displayName"):
+        _touch(group)
 
 
 @transaction.atomic

@@ -147,6 +147,14 @@ def list_query(params) -> ListQuery:
     )
 
 
+def search_query(body: dict) -> ListQuery:
+    """A SearchRequest body (RFC 7644 §3.4.3) read like list query parameters."""
+    schemas = body.get("schemas")
+    if schemas is not None and SEARCH_REQUEST not in schemas:
+        raise errors.InvalidValue(f"A search request must use the schema {SEARCH_REQUEST}")
+    return list_query(body)
+
+
 def _projection(
     schema: ResourceSchema, query: ListQuery, *, ignore_unknown: bool = False
 ) -> tuple[list, list]:
@@ -281,11 +289,7 @@ class SearchView(ResourceView):
         return False
 
     def post(self, request):
-        body = self.body(request)
-        schemas = body.get("schemas")
-        if schemas is not None and SEARCH_REQUEST not in schemas:
-            raise errors.InvalidValue(f"A search request must use the schema {SEARCH_REQUEST}")
-        return self.search(request, list_query(body))
+        return self.search(request, search_query(self.body(request)))
 
 
 class UserCollection(CollectionView):
@@ -319,11 +323,7 @@ class RootSearch(ScimView):
         return False
 
     def post(self, request):
-        body = self.body(request)
-        schemas = body.get("schemas")
-        if schemas is not None and SEARCH_REQUEST not in schemas:
-            raise errors.InvalidValue(f"A search request must use the schema {SEARCH_REQUEST}")
-        query = list_query(body)
+        query = search_query(self.body(request))
         if query.sort_by:
             raise errors.InvalidValue("sortBy is not supported across resource types")
         plans, failures = [], []
