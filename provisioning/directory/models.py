@@ -118,7 +118,9 @@ class Membership(models.Model):
                 name="membership_exactly_one_member",
             ),
             models.UniqueConstraint(
-                fields=["group", "user"], condition=Q(user__isnull=False), name="membership_user_unique"
+                fields=["group", "user"],
+                condition=Q(user__isnull=False),
+                name="membership_user_unique",
             ),
             models.UniqueConstraint(
                 fields=["group", "member_group"],

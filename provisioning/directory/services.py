@@ -1,16 +1,17 @@
 """Functions that change the directory. Every write runs in one transaction.
 
 The SCIM layer and the console both call these, so every path that changes a
-user or group is validated, versioned and (later) audited and policed the same
-way. Documents are SCIM-shaped: the directory is a SCIM directory.
+user or group is validated, versioned, authorized, policed and audited the
+same way. Each service plans a ``Change`` (documents before and after, exact
+membership delta) and hands it to ``_commit``, the one place where a planned
+change is checked and applied. Documents are SCIM-shaped: the directory is a
+SCIM directory.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
@@ -19,23 +20,15 @@ from django.utils import timezone
 
 from provisioning.access.models import ScimClient
 from provisioning.scim import resources
-from provisioning.scim.errors import (
-    InvalidValue,
-    NotFound,
-    PreconditionFailed,
-    Uniqueness,
-)
-from provisioning.scim.patch import MemberOp, PatchOperation, apply_patch
+from provisioning.scim.errors import NotFound, PreconditionFailed, Uniqueness
+from provisioning.scim.filters import matches, membership_q
+from provisioning.scim.patch import PatchOperation, apply_patch
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
+from .changes import Change, MemberPlan, MemberRef, member_q, parse_id, resolve_members
 from .models import Group, Membership, User, UserEmail
 
-
-def _parse_id(value) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        return None
+_MEMBERS = GROUP_SCHEMA.core_attribute("members")
 
 
 def _check_version(resource, if_match: str | None) -> None:
@@ -51,7 +44,7 @@ def _check_version(resource, if_match: str | None) -> None:
 
 
 def _lock(model, resource_id) -> User | Group:
-    pk = _parse_id(resource_id)
+    pk = parse_id(resource_id)
     resource = model.objects.select_for_update().filter(pk=pk).first() if pk else None
     if resource is None:
         raise NotFound(f"{model.__name__} {resource_id} not found")
@@ -68,25 +61,35 @@ def _uniqueness_as_409(field: str):
         raise Uniqueness(f"A resource with this {field} already exists") from None
 
 
-def _save(resource, *, creating: bool) -> None:
-    with _uniqueness_as_409("userName" if isinstance(resource, User) else "displayName"):
-        resource.save(force_insert=creating)
+def _commit(change: Change) -> None:
+    """Apply one planned change. Nothing is written before the change is fully planned."""
+    if change.is_noop:
+        return
+    if change.action == "delete":
+        change.resource.delete()
+    elif change.resource_type == "User":
+        _apply_user(change)
+    else:
+        _apply_group(change)
 
 
 # --- Users --------------------------------------------------------------------
 
 
-def _ensure_user_name_free(user_name: str, exclude: uuid.UUID | None = None) -> None:
+def _normalised_user(document: dict) -> dict:
+    """A cleaned document as it will be stored, so before/after compare like with like."""
+    return resources.user_editable_document(User(**resources.user_fields(document)))
+
+
+def _ensure_user_name_free(user_name: str, exclude: uuid.UUID) -> None:
     taken = User.objects.annotate(l=Lower("user_name")).filter(l=user_name.lower())
-    if exclude:
-        taken = taken.exclude(pk=exclude)
-    if taken.exists():
+    if taken.exclude(pk=exclude).exists():
         raise Uniqueness(f"userName '{user_name}' is already taken")
 
 
 def _sync_emails(user: User) -> None:
     UserEmail.objects.filter(user=user).delete()
-    rows = [
+    UserEmail.objects.bulk_create(
         UserEmail(
             user=user,
             value=email["value"][:320],
@@ -95,39 +98,36 @@ def _sync_emails(user: User) -> None:
         )
         for email in user.attributes.get("emails", [])
         if isinstance(email.get("value"), str)
-    ]
-    UserEmail.objects.bulk_create(rows)
+    )
 
 
-def _apply_user_document(user: User, document: dict) -> bool:
-    """Write a cleaned document into ``user``; True if anything changed."""
-    fields = resources.user_fields(document)
-    changed = any(getattr(user, name) != value for name, value in fields.items())
-    if not changed:
-        return False
-    if fields["user_name"].lower() != (user.user_name or "").lower():
+def _apply_user(change: Change) -> None:
+    user: User = change.resource
+    fields = resources.user_fields(change.after)
+    if change.before is None or fields["user_name"].lower() != user.user_name.lower():
         _ensure_user_name_free(fields["user_name"], exclude=user.pk)
-    emails_changed = user.attributes.get("emails") != fields["attributes"].get("emails")
+    emails_changed = change.before is None or (
+        change.before.get("emails") != change.after.get("emails")
+    )
     for name, value in fields.items():
         setattr(user, name, value)
-    user.last_modified = timezone.now()
-    if user.version and not user._state.adding:
+    creating = change.action == "create"
+    if not creating:
         user.version += 1
-    _save(user, creating=user._state.adding)
+        user.last_modified = timezone.now()
+    with _uniqueness_as_409("userName"):
+        user.save(force_insert=creating)
     if emails_changed:
         _sync_emails(user)
-    return True
 
 
 @transaction.atomic
 def user_create(*, document: dict, client: ScimClient | None) -> User:
     """Create a user from a SCIM document (``userName`` unique case-insensitively)."""
-    cleaned = resources.clean_document(USER_SCHEMA, document)
-    fields = resources.user_fields(cleaned)
-    _ensure_user_name_free(fields["user_name"])
+    after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     now = timezone.now()
     user = User(created=now, last_modified=now, source=client)
-    _apply_user_document(user, cleaned)
+    _commit(Change("create", user, client, after=after))
     return user
 
 
@@ -138,7 +138,8 @@ def user_replace(
     """PUT: replace every writable attribute with the document's values."""
     user = _lock(User, user_id)
     _check_version(user, if_match)
-    _apply_user_document(user, resources.clean_document(USER_SCHEMA, document))
+    after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
+    _commit(Change("replace", user, client, resources.user_editable_document(user), after))
     return user
 
 
@@ -150,13 +151,13 @@ def user_patch(
     client: ScimClient | None,
     if_match: str | None = None,
 ) -> User:
-    """PATCH: apply all operations or none (the engine works on a copy)."""
+    """PATCH: all operations or none (the engine works on a copy of the document)."""
     user = _lock(User, user_id)
     _check_version(user, if_match)
-    outcome = apply_patch(resources.user_editable_document(user), operations, USER_SCHEMA)
-    if outcome.changed:
-        cleaned = resources.clean_document(USER_SCHEMA, outcome.document)
-        _apply_user_document(user, cleaned)
+    before = resources.user_editable_document(user)
+    outcome = apply_patch(before, operations, USER_SCHEMA)
+    after = _normalised_user(resources.clean_document(USER_SCHEMA, outcome.document))
+    _commit(Change("patch", user, client, before, after))
     return user
 
 
@@ -164,76 +165,52 @@ def user_patch(
 def user_delete(*, user_id, client: ScimClient | None, if_match: str | None = None) -> None:
     user = _lock(User, user_id)
     _check_version(user, if_match)
-    user.delete()
+    _commit(Change("delete", user, client, before=resources.user_editable_document(user)))
 
 
 # --- Groups -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MemberRef:
-    id: uuid.UUID
-    is_group: bool
-    display: str | None
+def _normalised_group(document: dict) -> dict:
+    return resources.group_editable_document(Group(**resources.group_fields(document)))
 
 
-def _ensure_display_name_free(display_name: str, exclude: uuid.UUID | None = None) -> None:
+def _ensure_display_name_free(display_name: str, exclude: uuid.UUID) -> None:
     taken = Group.objects.annotate(l=Lower("display_name")).filter(l=display_name.lower())
-    if exclude:
-        taken = taken.exclude(pk=exclude)
-    if taken.exists():
+    if taken.exclude(pk=exclude).exists():
         raise Uniqueness(f"A group named '{display_name}' already exists")
 
 
-def _resolve_members(group: Group, members: Iterable[dict]) -> list[MemberRef]:
-    """Turn member entries into references, checking every id exists (two queries)."""
-    wanted: dict[uuid.UUID, dict] = {}
-    for entry in members:
-        if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
-            raise InvalidValue("Each member needs a string 'value'")
-        member_id = _parse_id(entry["value"])
-        if member_id is None:
-            raise InvalidValue(f"Member '{entry['value']}' does not exist")
-        if member_id == group.pk:
-            raise InvalidValue("A group cannot be a member of itself")
-        wanted[member_id] = entry
-    if not wanted:
-        return []
-    user_ids = set(User.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-    group_ids = set(
-        Group.objects.filter(pk__in=set(wanted) - user_ids).values_list("pk", flat=True)
-    )
-    missing = set(wanted) - user_ids - group_ids
-    if missing:
-        listed = ", ".join(sorted(str(m) for m in missing)[:5])
-        raise InvalidValue(f"Members do not exist: {listed}")
-    return [
-        MemberRef(member_id, member_id in group_ids, _display(entry))
-        for member_id, entry in wanted.items()
-    ]
-
-
-def _display(entry: dict) -> str | None:
-    display = entry.get("display")
-    return display[:255] if isinstance(display, str) and display else None
-
-
-def _add_members(group: Group, refs: list[MemberRef]) -> None:
-    rows = [
+def _apply_group(change: Change) -> None:
+    group: Group = change.resource
+    fields = resources.group_fields(change.after)
+    if change.before is None or fields["display_name"].lower() != group.display_name.lower():
+        _ensure_display_name_free(fields["display_name"], exclude=group.pk)
+    for name, value in fields.items():
+        setattr(group, name, value)
+    creating = change.action == "create"
+    if not creating:
+        group.version += 1
+        group.last_modified = timezone.now()
+    with _uniqueness_as_409("displayName"):
+        group.save(force_insert=creating)
+    if change.members_removed:
+        Membership.objects.filter(group=group).filter(
+            member_q(ref.id for ref in change.members_removed)
+        ).delete()
+    Membership.objects.bulk_create(
         Membership(
             group=group,
             user_id=None if ref.is_group else ref.id,
             member_group_id=ref.id if ref.is_group else None,
             display=ref.display,
         )
-        for ref in refs
-    ]
-    # Adding an existing member is not an error; only the display it was sent with changes.
-    Membership.objects.bulk_create(rows, ignore_conflicts=True)
-    _refresh_display(group, [ref for ref in refs if ref.display is not None])
+        for ref in change.members_added
+    )
+    _redisplay(group, change.members_redisplayed)
 
 
-def _refresh_display(group: Group, refs: list[MemberRef], chunk: int = 500) -> None:
+def _redisplay(group: Group, refs: list[MemberRef], chunk: int = 500) -> None:
     """Store the ``display`` last sent for existing members: one UPDATE per 500 members."""
     for start in range(0, len(refs), chunk):
         part = refs[start : start + chunk]
@@ -244,71 +221,39 @@ def _refresh_display(group: Group, refs: list[MemberRef], chunk: int = 500) -> N
             )
             for ref in part
         ]
-        Membership.objects.filter(group=group).filter(_members_q(part)).update(
+        Membership.objects.filter(group=group).filter(member_q(r.id for r in part)).update(
             display=Case(*whens, default=F("display"))
         )
 
 
-def _members_q(refs: Iterable[MemberRef]) -> Q:
-    ids = [ref.id for ref in refs]
-    return Q(user_id__in=ids) | Q(member_group_id__in=ids)
+def _member_entry(ref: MemberRef) -> dict:
+    entry = {"value": str(ref.id), "type": "Group" if ref.is_group else "User"}
+    if ref.display:
+        entry["display"] = ref.display
+    return entry
 
 
-def _apply_member_op(group: Group, op: MemberOp) -> None:
-    memberships = Membership.objects.filter(group=group)
-    if op.kind == "add":
-        _add_members(group, _resolve_members(group, op.members))
-    elif op.kind == "remove":
-        if op.filter is not None:
-            from provisioning.scim.filters import membership_q
-
-            memberships.filter(membership_q(op.filter)).delete()
-        else:
-            ids = [_parse_id(m.get("value")) for m in op.members if isinstance(m, dict)]
-            ids = [i for i in ids if i]
-            memberships.filter(Q(user_id__in=ids) | Q(member_group_id__in=ids)).delete()
-    elif op.kind == "replace":
-        refs = _resolve_members(group, op.members)
-        memberships.exclude(_members_q(refs)).delete()
-        _add_members(group, refs)
-    else:  # pragma: no cover - the engine only produces the three kinds
-        raise ValueError(op.kind)
-
-
-def _apply_group_document(group: Group, document: dict) -> bool:
-    fields = resources.group_fields(document)
-    changed = any(getattr(group, name) != value for name, value in fields.items())
-    if not changed:
-        return False
-    if fields["display_name"].lower() != (group.display_name or "").lower():
-        _ensure_display_name_free(fields["display_name"], exclude=group.pk)
-    for name, value in fields.items():
-        setattr(group, name, value)
-    return True
-
-
-def _touch(group: Group) -> None:
-    """Bump version and lastModified with one UPDATE (members changed or attributes did)."""
-    group.last_modified = timezone.now()
-    Group.objects.filter(pk=group.pk).update(
-        version=F("version") + 1,
-        last_modified=group.last_modified,
-        display_name=group.display_name,
-        external_id=group.external_id,
-        attributes=group.attributes,
+def _group_change(action, group, client, before, after, plan: MemberPlan) -> Change:
+    return Change(
+        action,
+        group,
+        client,
+        before,
+        after,
+        members_added=list(plan.added.values()),
+        members_removed=list(plan.removed.values()),
+        members_redisplayed=list(plan.redisplayed.values()),
     )
-    group.version += 1
 
 
 @transaction.atomic
 def group_create(*, document: dict, client: ScimClient | None) -> Group:
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
-    fields = resources.group_fields(cleaned)
-    _ensure_display_name_free(fields["display_name"])
     now = timezone.now()
-    group = Group(created=now, last_modified=now, source=client, **fields)
-    _save(group, creating=True)
-    _add_members(group, _resolve_members(group, cleaned.get("members", [])))
+    group = Group(created=now, last_modified=now, source=client)
+    plan = MemberPlan(group)
+    plan.add(resolve_members(group, cleaned.get("members", [])))
+    _commit(_group_change("create", group, client, None, _normalised_group(cleaned), plan))
     return group
 
 
@@ -316,18 +261,15 @@ def group_create(*, document: dict, client: ScimClient | None) -> Group:
 def group_replace(
     *, group_id, document: dict, client: ScimClient | None, if_match: str | None = None
 ) -> Group:
+    """PUT: the document's attributes and exactly its members (reads every member id)."""
     group = _lock(Group, group_id)
     _check_version(group, if_match)
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
-    _apply_group_document(group, cleaned)
-    _apply_member_op(group, MemberOp(kind="replace", members=cleaned.get("members", [])))
-    _save_group(group)
+    plan = MemberPlan(group)
+    plan.replace(resolve_members(group, cleaned.get("members", [])))
+    before = resources.group_editable_document(group)
+    _commit(_group_change("replace", group, client, before, _normalised_group(cleaned), plan))
     return group
-
-
-def _save_group(group: Group) -> None:
-    with _uniqueness_as_409("displayName"):
-        _touch(group)
 
 
 @transaction.atomic
@@ -338,16 +280,27 @@ def group_patch(
     client: ScimClient | None,
     if_match: str | None = None,
 ) -> Group:
-    """PATCH a group. Member operations become set-based SQL; members are never loaded."""
+    """PATCH a group. Member operations read only the members they name; never the rest."""
     group = _lock(Group, group_id)
     _check_version(group, if_match)
-    outcome = apply_patch(resources.group_editable_document(group), operations, GROUP_SCHEMA)
-    if not outcome.changed:
-        return group
-    _apply_group_document(group, resources.clean_document(GROUP_SCHEMA, outcome.document))
+    before = resources.group_editable_document(group)
+    outcome = apply_patch(before, operations, GROUP_SCHEMA)
+    plan = MemberPlan(group)
     for op in outcome.member_ops:
-        _apply_member_op(group, op)
-    _save_group(group)
+        if op.kind == "add":
+            plan.add(resolve_members(group, op.members))
+        elif op.kind == "replace":
+            plan.replace(resolve_members(group, op.members))
+        elif op.filter is not None:
+            node = op.filter
+            plan.remove_matching(
+                membership_q(node),
+                lambda ref, node=node: matches(node, _member_entry(ref), _MEMBERS),
+            )
+        else:
+            plan.remove(parse_id(m.get("value")) for m in op.members)
+    after = _normalised_group(resources.clean_document(GROUP_SCHEMA, outcome.document))
+    _commit(_group_change("patch", group, client, before, after, plan))
     return group
 
 
@@ -355,4 +308,4 @@ def group_patch(
 def group_delete(*, group_id, client: ScimClient | None, if_match: str | None = None) -> None:
     group = _lock(Group, group_id)
     _check_version(group, if_match)
-    group.delete()
+    _commit(Change("delete", group, client, before=resources.group_editable_document(group)))

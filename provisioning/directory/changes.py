@@ -1,0 +1,197 @@
+"""A write planned before it is applied.
+
+Every service that changes a user or group first builds a ``Change``: the
+resource's document before and after, and for groups the exact members added
+and removed. Authorization, policy and audit all read the same ``Change``, so
+what is checked is exactly what is applied and what is recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.db.models import Q
+
+from provisioning.access.models import ScimClient
+from provisioning.scim.errors import InvalidValue
+
+from .models import Group, Membership, User
+
+Action = Literal["create", "replace", "patch", "delete"]
+
+
+@dataclass(frozen=True)
+class MemberRef:
+    id: uuid.UUID
+    is_group: bool
+    display: str | None = None
+
+
+@dataclass
+class Change:
+    action: Action
+    resource: User | Group
+    client: ScimClient | None
+    before: dict | None = None  # writable document before; None for a create
+    after: dict | None = None  # writable document after; None for a delete
+    members_added: list[MemberRef] = field(default_factory=list)
+    members_removed: list[MemberRef] = field(default_factory=list)
+    # Members sent again with a new ``display``: not a membership change.
+    members_redisplayed: list[MemberRef] = field(default_factory=list)
+
+    @property
+    def resource_type(self) -> str:
+        return "User" if isinstance(self.resource, User) else "Group"
+
+    @property
+    def changed_attributes(self) -> set[str]:
+        """Top-level attribute names whose value differs (extension attributes as ``urn:attr``)."""
+        before, after = self.before or {}, self.after or {}
+        names = set()
+        for key in before.keys() | after.keys():
+            if key.startswith("urn:") and isinstance(before.get(key) or after.get(key), dict):
+                inner_before, inner_after = before.get(key) or {}, after.get(key) or {}
+                names |= {
+                    f"{key}:{name}"
+                    for name in inner_before.keys() | inner_after.keys()
+                    if inner_before.get(name) != inner_after.get(name)
+                }
+            elif before.get(key) != after.get(key):
+                names.add(key)
+        if self.members_added or self.members_removed:
+            names.add("members")
+        return names
+
+    @property
+    def is_noop(self) -> bool:
+        return (
+            self.action in ("replace", "patch")
+            and self.before == self.after
+            and not self.members_added
+            and not self.members_removed
+            and not self.members_redisplayed
+        )
+
+
+def parse_id(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def member_q(ids) -> Q:
+    ids = list(ids)
+    return Q(user_id__in=ids) | Q(member_group_id__in=ids)
+
+
+class MemberPlan:
+    """The net membership delta of a sequence of member operations on one group.
+
+    Reads only the memberships the operations name (or match, for a filter), so
+    changing one member of a 100,000-member group reads one row; ``replace``
+    necessarily reads every member id.
+    """
+
+    def __init__(self, group: Group):
+        self.group = group
+        self.added: dict[uuid.UUID, MemberRef] = {}
+        self.removed: dict[uuid.UUID, MemberRef] = {}
+        self.redisplayed: dict[uuid.UUID, MemberRef] = {}
+        self._stored: dict[uuid.UUID, MemberRef | None] = {}  # None: not a member in the DB
+
+    def _load(self, ids) -> None:
+        missing = [i for i in ids if i not in self._stored]
+        if not missing or self.group._state.adding:
+            self._stored.update(dict.fromkeys(missing))
+            return
+        self._stored.update(dict.fromkeys(missing))
+        rows = Membership.objects.filter(group=self.group).filter(member_q(missing))
+        for user_id, member_group_id, display in rows.values_list(
+            "user_id", "member_group_id", "display"
+        ):
+            member_id = user_id or member_group_id
+            self._stored[member_id] = MemberRef(member_id, member_group_id is not None, display)
+
+    def add(self, refs: list[MemberRef]) -> None:
+        self._load([ref.id for ref in refs])
+        for ref in refs:
+            stored = self._stored[ref.id]
+            if stored is None:  # not a member in the database: (re)added by this request
+                self.added[ref.id] = ref
+                continue
+            self.removed.pop(ref.id, None)  # a stored member removed earlier and added back
+            if ref.display is not None and ref.display != stored.display:
+                self.redisplayed[ref.id] = ref
+
+    def remove(self, ids) -> None:
+        ids = [i for i in ids if i is not None]
+        self._load(ids)
+        for member_id in ids:
+            if member_id in self.added:
+                del self.added[member_id]
+            elif self._stored[member_id] is not None:
+                self.removed[member_id] = self._stored[member_id]
+                self.redisplayed.pop(member_id, None)
+
+    def remove_matching(self, condition: Q, pending_match) -> None:
+        """Remove stored members matching ``condition`` and pending ones matching ``pending_match``."""
+        ids = [ref.id for ref in self.added.values() if pending_match(ref)]
+        if not self.group._state.adding:
+            rows = Membership.objects.filter(group=self.group).filter(condition)
+            for user_id, member_group_id, display in rows.values_list(
+                "user_id", "member_group_id", "display"
+            ).iterator(chunk_size=5000):
+                member_id = user_id or member_group_id
+                self._stored[member_id] = MemberRef(member_id, member_group_id is not None, display)
+                ids.append(member_id)
+        self.remove(ids)
+
+    def replace(self, refs: list[MemberRef]) -> None:
+        current = [ref.id for ref in self.added.values()]
+        if not self.group._state.adding:
+            current += [
+                u or g
+                for u, g in Membership.objects.filter(group=self.group)
+                .exclude(member_q(self.removed))
+                .values_list("user_id", "member_group_id")
+                .iterator(chunk_size=5000)
+            ]
+        wanted = {ref.id for ref in refs}
+        self.remove([i for i in current if i not in wanted])
+        self.add(refs)
+
+
+def resolve_members(group: Group, members) -> list[MemberRef]:
+    """Member entries as references; every id must name an existing user or group (two queries)."""
+    wanted: dict[uuid.UUID, dict] = {}
+    for entry in members:
+        if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
+            raise InvalidValue("Each member needs a string 'value'")
+        member_id = parse_id(entry["value"])
+        if member_id is None:
+            raise InvalidValue(f"Member '{entry['value']}' does not exist")
+        if member_id == group.pk:
+            raise InvalidValue("A group cannot be a member of itself")
+        wanted[member_id] = entry
+    if not wanted:
+        return []
+    user_ids = set(User.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    group_ids = set(
+        Group.objects.filter(pk__in=set(wanted) - user_ids).values_list("pk", flat=True)
+    )
+    missing = set(wanted) - user_ids - group_ids
+    if missing:
+        listed = ", ".join(sorted(str(m) for m in missing)[:5])
+        raise InvalidValue(f"Members do not exist: {listed}")
+    return [
+        MemberRef(member_id, member_id in group_ids, _display(entry))
+        for member_id, entry in wanted.items()
+    ]
+
+
+def _display(entry: dict) -> str | None:
+    display = entry.get("display")
+    return display[:255] if isinstance(display, str) and display else None
