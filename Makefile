@@ -1,6 +1,8 @@
 # scimgate developer tasks. GNU make.
 #   make run    install, migrate, load the demo directory, serve on http://127.0.0.1:8000 (RUN_ADDR=...)
-#   make test   run the test suite (PYTEST_ARGS="-k token -x" to pass options)
+#   make test   run the test suite (PYTEST_ARGS="-k token -x" to pass options); the browser
+#               tests (tests/browser, Playwright) run when /usr/bin/chromium exists, else skip
+#   make test-browser  only the browser tests; screenshots land in tests/screenshots/
 #   make lint   ruff
 #   make clean  remove the virtualenv, caches and build output (keeps var/, the database)
 
@@ -12,7 +14,7 @@ RUN_ADDR ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-browser lint clean
 
 install: $(STAMP)
 
@@ -33,6 +35,9 @@ run: $(STAMP) | var
 
 test: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-browser: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -m browser tests/browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

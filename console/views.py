@@ -1,10 +1,271 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Console pages. Views parse the request, call a directory selector or service and render.
+
+Every view is decorated with ``require_role``; listings answer htmx requests
+with their results fragment alone (``template#results``) and full pages
+otherwise, so every page reads the same without JavaScript.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from provisioning.access.models import ScimClient
+from provisioning.directory import selectors, services
+from provisioning.scim import resources
+from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
+from provisioning.scim.patch import PATCH_OP, parse_patch_request
+
+from . import charts, listing
+from .attributes import user_sections
+from .filters import GroupFilter, UserFilter
+from .permissions import require_role
+
+ACTIVITY_DAYS = 14
+
+USER_COLUMNS = [
+    listing.Column("userName", sort="userName"),
+    listing.Column("Display name", sort="displayName"),
+    listing.Column("Email", sort="email"),
+    listing.Column("Status"),
+    listing.Column("Source"),
+    listing.Column("Last modified", sort="lastModified"),
+]
+GROUP_COLUMNS = [
+    listing.Column("Display name", sort="displayName"),
+    listing.Column("externalId"),
+    listing.Column("Users", numeric=True),
+    listing.Column("Nested groups", numeric=True),
+    listing.Column("Source"),
+    listing.Column("Last modified", sort="lastModified"),
+]
+
+
+def _scim_base(request: HttpRequest) -> str:
+    return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
+
+
+def _listing_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    name = f"{template}#results" if listing.wants_partial(request) else template
+    response = render(request, name, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_GET
+@require_role("viewer")
 def home(request: HttpRequest) -> HttpResponse:
-    """Landing page: what this server is and where its SCIM base URL lives."""
-    scim_base = request.build_absolute_uri("/scim/v2/")
-    return render(request, "console/home.html", {"scim_base": scim_base})
+    """Dashboard: directory totals, SCIM clients and provisioning activity."""
+    activity = selectors.user_activity(days=ACTIVITY_DAYS)
+    rows = [
+        {
+            "label": day["day"].strftime("%d %b"),
+            "created": day["created"],
+            "modified": day["modified"],
+        }
+        for day in activity
+    ]
+    per_source = selectors.users_per_source()
+    clients = [
+        {"client": client, "users": per_source.get(client.pk, 0)}
+        for client in ScimClient.objects.select_related("role").order_by("name")
+    ]
+    context = {
+        "totals": selectors.directory_totals(),
+        "clients": clients,
+        "unsourced_users": per_source.get(None, 0),
+        "activity": activity,
+        "activity_days": ACTIVITY_DAYS,
+        "activity_totals": {
+            "created": sum(day["created"] for day in activity),
+            "modified": sum(day["modified"] for day in activity),
+        },
+        "chart": charts.grouped_bars(rows, ["created", "modified"]),
+        "scim_base": _scim_base(request) + "/",
+    }
+    return render(request, "console/home.html", context)
+
+
+# --- Users --------------------------------------------------------------------
+
+
+@require_GET
+@require_role("viewer")
+def user_list(request: HttpRequest) -> HttpResponse:
+    filterset = UserFilter(request.GET)
+    sort = listing.resolve_sort(request.GET.get("sort"), selectors.USER_SORT_KEYS, "userName")
+    users = filterset.qs
+    page = selectors.keyset_page(
+        users,
+        key=selectors.USER_SORT_KEYS[sort.key].expression,
+        descending=sort.descending,
+        after=listing.cursor(request, "after"),
+        before=listing.cursor(request, "before"),
+        size=listing.PAGE_SIZE,
+    )
+    count, capped = listing.total(users, page)
+    context = {
+        "filter": filterset,
+        "sort": sort,
+        "headers": listing.headers(USER_COLUMNS, sort),
+        "page": page,
+        "count": count,
+        "capped": capped,
+    }
+    return _listing_response(request, "console/users/list.html", context)
+
+
+def _user_or_404(user_id: uuid.UUID):
+    user = selectors.user_get(user_id)
+    if user is None:
+        raise Http404("No such user")
+    return user
+
+
+@require_GET
+@require_role("viewer")
+def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    user = _user_or_404(user_id)
+    base = _scim_base(request)
+    memberships = selectors.groups_of_users([user.pk]).get(user.pk, [])
+    group_entries = [
+        {"value": str(gid), "$ref": f"{base}/Groups/{gid}", "display": name, "type": kind}
+        for gid, name, kind in memberships
+    ]
+    document = resources.user_document(user, base, group_entries)
+    context = {
+        "user_obj": user,
+        "sections": user_sections(document),
+        "groups": [{"id": gid, "name": name, "kind": kind} for gid, name, kind in memberships],
+        "scim_json": json.dumps(document, indent=2, ensure_ascii=False),
+        "manager_user": None,
+    }
+    manager = context["sections"]["manager"]
+    if manager:
+        manager_id = _uuid_or_none(manager["value"])
+        context["manager_user"] = selectors.user_get(manager_id) if manager_id else None
+    return render(request, "console/users/detail.html", context)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@require_role("approver")
+@require_GET
+def user_deactivate_confirm(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    """The confirmation step before deactivating; it works without JavaScript."""
+    user = _user_or_404(user_id)
+    return render(request, "console/users/deactivate_confirm.html", {"user_obj": user})
+
+
+@require_role("approver")
+@require_POST
+def user_deactivate(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _set_active(request, user_id, active=False)
+
+
+@require_role("approver")
+@require_POST
+def user_reactivate(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _set_active(request, user_id, active=True)
+
+
+def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> HttpResponse:
+    """Deactivate or reactivate through the same PATCH service SCIM clients use.
+
+    The form carries the version the operator saw: if the user changed since,
+    the service refuses (If-Match) and the operator looks again.
+    """
+    user = _user_or_404(user_id)
+    version = request.POST.get("version", "")
+    if_match = f'W/"{version}"' if version.isdecimal() else None
+    operations = parse_patch_request(
+        {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "active", "value": active}],
+        }
+    )
+    try:
+        services.user_patch(user_id=user.pk, operations=operations, client=None, if_match=if_match)
+    except NotFound:
+        raise Http404("No such user") from None
+    except PreconditionFailed:
+        messages.error(
+            request,
+            f"{user.user_name} changed while you were looking at it. Review it and try again.",
+        )
+    except ScimError as error:
+        messages.error(request, f"{user.user_name} was not changed: {error.detail}")
+    else:
+        verb = "reactivated" if active else "deactivated"
+        messages.success(request, f"{user.user_name} {verb}.")
+    return redirect("console:user_detail", user_id=user.pk)
+
+
+# --- Groups -------------------------------------------------------------------
+
+
+@require_GET
+@require_role("viewer")
+def group_list(request: HttpRequest) -> HttpResponse:
+    filterset = GroupFilter(request.GET)
+    sort = listing.resolve_sort(request.GET.get("sort"), selectors.GROUP_SORT_KEYS, "displayName")
+    groups = filterset.qs
+    page = selectors.keyset_page(
+        groups,
+        key=selectors.GROUP_SORT_KEYS[sort.key].expression,
+        descending=sort.descending,
+        after=listing.cursor(request, "after"),
+        before=listing.cursor(request, "before"),
+        size=listing.PAGE_SIZE,
+    )
+    for group in page.items:
+        group.user_count = group.member_count - group.group_count
+    count, capped = listing.total(groups, page)
+    context = {
+        "filter": filterset,
+        "sort": sort,
+        "headers": listing.headers(GROUP_COLUMNS, sort),
+        "page": page,
+        "count": count,
+        "capped": capped,
+    }
+    return _listing_response(request, "console/groups/list.html", context)
+
+
+@require_GET
+@require_role("viewer")
+def group_detail(request: HttpRequest, group_id: uuid.UUID) -> HttpResponse:
+    group = selectors.group_get(group_id)
+    if group is None:
+        raise Http404("No such group")
+    page = selectors.group_member_page(
+        group.pk,
+        after=listing.int_cursor(request, "after"),
+        before=listing.int_cursor(request, "before"),
+        size=listing.PAGE_SIZE,
+    )
+    context = {
+        "group": group,
+        "page": page,
+        "counts": selectors.group_member_counts(group.pk),
+        "member_groups": selectors.group_member_groups(group.pk),
+        "parent_groups": selectors.group_parent_groups(group.pk),
+    }
+    if listing.wants_partial(request):
+        response = render(request, "console/groups/detail.html#members", context)
+    else:
+        response = render(request, "console/groups/detail.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response

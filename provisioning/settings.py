@@ -5,6 +5,7 @@ Production: set SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, CELERY_BROKER_URL and
 SCIMGATE_SECURE=true (HTTPS-only cookies, HSTS, SSL redirect).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,15 +37,20 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_htmx",
+    "axes",
     "template_partials",
     "provisioning.access",
     "provisioning.directory",
     "provisioning.scim",
+    "auditlog",
+    "provisioning.audit",
     "console",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Correlation id, change-set scope and SCIM request log (provisioning/audit/middleware.py).
+    "provisioning.audit.middleware.AuditMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "provisioning.urls"
@@ -117,19 +125,41 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+# Console operators: django-axes throttles password guessing. AxesStandaloneBackend
+# first (it refuses locked-out credentials), then the ordinary model backend.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# Lock the username from that address: one attacker cannot lock an operator out everywhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # Security headers. The secure-transport settings follow SCIMGATE_SECURE so the
 # embedded server works over plain HTTP on 127.0.0.1.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# A console session ends with the browser and after SESSION_COOKIE_AGE at the latest.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the page, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
+if SECURE:
+    # __Host- cookies are only accepted over HTTPS, for this host, on path /.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 SECURE_SSL_REDIRECT = SECURE and env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
@@ -155,6 +185,9 @@ SCIM = {
     "BULK_MAX_PAYLOAD_SIZE": env.int("SCIM_BULK_MAX_PAYLOAD_SIZE", default=1024 * 1024),
     "DOCUMENTATION_URI": env.str("SCIM_DOCUMENTATION_URI", default=""),
 }
+# Requests per SCIM client, e.g. "600/min" (DRF rate syntax); unset: no limit. Counted
+# in the default cache, so several web processes need a shared one (CACHE_URL=redis://...).
+SCIM_RATE_LIMIT = env.str("SCIM_RATE_LIMIT", default="") or None
 # Bulk requests may be larger than ordinary requests; Django's cap must allow them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(DATA_UPLOAD_MAX_MEMORY_SIZE, SCIM["BULK_MAX_PAYLOAD_SIZE"])
 
@@ -197,3 +230,30 @@ LOGGING = {
 
 # Absolute base URL for meta.location and $ref values; derived from the request when empty.
 SCIM_BASE_URL = env.str("SCIM_BASE_URL", default="").rstrip("/")
+
+# --- Audit (provisioning/audit) ---------------------------------------------------
+AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
+# auditlog's own migrations would create its (swapped-out, unused) logentry table,
+# whose foreign keys then block TRUNCATE of content types and users on PostgreSQL.
+MIGRATION_MODULES = {**globals().get("MIGRATION_MODULES", {}), "auditlog": None}
+AUDITLOG_STORE_JSON_CHANGES = True
+# Correlation ids come from our middleware (uuid4 per request), never from a request header.
+AUDITLOG_CID_GETTER = "provisioning.audit.context.current_correlation_id"
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+# Keys the per-row HMAC of the audit trail; rotating it makes old rows fail verifyaudit.
+SCIMGATE_AUDIT_KEY = env.str("SCIMGATE_AUDIT_KEY", default=SECRET_KEY)
+# Rows younger than this are left for the next seal: their transaction may still be open.
+SCIMGATE_AUDIT_SEAL_GRACE_SECONDS = env.int("SCIMGATE_AUDIT_SEAL_GRACE_SECONDS", default=300)
+SCIMGATE_REQUEST_LOG_ENABLED = env.bool("SCIMGATE_REQUEST_LOG_ENABLED", default=True)
+SCIMGATE_REQUEST_LOG_MAX_BODY = env.int("SCIMGATE_REQUEST_LOG_MAX_BODY", default=64 * 1024)
+REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)
+# Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: use REMOTE_ADDR.
+SCIMGATE_TRUSTED_PROXIES = env.list("SCIMGATE_TRUSTED_PROXIES", default=[])
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "audit-seal": {"task": "provisioning.audit.tasks.seal_audit_log", "schedule": 300.0},
+    "request-log-retention": {
+        "task": "provisioning.audit.tasks.prune_request_log",
+        "schedule": 3600.0,
+    },
+}

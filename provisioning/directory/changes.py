@@ -40,6 +40,9 @@ class Change:
     members_removed: list[MemberRef] = field(default_factory=list)
     # Members sent again with a new ``display``: not a membership change.
     members_redisplayed: list[MemberRef] = field(default_factory=list)
+    # What was asked, in a form that can be stored and applied again later (a held
+    # operation): {"operations": [...]} for PATCH, {"document": {...}} for POST/PUT.
+    request: dict = field(default_factory=dict)
 
     @property
     def resource_type(self) -> str:

@@ -81,6 +81,9 @@ class UserEmail(models.Model):
 
 class Group(Resource):
     display_name = models.CharField(max_length=255)
+    # Privileged groups (admins, finance, ...): SCIM roles may be barred from
+    # changing their membership; not a SCIM attribute, set by operators only.
+    privileged = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         constraints = [

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Lower
+from django.utils import timezone
 
 from .models import Group, Membership, User
 
@@ -97,3 +103,290 @@ def members_of_groups(group_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tu
     for group_id, user_id, member_group_id, display in rows:
         result[group_id].append((user_id or member_group_id, member_group_id is not None, display))
     return result
+
+
+# --- Console listings ------------------------------------------------------------
+#
+# Listings page by keyset ("seek") rather than OFFSET: each page is
+# ``WHERE (key, id) > (last key, last id) ORDER BY key, id LIMIT n + 1`` over an
+# indexed sort key, so page 2,000 of 100,000 users costs what page 1 costs. The
+# cursor is the id of the boundary row; its sort key is read back by primary key,
+# so URLs stay short and a forged cursor can only point at a real row.
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One sortable column: the expression to order by (an indexed one) and its label."""
+
+    expression: Any
+    label: str
+
+
+USER_SORT_KEYS: dict[str, SortKey] = {
+    "userName": SortKey(Lower("user_name"), "userName"),
+    "displayName": SortKey(Lower("display_name"), "Display name"),
+    "email": SortKey(Lower("primary_email"), "Email"),
+    "created": SortKey(F("created"), "Created"),
+    "lastModified": SortKey(F("last_modified"), "Last modified"),
+}
+GROUP_SORT_KEYS: dict[str, SortKey] = {
+    "displayName": SortKey(Lower("display_name"), "Display name"),
+    "created": SortKey(F("created"), "Created"),
+    "lastModified": SortKey(F("last_modified"), "Last modified"),
+}
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    items: list
+    # Ids of the boundary rows to pass as ``after``/``before``; None when there is no such page.
+    next_after: Any = None
+    previous_before: Any = None
+
+
+def keyset_page(
+    queryset: QuerySet,
+    *,
+    key: Any,
+    descending: bool = False,
+    after: Any = None,
+    before: Any = None,
+    size: int = 50,
+) -> KeysetPage:
+    """One page of ``queryset`` ordered by ``key`` then ``pk``, starting after or ending before
+    the row with the given primary key. A cursor whose row has gone restarts at the first page.
+    """
+    base = queryset
+    queryset = queryset.annotate(_sort=key)
+    cursor_pk = after if after is not None else before
+    cursor = None
+    if cursor_pk is not None:
+        cursor = queryset.model.objects.annotate(_sort=key).filter(pk=cursor_pk)
+        cursor = cursor.values_list("_sort", "pk").first()
+    backwards = cursor is not None and after is None
+    # Walking backwards is walking forwards in the reversed order, then flipping the page.
+    reverse = descending != backwards
+    if cursor is not None:
+        value, pk = cursor
+        # The redundant range condition lets the database start the index scan at the
+        # cursor instead of filtering every row before it.
+        if reverse:
+            seek = Q(_sort__lte=value) & (Q(_sort__lt=value) | Q(pk__lt=pk))
+        else:
+            seek = Q(_sort__gte=value) & (Q(_sort__gt=value) | Q(pk__gt=pk))
+        queryset = queryset.filter(seek)
+    order = ["-_sort", "-pk"] if reverse else ["_sort", "pk"]
+    rows = list(queryset.order_by(*order)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        if not more:
+            # Back at the start: show a full first page rather than a short one.
+            return keyset_page(base, key=key, descending=descending, size=size)
+        rows.reverse()
+        return KeysetPage(rows, next_after=rows[-1].pk, previous_before=rows[0].pk)
+    return KeysetPage(
+        rows,
+        next_after=rows[-1].pk if more and rows else None,
+        previous_before=rows[0].pk if cursor is not None and rows else None,
+    )
+
+
+def count_capped(queryset: QuerySet, cap: int) -> tuple[int, bool]:
+    """``(count, capped)``: counting stops at ``cap`` rows, so a broad search never counts
+    the whole directory (``SELECT COUNT(*) FROM (... LIMIT cap + 1)``)."""
+    count = queryset.order_by()[: cap + 1].count()
+    return min(count, cap), count > cap
+
+
+def user_listing(
+    *,
+    search: str = "",
+    active: bool | None = None,
+    source_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+) -> QuerySet[User]:
+    """Users for the console list: ``search`` matches a substring of userName, displayName,
+    given or family name, primary email or externalId; ``group_id`` keeps direct members."""
+    queryset = User.objects.select_related("source").only(
+        "id",
+        "user_name",
+        "display_name",
+        "given_name",
+        "family_name",
+        "primary_email",
+        "external_id",
+        "active",
+        "created",
+        "last_modified",
+        "source__name",
+    )
+    search = search.strip()
+    if search:
+        queryset = queryset.filter(
+            Q(user_name__icontains=search)
+            | Q(display_name__icontains=search)
+            | Q(given_name__icontains=search)
+            | Q(family_name__icontains=search)
+            | Q(primary_email__icontains=search)
+            | Q(external_id__icontains=search)
+        )
+    # Only an explicit ``active: false`` deactivates; an absent ``active`` counts as active.
+    if active is True:
+        queryset = queryset.filter(Q(active=True) | Q(active__isnull=True))
+    elif active is False:
+        queryset = queryset.filter(active=False)
+    if source_id is not None:
+        queryset = queryset.filter(source_id=source_id)
+    if group_id is not None:
+        members = Membership.objects.filter(group_id=group_id, user__isnull=False)
+        queryset = queryset.filter(pk__in=members.values("user_id"))
+    return queryset
+
+
+def _member_count_subqueries() -> dict[str, Any]:
+    """Correlated counts of a group's direct members and of its nested groups, each an
+    index-only scan: all members over the group foreign-key index, nested groups over the
+    partial unique index on (group, member_group). Users are the difference. (Counting
+    users with ``user IS NOT NULL`` directly lets PostgreSQL pick a sequential scan per
+    group when one group holds most memberships.)"""
+    direct = Membership.objects.filter(group_id=OuterRef("pk")).order_by().values("group_id")
+    members = direct.annotate(n=Count("*")).values("n")
+    nested = direct.filter(member_group__isnull=False).annotate(n=Count("*")).values("n")
+    return {
+        "member_count": Coalesce(Subquery(members), 0),
+        "group_count": Coalesce(Subquery(nested), 0),
+    }
+
+
+def group_listing(*, search: str = "") -> QuerySet[Group]:
+    """Groups with their direct ``member_count`` and nested ``group_count`` (users are the
+    difference). The counts are correlated subqueries over indexes, computed only for the
+    rows of the page."""
+    queryset = Group.objects.select_related("source").only(
+        "id", "display_name", "external_id", "created", "last_modified", "source__name"
+    )
+    search = search.strip()
+    if search:
+        queryset = queryset.filter(
+            Q(display_name__icontains=search) | Q(external_id__icontains=search)
+        )
+    return queryset.annotate(**_member_count_subqueries())
+
+
+def group_member_page(
+    group_id: uuid.UUID, *, after: int | None = None, before: int | None = None, size: int = 50
+) -> KeysetPage:
+    """A page of a group's memberships in insertion order, keyset on the membership id over
+    the (group, id) index: as fast for the last page of 100,000 members as for the first."""
+    queryset = (
+        Membership.objects.filter(group_id=group_id)
+        .select_related("user", "member_group")
+        .only(
+            "id",
+            "group_id",
+            "display",
+            "created",
+            "user__id",
+            "user__user_name",
+            "user__display_name",
+            "user__active",
+            "member_group__id",
+            "member_group__display_name",
+        )
+    )
+    if after is not None:
+        rows = list(queryset.filter(id__gt=after).order_by("id")[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        return KeysetPage(rows, rows[-1].pk if more else None, rows[0].pk if rows else None)
+    if before is not None:
+        rows = list(queryset.filter(id__lt=before).order_by("-id")[: size + 1])
+        if len(rows) > size:
+            rows = rows[:size][::-1]
+            return KeysetPage(rows, rows[-1].pk, rows[0].pk)
+    rows = list(queryset.order_by("id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return KeysetPage(rows, rows[-1].pk if more else None, None)
+
+
+def group_member_counts(group_id: uuid.UUID) -> dict[str, int]:
+    """Users and nested groups that are direct members, counted from indexes alone."""
+    counts = Group.objects.filter(pk=group_id).annotate(**_member_count_subqueries())
+    row = counts.values("member_count", "group_count").first()
+    if row is None:
+        return {"users": 0, "groups": 0}
+    return {"users": row["member_count"] - row["group_count"], "groups": row["group_count"]}
+
+
+def group_member_groups(group_id: uuid.UUID, limit: int = 200) -> list[Membership]:
+    """Groups nested directly in ``group_id``, by name."""
+    return list(
+        Membership.objects.filter(group_id=group_id, member_group__isnull=False)
+        .select_related("member_group")
+        .only("id", "group_id", "member_group__id", "member_group__display_name")
+        .order_by(Lower("member_group__display_name"))[:limit]
+    )
+
+
+def group_parent_groups(group_id: uuid.UUID, limit: int = 200) -> list[Membership]:
+    """Groups that ``group_id`` is a direct member of, by name."""
+    return list(
+        Membership.objects.filter(member_group_id=group_id)
+        .select_related("group")
+        .only("id", "group__id", "group__display_name")
+        .order_by(Lower("group__display_name"))[:limit]
+    )
+
+
+def directory_totals() -> dict[str, int]:
+    """Users (all, active, deactivated) in one aggregate query, groups in another."""
+    totals = User.objects.aggregate(
+        n_users=Count("id"),
+        n_active=Count("id", filter=Q(active=True) | Q(active__isnull=True)),
+        n_inactive=Count("id", filter=Q(active=False)),
+    )
+    return {
+        "users": totals["n_users"],
+        "active": totals["n_active"],
+        "inactive": totals["n_inactive"],
+        "groups": Group.objects.count(),
+    }
+
+
+def users_per_source() -> dict[uuid.UUID | None, int]:
+    """{source client id: number of users it created} in one grouped query."""
+    rows = User.objects.order_by().values_list("source_id").annotate(n=Count("id"))
+    return dict(rows)
+
+
+def user_activity(*, days: int, now: datetime | None = None) -> list[dict]:
+    """Users created and modified per UTC day over the last ``days`` days, oldest first, in
+    one aggregate query (one filtered COUNT per day and kind).
+
+    ``last_modified`` keeps only the latest change, so a user modified on several days counts
+    once, on the day of its latest change; "modified" means changed after its creation.
+    """
+    now = now or timezone.now()
+    first = (now.astimezone(dt.UTC) - dt.timedelta(days=days - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    bounds = [first + dt.timedelta(days=i) for i in range(days + 1)]
+    aggregates = {}
+    for i in range(days):
+        start, end = bounds[i], bounds[i + 1]
+        aggregates[f"created_{i}"] = Count("id", filter=Q(created__gte=start, created__lt=end))
+        aggregates[f"modified_{i}"] = Count(
+            "id", filter=Q(last_modified__gte=start, last_modified__lt=end, version__gt=1)
+        )
+    recent = User.objects.filter(Q(created__gte=first) | Q(last_modified__gte=first))
+    counts = recent.aggregate(**aggregates)
+    return [
+        {
+            "day": bounds[i].date(),
+            "created": counts[f"created_{i}"],
+            "modified": counts[f"modified_{i}"],
+        }
+        for i in range(days)
+    ]

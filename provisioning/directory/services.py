@@ -10,6 +10,7 @@ SCIM directory.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from contextlib import contextmanager
 
@@ -18,7 +19,9 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from provisioning.access import authorization
 from provisioning.access.models import ScimClient
+from provisioning.audit.services import record_change
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, Uniqueness
 from provisioning.scim.filters import matches, membership_q
@@ -43,9 +46,17 @@ def _check_version(resource, if_match: str | None) -> None:
         raise PreconditionFailed(f"Resource {resource.id} is at version {current}, not {if_match}")
 
 
-def _lock(model, resource_id) -> User | Group:
+def _lock(model, resource_id, client: ScimClient | None, operation: str) -> User | Group:
+    """Lock the resource ``client`` may ``operation``; refusals come before any lookup.
+
+    Checking the operation first means a client without the permission learns
+    nothing about the id; scoping the lookup makes a foreign resource of an
+    ownership-limited client a 404, before its version can be compared.
+    """
+    authorization.require(client, model.__name__, operation)
     pk = parse_id(resource_id)
-    resource = model.objects.select_for_update().filter(pk=pk).first() if pk else None
+    queryset = authorization.scope_queryset(client, model.__name__, model.objects.all())
+    resource = queryset.select_for_update().filter(pk=pk).first() if pk else None
     if resource is None:
         raise NotFound(f"{model.__name__} {resource_id} not found")
     return resource
@@ -63,6 +74,8 @@ def _uniqueness_as_409(field: str):
 
 def _commit(change: Change) -> None:
     """Apply one planned change. Nothing is written before the change is fully planned."""
+    # Before the no-op shortcut: a refused write is refused even if it would change nothing.
+    authorization.authorize_change(change)
     if change.is_noop:
         return
     if change.action == "delete":
@@ -71,6 +84,7 @@ def _commit(change: Change) -> None:
         _apply_user(change)
     else:
         _apply_group(change)
+    record_change(change)
 
 
 # --- Users --------------------------------------------------------------------
@@ -124,10 +138,12 @@ def _apply_user(change: Change) -> None:
 @transaction.atomic
 def user_create(*, document: dict, client: ScimClient | None) -> User:
     """Create a user from a SCIM document (``userName`` unique case-insensitively)."""
+    # Refuse before validating, so a client without the permission learns nothing.
+    authorization.require(client, "User", "create")
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     now = timezone.now()
     user = User(created=now, last_modified=now, source=client)
-    _commit(Change("create", user, client, after=after))
+    _commit(Change("create", user, client, after=after, request={"document": document}))
     return user
 
 
@@ -136,10 +152,11 @@ def user_replace(
     *, user_id, document: dict, client: ScimClient | None, if_match: str | None = None
 ) -> User:
     """PUT: replace every writable attribute with the document's values."""
-    user = _lock(User, user_id)
+    user = _lock(User, user_id, client, "replace")
     _check_version(user, if_match)
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
-    _commit(Change("replace", user, client, resources.user_editable_document(user), after))
+    before = resources.user_editable_document(user)
+    _commit(Change("replace", user, client, before, after, request={"document": document}))
     return user
 
 
@@ -152,20 +169,21 @@ def user_patch(
     if_match: str | None = None,
 ) -> User:
     """PATCH: all operations or none (the engine works on a copy of the document)."""
-    user = _lock(User, user_id)
+    user = _lock(User, user_id, client, "patch")
     _check_version(user, if_match)
     before = resources.user_editable_document(user)
     outcome = apply_patch(before, operations, USER_SCHEMA)
     after = _normalised_user(resources.clean_document(USER_SCHEMA, outcome.document))
-    _commit(Change("patch", user, client, before, after))
+    _commit(Change("patch", user, client, before, after, request=_patch_request(operations)))
     return user
 
 
 @transaction.atomic
 def user_delete(*, user_id, client: ScimClient | None, if_match: str | None = None) -> None:
-    user = _lock(User, user_id)
+    user = _lock(User, user_id, client, "delete")
     _check_version(user, if_match)
-    _commit(Change("delete", user, client, before=resources.user_editable_document(user)))
+    before = resources.user_editable_document(user)
+    _commit(Change("delete", user, client, before=before))
 
 
 # --- Groups -------------------------------------------------------------------
@@ -233,7 +251,7 @@ def _member_entry(ref: MemberRef) -> dict:
     return entry
 
 
-def _group_change(action, group, client, before, after, plan: MemberPlan) -> Change:
+def _group_change(action, group, client, before, after, plan: MemberPlan, request) -> Change:
     return Change(
         action,
         group,
@@ -243,17 +261,25 @@ def _group_change(action, group, client, before, after, plan: MemberPlan) -> Cha
         members_added=list(plan.added.values()),
         members_removed=list(plan.removed.values()),
         members_redisplayed=list(plan.redisplayed.values()),
+        request=request,
     )
+
+
+def _patch_request(operations: list[PatchOperation]) -> dict:
+    return {"operations": [dataclasses.asdict(op) for op in operations]}
 
 
 @transaction.atomic
 def group_create(*, document: dict, client: ScimClient | None) -> Group:
+    # Refuse before validating, so a client without the permission learns nothing.
+    authorization.require(client, "Group", "create")
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
     now = timezone.now()
     group = Group(created=now, last_modified=now, source=client)
     plan = MemberPlan(group)
     plan.add(resolve_members(group, cleaned.get("members", [])))
-    _commit(_group_change("create", group, client, None, _normalised_group(cleaned), plan))
+    after = _normalised_group(cleaned)
+    _commit(_group_change("create", group, client, None, after, plan, {"document": document}))
     return group
 
 
@@ -262,13 +288,14 @@ def group_replace(
     *, group_id, document: dict, client: ScimClient | None, if_match: str | None = None
 ) -> Group:
     """PUT: the document's attributes and exactly its members (reads every member id)."""
-    group = _lock(Group, group_id)
+    group = _lock(Group, group_id, client, "replace")
     _check_version(group, if_match)
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
     plan = MemberPlan(group)
     plan.replace(resolve_members(group, cleaned.get("members", [])))
     before = resources.group_editable_document(group)
-    _commit(_group_change("replace", group, client, before, _normalised_group(cleaned), plan))
+    after = _normalised_group(cleaned)
+    _commit(_group_change("replace", group, client, before, after, plan, {"document": document}))
     return group
 
 
@@ -281,7 +308,7 @@ def group_patch(
     if_match: str | None = None,
 ) -> Group:
     """PATCH a group. Member operations read only the members they name; never the rest."""
-    group = _lock(Group, group_id)
+    group = _lock(Group, group_id, client, "patch")
     _check_version(group, if_match)
     before = resources.group_editable_document(group)
     outcome = apply_patch(before, operations, GROUP_SCHEMA)
@@ -300,12 +327,13 @@ def group_patch(
         else:
             plan.remove(parse_id(m.get("value")) for m in op.members)
     after = _normalised_group(resources.clean_document(GROUP_SCHEMA, outcome.document))
-    _commit(_group_change("patch", group, client, before, after, plan))
+    request = _patch_request(operations)
+    _commit(_group_change("patch", group, client, before, after, plan, request))
     return group
 
 
 @transaction.atomic
 def group_delete(*, group_id, client: ScimClient | None, if_match: str | None = None) -> None:
-    group = _lock(Group, group_id)
+    group = _lock(Group, group_id, client, "delete")
     _check_version(group, if_match)
     _commit(Change("delete", group, client, before=resources.group_editable_document(group)))

@@ -1,5 +1,9 @@
-"""The DRF plumbing every SCIM endpoint shares: authentication, permissions,
-content negotiation and turning every failure into a SCIM Error body."""
+"""The DRF plumbing every SCIM endpoint shares: authentication, rate limiting,
+content negotiation and turning every failure into a SCIM Error body.
+
+Authorization (what a client's role allows) is not here: reads are checked in
+``views``, writes in the directory services, both through
+``provisioning.access.authorization``."""
 
 from __future__ import annotations
 
@@ -15,9 +19,15 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from provisioning.access.services import scim_token_authenticate
+from provisioning.access.models import ScimClient
+from provisioning.access.services import (
+    TokenRejected,
+    scim_client_record_denied,
+    scim_token_verify,
+)
 
 from . import errors
 
@@ -61,6 +71,15 @@ class ScimNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+# What a rejected token is told; "invalid" covers unknown and wrong secrets alike.
+_REJECTIONS = {
+    "invalid": "The bearer token is not valid",
+    "revoked": "The bearer token has been revoked",
+    "expired": "The bearer token has expired",
+    "network": "The bearer token may not be used from this network address",
+}
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     def authenticate(self, request):
         header = get_authorization_header(request).split()
@@ -72,32 +91,68 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise errors.Unauthorized("The bearer token is not valid") from None
-        token = scim_token_authenticate(raw)
-        if token is None:
-            raise errors.Unauthorized("The bearer token is not valid, expired or revoked")
+        # REMOTE_ADDR: the peer; a trusted-proxy setting may later derive it from headers.
+        address = request.META.get("REMOTE_ADDR")
+        try:
+            token = scim_token_verify(raw, address=address)
+        except TokenRejected as exc:
+            logger.warning(
+                "SCIM token rejected: %s (prefix %s, address %s)",
+                exc.reason,
+                exc.prefix or "-",
+                address,
+            )
+            raise errors.Unauthorized(_REJECTIONS[exc.reason]) from None
         return token.client, token
 
     def authenticate_header(self, request):
         return WWW_AUTHENTICATE
 
 
-class ScimClientPermission(BasePermission):
-    """Authenticated SCIM client; writes need a role that may write."""
+class ScimClientRequired(BasePermission):
+    """An authenticated SCIM client. What it may do is decided by its role, per resource,
+    in ``provisioning.access.authorization`` (called by the views and directory services)."""
 
     def has_permission(self, request, view):
-        client = request.user
-        if client is None:
+        if request.user is None:
             raise errors.Unauthorized("Authentication required: send a bearer token")
-        if view.is_write(request) and not client.can_write:
-            raise errors.Forbidden(
-                f"Client '{client.name}' has role '{client.role}', which may not write"
-            )
         return True
+
+
+class ScimClientThrottle(SimpleRateThrottle):
+    """Requests per client, at ``settings.SCIM_RATE_LIMIT`` ("600/min"); unset: no limit.
+
+    Counters live in the default cache: configure a shared one (Redis) when
+    several web processes serve SCIM, or each process counts on its own.
+    """
+
+    scope = "scim"
+
+    def get_rate(self):
+        return getattr(settings, "SCIM_RATE_LIMIT", None) or None
+
+    def get_cache_key(self, request, view):
+        client = request.user
+        if not isinstance(client, ScimClient):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": client.pk}
+
+
+def record_denied(request, error: errors.ScimError) -> None:
+    """Count a 403 against the client that received it (Bulk: once per refused operation)."""
+    if error.status != 403:
+        return  # and do not touch request.user: it may be what failed
+    client = getattr(request, "user", None)
+    if isinstance(client, ScimClient):
+        scim_client_record_denied(client=client)
 
 
 def scim_exception_handler(exc, context) -> Response:
     """Every failure becomes a SCIM Error body with a string status (RFC 7644 §3.12)."""
     error = _as_scim_error(exc)
+    request = context.get("request")
+    if request is not None:
+        record_denied(request, error)
     response = Response(error.to_dict(), status=error.status, headers=error.headers)
     if error.status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
@@ -134,15 +189,11 @@ def _as_scim_error(exc) -> errors.ScimError:
 
 class ScimView(APIView):
     authentication_classes = [BearerTokenAuthentication]
-    permission_classes = [ScimClientPermission]
+    permission_classes = [ScimClientRequired]
+    throttle_classes = [ScimClientThrottle]
     renderer_classes = [ScimRenderer]
     parser_classes = [ScimParser, PlainJsonParser]
     content_negotiation_class = ScimNegotiation
-    # Methods that change state. ``.search`` endpoints are POST but read.
-    write_methods = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-    def is_write(self, request) -> bool:
-        return request.method in self.write_methods
 
     def get_exception_handler(self):
         return scim_exception_handler
@@ -174,6 +225,4 @@ class PublicScimView(ScimView):
 
     authentication_classes = []
     permission_classes = []
-
-    def is_write(self, request) -> bool:
-        return False
+    throttle_classes = []

@@ -10,8 +10,11 @@ from typing import Any
 from django.conf import settings
 from rest_framework.response import Response
 
+from provisioning.audit.context import change_set_scope
+from provisioning.audit.redaction import redact
+
 from . import errors
-from .api import ScimView, _as_scim_error
+from .api import ScimView, _as_scim_error, record_denied
 from .patch import parse_patch_request
 from .views import RESOURCE_TYPES
 
@@ -55,6 +58,17 @@ def _resolve(value: Any, created: dict[str, str]) -> Any:
     return value
 
 
+def _audit_request(op: Operation) -> dict:
+    """The operation as its change set records it, secrets redacted."""
+    return {
+        "method": op.method,
+        "path": op.path,
+        "bulkId": op.bulk_id,
+        "version": op.version,
+        "body": redact(op.data),
+    }
+
+
 def _parse(body: dict) -> tuple[list[Operation], int | None]:
     if BULK_REQUEST not in (body.get("schemas") or []):
         raise errors.InvalidValue(f"A bulk request must use the schema {BULK_REQUEST}")
@@ -92,10 +106,6 @@ class BulkView(ScimView):
     def max_body_size(self) -> int:
         return settings.SCIM["BULK_MAX_PAYLOAD_SIZE"]
 
-    def is_write(self, request) -> bool:
-        # Permission is checked per operation so a denied one gets its own result.
-        return False
-
     def post(self, request):
         operations, fail_on_errors = _parse(self.body(request))
         base_url = self.base_url(request)
@@ -110,12 +120,19 @@ class BulkView(ScimView):
                 if fail_on_errors and failures >= fail_on_errors:
                     break
                 try:
-                    results[op.index] = self.execute(request, op, created, base_url)
+                    # Each operation is its own unit of change: its own change set.
+                    with change_set_scope(
+                        source="bulk", separate=True, request=lambda op=op: _audit_request(op)
+                    ):
+                        results[op.index] = self.execute(request, op, created, base_url)
                 except Unresolved:
                     deferred.append(op)
                     continue
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a result
-                    results[op.index] = self.failure(op, _as_scim_error(exc))
+                    error = _as_scim_error(exc)
+                    # A refused operation gets its own 403 result and is counted on its own.
+                    record_denied(request, error)
+                    results[op.index] = self.failure(op, error)
                 if int(results[op.index]["status"]) >= 400:
                     failures += 1
             if len(deferred) == len(pending) or (fail_on_errors and failures >= fail_on_errors):
@@ -154,9 +171,8 @@ class BulkView(ScimView):
             raise errors.InvalidValue(f"Unsupported bulk method '{op.method}'")
         if (op.method == "POST") == bool(resource_id):
             raise errors.InvalidPath(f"{op.method} does not take the path '{op.path}'")
+        # The client's role is checked by the directory service, per operation.
         client = request.user
-        if not client.can_write:
-            raise errors.Forbidden(f"Client '{client.name}' has role '{client.role}', which may not write")
         if op.method != "DELETE" and not isinstance(data, dict):
             raise errors.InvalidSyntax("'data' must be an object")
         kwargs = {"client": client}

@@ -117,9 +117,6 @@ class SchemasView(DiscoveryView):
 class NotImplementedView(ScimView):
     """``/Me`` needs a subject the bearer token does not have (RFC 7644 §3.11)."""
 
-    def is_write(self, request) -> bool:
-        return False
-
     def dispatch_not_implemented(self, request, *args, **kwargs):
         raise errors.NotImplementedYet("/Me is not supported: tokens belong to IdP connections")
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from rest_framework.response import Response
 
+from provisioning.access import authorization
+from provisioning.access.models import ScimClient
 from provisioning.directory import selectors, services
 from provisioning.directory.models import Group, User
 
@@ -194,15 +196,23 @@ def list_response(resources_: list[dict], total: int, query: ListQuery) -> dict:
 # --- Views ----------------------------------------------------------------------
 
 
+def readable(client: ScimClient, resource_type: ResourceType, q: Q | None = None) -> QuerySet:
+    """The resources of this type ``client`` may read: 403 without the read permission,
+    only its own for an ownership-limited role (others do not exist for it)."""
+    authorization.require(client, resource_type.name, "read")
+    return authorization.scope_queryset(client, resource_type.name, resource_type.queryset(q))
+
+
 class ResourceView(ScimView):
     resource_type: ResourceType
 
-    def lookup(self, resource_id) -> User | Group:
+    def lookup(self, request, resource_id) -> User | Group:
         try:
             pk = uuid.UUID(str(resource_id))
         except ValueError:
             pk = None
-        found = self.resource_type.queryset().filter(pk=pk).first() if pk else None
+        queryset = readable(request.user, self.resource_type)
+        found = queryset.filter(pk=pk).first() if pk else None
         if found is None:
             raise errors.NotFound(f"{self.resource_type.name} {resource_id} not found")
         return found
@@ -219,9 +229,11 @@ class ResourceView(ScimView):
         return Response(document if with_body else None, status=status, headers=headers)
 
     def search(self, request, query: ListQuery) -> Response:
+        queryset = readable(request.user, self.resource_type)
         attributes, excluded = _projection(self.resource_type.schema, query)
+        q = _filter_q(self.resource_type, query)
         total, items = selectors.page(
-            self.resource_type.queryset(_filter_q(self.resource_type, query)),
+            queryset if q is None else queryset.filter(q),
             order=_order(self.resource_type, query),
             offset=query.start_index - 1,
             limit=query.count,
@@ -241,7 +253,7 @@ class CollectionView(ResourceView):
 
 class ItemView(ResourceView):
     def get(self, request, resource_id):
-        resource = self.lookup(resource_id)
+        resource = self.lookup(request, resource_id)
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match and resource.etag in [t.strip() for t in if_none_match.split(",")]:
             return Response(status=304, headers={"ETag": resource.etag})
@@ -285,9 +297,6 @@ class ItemView(ResourceView):
 class SearchView(ResourceView):
     """``POST /Users/.search``, ``POST /Groups/.search`` (RFC 7644 §3.4.3)."""
 
-    def is_write(self, request) -> bool:
-        return False
-
     def post(self, request):
         return self.search(request, search_query(self.body(request)))
 
@@ -317,17 +326,21 @@ class GroupSearch(SearchView):
 
 
 class RootSearch(ScimView):
-    """``POST /.search`` over Users then Groups; a filter may fit only one of them."""
+    """``POST /.search`` over Users then Groups; a filter may fit only one of them.
 
-    def is_write(self, request) -> bool:
-        return False
+    Covers the resource types the client may read; 403 when it may read none.
+    """
 
     def post(self, request):
+        client = request.user
+        types = [RESOURCE_TYPES[name] for name in authorization.readable_types(client)]
+        if not types:
+            raise errors.Forbidden(f"Role '{client.role.name}' lacks User:read and Group:read")
         query = search_query(self.body(request))
         if query.sort_by:
             raise errors.InvalidValue("sortBy is not supported across resource types")
         plans, failures = [], []
-        for resource_type in RESOURCE_TYPES.values():
+        for resource_type in types:
             try:
                 plans.append((resource_type, _filter_q(resource_type, query)))
             except errors.InvalidFilter as exc:
@@ -341,7 +354,10 @@ class RootSearch(ScimView):
             if query.attributes and not attributes:
                 attributes = [(resource_type.schema.core, resource_type.schema.core_attribute("id"), None)]
             type_total, items = selectors.page(
-                resource_type.queryset(q), order=["created"], offset=offset, limit=remaining
+                readable(client, resource_type, q),
+                order=["created"],
+                offset=offset,
+                limit=remaining,
             )
             total += type_total
             offset = max(0, offset - type_total)

@@ -25,7 +25,7 @@ TOKEN_SHAPE = re.compile(r"scg_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{43,}")
 
 @pytest.fixture
 def client_and_raw():
-    return scim_client_create(name="okta", role=ScimClient.Role.PROVISIONER)
+    return scim_client_create(name="okta", role="provisioner")
 
 
 # --- creating clients -------------------------------------------------------
@@ -34,7 +34,7 @@ def client_and_raw():
 def test_create_client_issues_one_token(client_and_raw):
     client, raw = client_and_raw
     assert client.name == "okta"
-    assert client.role == "provisioner"
+    assert client.role.name == "provisioner"
     assert TOKEN_SHAPE.fullmatch(raw)
     token = client.tokens.get()
     assert raw.startswith(f"scg_{token.prefix}_")
@@ -43,7 +43,7 @@ def test_create_client_issues_one_token(client_and_raw):
 def test_create_client_strips_the_name():
     client, _raw = scim_client_create(name="  Entra ID ", role="read-only")
     assert client.name == "Entra ID"
-    assert client.role == ScimClient.Role.READ_ONLY
+    assert client.role.name == "read-only"
 
 
 @pytest.mark.parametrize("name", ["", "   ", None])
@@ -69,7 +69,7 @@ def test_create_client_rejects_duplicate_name_case_insensitively(client_and_raw,
     assert ScimToken.objects.count() == 1
 
 
-@pytest.mark.parametrize("role", ["admin", "", "Provisioner"])
+@pytest.mark.parametrize("role", ["admin", "", "provisioner2", None])
 def test_create_client_rejects_unknown_role(role):
     with pytest.raises(ValidationError) as exc:
         scim_client_create(name="okta", role=role)

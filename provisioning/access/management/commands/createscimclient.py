@@ -9,7 +9,6 @@ output, so scripts can capture it:
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning.access.models import ScimClient
 from provisioning.access.services import scim_client_create
 
 
@@ -23,9 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("name", help="Unique name of the client, e.g. the IdP: okta, entra.")
         parser.add_argument(
             "--role",
-            choices=ScimClient.Role.values,
-            default=ScimClient.Role.PROVISIONER,
-            help="What the client may do (default: %(default)s).",
+            default="provisioner",
+            help=(
+                "Name of the role: what the client may do (default: %(default)s; built-in: "
+                "provisioner, read-only, no-delete, users-only)."
+            ),
         )
 
     def handle(self, *args, name: str, role: str, **options) -> None:
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         self.stderr.write(
-            f"Created SCIM client “{client.name}” (role: {client.role}, id: {client.id}).",
+            f"Created SCIM client “{client.name}” (role: {client.role.name}, id: {client.id}).",
             style_func=self.style.SUCCESS,
         )
         self.stderr.write(

@@ -1,0 +1,136 @@
+"""What a SCIM client may do: the one place where roles are interpreted.
+
+The SCIM layer calls ``require``/``scope_queryset`` for reads; the directory
+services call ``require`` and ``scope_queryset`` while locking a resource (so
+a refused or foreign resource is answered before its version or existence
+can leak) and ``authorize_change`` on every planned write, so SCIM endpoints,
+Bulk operations and approved held operations are all checked the same way.
+Console actions carry no client and are governed by operator roles instead.
+
+Ownership is answered with 404, not 403: a client limited to its own
+resources must not learn that others exist.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING, TypeVar
+
+from django.db.models import QuerySet
+
+from provisioning.scim.errors import Forbidden, NotFound
+
+from .models import OPERATIONS, RESOURCE_TYPES, ScimClient
+
+if TYPE_CHECKING:
+    from provisioning.directory.changes import Change, MemberRef
+
+Q_ = TypeVar("Q_", bound=QuerySet)
+
+
+def can(client: ScimClient | None, resource_type: str, operation: str) -> bool:
+    """Whether ``client``'s role grants ``operation`` on ``resource_type``; no client: yes."""
+    if resource_type not in RESOURCE_TYPES or operation not in OPERATIONS:
+        raise ValueError(f"Unknown permission {resource_type}:{operation}")
+    return client is None or client.role.allows(resource_type, operation)
+
+
+def require(client: ScimClient | None, resource_type: str, operation: str) -> None:
+    """Raise ``Forbidden`` naming the missing permission unless ``client`` may do this."""
+    if not can(client, resource_type, operation):
+        raise Forbidden(f"Role '{client.role.name}' lacks {resource_type}:{operation}")
+
+
+def readable_types(client: ScimClient | None) -> list[str]:
+    return [rt for rt in RESOURCE_TYPES if can(client, rt, "read")]
+
+
+def scope_queryset(client: ScimClient | None, resource_type: str, queryset: Q_) -> Q_:
+    """Narrow a User or Group queryset to what ``client`` may see (its own, if so limited)."""
+    if client is not None and client.role.own_resources_only:
+        return queryset.filter(source=client)
+    return queryset
+
+
+def owns(client: ScimClient | None, resource) -> bool:
+    if client is None or not client.role.own_resources_only:
+        return True
+    # A resource being created belongs to whoever creates it.
+    return resource._state.adding or resource.source_id == client.pk
+
+
+def is_protected_group(client: ScimClient | None, group, *names: str | None) -> bool:
+    """Whether the group is privileged or one of ``names`` matches the role's protected names."""
+    if client is None:
+        return False
+    if group.privileged:
+        return True
+    patterns = [p.casefold() for p in client.role.protected_group_names if isinstance(p, str)]
+    candidates = {n.casefold() for n in (group.display_name, *names) if isinstance(n, str)}
+    return any(fnmatch.fnmatchcase(n, p) for n in candidates for p in patterns)
+
+
+def forbidden_changes(client: ScimClient, changed: set[str]) -> list[str]:
+    """Changed attribute names the role may not change, in canonical spelling.
+
+    A forbidden extension URN covers every attribute of that extension.
+    """
+    forbidden = [f.casefold() for f in client.role.forbidden_attributes if isinstance(f, str)]
+    return sorted(
+        name
+        for name in changed
+        if any(name.casefold() == f or name.casefold().startswith(f + ":") for f in forbidden)
+    )
+
+
+def authorize_change(change: Change) -> None:
+    """Refuse a planned write the client's role does not allow; nothing has been applied yet.
+
+    Checked in order: the operation itself, ownership of the resource,
+    attributes the role may not change (replace/patch), then membership:
+    members the client does not own are 404 and protected groups are 403.
+    """
+    client = change.client
+    if client is None:
+        return
+    role = client.role
+    require(client, change.resource_type, change.action)
+    if not owns(client, change.resource):
+        raise NotFound(f"{change.resource_type} {change.resource.pk} not found")
+    if change.action in ("replace", "patch"):
+        refused = forbidden_changes(client, change.changed_attributes)
+        if refused:
+            listed = ", ".join(f"'{name}'" for name in refused)
+            raise Forbidden(f"Role '{role.name}' may not change {listed}")
+    members = [*change.members_added, *change.members_removed]
+    if not members:
+        return
+    if role.own_resources_only:
+        foreign = _foreign_members(client, members)
+        if foreign:
+            raise NotFound(f"Member {foreign[0]} not found")
+    if change.resource_type == "Group":
+        names = [d.get("displayName") for d in (change.before, change.after) if d]
+        if is_protected_group(client, change.resource, *names):
+            raise Forbidden(
+                f"Role '{role.name}' may not change the membership of protected group "
+                f"'{change.resource.display_name}'"
+            )
+
+
+def _foreign_members(client: ScimClient, members: list[MemberRef]) -> list:
+    """Ids among ``members`` that ``client`` did not create (two queries at most)."""
+    from provisioning.directory.models import Group, User
+
+    user_ids = {m.id for m in members if not m.is_group}
+    group_ids = {m.id for m in members if m.is_group}
+    owned = set()
+    if user_ids:
+        owned |= set(
+            User.objects.filter(pk__in=user_ids, source=client).values_list("pk", flat=True)
+        )
+    if group_ids:
+        owned |= set(
+            Group.objects.filter(pk__in=group_ids, source=client).values_list("pk", flat=True)
+        )
+    return sorted((user_ids | group_ids) - owned, key=str)

@@ -1,0 +1,68 @@
+from django.apps import AppConfig, apps
+from django.db.models import ManyToManyField
+from django.db.models.signals import post_delete, pre_delete, pre_save
+
+# Models whose every change django-auditlog records, with fields it must never
+# store. Models that another app has not created yet are skipped, so a model
+# added later only needs its label here.
+AUDITED_MODELS: dict[str, dict] = {
+    "directory.User": {},
+    "directory.Group": {},
+    "access.ScimClient": {},
+    "access.ScimToken": {"exclude_fields": ["digest"]},
+    "access.Role": {},
+    "access.Permission": {},
+    "oversight.PolicyRule": {},
+    "oversight.CircuitBreaker": {},
+    "oversight.Quarantine": {},
+    "auth.User": {"exclude_fields": ["password"]},
+    "auth.Group": {},
+}
+# Field names that hold credentials, excluded wherever they appear.
+SECRET_FIELDS = {"password", "digest", "secret", "token_hash", "secret_hash"}
+
+
+def _register_audited_models() -> None:
+    from auditlog.receivers import log_delete
+    from auditlog.registry import auditlog
+
+    for label, options in AUDITED_MODELS.items():
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        fields = [f.name for f in model._meta.get_fields()]
+        exclude = sorted(set(options.get("exclude_fields", [])) | (SECRET_FIELDS & set(fields)))
+        m2m = [
+            f.name
+            for f in model._meta.get_fields()
+            if isinstance(f, ManyToManyField) and not f.auto_created
+        ]
+        auditlog.register(model, exclude_fields=exclude, m2m_fields=m2m)
+
+    # Memberships: creates and updates of single rows are logged, deletes are
+    # not. A post_delete receiver would make Django load every row of a
+    # set-based delete (deleting a 100,000-member group would load and log
+    # 100,000 rows); membership deltas are recorded in the change set instead.
+    membership = apps.get_model("directory.Membership")
+    auditlog.register(membership)
+    post_delete.disconnect(sender=membership, dispatch_uid=auditlog._dispatch_uid(post_delete, log_delete))
+
+
+class AuditConfig(AppConfig):
+    name = "provisioning.audit"
+    label = "audit"
+    verbose_name = "Audit"
+
+    def ready(self) -> None:
+        from provisioning.directory.models import Group, User
+
+        from .models import AuditEntry
+        from .services import capture_relations, stamp_audit_entry
+
+        _register_audited_models()
+        pre_save.connect(stamp_audit_entry, sender=AuditEntry, dispatch_uid="scimgate-audit-stamp")
+        for model in (User, Group):
+            pre_delete.connect(
+                capture_relations, sender=model, dispatch_uid=f"scimgate-audit-relations-{model.__name__}"
+            )

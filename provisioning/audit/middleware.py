@@ -1,0 +1,164 @@
+"""Correlation id, change-set scope and request log for every request.
+
+Every request gets a server-generated correlation id (uuid4; a client cannot
+choose it). A request to ``/scim/v2/`` is one unit of change (one change set)
+and is written to the request log; a write through the Django admin is one
+unit too. The log row is written when the response is closed, after its bytes
+went to the client, with one INSERT outside the SCIM write transaction; any
+failure is logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+
+from provisioning.access.models import ScimClient
+from provisioning.access.services import token_prefix_of
+
+from .context import change_set_scope, request_context
+from .redaction import redact_body, redact_query, truncate
+from .services import request_log_write
+
+logger = logging.getLogger(__name__)
+
+SCIM_PREFIX = "/scim/v2/"
+ADMIN_PREFIX = "/admin/"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def _networks(values) -> list:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            logger.warning("Ignoring invalid SCIMGATE_TRUSTED_PROXIES entry %r", value)
+    return networks
+
+
+def _trusted(address: str, networks: list) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: HttpRequest, trusted_proxies: list) -> str | None:
+    """REMOTE_ADDR, unless it is a trusted proxy: then the nearest X-Forwarded-For hop not ours.
+
+    Walking from the right means a client cannot pick its address by sending
+    its own X-Forwarded-For: only hops appended by our proxies are believed.
+    """
+    remote = request.META.get("REMOTE_ADDR") or None
+    if not remote or not trusted_proxies or not _trusted(remote, trusted_proxies):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted_proxies):
+            return hop
+    return hops[0] if hops else remote
+
+
+def _bearer_prefix(request: HttpRequest) -> str:
+    parts = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        return token_prefix_of(parts[1]) or ""
+    return ""
+
+
+class AuditMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.trusted_proxies = _networks(settings.SCIMGATE_TRUSTED_PROXIES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        address = client_address(request, self.trusted_proxies)
+        with request_context(remote_addr=address, http_request=request) as ctx:
+            if request.path.startswith(SCIM_PREFIX):
+                return self._scim(request, ctx.correlation_id)
+            if request.path.startswith(ADMIN_PREFIX) and request.method not in _SAFE_METHODS:
+                with change_set_scope(source="admin", http_request=request, request=_describe(request)):
+                    return self.get_response(request)
+            return self.get_response(request)
+
+    def _scim(self, request: HttpRequest, correlation_id) -> HttpResponse:
+        started = time.perf_counter()
+        body = _read_body(request)
+        with change_set_scope(
+            source="scim", http_request=request, request=lambda: _describe(request, body)
+        ):
+            response = self.get_response(request)
+        latency_ms = (time.perf_counter() - started) * 1000
+        if settings.SCIMGATE_REQUEST_LOG_ENABLED:
+            # Closers run once the server has sent the response: the client does not wait for the log.
+            response._resource_closers.append(
+                lambda: self._log(request, response, body, latency_ms, correlation_id)
+            )
+        return response
+
+    def _log(self, request, response, body: bytes | None, latency_ms: float, correlation_id) -> None:
+        try:
+            limit = settings.SCIMGATE_REQUEST_LOG_MAX_BODY
+            user = getattr(request, "user", None)
+            response_bytes = b"" if response.streaming else response.content
+            _parsed, request_text = redact_body(body or b"")
+            _parsed, response_text = redact_body(response_bytes)
+            request_size = len(body) if body is not None else int(request.META.get("CONTENT_LENGTH") or 0)
+            request_stored = truncate(request_text, limit)
+            response_stored = truncate(response_text, limit)
+            request_log_write(
+                correlation_id=correlation_id,
+                scim_client_id=user.pk if isinstance(user, ScimClient) else None,
+                token_prefix=_bearer_prefix(request),
+                method=request.method[:10],
+                path=request.path[:2048],
+                query=redact_query(request.META.get("QUERY_STRING", "")),
+                status=response.status_code,
+                latency_ms=round(latency_ms, 3),
+                remote_addr=client_address(request, self.trusted_proxies),
+                request_body=request_stored,
+                request_size=request_size,
+                request_truncated=len(request_stored) < len(request_text),
+                response_body=response_stored,
+                response_size=len(response_bytes),
+                response_truncated=len(response_stored) < len(response_text),
+            )
+        except Exception:  # noqa: BLE001 - the request log must never fail a request
+            logger.exception("Could not write the SCIM request log")
+
+
+def _read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, read now so that DRF can still parse it afterwards (Django caches it)."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        return None  # DRF answers 413; the log records the announced size only
+    except Exception:  # noqa: BLE001 - a broken stream is the view's error to report
+        return None
+
+
+def _describe(request: HttpRequest, body: bytes | None = None) -> dict:
+    """The request as stored on a change set: method, path, query and redacted body."""
+    document: dict = {
+        "method": request.method,
+        "path": request.path,
+        "query": redact_query(request.META.get("QUERY_STRING", "")),
+    }
+    if body:
+        parsed, text = redact_body(body)
+        limit = settings.SCIMGATE_REQUEST_LOG_MAX_BODY
+        if len(text.encode()) <= limit:
+            document["body"] = parsed if parsed is not None else text
+        else:
+            document["body"] = truncate(text, limit)
+            document["body_truncated"] = True
+        document["body_size"] = len(body)
+    return document

@@ -1,0 +1,253 @@
+"""The audit trail: change sets, the auditlog entries, seals, and the SCIM request log.
+
+- ``ChangeSet``: one per unit of change (SCIM request, Bulk operation, console
+  action): who, when, through which client, the (redacted) request.
+- ``ChangeRecord``: every directory resource a change set touched, with its
+  snapshot before and after and the exact membership delta. A delete's
+  ``before`` holds everything needed to restore the resource.
+- ``AuditEntry``: django-auditlog's log entry (``AUDITLOG_LOGENTRY_MODEL``)
+  with the SCIM client, the change set and a content hash.
+- ``AuditSeal``: tamper evidence. Every audit row carries an HMAC of its
+  content, computed as it is written (no shared row to wait on); a periodic
+  task seals rows in id order into batches chained to the previous batch.
+- ``RequestLog``: every request to ``/scim/v2/``, secrets redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+from auditlog.models import AbstractLogEntry
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+# Fields never covered by a row's own hash (the hash itself, the row id: ids
+# are covered by the batch seal, which detects rows inserted or removed).
+_UNHASHED = frozenset({"id", "content_hash"})
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+
+
+def json_roundtrip(value):
+    """The value as the JSON column will give it back, so hashing now and later agree."""
+    return None if value is None else json.loads(canonical_json(value))
+
+
+def audit_hmac(payload: str) -> str:
+    """HMAC-SHA256 keyed by ``SCIMGATE_AUDIT_KEY``: a row's hash cannot be recomputed without it."""
+    return salted_hmac(
+        "scimgate.audit", payload, secret=settings.SCIMGATE_AUDIT_KEY, algorithm="sha256"
+    ).hexdigest()
+
+
+class Sealed(models.Model):
+    """A row whose content is hashed when written and later sealed into a chained batch."""
+
+    content_hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def hash_payload(self) -> str:
+        values = {
+            f.attname: getattr(self, f.attname)
+            for f in self._meta.concrete_fields
+            if f.attname not in _UNHASHED
+        }
+        return canonical_json(values)
+
+    def compute_hash(self) -> str:
+        return audit_hmac(self.hash_payload())
+
+    def normalise_for_hash(self) -> None:
+        for f in self._meta.concrete_fields:
+            if isinstance(f, models.JSONField):
+                setattr(self, f.attname, json_roundtrip(getattr(self, f.attname)))
+            elif getattr(self, f.attname) is not None:
+                # The value as the database returns it (an int object_pk comes back a string).
+                value = f.to_python(getattr(self, f.attname))
+                if isinstance(value, datetime):
+                    # Stored and hashed at millisecond precision on every database.
+                    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+                setattr(self, f.attname, value)
+
+    def _save_table(self, *args, **kwargs):
+        # Hashed here, after every pre_save receiver (auditlog's context among
+        # them) has filled its fields, and just before the INSERT.
+        if self._state.adding:
+            self.normalise_for_hash()
+            self.content_hash = self.compute_hash()
+        return super()._save_table(*args, **kwargs)
+
+
+class ChangeSet(Sealed):
+    class Source(models.TextChoices):
+        SCIM = "scim", "SCIM request"
+        BULK = "bulk", "SCIM Bulk operation"
+        CONSOLE = "console", "Console action"
+        ADMIN = "admin", "Django admin"
+        SYSTEM = "system", "System (command or task)"
+
+    correlation_id = models.UUIDField(db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=16)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scim_client = models.ForeignKey(
+        "access.ScimClient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The actor's name when the change was made: kept when the client or operator is deleted.
+    actor_repr = models.CharField(max_length=255, blank=True, default="")
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    request = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["created_at"], name="changeset_created_idx"),
+            models.Index(fields=["scim_client", "created_at"], name="changeset_client_idx"),
+            models.Index(fields=["operator", "created_at"], name="changeset_operator_idx"),
+            models.Index(fields=["source", "created_at"], name="changeset_source_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Change set {self.pk} by {self.actor_repr or 'system'} ({self.source})"
+
+
+class ChangeRecord(Sealed):
+    """One directory resource as a change set found and left it."""
+
+    change_set = models.ForeignKey(ChangeSet, on_delete=models.PROTECT, related_name="records")
+    created_at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=16)  # create, replace, patch, delete
+    resource_type = models.CharField(max_length=16)  # User, Group
+    resource_id = models.UUIDField()
+    # userName / displayName after the change (before, for a delete): searchable by name.
+    resource_name = models.CharField(max_length=255, blank=True, default="")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    changed_attributes = models.JSONField(default=list, blank=True)
+    # [{"value": id, "type": "User"|"Group", "display": ...}]: set-based membership
+    # writes bypass model signals, so these lists are the record of them.
+    members_added = models.JSONField(default=list, blank=True)
+    members_removed = models.JSONField(default=list, blank=True)
+    search_text = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["resource_type", "resource_id", "id"], name="changerecord_resource_idx"),
+            models.Index(Lower("resource_name"), name="changerecord_name_ci_idx"),
+            models.Index(fields=["action", "created_at"], name="changerecord_action_idx"),
+            models.Index(fields=["created_at"], name="changerecord_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource_type} {self.resource_name or self.resource_id}"
+
+
+class AuditEntry(Sealed, AbstractLogEntry):
+    """django-auditlog's entry plus the SCIM client, the change set and a content hash."""
+
+    scim_client = models.ForeignKey(
+        "access.ScimClient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    change_set = models.ForeignKey(
+        ChangeSet, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+    )
+    # The changed values and the object's name as text, for free-text search
+    # (trigram-indexed on PostgreSQL; see the migration).
+    search_text = models.TextField(blank=True, default="")
+
+    class Meta(AbstractLogEntry.Meta):
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["content_type", "object_pk", "timestamp"], name="auditentry_object_idx"),
+            models.Index(fields=["scim_client", "timestamp"], name="auditentry_client_idx"),
+            models.Index(fields=["actor", "timestamp"], name="auditentry_actor_idx"),
+            models.Index(fields=["action", "timestamp"], name="auditentry_action_idx"),
+            models.Index(Lower("object_repr"), name="auditentry_repr_ci_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} ({self.timestamp:%Y-%m-%d %H:%M:%S})"
+
+
+class AuditSeal(models.Model):
+    """A sealed batch of one stream: H(previous seal + ids range + count + ordered row hashes)."""
+
+    class Stream(models.TextChoices):
+        ENTRIES = "entries", "Audit entries"
+        CHANGE_SETS = "change_sets", "Change sets"
+        RECORDS = "records", "Change records"
+
+    stream = models.CharField(max_length=16, choices=Stream.choices)
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    row_count = models.PositiveIntegerField()
+    previous_hash = models.CharField(max_length=64)
+    batch_hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["stream", "last_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "last_id"], name="auditseal_stream_last_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream} {self.first_id}..{self.last_id} ({self.row_count})"
+
+
+class RequestLog(models.Model):
+    """One request to ``/scim/v2/``. Bodies are redacted; ``*_size`` is the size before truncation."""
+
+    timestamp = models.DateTimeField(default=timezone.now)
+    correlation_id = models.UUIDField(default=uuid.uuid4)
+    scim_client = models.ForeignKey(
+        "access.ScimClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        # Logging must not depend on the client row: no constraint, the id is kept.
+        db_constraint=False,
+    )
+    # The public prefix of a bearer token that failed authentication (never the token).
+    token_prefix = models.CharField(max_length=16, blank=True, default="")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=2048)
+    query = models.TextField(blank=True, default="")
+    status = models.PositiveSmallIntegerField()
+    latency_ms = models.FloatField()
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    request_body = models.TextField(blank=True, default="")
+    request_size = models.PositiveIntegerField(default=0)
+    request_truncated = models.BooleanField(default=False)
+    response_body = models.TextField(blank=True, default="")
+    response_size = models.PositiveIntegerField(default=0)
+    response_truncated = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["timestamp"], name="requestlog_timestamp_idx"),
+            models.Index(fields=["scim_client", "timestamp"], name="requestlog_client_idx"),
+            models.Index(fields=["status", "timestamp"], name="requestlog_status_idx"),
+            models.Index(fields=["method", "timestamp"], name="requestlog_method_idx"),
+            models.Index(fields=["correlation_id"], name="requestlog_cid_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} → {self.status}"
+

@@ -1,0 +1,106 @@
+"""The SCIM request log: every request, secrets never stored, writing never fails a request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from provisioning.audit import selectors
+from provisioning.audit.models import RequestLog
+from tests.scim.conftest import USER_SCHEMA
+
+pytestmark = pytest.mark.django_db
+
+FAKE_TOKEN = "scg_AbCdEfGh_" + "x" * 43
+
+
+def test_bad_token_is_logged_with_its_prefix_and_401(anonymous_scim):
+    resp = anonymous_scim.get("/Users", HTTP_AUTHORIZATION=f"Bearer {FAKE_TOKEN}")
+    assert resp.status_code == 401
+    [row] = RequestLog.objects.all()
+    assert (row.status, row.token_prefix, row.scim_client_id) == (401, "AbCdEfGh", None)
+    assert (row.method, row.path) == ("GET", "/scim/v2/Users")
+    assert list(selectors.request_logs(status_class="4xx", token_prefix="AbCdEfGh")) == [row]
+
+
+def test_successful_request_records_client_status_latency_and_bodies(scim):
+    user = scim.create_user("logged")
+    row = RequestLog.objects.get(method="POST")
+    assert row.scim_client is not None and row.status == 201 and row.latency_ms > 0
+    assert '"userName":"logged"' in row.request_body
+    assert user["id"] in row.response_body
+    assert row.request_size >= len(row.request_body.encode()) and not row.request_truncated
+    scim.search("/Users", filter='userName eq "logged"')
+    get_row = RequestLog.objects.get(method="GET")
+    assert "filter=userName" in get_row.query
+    assert list(selectors.request_logs(client=row.scim_client, method="get", path="/Users")) == [get_row]
+
+
+def test_large_bodies_are_truncated_with_their_size(scim, settings):
+    settings.SCIMGATE_REQUEST_LOG_MAX_BODY = 100
+    scim.create_user("big", addresses=[{"formatted": "x" * 500}])
+    row = RequestLog.objects.get(method="POST")
+    assert len(row.request_body.encode()) == 100 and row.request_size > 500
+    assert row.request_truncated and row.response_truncated
+
+
+def test_no_secret_reaches_any_column_of_any_table(scim):
+    password = "Pa55word-Never-Stored-91"
+    body = {"schemas": [USER_SCHEMA], "userName": "secretive", "password": password}
+    scim.ok(scim.post("/Users", body), 201)
+    user_id = scim.search("/Users", filter='userName eq "secretive"')["Resources"][0]["id"]
+    scim.patch_ops(f"/Users/{user_id}", {"op": "replace", "path": "password", "value": password})
+    scim.patch_ops(f"/Users/{user_id}", {"op": "replace", "value": {"PassWord": password}})
+    scim.get("/Users", params={"access_token": scim.token})
+    scim.get("/Users", HTTP_AUTHORIZATION=f"Bearer {FAKE_TOKEN}")
+    assert RequestLog.objects.count() == 6
+
+    secrets = [password, scim.token.rsplit("_", 1)[1], FAKE_TOKEN.rsplit("_", 1)[1]]
+    found = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            columns = connection.introspection.get_table_description(cursor, table)
+            for column in columns:
+                name = connection.ops.quote_name(column.name)
+                for secret in secrets:
+                    cursor.execute(
+                        f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)} "
+                        f"WHERE CAST({name} AS TEXT) LIKE %s",
+                        [f"%{secret}%"],
+                    )
+                    if cursor.fetchone()[0]:
+                        found.append((table, column.name, secret[:6]))
+    assert found == []
+    assert "[REDACTED]" in RequestLog.objects.get(method="POST").request_body
+
+
+def test_a_failing_log_write_does_not_fail_the_request(scim, monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("log table gone")
+
+    monkeypatch.setattr(RequestLog.objects, "create", broken)
+    assert scim.create_user("unlogged")["userName"] == "unlogged"
+    assert "Could not write the SCIM request log" in caplog.text
+
+
+def test_disabled_request_log_writes_nothing(scim, settings):
+    settings.SCIMGATE_REQUEST_LOG_ENABLED = False
+    scim.create_user("quiet")
+    assert not RequestLog.objects.exists()
+
+
+def test_retention_command_prunes_only_old_request_log_rows(scim, settings):
+    settings.REQUEST_LOG_RETENTION_DAYS = 30
+    scim.create_user("kept")
+    scim.search("/Users")
+    old = RequestLog.objects.get(method="GET")
+    RequestLog.objects.filter(pk=old.pk).update(timestamp=timezone.now() - timedelta(days=31))
+    call_command("prunerequestlog")
+    assert list(RequestLog.objects.values_list("method", flat=True)) == ["POST"]
+    from provisioning.audit.models import AuditEntry, ChangeSet
+
+    assert ChangeSet.objects.exists() and AuditEntry.objects.exists()  # never pruned

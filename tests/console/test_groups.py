@@ -1,0 +1,144 @@
+"""Groups list and detail: permissions, htmx partials, search, counts, member paging, nesting."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from provisioning.directory.models import Group, Membership, User
+
+from .conftest import XSS, make_group, make_user
+
+LIST = reverse("console:group_list")
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def detail(group) -> str:
+    return reverse("console:group_detail", args=[group.pk])
+
+
+def names(response) -> list[str]:
+    return [g.display_name for g in response.context["page"].items]
+
+
+@pytest.mark.django_db
+def test_anonymous_and_roleless_are_refused(client, django_user_model):
+    group = make_group("Team")
+    for url in (LIST, detail(group)):
+        assert client.get(url).status_code == 302
+    client.force_login(django_user_model.objects.create_user(username="nobody"))
+    for url in (LIST, detail(group)):
+        assert client.get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_unknown_group_is_404(viewer_client):
+    assert (
+        viewer_client.get(reverse("console:group_detail", args=[uuid.uuid4()])).status_code == 404
+    )
+
+
+@pytest.mark.django_db
+def test_list_full_page_and_partial_with_counts(viewer_client):
+    a, b = make_user("a@example.com"), make_user("b@example.com")
+    inner = make_group("Inner", [a])
+    make_group("Outer", [a, b, inner], client=None)
+    page = viewer_client.get(LIST)
+    assert b"<html" in page.content and "HX-Request" in page["Vary"]
+    rows = {g.display_name: (g.user_count, g.group_count) for g in page.context["page"].items}
+    assert rows == {"Inner": (1, 0), "Outer": (2, 1)}
+
+    partial = viewer_client.get(LIST, {"q": "out"}, **HTMX)
+    assert partial.content.lstrip().startswith(b'<section id="results"')
+    assert names(partial) == ["Outer"]
+    assert "HX-Request" in partial["Vary"]
+
+
+@pytest.mark.django_db
+def test_search_by_external_id_and_sorting(viewer_client):
+    make_group("beta")
+    make_group("Alpha")
+    Group.objects.filter(display_name="beta").update(external_id="EXT-9")
+    assert names(viewer_client.get(LIST, {"q": "ext-9"})) == ["beta"]
+    assert names(viewer_client.get(LIST)) == ["Alpha", "beta"]
+    assert names(viewer_client.get(LIST, {"sort": "-displayName"})) == ["beta", "Alpha"]
+    assert names(viewer_client.get(LIST, {"sort": "members"})) == ["Alpha", "beta"]
+
+
+@pytest.mark.django_db
+def test_list_never_loads_members(viewer_client):
+    users = User.objects.bulk_create(
+        User(user_name=f"m{i}@example.com", created=timezone.now(), last_modified=timezone.now())
+        for i in range(300)
+    )
+    group = make_group("Big")
+    Membership.objects.bulk_create(Membership(group=group, user=u) for u in users)
+    with CaptureQueriesContext(connection) as ctx:
+        response = viewer_client.get(LIST, **HTMX)
+    assert names(response) == ["Big"] and response.context["page"].items[0].user_count == 300
+    assert not any(
+        "directory_membership" in q["sql"] and "COUNT" not in q["sql"].upper() for q in ctx
+    )
+
+
+@pytest.mark.django_db
+def test_detail_pages_members_by_keyset(viewer_client):
+    now = timezone.now()
+    users = User.objects.bulk_create(
+        User(user_name=f"m{i:03d}@example.com", created=now, last_modified=now) for i in range(120)
+    )
+    group = make_group("Big")
+    Membership.objects.bulk_create(Membership(group=group, user=u) for u in users)
+
+    first = viewer_client.get(detail(group))
+    members = first.context["page"].items
+    assert [m.user.user_name for m in members[:2]] == ["m000@example.com", "m001@example.com"]
+    assert len(members) == 50 and first.context["counts"] == {"users": 120, "groups": 0}
+
+    after = first.context["page"].next_after
+    with CaptureQueriesContext(connection) as ctx:
+        second = viewer_client.get(detail(group), {"after": after}, **HTMX)
+    assert second.content.lstrip().startswith(b'<section id="members"')
+    assert "HX-Request" in second["Vary"]
+    assert second.context["page"].items[0].user.user_name == "m050@example.com"
+    # Members and their names in one query; no query per member, no OFFSET.
+    member_queries = [q["sql"] for q in ctx.captured_queries if "directory_membership" in q["sql"]]
+    assert not any("OFFSET" in sql.upper() for sql in member_queries)
+    assert len(ctx.captured_queries) < 12
+
+    last = viewer_client.get(detail(group), {"after": second.context["page"].next_after})
+    assert len(last.context["page"].items) == 20 and last.context["page"].next_after is None
+    back = viewer_client.get(detail(group), {"before": last.context["page"].previous_before})
+    assert [m.pk for m in back.context["page"].items] == [
+        m.pk for m in second.context["page"].items
+    ]
+    start = viewer_client.get(detail(group), {"before": back.context["page"].previous_before})
+    assert start.context["page"].previous_before is None and len(start.context["page"].items) == 50
+    assert viewer_client.get(detail(group), {"after": "junk"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_detail_shows_nested_and_parent_groups(viewer_client):
+    ana = make_user("ana@example.com", displayName="Ana")
+    child = make_group("Child", [ana])
+    parent = make_group("Parent", [child])
+    html = viewer_client.get(detail(child)).content.decode()
+    assert "Parent" in html and "Ana" in html
+    html = viewer_client.get(detail(parent)).content.decode()
+    assert f'href="{detail(child)}"' in html
+    assert "1 nested group" in html
+
+
+@pytest.mark.django_db
+def test_group_names_are_escaped(viewer_client):
+    user = make_user("a@example.com", displayName=XSS)
+    group = make_group(XSS, [user])
+    for response in (viewer_client.get(LIST), viewer_client.get(detail(group))):
+        html = response.content.decode()
+        assert XSS not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
