@@ -42,8 +42,11 @@ INSTALLED_APPS = [
     "provisioning.access",
     "provisioning.directory",
     "provisioning.scim",
+    # Benchmarks: loadsynthetic and runbench commands (no models).
+    "provisioning.benchmark",
     "auditlog",
     "provisioning.audit",
+    "provisioning.oversight",
     "console",
 ]
 
@@ -245,6 +248,11 @@ SCIMGATE_AUDIT_KEY = env.str("SCIMGATE_AUDIT_KEY", default=SECRET_KEY)
 # Rows younger than this are left for the next seal: their transaction may still be open.
 SCIMGATE_AUDIT_SEAL_GRACE_SECONDS = env.int("SCIMGATE_AUDIT_SEAL_GRACE_SECONDS", default=300)
 SCIMGATE_REQUEST_LOG_ENABLED = env.bool("SCIMGATE_REQUEST_LOG_ENABLED", default=True)
+# Benchmarking switch only (make bench measures the audit trail's cost with it off):
+# false skips change records and django-auditlog registration. Never turn it off in production.
+SCIMGATE_AUDIT_ENABLED = env.bool("SCIMGATE_AUDIT_ENABLED", default=True)
+# Benchmarking only: mount the framework-floor view at /bench/floor (provisioning/benchmark/floor.py).
+SCIMGATE_BENCH_FLOOR = env.bool("SCIMGATE_BENCH_FLOOR", default=False)
 SCIMGATE_REQUEST_LOG_MAX_BODY = env.int("SCIMGATE_REQUEST_LOG_MAX_BODY", default=64 * 1024)
 REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)
 # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: use REMOTE_ADDR.
@@ -256,4 +264,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.audit.tasks.prune_request_log",
         "schedule": 3600.0,
     },
+    # The sweep: approved operations a lost message or a killed worker left unapplied.
+    "apply-approved-operations": {
+        "task": "provisioning.oversight.tasks.apply_approved_operations",
+        "schedule": 60.0,
+    },
+    "expire-pending-operations": {
+        "task": "provisioning.oversight.tasks.expire_pending_operations",
+        "schedule": 900.0,
+    },
 }
+
+# Held operations expire after this many days unless decided (or held by a quarantine).
+PENDING_OPERATION_TTL_DAYS = env.int("PENDING_OPERATION_TTL_DAYS", default=7)
+# Where approver notifications point, and an optional webhook (JSON POST) for them.
+SCIMGATE_CONSOLE_URL = env.str("SCIMGATE_CONSOLE_URL", default="http://127.0.0.1:8000")
+SCIMGATE_WEBHOOK_URL = env.str("SCIMGATE_WEBHOOK_URL", default="")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scimgate@localhost")
+AXES_VERBOSE = False

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -6,3 +7,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("console.urls")),
 ]
+
+if settings.SCIMGATE_BENCH_FLOOR:
+    # Benchmarking only: the framework floor for make bench (provisioning/benchmark/floor.py).
+    from provisioning.benchmark.floor import floor
+
+    urlpatterns.insert(0, path("bench/floor", floor, name="bench-floor"))

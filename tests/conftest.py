@@ -14,3 +14,24 @@ def pytest_report_header(config):
 def on_postgres():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "celery_worker: runs a real Celery worker process (PostgreSQL + Redis)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def celery_in_process(request):
+    """Tasks run in-process in tests, even when a broker is configured (CI's second pass),
+    except in tests that start a real worker and want messages to go through the broker."""
+    from provisioning.celery import app
+
+    eager = request.node.get_closest_marker("celery_worker") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager or previous
+    if not eager:
+        app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = previous

@@ -1,4 +1,5 @@
 from django.apps import AppConfig, apps
+from django.conf import settings
 from django.db.models import ManyToManyField
 from django.db.models.signals import post_delete, pre_delete, pre_save
 
@@ -60,7 +61,9 @@ class AuditConfig(AppConfig):
         from .models import AuditEntry
         from .services import capture_relations, stamp_audit_entry
 
-        _register_audited_models()
+        # SCIMGATE_AUDIT_ENABLED is a benchmarking switch (make bench), never off in production.
+        if settings.SCIMGATE_AUDIT_ENABLED:
+            _register_audited_models()
         pre_save.connect(stamp_audit_entry, sender=AuditEntry, dispatch_uid="scimgate-audit-stamp")
         for model in (User, Group):
             pre_delete.connect(

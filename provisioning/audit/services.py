@@ -68,13 +68,16 @@ def change_set_create(
     )
 
 
-def record_change(change: Change) -> ChangeRecord:
+def record_change(change: Change) -> ChangeRecord | None:
     """Record an applied directory change in the current unit's change set.
 
     Called by ``directory.services._commit`` after the change is applied, in
     its transaction. Outside any scope (a command, a script) the change gets
-    a change set of its own.
+    a change set of its own. Returns None only when the benchmarking switch
+    ``SCIMGATE_AUDIT_ENABLED`` is off (``make bench`` measures the trail's cost).
     """
+    if not settings.SCIMGATE_AUDIT_ENABLED:
+        return None
     scope = context.current_scope()
     if scope is None:
         with context.change_set_scope(client=change.client, source=ChangeSet.Source.SYSTEM) as own:

@@ -43,6 +43,8 @@ class Change:
     # What was asked, in a form that can be stored and applied again later (a held
     # operation): {"operations": [...]} for PATCH, {"document": {...}} for POST/PUT.
     request: dict = field(default_factory=dict)
+    # The console operator who asked, for console actions (``client`` is then None).
+    operator: object | None = None
 
     @property
     def resource_type(self) -> str:

@@ -11,6 +11,7 @@ SCIM directory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from contextlib import contextmanager
 
@@ -18,10 +19,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from provisioning.access import authorization
 from provisioning.access.models import ScimClient
 from provisioning.audit.services import record_change
+from provisioning.oversight import policy
+from provisioning.oversight.models import Action
+from provisioning.oversight.reviews import flag_change_set
+from provisioning.oversight.services import hold_operation
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, Uniqueness
 from provisioning.scim.filters import matches, membership_q
@@ -72,19 +78,52 @@ def _uniqueness_as_409(field: str):
         raise Uniqueness(f"A resource with this {field} already exists") from None
 
 
-def _commit(change: Change) -> None:
-    """Apply one planned change. Nothing is written before the change is fully planned."""
+def _commit(change: Change, operator=None) -> None:
+    """Authorize, police, apply and record one planned change.
+
+    Nothing is written before the change is fully planned. A held change raises
+    ``Held``; ``_write`` turns that into a stored pending operation.
+    """
+    change.operator = operator
     # Before the no-op shortcut: a refused write is refused even if it would change nothing.
     authorization.authorize_change(change)
     if change.is_noop:
         return
+    decision = policy.evaluate(change)
+    if decision.action == Action.HOLD:
+        raise policy.Held(change, decision)
     if change.action == "delete":
         change.resource.delete()
     elif change.resource_type == "User":
         _apply_user(change)
     else:
         _apply_group(change)
-    record_change(change)
+    if change.client is not None:
+        policy.record_destructive(change.client, decision.destructive_weight)
+    record = record_change(change)
+    if decision.action == Action.FLAG and record is not None:
+        flag_change_set(record.change_set, decision.reasons)
+
+
+def _write(service):
+    """One transaction per directory write; a write policy holds becomes a pending operation.
+
+    The held write's transaction rolls back (nothing was applied), then the pending
+    operation is stored in a transaction of its own and ``OperationHeld`` is raised
+    for the caller to answer (SCIM: 202 Accepted).
+    """
+
+    @functools.wraps(service)
+    def wrapper(*args, **kwargs):
+        try:
+            with transaction.atomic():
+                return service(*args, **kwargs)
+        except policy.Held as held:
+            with transaction.atomic():
+                pending = hold_operation(held.change, held.decision)
+            raise policy.OperationHeld(pending) from None
+
+    return wrapper
 
 
 # --- Users --------------------------------------------------------------------
@@ -135,37 +174,45 @@ def _apply_user(change: Change) -> None:
         _sync_emails(user)
 
 
-@transaction.atomic
-def user_create(*, document: dict, client: ScimClient | None) -> User:
+@_write
+def user_create(*, document: dict, client: ScimClient | None, operator=None) -> User:
     """Create a user from a SCIM document (``userName`` unique case-insensitively)."""
     # Refuse before validating, so a client without the permission learns nothing.
     authorization.require(client, "User", "create")
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     now = timezone.now()
     user = User(created=now, last_modified=now, source=client)
-    _commit(Change("create", user, client, after=after, request={"document": document}))
+    _commit(Change("create", user, client, after=after, request={"document": document}), operator)
     return user
 
 
-@transaction.atomic
+@_write
 def user_replace(
-    *, user_id, document: dict, client: ScimClient | None, if_match: str | None = None
+    *,
+    user_id,
+    document: dict,
+    client: ScimClient | None,
+    operator=None,
+    if_match: str | None = None,
 ) -> User:
     """PUT: replace every writable attribute with the document's values."""
     user = _lock(User, user_id, client, "replace")
     _check_version(user, if_match)
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     before = resources.user_editable_document(user)
-    _commit(Change("replace", user, client, before, after, request={"document": document}))
+    _commit(
+        Change("replace", user, client, before, after, request={"document": document}), operator
+    )
     return user
 
 
-@transaction.atomic
+@_write
 def user_patch(
     *,
     user_id,
     operations: list[PatchOperation],
     client: ScimClient | None,
+    operator=None,
     if_match: str | None = None,
 ) -> User:
     """PATCH: all operations or none (the engine works on a copy of the document)."""
@@ -174,16 +221,20 @@ def user_patch(
     before = resources.user_editable_document(user)
     outcome = apply_patch(before, operations, USER_SCHEMA)
     after = _normalised_user(resources.clean_document(USER_SCHEMA, outcome.document))
-    _commit(Change("patch", user, client, before, after, request=_patch_request(operations)))
+    _commit(
+        Change("patch", user, client, before, after, request=_patch_request(operations)), operator
+    )
     return user
 
 
-@transaction.atomic
-def user_delete(*, user_id, client: ScimClient | None, if_match: str | None = None) -> None:
+@_write
+def user_delete(
+    *, user_id, client: ScimClient | None, operator=None, if_match: str | None = None
+) -> None:
     user = _lock(User, user_id, client, "delete")
     _check_version(user, if_match)
     before = resources.user_editable_document(user)
-    _commit(Change("delete", user, client, before=before))
+    _commit(Change("delete", user, client, before=before), operator)
 
 
 # --- Groups -------------------------------------------------------------------
@@ -269,8 +320,8 @@ def _patch_request(operations: list[PatchOperation]) -> dict:
     return {"operations": [dataclasses.asdict(op) for op in operations]}
 
 
-@transaction.atomic
-def group_create(*, document: dict, client: ScimClient | None) -> Group:
+@_write
+def group_create(*, document: dict, client: ScimClient | None, operator=None) -> Group:
     # Refuse before validating, so a client without the permission learns nothing.
     authorization.require(client, "Group", "create")
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
@@ -279,13 +330,20 @@ def group_create(*, document: dict, client: ScimClient | None) -> Group:
     plan = MemberPlan(group)
     plan.add(resolve_members(group, cleaned.get("members", [])))
     after = _normalised_group(cleaned)
-    _commit(_group_change("create", group, client, None, after, plan, {"document": document}))
+    _commit(
+        _group_change("create", group, client, None, after, plan, {"document": document}), operator
+    )
     return group
 
 
-@transaction.atomic
+@_write
 def group_replace(
-    *, group_id, document: dict, client: ScimClient | None, if_match: str | None = None
+    *,
+    group_id,
+    document: dict,
+    client: ScimClient | None,
+    operator=None,
+    if_match: str | None = None,
 ) -> Group:
     """PUT: the document's attributes and exactly its members (reads every member id)."""
     group = _lock(Group, group_id, client, "replace")
@@ -295,16 +353,20 @@ def group_replace(
     plan.replace(resolve_members(group, cleaned.get("members", [])))
     before = resources.group_editable_document(group)
     after = _normalised_group(cleaned)
-    _commit(_group_change("replace", group, client, before, after, plan, {"document": document}))
+    _commit(
+        _group_change("replace", group, client, before, after, plan, {"document": document}),
+        operator,
+    )
     return group
 
 
-@transaction.atomic
+@_write
 def group_patch(
     *,
     group_id,
     operations: list[PatchOperation],
     client: ScimClient | None,
+    operator=None,
     if_match: str | None = None,
 ) -> Group:
     """PATCH a group. Member operations read only the members they name; never the rest."""
@@ -328,12 +390,106 @@ def group_patch(
             plan.remove(parse_id(m.get("value")) for m in op.members)
     after = _normalised_group(resources.clean_document(GROUP_SCHEMA, outcome.document))
     request = _patch_request(operations)
-    _commit(_group_change("patch", group, client, before, after, plan, request))
+    _commit(_group_change("patch", group, client, before, after, plan, request), operator)
     return group
 
 
-@transaction.atomic
-def group_delete(*, group_id, client: ScimClient | None, if_match: str | None = None) -> None:
+@_write
+def group_delete(
+    *, group_id, client: ScimClient | None, operator=None, if_match: str | None = None
+) -> None:
     group = _lock(Group, group_id, client, "delete")
     _check_version(group, if_match)
-    _commit(Change("delete", group, client, before=resources.group_editable_document(group)))
+    _commit(
+        Change("delete", group, client, before=resources.group_editable_document(group)), operator
+    )
+
+
+# --- Restoring and reverting (rollback) ---------------------------------------
+
+
+def _existing_refs(entries: list[dict]) -> list[MemberRef]:
+    """Member entries from a snapshot whose users or groups still exist (two queries)."""
+    ids = {parse_id(e.get("value")) for e in entries} - {None}
+    users = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    groups = set(Group.objects.filter(pk__in=ids - users).values_list("pk", flat=True))
+    refs = []
+    for entry in entries:
+        member_id = parse_id(entry.get("value"))
+        if member_id in users or member_id in groups:
+            refs.append(MemberRef(member_id, member_id in groups, entry.get("display")))
+    return refs
+
+
+@_write
+def resource_restore(*, resource_type: str, snapshot: dict, operator=None) -> User | Group:
+    """Recreate a deleted user or group from its audit snapshot: same id, attributes, memberships.
+
+    Members and parent groups that no longer exist are skipped. Each parent group
+    gets its own recorded change, so the audit trail shows every membership restored.
+    """
+    model = User if resource_type == "User" else Group
+    pk = parse_id(snapshot["id"])
+    if model.objects.filter(pk=pk).exists():
+        raise Uniqueness(f"{resource_type} {pk} exists again; it cannot be restored")
+    created = parse_datetime(snapshot["created"])
+    now = timezone.now()
+    resource = model(
+        pk=pk, created=created or now, last_modified=now, source_id=snapshot.get("source")
+    )
+    document = snapshot.get("document") or {}
+    request = {"restore": str(pk)}
+    if resource_type == "User":
+        change = Change("create", resource, None, after=_normalised_user(document), request=request)
+    else:
+        plan = MemberPlan(resource)
+        plan.add(_existing_refs(snapshot.get("members", [])))
+        change = _group_change(
+            "create", resource, None, None, _normalised_group(document), plan, request
+        )
+    _commit(change, operator)
+    for parent in Group.objects.select_for_update().filter(
+        pk__in=[parse_id(m.get("value")) for m in snapshot.get("memberOf", [])]
+    ):
+        display = next(
+            (
+                m.get("memberDisplay")
+                for m in snapshot["memberOf"]
+                if m.get("value") == str(parent.pk)
+            ),
+            None,
+        )
+        plan = MemberPlan(parent)
+        plan.add([MemberRef(pk, resource_type == "Group", display)])
+        before = resources.group_editable_document(parent)
+        _commit(_group_change("patch", parent, None, before, before, plan, request), operator)
+    return resource
+
+
+@_write
+def resource_revert(
+    *,
+    resource_type: str,
+    resource_id,
+    document: dict,
+    members_add: list[dict] = (),
+    members_remove: list[dict] = (),
+    operator=None,
+) -> User | Group:
+    """Put a resource's writable attributes back to ``document`` and invert a membership delta."""
+    model = User if resource_type == "User" else Group
+    resource = _lock(model, resource_id, None, "replace")
+    if resource_type == "User":
+        before = resources.user_editable_document(resource)
+        change = Change("replace", resource, None, before, _normalised_user(document))
+    else:
+        plan = MemberPlan(resource)
+        plan.remove(parse_id(m.get("value")) for m in members_remove)
+        plan.add(_existing_refs(list(members_add)))
+        before = resources.group_editable_document(resource)
+        change = _group_change(
+            "replace", resource, None, before, _normalised_group(document), plan, {}
+        )
+    change.request = {"revert": str(resource.pk)}
+    _commit(change, operator)
+    return resource

@@ -28,6 +28,7 @@ from provisioning.access.services import (
     scim_client_record_denied,
     scim_token_verify,
 )
+from provisioning.oversight.policy import OperationHeld
 
 from . import errors
 
@@ -148,7 +149,14 @@ def record_denied(request, error: errors.ScimError) -> None:
 
 
 def scim_exception_handler(exc, context) -> Response:
-    """Every failure becomes a SCIM Error body with a string status (RFC 7644 §3.12)."""
+    """Every failure becomes a SCIM Error body with a string status (RFC 7644 §3.12).
+
+    A write held by policy is not a failure: it answers 202 with the pending operation.
+    """
+    if isinstance(exc, OperationHeld):
+        from .pending import held_response
+
+        return held_response(exc.pending, context["view"].base_url(context["request"]))
     error = _as_scim_error(exc)
     request = context.get("request")
     if request is not None:

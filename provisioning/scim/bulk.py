@@ -12,10 +12,12 @@ from rest_framework.response import Response
 
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.redaction import redact
+from provisioning.oversight.policy import OperationHeld
 
 from . import errors
 from .api import ScimView, _as_scim_error, record_denied
 from .patch import parse_patch_request
+from .pending import pending_document
 from .views import RESOURCE_TYPES
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -80,7 +82,9 @@ def _parse(body: dict) -> tuple[list[Operation], int | None]:
         raise errors.PayloadTooLarge(f"A bulk request may hold at most {maximum} operations")
     fail_on_errors = body.get("failOnErrors")
     if fail_on_errors is not None and (
-        isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1
+        isinstance(fail_on_errors, bool)
+        or not isinstance(fail_on_errors, int)
+        or fail_on_errors < 1
     ):
         raise errors.InvalidValue("'failOnErrors' must be a positive integer")
     operations, bulk_ids = [], set()
@@ -96,8 +100,14 @@ def _parse(body: dict) -> tuple[list[Operation], int | None]:
         if method == "POST" and bulk_id is None:
             raise errors.InvalidValue(f"Operation {index + 1}: POST needs a bulkId")
         operations.append(
-            Operation(index, method, str(raw.get("path", "")), bulk_id, raw.get("version"),
-                      raw.get("data"))
+            Operation(
+                index,
+                method,
+                str(raw.get("path", "")),
+                bulk_id,
+                raw.get("version"),
+                raw.get("data"),
+            )
         )
     return operations, fail_on_errors
 
@@ -128,6 +138,12 @@ class BulkView(ScimView):
                 except Unresolved:
                     deferred.append(op)
                     continue
+                except OperationHeld as held:
+                    results[op.index] = self.result(
+                        op,
+                        status=202,
+                        location=pending_document(held.pending, base_url)["meta"]["location"],
+                    )
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a result
                     error = _as_scim_error(exc)
                     # A refused operation gets its own 403 result and is counted on its own.
@@ -141,8 +157,10 @@ class BulkView(ScimView):
                         break
                     missing = self._missing_reference(op, created)
                     results[op.index] = self.failure(
-                        op, errors.InvalidValue(f"bulkId '{missing}' was not created by this request",
-                                                status=409)
+                        op,
+                        errors.InvalidValue(
+                            f"bulkId '{missing}' was not created by this request", status=409
+                        ),
                     )
                     failures += 1
                 break

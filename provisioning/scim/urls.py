@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import bulk, discovery, views
+from . import bulk, discovery, pending, views
 
 app_name = "scim"
 
@@ -13,6 +13,11 @@ urlpatterns = [
     path("Groups/<str:resource_id>", views.GroupItem.as_view(), name="group"),
     path(".search", views.RootSearch.as_view(), name="search"),
     path("Bulk", bulk.BulkView.as_view(), name="bulk"),
+    path(
+        "PendingOperations/<str:pending_id>",
+        pending.PendingOperationView.as_view(),
+        name="pending-operation",
+    ),
     path("Me", discovery.NotImplementedView.as_view(), name="me"),
     path(
         "ServiceProviderConfig",

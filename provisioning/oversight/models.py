@@ -1,0 +1,243 @@
+"""Oversight: policy rules, held (pending) operations, reviews of flagged change
+sets, and the mass-change circuit breaker's quarantines."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from provisioning.access.models import ScimClient
+
+
+class Action(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    FLAG = "flag", "Apply and flag for review"
+    HOLD = "hold", "Hold for approval"
+
+
+class PolicyRule(models.Model):
+    """A rule evaluated for every write after RBAC and before anything is applied."""
+
+    class Kind(models.TextChoices):
+        DELETE_USER = "delete_user", "Delete a user"
+        DELETE_GROUP = "delete_group", "Delete a group"
+        DEACTIVATE_USER = "deactivate_user", "Deactivate a user"
+        PRIVILEGED_MEMBERSHIP = "privileged_membership", "Add members to a privileged group"
+        IDENTITY_CHANGE = "identity_change", "Change userName or primary email"
+        ATTRIBUTE_CHANGE = "attribute_change", "Change chosen attributes"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.FLAG)
+    enabled = models.BooleanField(default=True)
+    # Empty: every client. Otherwise only writes by these clients.
+    clients = models.ManyToManyField(ScimClient, blank=True, related_name="policy_rules")
+    # For ATTRIBUTE_CHANGE: canonical attribute names (``active``, ``urn:...:manager``).
+    attributes = models.JSONField(default=list, blank=True)
+    # Applies to console actions too (an operator's own changes).
+    applies_to_console = models.BooleanField(default=False)
+    two_approvers = models.BooleanField(
+        default=False, help_text="Require two different approvers for operations this rule holds."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CircuitBreaker(models.Model):
+    """Thresholds of the mass-change circuit breaker (one row; edited by administrators)."""
+
+    enabled = models.BooleanField(default=True)
+    max_operations = models.PositiveIntegerField(
+        default=50, help_text="Destructive operations per client within the window."
+    )
+    window_minutes = models.PositiveIntegerField(default=10)
+    max_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=5, help_text="Percent of the directory's users."
+    )
+    min_directory_size = models.PositiveIntegerField(
+        default=1000, help_text="The percentage applies only from this many users on."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.max_operations} in {self.window_minutes} min or {self.max_percent}%"
+
+
+class DestructiveEvent(models.Model):
+    """One destructive effect (deactivate, delete, membership removals) by a client, for the breaker."""
+
+    client = models.ForeignKey(ScimClient, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(db_index=True)
+    weight = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        indexes = [models.Index(fields=["client", "at"], name="destructive_client_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} x{self.weight} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Quarantine(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RELEASED = "released", "Released"
+        DISCARDED = "discarded", "Discarded"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(ScimClient, on_delete=models.CASCADE, related_name="quarantines")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField()
+    reason = models.TextField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client"], condition=Q(status="active"), name="one_active_quarantine"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client} ({self.status})"
+
+
+class PendingOperation(models.Model):
+    """A write held by policy: nothing was applied; an approver decides."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved, being applied"
+        APPLIED = "applied", "Applied"
+        CONFLICT = "conflict", "Conflict: target changed"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        DISCARDED = "discarded", "Discarded with quarantine"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    client = models.ForeignKey(
+        ScimClient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resource_type = models.CharField(max_length=8)
+    resource_id = models.UUIDField()
+    resource_label = models.CharField(max_length=255, blank=True, default="")
+    action = models.CharField(max_length=8)  # replace | patch | delete
+    request = models.JSONField(default=dict, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    proposed = models.JSONField(null=True, blank=True)
+    members_added = models.JSONField(default=list, blank=True)
+    members_removed = models.JSONField(default=list, blank=True)
+    base_version = models.PositiveIntegerField()
+    reasons = models.JSONField(default=list, blank=True)
+    two_approvers = models.BooleanField(default=False)
+    quarantine = models.ForeignKey(
+        Quarantine, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True, default="")
+    force = models.BooleanField(default=False)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    result_detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="pending_queue_idx"
+            ),
+            models.Index(
+                fields=["decided_at"], condition=Q(status="approved"), name="approved_unapplied_idx"
+            ),
+            models.Index(fields=["resource_type", "resource_id"], name="pending_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource_type} {self.resource_label or self.resource_id}"
+
+
+class Approval(models.Model):
+    """One approver's approval; operations needing two approvers collect two."""
+
+    operation = models.ForeignKey(
+        PendingOperation, on_delete=models.CASCADE, related_name="approvals"
+    )
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["operation", "operator"], name="one_approval_each")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator} approved {self.operation_id}"
+
+
+class Review(models.Model):
+    """A flagged change set in the review queue: accepted, or rolled back."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Awaiting review"
+        ACCEPTED = "accepted", "Accepted"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+
+    change_set = models.OneToOneField(
+        "audit.ChangeSet", on_delete=models.PROTECT, related_name="review"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    reasons = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(status="open"), name="review_queue_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"review of change set {self.change_set_id} ({self.status})"
+
+
+class Rollback(models.Model):
+    """A change set that undid another one."""
+
+    original = models.ForeignKey(
+        "audit.ChangeSet", on_delete=models.PROTECT, related_name="rollbacks"
+    )
+    rollback = models.OneToOneField(
+        "audit.ChangeSet", on_delete=models.PROTECT, related_name="rolls_back"
+    )
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    forced = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.rollback_id} rolls back {self.original_id}"

@@ -1,0 +1,235 @@
+"""Flagged change sets and rollback.
+
+A rollback computes the inverse of every record in a change set from its
+snapshots (a delete is restored with the same id, attributes and memberships; a
+create is deleted; an update is put back; membership deltas are inverted),
+applies it through the directory services as a new change set linked to the
+original, and refuses when a resource changed since, unless forced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provisioning.audit.context import change_set_scope
+from provisioning.audit.models import ChangeRecord, ChangeSet
+from provisioning.directory.changes import member_q
+from provisioning.directory.models import Group, Membership, User
+
+from .models import Review, Rollback
+from .policy import approved_operation
+
+_MODELS = {"User": User, "Group": Group}
+
+
+def flag_change_set(change_set: ChangeSet, reasons: list[str]) -> Review:
+    """Put a change set in the review queue (called in the transaction that applied it)."""
+    review, created = Review.objects.get_or_create(
+        change_set=change_set, defaults={"reasons": reasons, "created_at": timezone.now()}
+    )
+    if not created:
+        review.reasons = sorted(set(review.reasons) | set(reasons))
+        review.save(update_fields=["reasons"])
+    return review
+
+
+def _four_eyes(change_set: ChangeSet, operator) -> None:
+    if change_set.operator_id is not None and change_set.operator_id == operator.pk:
+        raise PermissionDenied("You made this change; another approver must review it")
+
+
+@transaction.atomic
+def review_accept(*, review_id, operator) -> Review:
+    review = Review.objects.select_for_update().get(pk=review_id)
+    if review.status != Review.Status.OPEN:
+        raise ValidationError(f"This change set is already {review.get_status_display().lower()}")
+    _four_eyes(review.change_set, operator)
+    review.status = Review.Status.ACCEPTED
+    review.decided_at = timezone.now()
+    review.decided_by = operator
+    review.save()
+    return review
+
+
+@dataclass
+class InverseStep:
+    """What undoing one change record does, and why it may conflict."""
+
+    record: ChangeRecord
+    description: str
+    conflict: str = ""
+    blocked: bool = False  # a conflict that even force cannot override
+
+
+def _current_document(record: ChangeRecord) -> dict | None:
+    from provisioning.scim import resources
+
+    resource = _MODELS[record.resource_type].objects.filter(pk=record.resource_id).first()
+    if resource is None:
+        return None
+    if record.resource_type == "User":
+        return resources.user_editable_document(resource)
+    return resources.group_editable_document(resource)
+
+
+def _present(group_id, entries: list[dict]) -> set[str]:
+    ids = [entry["value"] for entry in entries]
+    if not ids:
+        return set()
+    rows = Membership.objects.filter(group_id=group_id).filter(member_q(ids))
+    return {str(u or g) for u, g in rows.values_list("user_id", "member_group_id")}
+
+
+def _members_still_as_left(record: ChangeRecord) -> bool:
+    """The members the change added are still there and those it removed are still gone."""
+    added = {entry["value"] for entry in record.members_added}
+    return _present(record.resource_id, record.members_added) == added and not _present(
+        record.resource_id, record.members_removed
+    )
+
+
+def inverse_step(record: ChangeRecord) -> InverseStep:
+    label = f"{record.resource_type} {record.resource_name or record.resource_id}"
+    current = _current_document(record)
+    if record.action == "create":
+        step = InverseStep(record, f"Delete {label}, which this change created")
+        if current is None:
+            step.conflict, step.blocked = "It has already been deleted.", True
+        elif current != record.after["document"]:
+            step.conflict = "It changed after it was created."
+        return step
+    if record.action == "delete":
+        step = InverseStep(record, f"Restore {label} with its id, attributes and memberships")
+        if current is not None:
+            step.conflict, step.blocked = "A resource with this id exists again.", True
+        else:
+            step.conflict, step.blocked = _restore_blocker(record)
+        return step
+    parts = [f"Put {label} back as it was"]
+    if record.members_added:
+        parts.append(f"remove {len(record.members_added)} member(s) it added")
+    if record.members_removed:
+        parts.append(f"re-add {len(record.members_removed)} member(s) it removed")
+    step = InverseStep(record, ", ".join(parts))
+    if current is None:
+        step.conflict, step.blocked = "It has been deleted since.", True
+    elif current != record.after["document"] or (
+        record.resource_type == "Group" and not _members_still_as_left(record)
+    ):
+        step.conflict = "It changed after this change set."
+    return step
+
+
+def _restore_blocker(record: ChangeRecord) -> tuple[str, bool]:
+    document = record.before.get("document", {})
+    if record.resource_type == "User":
+        name = document.get("userName", "")
+        if User.objects.filter(user_name__iexact=name).exists():
+            return f"userName '{name}' has been taken by another user.", True
+    else:
+        name = document.get("displayName", "")
+        if Group.objects.filter(display_name__iexact=name).exists():
+            return f"displayName '{name}' has been taken by another group.", True
+    return "", False
+
+
+def rollback_preview(change_set_ids: list[int]) -> list[InverseStep]:
+    """The steps a rollback of these change sets would take, newest change first."""
+    records = ChangeRecord.objects.filter(change_set_id__in=change_set_ids).order_by("-id")
+    return [inverse_step(record) for record in records]
+
+
+def _apply(step: InverseStep, operator) -> None:
+    from provisioning.directory import services
+
+    record = step.record
+    if record.action == "create":
+        delete = services.user_delete if record.resource_type == "User" else services.group_delete
+        key = "user_id" if record.resource_type == "User" else "group_id"
+        delete(**{key: record.resource_id}, client=None, operator=operator)
+    elif record.action == "delete":
+        services.resource_restore(
+            resource_type=record.resource_type, snapshot=record.before, operator=operator
+        )
+    else:
+        services.resource_revert(
+            resource_type=record.resource_type,
+            resource_id=record.resource_id,
+            document=record.before["document"],
+            members_add=record.members_removed,
+            members_remove=record.members_added,
+            operator=operator,
+        )
+
+
+def change_set_rollback(*, change_set_id, operator, force: bool = False) -> ChangeSet:
+    """Undo one change set as a new change set; conflicts refuse unless ``force``."""
+    return change_sets_rollback(change_set_ids=[change_set_id], operator=operator, force=force)[0]
+
+
+def change_sets_rollback(*, change_set_ids: list, operator, force: bool = False) -> list[ChangeSet]:
+    """Undo change sets newest first, each as a new linked change set, all or nothing."""
+    originals = list(ChangeSet.objects.filter(pk__in=change_set_ids).order_by("-id"))
+    if len(originals) != len(set(change_set_ids)):
+        raise ValidationError("Some change sets do not exist")
+    for original in originals:
+        _four_eyes(original, operator)
+        if Rollback.objects.filter(original=original).exists():
+            raise ValidationError(f"Change set {original.pk} has already been rolled back")
+        if Rollback.objects.filter(rollback=original).exists():
+            raise ValidationError(f"Change set {original.pk} is itself a rollback")
+    results = []
+    token = approved_operation.set("rollback")
+    try:
+        with transaction.atomic():
+            for original in originals:
+                results.append(_rollback_one(original, operator, force))
+    finally:
+        approved_operation.reset(token)
+    return results
+
+
+def _rollback_one(original: ChangeSet, operator, force: bool) -> ChangeSet:
+    steps = [inverse_step(r) for r in original.records.order_by("-id")]
+    blocked = [s for s in steps if s.blocked]
+    conflicts = [s for s in steps if s.conflict and not s.blocked]
+    if blocked:
+        raise ValidationError("; ".join(f"{s.description}: {s.conflict}" for s in blocked))
+    if conflicts and not force:
+        raise ValidationError(
+            "Changed since (roll back with force to overwrite): "
+            + "; ".join(f"{s.description}: {s.conflict}" for s in conflicts)
+        )
+    request = {"rollback_of": original.pk, "forced": bool(conflicts)}
+    with change_set_scope(
+        operator=operator, source=ChangeSet.Source.CONSOLE, request=request, separate=True
+    ) as scope:
+        for step in steps:
+            _apply(step, operator)
+        rollback = scope.ensure_change_set()
+    Rollback.objects.create(
+        original=original,
+        rollback=rollback,
+        operator=operator,
+        forced=bool(conflicts),
+        created_at=timezone.now(),
+    )
+    Review.objects.filter(change_set=original, status=Review.Status.OPEN).update(
+        status=Review.Status.ROLLED_BACK, decided_at=timezone.now(), decided_by=operator
+    )
+    return rollback
+
+
+def client_change_sets(*, client, since, until) -> list[int]:
+    """Change sets a SCIM client made in a time range (for mass rollback), newest first."""
+    return list(
+        ChangeSet.objects.filter(scim_client=client, created_at__gte=since, created_at__lt=until)
+        .exclude(rolls_back__isnull=False)
+        .exclude(rollbacks__isnull=False)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+    )

@@ -1,0 +1,263 @@
+"""Held operations, approvals, quarantines: every state transition is checked here.
+
+Each transition is legal only from the right state, refuses the operator who
+initiated the change (four eyes), and is audited. Applying an approved operation
+happens in a Celery task (``tasks.apply_pending_operation``) that is idempotent:
+the database row, not the broker, says what still has to be applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provisioning.directory.changes import Change
+
+from .models import Approval, DestructiveEvent, PendingOperation, Quarantine
+from .policy import Decision, approved_operation
+
+logger = logging.getLogger(__name__)
+
+PENDING_TTL = timedelta(days=getattr(settings, "PENDING_OPERATION_TTL_DAYS", 7))
+
+
+def _ref(ref) -> dict:
+    return {"id": str(ref.id), "is_group": ref.is_group, "display": ref.display}
+
+
+def hold_operation(change: Change, decision: Decision) -> PendingOperation:
+    """Store a held write (its parsed request, target, version) and start a quarantine if tripped."""
+    from provisioning.audit.redaction import redact
+
+    operator = change.operator
+    now = timezone.now()
+    quarantine = decision.quarantine
+    if quarantine is None and decision.trip_reason:
+        quarantine, _ = Quarantine.objects.get_or_create(
+            client=change.client,
+            status=Quarantine.Status.ACTIVE,
+            defaults={"started_at": now, "reason": decision.trip_reason},
+        )
+        logger.warning("Quarantined SCIM client %s: %s", change.client, decision.trip_reason)
+        _notify_later("quarantine_started", str(quarantine.pk))
+    resource = change.resource
+    pending = PendingOperation.objects.create(
+        client=change.client,
+        operator=operator,
+        resource_type=change.resource_type,
+        resource_id=resource.pk,
+        resource_label=str(resource),
+        action=change.action,
+        request=redact(change.request),
+        before=change.before,
+        proposed=change.after,
+        members_added=[_ref(r) for r in change.members_added],
+        members_removed=[_ref(r) for r in change.members_removed],
+        base_version=resource.version,
+        reasons=decision.reasons,
+        two_approvers=decision.two_approvers,
+        quarantine=quarantine,
+        created_at=now,
+        expires_at=now + PENDING_TTL,
+    )
+    _notify_later("operation_held", str(pending.pk))
+    return pending
+
+
+def _notify_later(event: str, object_id: str) -> None:
+    from .tasks import notify_approvers
+
+    # robust: a broker outage must not undo or fail the decision already committed.
+    transaction.on_commit(lambda: notify_approvers.delay(event, object_id), robust=True)
+
+
+def _lock_pending(pending_id) -> PendingOperation:
+    return PendingOperation.objects.select_for_update().get(pk=pending_id)
+
+
+def _require(pending: PendingOperation, *states: str) -> None:
+    if pending.status not in states:
+        raise ValidationError(
+            f"Operation is {pending.get_status_display().lower()}; this needs it to be "
+            + " or ".join(PendingOperation.Status(s).label.lower() for s in states)
+        )
+
+
+def _four_eyes(pending: PendingOperation, operator) -> None:
+    if pending.operator_id is not None and pending.operator_id == operator.pk:
+        raise PermissionDenied("You initiated this change; another approver must decide it")
+
+
+@transaction.atomic
+def pending_approve(*, pending_id, operator, reason: str = "") -> PendingOperation:
+    """Approve a held operation; it is applied by a task once enough approvers agreed."""
+    pending = _lock_pending(pending_id)
+    _require(pending, PendingOperation.Status.PENDING)
+    _four_eyes(pending, operator)
+    if pending.approvals.filter(operator=operator).exists():
+        raise ValidationError("You already approved this operation")
+    Approval.objects.create(operation=pending, operator=operator, at=timezone.now())
+    if pending.two_approvers and pending.approvals.count() < 2:
+        return pending
+    _mark_approved(pending, operator, reason)
+    return pending
+
+
+def _mark_approved(
+    pending: PendingOperation, operator, reason: str, *, force: bool = False
+) -> None:
+    pending.status = PendingOperation.Status.APPROVED
+    pending.decided_at = timezone.now()
+    pending.decided_by = operator
+    pending.decision_reason = reason
+    pending.force = force
+    pending.save()
+    _apply_later()
+
+
+def _apply_later() -> None:
+    from .tasks import apply_approved_operations
+
+    # robust: if the broker is down the approval stays committed, and the periodic
+    # sweep (the same task, from beat) applies it once the broker is back.
+    transaction.on_commit(apply_approved_operations.delay, robust=True)
+
+
+def next_approved_id():
+    """The oldest approved, unapplied operation: operations are applied in the order held."""
+    return (
+        PendingOperation.objects.filter(status=PendingOperation.Status.APPROVED)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+@transaction.atomic
+def pending_reapply(*, pending_id, operator, reason: str = "") -> PendingOperation:
+    """Apply an operation that conflicted, deliberately, against the current state."""
+    pending = _lock_pending(pending_id)
+    _require(pending, PendingOperation.Status.CONFLICT)
+    _four_eyes(pending, operator)
+    _mark_approved(pending, operator, reason or "re-applied after conflict", force=True)
+    return pending
+
+
+@transaction.atomic
+def pending_reject(*, pending_id, operator, reason: str) -> PendingOperation:
+    if not reason.strip():
+        raise ValidationError("Give a reason for rejecting")
+    pending = _lock_pending(pending_id)
+    _require(pending, PendingOperation.Status.PENDING, PendingOperation.Status.CONFLICT)
+    _four_eyes(pending, operator)
+    pending.status = PendingOperation.Status.REJECTED
+    pending.decided_at = timezone.now()
+    pending.decided_by = operator
+    pending.decision_reason = reason.strip()
+    pending.save()
+    return pending
+
+
+def pending_expire_stale(now=None) -> int:
+    """Expire pending operations past their expiry; returns how many."""
+    now = now or timezone.now()
+    return PendingOperation.objects.filter(
+        status=PendingOperation.Status.PENDING, expires_at__lt=now, quarantine__isnull=True
+    ).update(status=PendingOperation.Status.EXPIRED, decided_at=now)
+
+
+def pending_apply(pending_id) -> PendingOperation | None:
+    """Apply an approved operation exactly once (the task's body; safe to call again)."""
+    from provisioning.directory import services
+    from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
+    from provisioning.scim.patch import PatchOperation
+
+    with transaction.atomic():
+        pending = _lock_pending(pending_id)
+        if pending.status != PendingOperation.Status.APPROVED:
+            return pending  # already applied, or decided otherwise: nothing to do
+        kind = "user" if pending.resource_type == "User" else "group"
+        kwargs = {
+            f"{kind}_id": pending.resource_id,
+            "client": pending.client,
+            "if_match": None if pending.force else f'W/"{pending.base_version}"',
+        }
+        token = approved_operation.set(pending.pk)
+        try:
+            with transaction.atomic():
+                if pending.action == "delete":
+                    getattr(services, f"{kind}_delete")(**kwargs)
+                elif pending.action == "replace":
+                    getattr(services, f"{kind}_replace")(
+                        document=pending.request["document"], **kwargs
+                    )
+                else:
+                    operations = [PatchOperation(**op) for op in pending.request["operations"]]
+                    getattr(services, f"{kind}_patch")(operations=operations, **kwargs)
+        except PreconditionFailed:
+            pending.status = PendingOperation.Status.CONFLICT
+            pending.result_detail = (
+                f"The {pending.resource_type.lower()} changed after the operation was held "
+                f"(version {pending.base_version}); review it and re-apply deliberately."
+            )
+        except NotFound:
+            pending.status = PendingOperation.Status.FAILED
+            pending.result_detail = f"The {pending.resource_type.lower()} no longer exists."
+        except ScimError as exc:
+            pending.status = PendingOperation.Status.FAILED
+            pending.result_detail = exc.detail
+        else:
+            pending.status = PendingOperation.Status.APPLIED
+            pending.applied_at = timezone.now()
+        finally:
+            approved_operation.reset(token)
+        pending.save()
+        return pending
+
+
+@transaction.atomic
+def quarantine_release(*, quarantine_id, operator, pending_ids=None) -> Quarantine:
+    """End a quarantine, approving its held operations (all, or the chosen ones) in order."""
+    quarantine = Quarantine.objects.select_for_update().get(pk=quarantine_id)
+    if quarantine.status != Quarantine.Status.ACTIVE:
+        raise ValidationError("This quarantine has already ended")
+    held = quarantine.operations.filter(status=PendingOperation.Status.PENDING).order_by(
+        "created_at", "id"
+    )
+    chosen = held if pending_ids is None else held.filter(pk__in=pending_ids)
+    chosen_ids = list(chosen.values_list("pk", flat=True))
+    for pending in PendingOperation.objects.filter(pk__in=chosen_ids).order_by("created_at", "id"):
+        _mark_approved(pending, operator, "released from quarantine")
+    held.exclude(pk__in=chosen_ids).update(
+        status=PendingOperation.Status.DISCARDED, decided_at=timezone.now(), decided_by=operator
+    )
+    _end_quarantine(quarantine, operator, Quarantine.Status.RELEASED)
+    return quarantine
+
+
+@transaction.atomic
+def quarantine_discard(*, quarantine_id, operator) -> Quarantine:
+    """End a quarantine and drop every operation it held."""
+    quarantine = Quarantine.objects.select_for_update().get(pk=quarantine_id)
+    if quarantine.status != Quarantine.Status.ACTIVE:
+        raise ValidationError("This quarantine has already ended")
+    quarantine.operations.filter(status=PendingOperation.Status.PENDING).update(
+        status=PendingOperation.Status.DISCARDED, decided_at=timezone.now(), decided_by=operator
+    )
+    _end_quarantine(quarantine, operator, Quarantine.Status.DISCARDED)
+    return quarantine
+
+
+def _end_quarantine(quarantine: Quarantine, operator, status: str) -> None:
+    quarantine.status = status
+    quarantine.ended_at = timezone.now()
+    quarantine.ended_by = operator
+    quarantine.save()
+    # The window starts afresh: what tripped the breaker has now been decided by a person.
+    DestructiveEvent.objects.filter(client=quarantine.client).delete()
+    _notify_later("quarantine_ended", str(quarantine.pk))

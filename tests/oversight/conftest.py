@@ -1,0 +1,50 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from provisioning.access.services import scim_client_create
+from provisioning.oversight.models import CircuitBreaker, PolicyRule
+from tests.scim.conftest import ScimApi, scim  # noqa: F401
+
+
+@pytest.fixture
+def operators(db):
+    users = get_user_model().objects
+    return {
+        name: users.create_user(username=name, password=None, email=f"{name}@ops.example")
+        for name in ("alice", "bob", "carol")
+    }
+
+
+@pytest.fixture
+def hold_rule(db):
+    def make(kind: str, action: str = "hold", **extra) -> PolicyRule:
+        return PolicyRule.objects.create(name=f"{action} {kind}", kind=kind, action=action, **extra)
+
+    return make
+
+
+@pytest.fixture
+def other_scim(db):
+    _, token = scim_client_create(name="second-idp", role="provisioner")
+    return ScimApi(token)
+
+
+@pytest.fixture
+def breaker(db):
+    breaker, _ = CircuitBreaker.objects.get_or_create(pk=1)
+    return breaker
+
+
+@pytest.fixture
+def decide(django_capture_on_commit_callbacks):
+    """Call an oversight service and run what it queued for after commit (the apply task).
+
+    Tests run inside a transaction that never commits; production runs the same
+    callbacks when the service's transaction commits.
+    """
+
+    def run(service, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return service(**kwargs)
+
+    return run
