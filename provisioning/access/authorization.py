@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from django.db.models import QuerySet
 
-from provisioning.scim.errors import Forbidden, NotFound
+from provisioning.scim.errors import Forbidden, InvalidValue, NotFound
 
 from .models import OPERATIONS, RESOURCE_TYPES, ScimClient
 
@@ -88,7 +88,8 @@ def authorize_change(change: Change) -> None:
 
     Checked in order: the operation itself, ownership of the resource,
     attributes the role may not change (replace/patch), then membership:
-    members the client does not own are 404 and protected groups are 403.
+    members the client does not own are answered like members that do not
+    exist (400), and protected groups are 403.
     """
     client = change.client
     if client is None:
@@ -108,7 +109,9 @@ def authorize_change(change: Change) -> None:
     if role.own_resources_only:
         foreign = _foreign_members(client, members)
         if foreign:
-            raise NotFound(f"Member {foreign[0]} not found")
+            # The same answer as for an id that does not exist at all, so the
+            # difference does not reveal that another client's resource exists.
+            raise InvalidValue(f"Members do not exist: {foreign[0]}")
     if change.resource_type == "Group":
         names = [d.get("displayName") for d in (change.before, change.after) if d]
         if is_protected_group(client, change.resource, *names):

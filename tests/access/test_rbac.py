@@ -298,7 +298,14 @@ def test_scoped_client_cannot_put_foreign_users_in_its_groups(regional, foreign)
         f"/Groups/{group['id']}",
         {"op": "add", "path": "members", "value": [{"value": str(foreign_user.pk)}]},
     )
-    api.assert_error(response, 404)
+    # Indistinguishable from an id that does not exist at all.
+    foreign_answer = api.assert_error(response, 400, "invalidValue")
+    missing = api.patch_ops(
+        f"/Groups/{group['id']}",
+        {"op": "add", "path": "members", "value": [{"value": str(uuid.uuid4())}]},
+    )
+    missing_answer = api.assert_error(missing, 400, "invalidValue")
+    assert foreign_answer["detail"].split(":")[0] == missing_answer["detail"].split(":")[0]
     response = api.post(
         "/Groups",
         {
@@ -307,7 +314,7 @@ def test_scoped_client_cannot_put_foreign_users_in_its_groups(regional, foreign)
             "members": [{"value": str(foreign_user.pk)}],
         },
     )
-    api.assert_error(response, 404)
+    api.assert_error(response, 400, "invalidValue")
     assert not Group.objects.filter(display_name="sneaky").exists()
     members = Group.objects.get(pk=group["id"]).memberships.values_list("user_id", flat=True)
     assert list(members) == [uuid.UUID(own_user["id"])]

@@ -13,12 +13,15 @@ from django.db import transaction
 
 from provisioning.access.models import ScimClient
 from provisioning.access.services import (
+    operator_create,
+    operator_set_role,
     scim_client_create,
     scim_token_issue,
     scim_token_revoke,
 )
 from provisioning.directory import services
 from provisioning.directory.models import Group, User
+from provisioning.oversight.models import PolicyRule
 from provisioning.scim.schema import ENTERPRISE_USER, USER
 
 DEMO_CLIENT = "demo-idp"
@@ -41,6 +44,7 @@ GROUPS = {
     "IT Admins": ["grace.kim", "hugo.lefevre"],
 }
 DOMAIN = "example.com"
+PRIVILEGED = "IT Admins"
 
 
 class Command(BaseCommand):
@@ -56,12 +60,15 @@ class Command(BaseCommand):
                     scim_token_revoke(token=old)
                 _, token = scim_token_issue(client=client)
             created_users = self._load_directory(client)
+            self._oversight()
             password = self._operator()
         self.stdout.write(
             f"\nDemo directory: {User.objects.count()} users, {Group.objects.count()} groups"
             f" ({created_users} new).\n"
             f"Console:        http://127.0.0.1:8000/   (admin: /admin/)\n"
-            f"Operator login: {OPERATOR} / {password}\n"
+            f"Operator login: {OPERATOR} / {password}   (role: administrator)\n"
+            f"Oversight:      user deletions and additions to '{PRIVILEGED}' are held for\n"
+            f"                approval; deactivations are applied and flagged for review.\n"
             f"SCIM base URL:  http://127.0.0.1:8000/scim/v2/\n"
             f"SCIM token:     {token}\n"
         )
@@ -100,12 +107,25 @@ class Command(BaseCommand):
         return created
 
     def _operator(self) -> str:
+        """The demo administrator: created once, given a fresh password on every run."""
         password = os.environ.get("OPERATOR_PASSWORD") or secrets.token_urlsafe(12)
         user_model = get_user_model()
-        operator, _ = user_model.objects.get_or_create(
-            username=OPERATOR, defaults={"is_staff": True, "is_superuser": True}
-        )
-        operator.is_staff = operator.is_superuser = True
-        operator.set_password(password)
-        operator.save()
+        operator = user_model.objects.filter(username=OPERATOR).first()
+        if operator is None:
+            operator, password = operator_create(
+                username=OPERATOR, role="administrator", password=password
+            )
+        else:
+            operator_set_role(user=operator, role="administrator")
+            operator.set_password(password)
+            operator.save(update_fields=["password"])
+        # Django admin access for the audit and request-log admin views.
+        user_model.objects.filter(pk=operator.pk).update(is_staff=True, is_superuser=True)
         return password
+
+    def _oversight(self) -> None:
+        """Demo oversight: deletions and privileged-group additions held, deactivations flagged."""
+        Group.objects.filter(display_name__iexact=PRIVILEGED).update(privileged=True)
+        PolicyRule.objects.filter(
+            kind__in=["delete_user", "privileged_membership", "deactivate_user"]
+        ).update(enabled=True)
