@@ -28,10 +28,7 @@ def celery_in_process(request):
     except in tests that start a real worker and want messages to go through the broker."""
     from provisioning.celery import app
 
-    eager = request.node.get_closest_marker("celery_worker") is None
     previous = app.conf.task_always_eager
-    app.conf.task_always_eager = eager or previous
-    if not eager:
-        app.conf.task_always_eager = False
+    app.conf.task_always_eager = request.node.get_closest_marker("celery_worker") is None
     yield
     app.conf.task_always_eager = previous
