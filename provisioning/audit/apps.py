@@ -16,6 +16,11 @@ AUDITED_MODELS: dict[str, dict] = {
     "oversight.PolicyRule": {},
     "oversight.CircuitBreaker": {},
     "oversight.Quarantine": {},
+    # Every state transition of held operations and reviews, with its operator.
+    "oversight.PendingOperation": {"exclude_fields": ["request", "before", "proposed"]},
+    "oversight.Approval": {},
+    "oversight.Review": {},
+    "oversight.Rollback": {},
     "auth.User": {"exclude_fields": ["password"]},
     "auth.Group": {},
 }

@@ -22,6 +22,7 @@ from provisioning.directory.models import Group, Membership, User
 
 from .models import Review, Rollback
 from .policy import approved_operation
+from .services import as_operator
 
 _MODELS = {"User": User, "Group": Group}
 
@@ -42,6 +43,7 @@ def _four_eyes(change_set: ChangeSet, operator) -> None:
         raise PermissionDenied("You made this change; another approver must review it")
 
 
+@as_operator
 @transaction.atomic
 def review_accept(*, review_id, operator) -> Review:
     review = Review.objects.select_for_update().get(pk=review_id)
@@ -166,6 +168,27 @@ def _apply(step: InverseStep, operator) -> None:
         )
 
 
+# Rollbacks of more change sets than this run as a Celery task, off the request.
+INLINE_ROLLBACK_LIMIT = 5
+
+
+def change_sets_rollback_queued(*, change_set_ids: list, operator, force: bool = False) -> bool:
+    """Roll back now if small, else queue the task; True when it was queued.
+
+    The same checks as the rollback itself run first, so an operator hears about
+    four-eyes refusals and repeated rollbacks at once rather than from a task log.
+    """
+    if len(change_set_ids) <= INLINE_ROLLBACK_LIMIT:
+        change_sets_rollback(change_set_ids=change_set_ids, operator=operator, force=force)
+        return False
+    _check_rollbackable(list(ChangeSet.objects.filter(pk__in=change_set_ids)), operator)
+    from .tasks import rollback_change_sets
+
+    ids, pk = [int(i) for i in change_set_ids], operator.pk
+    transaction.on_commit(lambda: rollback_change_sets.delay(ids, pk, force), robust=True)
+    return True
+
+
 def change_set_rollback(*, change_set_id, operator, force: bool = False) -> ChangeSet:
     """Undo one change set as a new change set; conflicts refuse unless ``force``."""
     return change_sets_rollback(change_set_ids=[change_set_id], operator=operator, force=force)[0]
@@ -176,12 +199,7 @@ def change_sets_rollback(*, change_set_ids: list, operator, force: bool = False)
     originals = list(ChangeSet.objects.filter(pk__in=change_set_ids).order_by("-id"))
     if len(originals) != len(set(change_set_ids)):
         raise ValidationError("Some change sets do not exist")
-    for original in originals:
-        _four_eyes(original, operator)
-        if Rollback.objects.filter(original=original).exists():
-            raise ValidationError(f"Change set {original.pk} has already been rolled back")
-        if Rollback.objects.filter(rollback=original).exists():
-            raise ValidationError(f"Change set {original.pk} is itself a rollback")
+    _check_rollbackable(originals, operator)
     results = []
     token = approved_operation.set("rollback")
     try:
@@ -191,6 +209,15 @@ def change_sets_rollback(*, change_set_ids: list, operator, force: bool = False)
     finally:
         approved_operation.reset(token)
     return results
+
+
+def _check_rollbackable(originals: list[ChangeSet], operator) -> None:
+    for original in originals:
+        _four_eyes(original, operator)
+        if Rollback.objects.filter(original=original).exists():
+            raise ValidationError(f"Change set {original.pk} has already been rolled back")
+        if Rollback.objects.filter(rollback=original).exists():
+            raise ValidationError(f"Change set {original.pk} is itself a rollback")
 
 
 def _rollback_one(original: ChangeSet, operator, force: bool) -> ChangeSet:

@@ -8,6 +8,7 @@ the database row, not the broker, says what still has to be applied.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -22,6 +23,23 @@ from .models import Approval, DestructiveEvent, PendingOperation, Quarantine
 from .policy import Decision, approved_operation
 
 logger = logging.getLogger(__name__)
+
+
+def as_operator(service):
+    """Run a decision in a change set attributed to the deciding operator.
+
+    Inside a console request the scope joins the request's own; from a script it
+    opens one, so every transition is audited with who made it.
+    """
+
+    @functools.wraps(service)
+    def wrapper(*args, operator, **kwargs):
+        from provisioning.audit.context import change_set_scope
+
+        with change_set_scope(operator=operator, source="console"):
+            return service(*args, operator=operator, **kwargs)
+
+    return wrapper
 
 PENDING_TTL = timedelta(days=getattr(settings, "PENDING_OPERATION_TTL_DAYS", 7))
 
@@ -93,6 +111,7 @@ def _four_eyes(pending: PendingOperation, operator) -> None:
         raise PermissionDenied("You initiated this change; another approver must decide it")
 
 
+@as_operator
 @transaction.atomic
 def pending_approve(*, pending_id, operator, reason: str = "") -> PendingOperation:
     """Approve a held operation; it is applied by a task once enough approvers agreed."""
@@ -138,6 +157,7 @@ def next_approved_id():
     )
 
 
+@as_operator
 @transaction.atomic
 def pending_reapply(*, pending_id, operator, reason: str = "") -> PendingOperation:
     """Apply an operation that conflicted, deliberately, against the current state."""
@@ -148,6 +168,7 @@ def pending_reapply(*, pending_id, operator, reason: str = "") -> PendingOperati
     return pending
 
 
+@as_operator
 @transaction.atomic
 def pending_reject(*, pending_id, operator, reason: str) -> PendingOperation:
     if not reason.strip():
@@ -220,6 +241,7 @@ def pending_apply(pending_id) -> PendingOperation | None:
         return pending
 
 
+@as_operator
 @transaction.atomic
 def quarantine_release(*, quarantine_id, operator, pending_ids=None) -> Quarantine:
     """End a quarantine, approving its held operations (all, or the chosen ones) in order."""
@@ -240,6 +262,7 @@ def quarantine_release(*, quarantine_id, operator, pending_ids=None) -> Quaranti
     return quarantine
 
 
+@as_operator
 @transaction.atomic
 def quarantine_discard(*, quarantine_id, operator) -> Quarantine:
     """End a quarantine and drop every operation it held."""

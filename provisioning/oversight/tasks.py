@@ -80,3 +80,22 @@ def _message(event: str, object_id: str) -> tuple[str, str]:
             f"operations. Its destructive operations are held until released.\n{base}/quarantines/{object_id}/",
         )
     return (f"scimgate: {event.replace('_', ' ')}", f"{base}/quarantines/{object_id}/")
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=30, acks_late=True)
+def rollback_change_sets(self, change_set_ids: list[int], operator_id: int, force: bool = False):
+    """A large rollback, run off the request. Idempotent: change sets already rolled
+    back (by an earlier attempt) are skipped, the rest are undone all or nothing."""
+    from .models import Rollback
+    from .reviews import change_sets_rollback
+
+    operator = get_user_model().objects.get(pk=operator_id)
+    done = set(
+        Rollback.objects.filter(original_id__in=change_set_ids).values_list(
+            "original_id", flat=True
+        )
+    )
+    remaining = [pk for pk in change_set_ids if pk not in done]
+    if remaining:
+        change_sets_rollback(change_set_ids=remaining, operator=operator, force=force)
+    return len(remaining)

@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from provisioning.access.services import ensure_operator_groups
 from provisioning.directory.models import User
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation
@@ -150,3 +151,24 @@ def test_expiry(scim, hold_rule):
     assert services.pending_expire_stale(now=timezone.now() + timedelta(days=8)) == 1
     pending.refresh_from_db()
     assert pending.status == PendingOperation.Status.EXPIRED
+
+
+def test_decisions_are_audited_with_the_operator_and_approvers_notified(
+    scim, hold_rule, operators, decide, mailoutbox, django_capture_on_commit_callbacks
+):
+    from provisioning.audit.models import AuditEntry
+
+    operators["carol"].groups.add(ensure_operator_groups()["approver"])
+    hold_rule("delete_user")
+    user = scim.create_user("audited@x.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        pending = held(scim, scim.delete(f"/Users/{user['id']}"))
+
+    assert [m.to for m in mailoutbox] == [["carol@ops.example"]]
+    assert str(pending.pk) in mailoutbox[0].body
+
+    decide(services.pending_reject, pending_id=pending.pk, operator=operators["bob"], reason="no")
+
+    entries = AuditEntry.objects.filter(object_pk=str(pending.pk))
+    assert entries.filter(actor=operators["bob"]).exists()
+    assert any("rejected" in str(entry.changes) for entry in entries)
