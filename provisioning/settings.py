@@ -280,6 +280,7 @@ PENDING_OPERATION_TTL_DAYS = env.int("PENDING_OPERATION_TTL_DAYS", default=7)
 # Where approver notifications point, and an optional webhook (JSON POST) for them.
 SCIMGATE_CONSOLE_URL = env.str("SCIMGATE_CONSOLE_URL", default="http://127.0.0.1:8000")
 SCIMGATE_WEBHOOK_URL = env.str("SCIMGATE_WEBHOOK_URL", default="")
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Mail for approver notifications, e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scimgate@localhost")
 AXES_VERBOSE = False
