@@ -60,10 +60,10 @@ def owns(client: ScimClient | None, resource) -> bool:
 
 
 def is_protected_group(client: ScimClient | None, group, *names: str | None) -> bool:
-    """Whether the group is privileged or one of ``names`` matches the role's protected names."""
+    """Whether the role protects this group: privileged (if the role opts in) or named."""
     if client is None:
         return False
-    if group.privileged:
+    if group.privileged and client.role.protect_privileged_groups:
         return True
     patterns = [p.casefold() for p in client.role.protected_group_names if isinstance(p, str)]
     candidates = {n.casefold() for n in (group.display_name, *names) if isinstance(n, str)}

@@ -18,7 +18,8 @@ class Role(models.Model):
     canonical attribute names (``active``, ``urn:...:User:manager``) that writes
     may not change; ``own_resources_only`` limits the client to resources it
     created; ``protected_group_names`` (names or glob patterns, case-insensitive)
-    and ``Group.privileged`` mark groups whose membership the role may not change.
+    and, with ``protect_privileged_groups``, ``Group.privileged`` mark groups whose
+    membership the role may not change.
     """
 
     name = models.CharField(max_length=64)
@@ -28,6 +29,9 @@ class Role(models.Model):
     forbidden_attributes = models.JSONField(default=list, blank=True)
     own_resources_only = models.BooleanField(default=False)
     protected_group_names = models.JSONField(default=list, blank=True)
+    # Opt-in: groups marked privileged are then protected for this role too. Off, a
+    # privileged group's membership changes go to policy (which may hold them).
+    protect_privileged_groups = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -182,8 +182,9 @@ def _clean_role_fields(fields: dict) -> dict:
             if pattern.strip() not in names:
                 names.append(pattern.strip())
         cleaned["protected_group_names"] = names
-    if "own_resources_only" in cleaned:
-        cleaned["own_resources_only"] = bool(cleaned["own_resources_only"])
+    for flag in ("own_resources_only", "protect_privileged_groups"):
+        if flag in cleaned:
+            cleaned[flag] = bool(cleaned[flag])
     if "description" in cleaned:
         cleaned["description"] = (cleaned["description"] or "").strip()
     return cleaned
@@ -203,6 +204,7 @@ def scim_role_create(
     forbidden_attributes: Iterable[str] = (),
     own_resources_only: bool = False,
     protected_group_names: Iterable[str] = (),
+    protect_privileged_groups: bool = False,
     operator: AbstractBaseUser | None = None,
 ) -> Role:
     """Create a custom SCIM role. Raises ValidationError (keyed by field) for bad values.
@@ -219,6 +221,7 @@ def scim_role_create(
             "forbidden_attributes": forbidden_attributes,
             "own_resources_only": own_resources_only,
             "protected_group_names": protected_group_names,
+            "protect_privileged_groups": protect_privileged_groups,
         }
     )
     _ensure_role_name_free(fields["name"])
@@ -239,6 +242,7 @@ _ROLE_FIELDS = (
     "forbidden_attributes",
     "own_resources_only",
     "protected_group_names",
+    "protect_privileged_groups",
 )
 
 
@@ -247,7 +251,8 @@ def scim_role_update(
     *, role: Role, operator: AbstractBaseUser | None = None, **changes: Any
 ) -> Role:
     """Change a custom role's fields (any of ``name``, ``description``, ``permissions``,
-    ``forbidden_attributes``, ``own_resources_only``, ``protected_group_names``).
+    ``forbidden_attributes``, ``own_resources_only``, ``protected_group_names``,
+    ``protect_privileged_groups``).
 
     Built-in roles keep their meaning: only their description may change.
     Clients holding the role are affected from their next request.

@@ -94,9 +94,16 @@ def _members_still_as_left(record: ChangeRecord) -> bool:
     )
 
 
-def inverse_step(record: ChangeRecord) -> InverseStep:
+_LOAD = object()
+
+
+def inverse_step(record: ChangeRecord, current=_LOAD) -> InverseStep:
+    """The inverse of one record; ``current`` is the resource's document as it will be
+    when this step runs (by default, as stored now)."""
     label = f"{record.resource_type} {record.resource_name or record.resource_id}"
-    current = _current_document(record)
+    check_members = current is _LOAD
+    if current is _LOAD:
+        current = _current_document(record)
     if record.action == "create":
         step = InverseStep(record, f"Delete {label}, which this change created")
         if current is None:
@@ -120,7 +127,7 @@ def inverse_step(record: ChangeRecord) -> InverseStep:
     if current is None:
         step.conflict, step.blocked = "It has been deleted since.", True
     elif current != record.after["document"] or (
-        record.resource_type == "Group" and not _members_still_as_left(record)
+        check_members and record.resource_type == "Group" and not _members_still_as_left(record)
     ):
         step.conflict = "It changed after this change set."
     return step
@@ -140,9 +147,19 @@ def _restore_blocker(record: ChangeRecord) -> tuple[str, bool]:
 
 
 def rollback_preview(change_set_ids: list[int]) -> list[InverseStep]:
-    """The steps a rollback of these change sets would take, newest change first."""
+    """The steps a rollback of these change sets would take, newest change first.
+
+    Each step is judged against the state the newer steps leave behind, not the
+    stored state: undoing "create, then deactivate" is not a conflict.
+    """
     records = ChangeRecord.objects.filter(change_set_id__in=change_set_ids).order_by("-id")
-    return [inverse_step(record) for record in records]
+    leaves: dict[tuple[str, object], dict | None] = {}
+    steps = []
+    for record in records:
+        key = (record.resource_type, record.resource_id)
+        steps.append(inverse_step(record, leaves[key]) if key in leaves else inverse_step(record))
+        leaves[key] = record.before["document"] if record.before else None
+    return steps
 
 
 def _apply(step: InverseStep, operator) -> None:

@@ -41,6 +41,7 @@ def as_operator(service):
 
     return wrapper
 
+
 PENDING_TTL = timedelta(days=getattr(settings, "PENDING_OPERATION_TTL_DAYS", 7))
 
 
@@ -209,8 +210,19 @@ def pending_apply(pending_id) -> PendingOperation | None:
             "if_match": None if pending.force else f'W/"{pending.base_version}"',
         }
         token = approved_operation.set(pending.pk)
+        from provisioning.audit.context import change_set_scope
+
+        # Its own change set, attributed to the approver and the client that asked,
+        # whether a worker or the approver's own request applies it.
+        scope = change_set_scope(
+            operator=pending.decided_by,
+            client=pending.client,
+            source="console",
+            request={"pending_operation": str(pending.pk)},
+            separate=True,
+        )
         try:
-            with transaction.atomic():
+            with scope, transaction.atomic():
                 if pending.action == "delete":
                     getattr(services, f"{kind}_delete")(**kwargs)
                 elif pending.action == "replace":

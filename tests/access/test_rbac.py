@@ -421,6 +421,7 @@ def guarded():
         name="guarded",
         permissions=[f"{t}:{o}" for t in ("User", "Group") for o in (R, C, P, A, D)],
         protected_group_names=["admin*", "Finance"],
+        protect_privileged_groups=True,
     )
     return api_for(role)
 
@@ -457,6 +458,19 @@ def test_protected_group_membership(guarded, name, privileged, protected):
             params={"attributes": "externalId"},
         )
     )
+
+
+def test_privileged_groups_are_protected_only_for_roles_that_opt_in():
+    api, _client = api_for("provisioner")
+    user = make_user()
+    group = make_group(displayName="Domain Admins")
+    Group.objects.filter(pk=group.pk).update(privileged=True)
+    response = api.patch_ops(
+        f"/Groups/{group.pk}", {"op": "add", "path": "members", "value": [{"value": str(user.pk)}]}
+    )
+    # Not refused by RBAC: a policy rule on privileged groups decides (see tests/oversight).
+    assert response.status_code == 204
+    assert group.memberships.count() == 1
 
 
 def test_protected_group_membership_removal_put_and_bulk(guarded):

@@ -172,3 +172,21 @@ def test_decisions_are_audited_with_the_operator_and_approvers_notified(
     entries = AuditEntry.objects.filter(object_pk=str(pending.pk))
     assert entries.filter(actor=operators["bob"]).exists()
     assert any("rejected" in str(entry.changes) for entry in entries)
+
+
+def test_additions_to_a_privileged_group_are_held(scim, hold_rule):
+    from provisioning.directory.models import Group, Membership
+
+    hold_rule("privileged_membership")
+    user = scim.create_user("climber@x.example")
+    group = scim.create_group("Domain Admins")
+    Group.objects.filter(pk=group["id"]).update(privileged=True)
+    add = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}],
+    }
+
+    pending = held(scim, scim.patch(f"/Groups/{group['id']}", add))
+
+    assert not Membership.objects.filter(group_id=group["id"]).exists()
+    assert pending.members_added == [{"id": user["id"], "is_group": False, "display": None}]

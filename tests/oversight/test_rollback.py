@@ -219,3 +219,20 @@ def test_large_rollbacks_run_as_a_task(scim, operators, django_capture_on_commit
     from provisioning.oversight.tasks import rollback_change_sets
 
     assert rollback_change_sets.apply(args=(ids, operators["alice"].pk)).get() == 0
+
+
+def test_the_preview_of_several_change_sets_follows_their_sequence(scim, operators):
+    started = timezone.now()
+    user = scim.create_user("seq@x.example", active=True)
+    scim.patch(f"/Users/{user['id']}", DEACTIVATE)
+    client = last_change_set().scim_client
+    ids = reviews.client_change_sets(
+        client=client, since=started, until=timezone.now() + timedelta(seconds=1)
+    )
+
+    steps = reviews.rollback_preview(ids)
+
+    assert [s.record.action for s in steps] == ["patch", "create"]
+    assert not any(step.conflict for step in steps)
+    reviews.change_sets_rollback(change_set_ids=ids, operator=operators["alice"])
+    assert not User.objects.filter(pk=user["id"]).exists()
