@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import oversight_selectors as oversight
+
 
 @dataclass(frozen=True)
 class Link:
@@ -32,7 +34,25 @@ SECTIONS: list[Section] = [
         "Directory",
         [Link("Users", "console:user_list"), Link("Groups", "console:group_list")],
     ),
-    # Oversight: pending operations, flagged changes (their counts belong in ``count``).
-    # Access: SCIM clients (quarantined count), roles, policies.
+    Section(
+        "Oversight",
+        [
+            Link("Pending operations", "console:pending_list", count=oversight.pending_count),
+            Link("Flagged changes", "console:review_list", count=oversight.flagged_count),
+            Link("Quarantines", "console:quarantine_list", count=oversight.quarantined_count),
+        ],
+    ),
+    Section(
+        "Access",
+        [
+            Link("SCIM clients", "console:client_list"),
+            Link("Roles", "console:role_list"),
+            Link("Policies", "console:policy_list"),
+        ],
+    ),
     # Logs: audit log, request log.
+    Section(
+        "Logs",
+        [Link("Audit log", "console:audit_list"), Link("Request log", "console:request_list")],
+    ),
 ]

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import views, views_access, views_audit, views_oversight
 
 app_name = "console"
 
@@ -25,4 +25,93 @@ urlpatterns = [
     path("users/<uuid:user_id>/reactivate/", views.user_reactivate, name="user_reactivate"),
     path("groups/", views.group_list, name="group_list"),
     path("groups/<uuid:group_id>/", views.group_detail, name="group_detail"),
+    # Pending operations, flagged changes, rollback, quarantines, policies (console/views_oversight.py).
+    path("pending/", views_oversight.pending_list, name="pending_list"),
+    path("pending/bulk/", views_oversight.pending_bulk, name="pending_bulk"),
+    path("pending/<uuid:pending_id>/", views_oversight.pending_detail, name="pending_detail"),
+    path(
+        "pending/<uuid:pending_id>/approve/",
+        views_oversight.pending_approve,
+        name="pending_approve",
+    ),
+    path(
+        "pending/<uuid:pending_id>/reject/", views_oversight.pending_reject, name="pending_reject"
+    ),
+    path(
+        "pending/<uuid:pending_id>/reapply/",
+        views_oversight.pending_reapply,
+        name="pending_reapply",
+    ),
+    path("reviews/", views_oversight.review_list, name="review_list"),
+    path("reviews/<int:review_id>/", views_oversight.review_detail, name="review_detail"),
+    path("reviews/<int:review_id>/accept/", views_oversight.review_accept, name="review_accept"),
+    path(
+        "changesets/<int:change_set_id>/rollback/",
+        views_oversight.change_set_rollback,
+        name="change_set_rollback",
+    ),
+    path("rollback/", views_oversight.mass_rollback, name="mass_rollback"),
+    path("quarantines/", views_oversight.quarantine_list, name="quarantine_list"),
+    path(
+        "quarantines/<uuid:quarantine_id>/",
+        views_oversight.quarantine_detail,
+        name="quarantine_detail",
+    ),
+    path(
+        "quarantines/<uuid:quarantine_id>/release/",
+        views_oversight.quarantine_release,
+        name="quarantine_release",
+    ),
+    path(
+        "quarantines/<uuid:quarantine_id>/discard/",
+        views_oversight.quarantine_discard,
+        name="quarantine_discard",
+    ),
+    path("policies/", views_oversight.policy_list, name="policy_list"),
+    path("policies/new/", views_oversight.policy_create, name="policy_create"),
+    path("policies/<int:rule_id>/edit/", views_oversight.policy_edit, name="policy_edit"),
+    path("policies/<int:rule_id>/toggle/", views_oversight.policy_toggle, name="policy_toggle"),
+    path("policies/<int:rule_id>/delete/", views_oversight.policy_delete, name="policy_delete"),
+    path(
+        "policies/circuit-breaker/",
+        views_oversight.circuit_breaker_edit,
+        name="circuit_breaker_edit",
+    ),
+    # SCIM clients, tokens and roles (console/views_access.py).
+    path("clients/", views_access.client_list, name="client_list"),
+    path("clients/new/", views_access.client_create, name="client_create"),
+    path("clients/<uuid:client_id>/", views_access.client_detail, name="client_detail"),
+    path("clients/<uuid:client_id>/role/", views_access.client_set_role, name="client_set_role"),
+    path("clients/<uuid:client_id>/tokens/rotate/", views_access.token_rotate, name="token_rotate"),
+    path(
+        "clients/<uuid:client_id>/tokens/<int:token_id>/revoke/confirm/",
+        views_access.token_revoke_confirm,
+        name="token_revoke_confirm",
+    ),
+    path(
+        "clients/<uuid:client_id>/tokens/<int:token_id>/revoke/",
+        views_access.token_revoke,
+        name="token_revoke",
+    ),
+    path("roles/", views_access.role_list, name="role_list"),
+    path("roles/new/", views_access.role_create, name="role_create"),
+    path("roles/<int:role_id>/", views_access.role_detail, name="role_detail"),
+    path("roles/<int:role_id>/edit/", views_access.role_edit, name="role_edit"),
+    path(
+        "roles/<int:role_id>/delete/confirm/",
+        views_access.role_delete_confirm,
+        name="role_delete_confirm",
+    ),
+    path("roles/<int:role_id>/delete/", views_access.role_delete, name="role_delete"),
+    # Audit log, change sets and the request log (console/views_audit.py).
+    path("audit/", views_audit.audit_list, name="audit_list"),
+    path("audit/export.csv", views_audit.audit_export_csv, name="audit_export_csv"),
+    path("audit/export.jsonl", views_audit.audit_export_jsonl, name="audit_export_jsonl"),
+    path(
+        "audit/changesets/<int:change_set_id>/",
+        views_audit.change_set_detail,
+        name="change_set_detail",
+    ),
+    path("requests/", views_audit.request_list, name="request_list"),
+    path("requests/<int:request_id>/", views_audit.request_detail, name="request_detail"),
 ]

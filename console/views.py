@@ -14,16 +14,21 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from provisioning.access.models import ScimClient
+from provisioning.audit.context import change_set_scope
+from provisioning.audit.models import ChangeSet
 from provisioning.directory import selectors, services
+from provisioning.oversight.policy import OperationHeld
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
 
 from . import charts, listing
+from . import selectors as console_selectors
 from .attributes import user_sections
 from .filters import GroupFilter, UserFilter
 from .permissions import require_role
@@ -75,7 +80,7 @@ def home(request: HttpRequest) -> HttpResponse:
     per_source = selectors.users_per_source()
     clients = [
         {"client": client, "users": per_source.get(client.pk, 0)}
-        for client in ScimClient.objects.select_related("role").order_by("name")
+        for client in console_selectors.clients_with_health()
     ]
     context = {
         "totals": selectors.directory_totals(),
@@ -146,6 +151,7 @@ def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
         "groups": [{"id": gid, "name": name, "kind": kind} for gid, name, kind in memberships],
         "scim_json": json.dumps(document, indent=2, ensure_ascii=False),
         "manager_user": None,
+        "history": console_selectors.resource_history("User", user.pk),
     }
     manager = context["sections"]["manager"]
     if manager:
@@ -196,10 +202,35 @@ def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> Ht
             "Operations": [{"op": "replace", "path": "active", "value": active}],
         }
     )
+    verb = "reactivation" if active else "deactivation"
+    summary = {"console": {"action": f"user.{verb}", "user": str(user.pk)}, "path": request.path}
     try:
-        services.user_patch(user_id=user.pk, operations=operations, client=None, if_match=if_match)
+        # No transaction around it: a held write stores its pending operation and raises.
+        with change_set_scope(
+            operator=request.user, source=ChangeSet.Source.CONSOLE, request=summary
+        ):
+            services.user_patch(
+                user_id=user.pk,
+                operations=operations,
+                client=None,
+                if_match=if_match,
+                operator=request.user,
+            )
     except NotFound:
         raise Http404("No such user") from None
+    except OperationHeld as held:
+        link = reverse("console:pending_detail", args=[held.pending.pk])
+        messages.warning(
+            request,
+            format_html(
+                "Policy held the {} of {}: it waits for another approver as "
+                '<a href="{}">pending operation {}</a>.',
+                verb,
+                user.user_name,
+                link,
+                str(held.pending.pk)[:8],
+            ),
+        )
     except PreconditionFailed:
         messages.error(
             request,
@@ -266,6 +297,7 @@ def group_detail(request: HttpRequest, group_id: uuid.UUID) -> HttpResponse:
     if listing.wants_partial(request):
         response = render(request, "console/groups/detail.html#members", context)
     else:
+        context["history"] = console_selectors.resource_history("Group", group.pk)
         response = render(request, "console/groups/detail.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -1,0 +1,294 @@
+"""Console pages for the audit trail: audit log search and export, change sets, the request log.
+
+Everything here reads; the queries are ``provisioning.audit.selectors``'s
+(through the filtersets) or ``console.selectors``'s. Listings page by keyset
+on (time, id), newest first, and answer htmx with their results fragment.
+
+Exports need the approver role. A viewer reads the same entries a page at a
+time; an export hands over every matching change value (names, emails,
+employee numbers of the whole directory) in one file, which is a bulk
+disclosure we reserve for the operators already trusted to act on the log.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.db.models import F
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from provisioning.audit import selectors as audit_selectors
+from provisioning.audit.models import ChangeSet
+from provisioning.directory import selectors as directory_selectors
+
+from . import listing, selectors
+from .diff import entry_diff, record_diff
+from .log_filters import RESOURCE_TYPE_CHOICES, AuditFilter, RequestLogFilter
+from .permissions import has_role, require_role
+
+NEWEST_FIRST = F("timestamp")
+# Pagination cursors are not filters: exports and "export this" links drop them.
+_CURSORS = ("after", "before")
+# Members listed per delta on the change set page; a 100,000-member import stays readable.
+MEMBER_LIMIT = 200
+
+
+def _page(request: HttpRequest, queryset):
+    return directory_selectors.keyset_page(
+        queryset,
+        key=NEWEST_FIRST,
+        descending=True,
+        after=listing.int_cursor(request, "after"),
+        before=listing.int_cursor(request, "before"),
+        size=listing.PAGE_SIZE,
+    )
+
+
+def _filter_query(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    for name in _CURSORS:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+def _listing_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    name = f"{template}#results" if listing.wants_partial(request) else template
+    response = render(request, name, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _pretty(body: str) -> str:
+    """A stored (already redacted) body indented for reading; anything not JSON as it is."""
+    if not body:
+        return ""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
+# --- Audit log -----------------------------------------------------------------------
+
+
+@require_role("viewer")
+@require_GET
+def audit_list(request: HttpRequest) -> HttpResponse:
+    """Search audit entries by operator, client, resource, action, time and free text."""
+    filterset = AuditFilter(request.GET)
+    entries = filterset.qs
+    page = _page(request, entries)
+    count, capped = listing.total(entries, page)
+    context = {
+        "filter": filterset,
+        "page": page,
+        "rows": [
+            {"entry": entry, "link": _entry_link(entry), "type": type_label(entry.content_type)}
+            for entry in page.items
+        ],
+        "count": count,
+        "capped": capped,
+        "filter_query": _filter_query(request),
+        "can_export": has_role(request.user, "approver"),
+    }
+    return _listing_response(request, "console/audit/list.html", context)
+
+
+def _export(request: HttpRequest, render_rows, content_type: str, extension: str) -> HttpResponse:
+    filterset = AuditFilter(request.GET)
+    if not filterset.is_valid():
+        # Never export more than asked for: an invalid filter is an error, not "no filter".
+        return HttpResponse(
+            "Invalid filter: "
+            + "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items()),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = StreamingHttpResponse(render_rows(filterset.qs), content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_role("approver")
+@require_GET
+def audit_export_csv(request: HttpRequest) -> HttpResponse:
+    """The audit entries of the current filter as CSV, streamed (constant memory)."""
+    return _export(request, audit_selectors.export_csv, "text/csv; charset=utf-8", "csv")
+
+
+@require_role("approver")
+@require_GET
+def audit_export_jsonl(request: HttpRequest) -> HttpResponse:
+    """The audit entries of the current filter as JSON Lines, streamed."""
+    return _export(
+        request, audit_selectors.export_jsonl, "application/jsonl; charset=utf-8", "jsonl"
+    )
+
+
+# What the log calls each kind of object: auth.User is an operator, not a directory user.
+_TYPE_LABELS = {
+    tuple(value.lower().split(".")) if "." in value else ("directory", value.lower()): label
+    for value, label in RESOURCE_TYPE_CHOICES
+}
+
+
+def type_label(content_type) -> str:
+    key = (content_type.app_label, content_type.model)
+    return _TYPE_LABELS.get(key) or str(content_type.name).capitalize()
+
+
+# Where an audit entry's object lives in the console, by content type.
+_OBJECT_PAGES = {
+    ("directory", "user"): ("console:user_detail", "user_id"),
+    ("directory", "group"): ("console:group_detail", "group_id"),
+    ("access", "scimclient"): ("console:client_detail", "client_id"),
+    ("access", "role"): ("console:role_detail", "role_id"),
+}
+
+
+def _entry_link(entry) -> str | None:
+    content_type = entry.content_type
+    target = _OBJECT_PAGES.get((content_type.app_label, content_type.model))
+    if target is None or entry.action == entry.Action.DELETE:
+        return None
+    name, argument = target
+    try:
+        return reverse(name, kwargs={argument: entry.object_pk})
+    except NoReverseMatch:
+        return None
+
+
+def _resource_link(resource_type: str, resource_id, exists: dict) -> str | None:
+    if resource_id not in exists:
+        return None
+    if resource_type == "User":
+        return reverse("console:user_detail", args=[resource_id])
+    return reverse("console:group_detail", args=[resource_id])
+
+
+def _member_rows(members: list, exists: dict) -> list[dict]:
+    rows = []
+    for member in (members or [])[:MEMBER_LIMIT]:
+        kind = member.get("type", "User")
+        value = str(member.get("value", ""))
+        rows.append(
+            {
+                "value": value,
+                "type": kind,
+                "display": member.get("display") or exists.get(value, ""),
+                "href": _resource_link(kind, value, exists),
+            }
+        )
+    return rows
+
+
+@require_role("viewer")
+@require_GET
+def change_set_detail(request: HttpRequest, change_set_id: int) -> HttpResponse:
+    """Who changed what, when and through which request, with a diff per resource."""
+    change_set = selectors.change_set_get(change_set_id)
+    if change_set is None:
+        raise Http404("No such change set")
+    records = selectors.change_set_records(change_set)
+    # Which touched resources still exist (two queries), so only live ones are links.
+    ids = {"User": set(), "Group": set()}
+    for record in records:
+        ids.setdefault(record.resource_type, set()).add(str(record.resource_id))
+        shown = (*record.members_added[:MEMBER_LIMIT], *record.members_removed[:MEMBER_LIMIT])
+        for member in shown:
+            ids.setdefault(member.get("type", "User"), set()).add(str(member.get("value")))
+    # Current names of the resources that still exist (membership deltas often carry no display).
+    exists = {
+        str(pk): name
+        for pk, name in directory_selectors.users()
+        .filter(pk__in=_uuids(ids["User"]))
+        .values_list("pk", "user_name")
+    } | {
+        str(pk): name
+        for pk, name in directory_selectors.groups()
+        .filter(pk__in=_uuids(ids["Group"]))
+        .values_list("pk", "display_name")
+    }
+    entries = audit_selectors.audit_entries(change_set=change_set).order_by("id")
+    context = {
+        "change_set": change_set,
+        "source_label": ChangeSet.Source(change_set.source).label
+        if change_set.source in ChangeSet.Source.values
+        else change_set.source,
+        "request_json": json.dumps(change_set.request, indent=2, ensure_ascii=False)
+        if change_set.request
+        else "",
+        "request_log": selectors.request_for_change_set(change_set),
+        "records": [
+            {
+                "record": record,
+                "href": _resource_link(record.resource_type, str(record.resource_id), exists),
+                "diff": record_diff(record.before, record.after),
+                "added": _member_rows(record.members_added, exists),
+                "added_count": len(record.members_added),
+                "removed": _member_rows(record.members_removed, exists),
+                "removed_count": len(record.members_removed),
+            }
+            for record in records
+        ],
+        "entries": [
+            {
+                "entry": entry,
+                "href": _entry_link(entry),
+                "type": type_label(entry.content_type),
+                "diff": entry_diff(entry.changes),
+            }
+            for entry in entries
+        ],
+    }
+    return render(request, "console/audit/change_set.html", context)
+
+
+def _uuids(values: set[str]) -> list[uuid.UUID]:
+    result = []
+    for value in values:
+        try:
+            result.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return result
+
+
+# --- Request log ---------------------------------------------------------------------
+
+
+@require_role("viewer")
+@require_GET
+def request_list(request: HttpRequest) -> HttpResponse:
+    """SCIM requests by client, status class, method, path and time, newest first."""
+    filterset = RequestLogFilter(request.GET)
+    rows = filterset.qs.defer("request_body", "response_body")
+    page = _page(request, rows)
+    count, capped = listing.total(rows, page)
+    context = {"filter": filterset, "page": page, "count": count, "capped": capped}
+    return _listing_response(request, "console/requests/list.html", context)
+
+
+@require_role("viewer")
+@require_GET
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    """One logged request: summary, and the (stored redacted) bodies pretty-printed."""
+    row = selectors.request_log_get(request_id)
+    if row is None:
+        raise Http404("No such request")
+    change_sets = audit_selectors.change_sets(correlation_id=row.correlation_id)[:20]
+    context = {
+        "row": row,
+        "request_body": _pretty(row.request_body),
+        "response_body": _pretty(row.response_body),
+        "change_sets": list(change_sets),
+    }
+    return render(request, "console/requests/detail.html", context)

@@ -1,0 +1,184 @@
+"""Policies: rules listed for every operator, created, edited, enabled, disabled and
+deleted by administrators only, attribute names validated, every change audited;
+the circuit breaker's thresholds."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import reverse
+
+from provisioning.audit.models import AuditEntry
+from provisioning.oversight.models import CircuitBreaker, PolicyRule
+
+from .conftest import XSS, csrf_token, operator
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("console:policy_list")
+NEW = reverse("console:policy_create")
+MANAGER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
+
+
+@pytest.fixture
+def admin_user(db):
+    return operator("administrator")
+
+
+@pytest.fixture
+def admin_client(admin_user) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    return client
+
+
+def post(client: Client, path: str, data: dict):
+    return client.post(path, {"csrfmiddlewaretoken": csrf_token(client, LIST), **data})
+
+
+def rule_data(**overrides) -> dict:
+    data = {
+        "name": "Hold title changes",
+        "kind": "attribute_change",
+        "action": "hold",
+        "enabled": "on",
+        "attributes": "Title\n" + MANAGER.upper().replace("URN:", "urn:", 1),
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def audit_entries(rule: PolicyRule):
+    content_type = ContentType.objects.get_for_model(PolicyRule)
+    return AuditEntry.objects.filter(content_type=content_type, object_pk=str(rule.pk)).order_by(
+        "id"
+    )
+
+
+def test_every_operator_reads_the_rules_and_the_breaker(viewer_client):
+    response = viewer_client.get(LIST)
+    assert response.status_code == 200
+    names = [rule.name for rule in response.context["rules"]]
+    assert "Hold user deletions" in names  # the built-in rules, disabled until enabled
+    body = response.content.decode()
+    assert "Mass-change circuit breaker" in body
+    assert f'href="{NEW}"' not in body and "policy_toggle" not in body
+    assert "/toggle/" not in body and "Edit thresholds" not in body
+
+
+def test_only_administrators_change_policies(approver_client, viewer_client):
+    rule = PolicyRule.objects.get(name="Hold user deletions")
+    for client in (approver_client, viewer_client):
+        assert client.get(NEW).status_code == 403
+        assert client.post(NEW, rule_data()).status_code == 403
+        assert (
+            client.post(
+                reverse("console:policy_toggle", args=[rule.pk]), {"enabled": "yes"}
+            ).status_code
+            == 403
+        )
+        assert client.get(reverse("console:circuit_breaker_edit")).status_code == 403
+        assert client.post(reverse("console:policy_delete", args=[rule.pk])).status_code == 403
+    rule.refresh_from_db()
+    assert rule.enabled is False
+
+
+def test_creating_a_rule_canonicalises_attributes_and_is_audited(admin_client, admin_user, idp):
+    response = post(admin_client, NEW, rule_data(clients=[str(idp.pk)], two_approvers="on"))
+    assert response.status_code == 302
+    rule = PolicyRule.objects.get(name="Hold title changes")
+    assert rule.attributes == ["title", MANAGER]
+    assert list(rule.clients.all()) == [idp]
+    assert rule.two_approvers and rule.enabled
+    entry = audit_entries(rule).first()
+    assert entry.actor == admin_user
+    assert entry.change_set.source == "console"
+    assert entry.change_set.request["console"] == {"action": "policy.create"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"attributes": "bogus"}, "attributes", "not a User or Group attribute"),
+        ({"attributes": "name.givenName"}, "attributes", "whole attribute"),
+        ({"attributes": "id"}, "attributes", "read-only"),
+        ({"attributes": ""}, "attributes", "at least one attribute"),
+        ({"kind": "delete_user"}, "attributes", "Only “Change chosen attributes”"),
+        ({"action": "flag", "two_approvers": "on"}, "two_approvers", "only to rules that hold"),
+        ({"name": ""}, "name", "required"),
+    ],
+)
+def test_invalid_rules_are_refused_with_400(admin_client, overrides, field, message):
+    response = post(admin_client, NEW, rule_data(**overrides))
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors[field])
+    assert not PolicyRule.objects.filter(name="Hold title changes").exists()
+
+
+def test_editing_enabling_disabling_and_deleting(admin_client):
+    rule = PolicyRule.objects.get(name="Flag manager changes")
+    edit = reverse("console:policy_edit", args=[rule.pk])
+    page = admin_client.get(edit)
+    assert page.status_code == 200 and MANAGER in page.content.decode()
+
+    response = post(
+        admin_client, edit, rule_data(name="Hold manager changes", attributes=MANAGER, enabled=None)
+    )
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.name, rule.action, rule.enabled) == ("Hold manager changes", "hold", False)
+
+    toggle = reverse("console:policy_toggle", args=[rule.pk])
+    post(admin_client, toggle, {"enabled": "yes"})
+    rule.refresh_from_db()
+    assert rule.enabled is True
+    post(admin_client, toggle, {"enabled": "yes"})  # a double submit does not flip it back
+    rule.refresh_from_db()
+    assert rule.enabled is True
+    post(admin_client, toggle, {"enabled": "no"})
+    rule.refresh_from_db()
+    assert rule.enabled is False
+
+    delete = reverse("console:policy_delete", args=[rule.pk])
+    confirm = admin_client.get(delete)
+    assert confirm.status_code == 200 and b"Delete rule</button>" in confirm.content
+    assert post(admin_client, delete, {}).status_code == 302
+    assert not PolicyRule.objects.filter(pk=rule.pk).exists()
+    actions = [entry.action for entry in audit_entries(rule)]
+    assert actions[0] == AuditEntry.Action.UPDATE and actions[-1] == AuditEntry.Action.DELETE
+
+
+def test_rule_names_are_escaped(admin_client):
+    post(admin_client, NEW, rule_data(name=XSS))
+    body = admin_client.get(LIST).content.decode()
+    assert XSS not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
+
+
+def test_the_circuit_breaker_thresholds(admin_client, admin_user):
+    url = reverse("console:circuit_breaker_edit")
+    assert admin_client.get(url).status_code == 200
+    data = {
+        "enabled": "on",
+        "max_operations": "20",
+        "window_minutes": "5",
+        "max_percent": "2.5",
+        "min_directory_size": "500",
+    }
+
+    refused = post(admin_client, url, {**data, "max_percent": "0", "window_minutes": "0"})
+    assert refused.status_code == 400
+    assert set(refused.context["form"].errors) == {"max_percent", "window_minutes"}
+
+    assert post(admin_client, url, data).status_code == 302
+    breaker = CircuitBreaker.objects.get()
+    assert (breaker.max_operations, breaker.window_minutes, str(breaker.max_percent)) == (
+        20,
+        5,
+        "2.50",
+    )
+    entry = AuditEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(CircuitBreaker)
+    ).latest("id")
+    assert entry.actor == admin_user
+    assert "<strong>20</strong> times within" in admin_client.get(LIST).content.decode()

@@ -1,0 +1,167 @@
+"""Quarantines: the list and detail, release of all or selected operations, and discard;
+both end the quarantine and need the administrator role and a confirmation."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from provisioning.access.services import scim_client_create
+from provisioning.audit.models import AuditEntry
+from provisioning.directory.models import User
+from provisioning.oversight.models import CircuitBreaker, PendingOperation, Quarantine
+from tests.scim.conftest import PATCH_SCHEMA, ScimApi
+
+from .conftest import csrf_token, operator
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("console:quarantine_list")
+DEACTIVATE = {
+    "schemas": [PATCH_SCHEMA],
+    "Operations": [{"op": "replace", "path": "active", "value": False}],
+}
+
+
+@pytest.fixture
+def admin_user(db):
+    return operator("administrator")
+
+
+@pytest.fixture
+def admin_client(admin_user) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def quarantine(db):
+    """A burst of 5 deactivations against a limit of 2: 2 applied, 3 held in quarantine."""
+    CircuitBreaker.objects.update_or_create(
+        pk=CircuitBreaker.objects.values_list("pk", flat=True).first() or 1,
+        defaults={"max_operations": 2, "window_minutes": 10, "enabled": True},
+    )
+    _client, token = scim_client_create(name="burst-idp", role="provisioner")
+    scim = ScimApi(token)
+    users = [scim.create_user(f"b{i}@example.com", active=True) for i in range(5)]
+    statuses = [scim.patch(f"/Users/{u['id']}", DEACTIVATE).status_code for u in users]
+    assert statuses == [200, 200, 202, 202, 202]
+    return Quarantine.objects.get(status=Quarantine.Status.ACTIVE), users
+
+
+def url(name: str, quarantine) -> str:
+    return reverse(f"console:{name}", args=[quarantine.pk])
+
+
+def post(client: Client, path: str, data: dict) -> object:
+    token = csrf_token(client, LIST)
+    return client.post(path, {"csrfmiddlewaretoken": token, **data})
+
+
+def test_the_list_and_detail_show_the_quarantine_to_a_viewer(quarantine, viewer_client):
+    q, _ = quarantine
+    page = viewer_client.get(LIST)
+    assert page.status_code == 200
+    assert [item.held for item in page.context["active"]] == [3]
+    assert "burst-idp" in page.content.decode()
+
+    detail = viewer_client.get(url("quarantine_detail", q))
+    assert detail.status_code == 200
+    assert len(detail.context["held"]) == 3
+    body = detail.content.decode()
+    assert q.reason in body
+    assert url("quarantine_release", q) not in body  # a viewer: no actions
+    assert url("quarantine_discard", q) not in body
+
+
+def test_release_and_discard_need_the_administrator(quarantine, approver_client, viewer_client):
+    q, _ = quarantine
+    for client in (approver_client, viewer_client):
+        assert client.get(url("quarantine_release", q)).status_code == 403
+        assert client.post(url("quarantine_release", q), {"confirm": "yes"}).status_code == 403
+        assert client.post(url("quarantine_discard", q)).status_code == 403
+    q.refresh_from_db()
+    assert q.status == Quarantine.Status.ACTIVE
+
+
+def test_releasing_all_confirms_then_applies_them(
+    quarantine, admin_client, admin_user, django_capture_on_commit_callbacks
+):
+    q, users = quarantine
+    confirm = admin_client.get(url("quarantine_release", q), {"scope": "all"})
+    assert confirm.status_code == 200
+    assert len(confirm.context["apply"]) == 3 and confirm.context["discard"] == []
+
+    unconfirmed = post(admin_client, url("quarantine_release", q), {"scope": "all"})
+    assert unconfirmed.status_code == 400
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(
+            admin_client, url("quarantine_release", q), {"scope": "all", "confirm": "yes"}
+        )
+    assert response.status_code == 302
+    q.refresh_from_db()
+    assert (q.status, q.ended_by) == (Quarantine.Status.RELEASED, admin_user)
+    assert not User.objects.filter(active=True).exists()
+    # The quarantine's end is audited as the administrator's console action.
+    entry = AuditEntry.objects.filter(object_pk=str(q.pk)).latest("id")
+    assert entry.actor == admin_user and entry.change_set.source == "console"
+
+    again = post(admin_client, url("quarantine_release", q), {"scope": "all", "confirm": "yes"})
+    assert again.status_code == 400
+    assert "already ended" in again.content.decode()
+
+
+def test_releasing_selected_discards_the_rest(
+    quarantine, admin_client, django_capture_on_commit_callbacks
+):
+    q, users = quarantine
+    held = list(q.operations.order_by("created_at"))
+    chosen = str(held[1].pk)
+
+    confirm = admin_client.get(url("quarantine_release", q), {"pending": [chosen]})
+    assert [op.pk for op in confirm.context["apply"]] == [held[1].pk]
+    assert len(confirm.context["discard"]) == 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post(admin_client, url("quarantine_release", q), {"pending": [chosen], "confirm": "yes"})
+
+    statuses = {str(op.pk): op.status for op in PendingOperation.objects.all()}
+    assert statuses[chosen] == PendingOperation.Status.APPLIED
+    assert sorted(statuses.values()).count(PendingOperation.Status.DISCARDED) == 2
+    active = set(User.objects.filter(active=True).values_list("user_name", flat=True))
+    assert active == {"b2@example.com", "b4@example.com"}
+
+
+def test_discarding_confirms_then_drops_everything(quarantine, admin_client):
+    q, _ = quarantine
+    confirm = admin_client.get(url("quarantine_discard", q))
+    assert confirm.status_code == 200 and len(confirm.context["held"]) == 3
+    assert b"Discard 3 operations" in confirm.content
+
+    response = post(admin_client, url("quarantine_discard", q), {})
+    assert response.status_code == 302
+    q.refresh_from_db()
+    assert q.status == Quarantine.Status.DISCARDED
+    assert set(PendingOperation.objects.values_list("status", flat=True)) == {"discarded"}
+    assert User.objects.filter(active=True).count() == 3
+
+    detail = admin_client.get(url("quarantine_detail", q))
+    assert url("quarantine_release", q) not in detail.content.decode()
+
+
+def test_the_navigation_and_dashboard_show_quarantined_clients(quarantine, viewer_client):
+    page = viewer_client.get(reverse("console:home")).content.decode()
+    assert f'href="{LIST}">1</a>' in page
+    assert "burst-idp" in page and "quarantined" in page
+
+
+def test_unknown_quarantine_is_404(admin_client):
+    import uuid
+
+    assert (
+        admin_client.get(reverse("console:quarantine_detail", args=[uuid.uuid4()])).status_code
+        == 404
+    )
