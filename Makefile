@@ -4,6 +4,8 @@
 #               tests (tests/browser, Playwright) run when /usr/bin/chromium exists, else skip
 #   make test-browser  only the browser tests; screenshots land in tests/screenshots/
 #   make lint   ruff
+#   make bench  enterprise-scale benchmark on PostgreSQL (DATABASE_URL, default the local
+#               scimgate_bench database): synthetic data loaded once, gunicorn, table + bench/results/
 #   make clean  remove the virtualenv, caches and build output (keeps var/, the database)
 
 VENV ?= .venv
@@ -14,7 +16,7 @@ RUN_ADDR ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-browser lint clean
+.PHONY: install run test test-browser lint clean bench
 
 install: $(STAMP)
 
@@ -38,6 +40,13 @@ test: $(STAMP)
 
 test-browser: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m browser tests/browser $(PYTEST_ARGS)
+
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scimgate_bench
+BENCH_ARGS ?=
+
+# Creates the database if missing, migrates, loads synthetic data once (reused when present).
+bench: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(BIN)/python manage.py runbench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -32,3 +32,12 @@ def celery_in_process(request):
     app.conf.task_always_eager = request.node.get_closest_marker("celery_worker") is None
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Cached values (throttle counters, the directory size) never leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -146,6 +146,8 @@ class ChangeRecord(Sealed):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["resource_type", "resource_id", "id"], name="changerecord_resource_idx"),
+            # History of one resource by id alone (the console and rollback look it up so).
+            models.Index(fields=["resource_id", "id"], name="changerecord_resource_id_idx"),
             models.Index(Lower("resource_name"), name="changerecord_name_ci_idx"),
             models.Index(fields=["action", "created_at"], name="changerecord_action_idx"),
             models.Index(fields=["created_at"], name="changerecord_created_idx"),

@@ -56,7 +56,8 @@ class User(Resource):
             models.Index(Lower("family_name"), name="user_family_name_ci_idx"),
             models.Index(fields=["employee_number"], name="user_employee_number_idx"),
             models.Index(fields=["last_modified"], name="user_last_modified_idx"),
-            models.Index(fields=["created"], name="user_created_idx"),
+            # The default list order (created, id): deep pages walk this index.
+            models.Index(fields=["created", "id"], name="user_created_id_idx"),
         ]
         ordering = ["created", "id"]
 
@@ -92,7 +93,7 @@ class Group(Resource):
         indexes = [
             models.Index(fields=["external_id"], name="group_external_id_idx"),
             models.Index(fields=["last_modified"], name="group_last_modified_idx"),
-            models.Index(fields=["created"], name="group_created_idx"),
+            models.Index(fields=["created", "id"], name="group_created_id_idx"),
         ]
         ordering = ["created", "id"]
 

@@ -19,8 +19,8 @@ from provisioning.access.models import ScimClient
 from provisioning.directory import selectors, services
 from provisioning.directory.models import Group, User
 
-from . import errors, filters, resources
-from .api import ScimView
+from . import errors, filters, resources, streaming
+from .api import ScimRenderer, ScimView
 from .patch import parse_patch_request
 from .schema import GROUP_SCHEMA, USER_SCHEMA, ResourceSchema
 
@@ -257,6 +257,14 @@ class ItemView(ResourceView):
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match and resource.etag in [t.strip() for t in if_none_match.split(",")]:
             return Response(status=304, headers={"ETag": resource.etag})
+        params = request.query_params
+        if self.resource_type is GROUPS and not (
+            params.get("attributes") or params.get("excludedAttributes")
+        ):
+            # The whole group: members streamed from a cursor, never one list in memory.
+            return streaming.streamed_group_response(
+                resource, self.base_url(request), ScimRenderer.media_type
+            )
         return self.respond(request, resource)
 
     def put(self, request, resource_id):

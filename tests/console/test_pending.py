@@ -245,13 +245,16 @@ def test_approving_inline_swaps_the_row_and_deletes_the_user(
     assert pending.status == PendingOperation.Status.APPLIED
     assert pending.decided_by == approver
     assert scim.get(f"/Users/{user['id']}").status_code == 404
-    # The console action is its own change set, attributed to the approver.
-    change_set = ChangeSet.objects.filter(source="console").latest("id")
-    assert change_set.operator == approver
-    assert change_set.request["console"] == {
-        "action": "pending.approve",
-        "pending": str(pending.pk),
-    }
+    # The console action is its own change set, attributed to the approver; applying
+    # the operation is another, attributed to the approver and the client that asked.
+    console = ChangeSet.objects.filter(source="console")
+    decision = console.get(request__console__action="pending.approve")
+    applied = console.get(request__pending_operation=str(pending.pk))
+    assert decision.operator == approver
+    assert decision.request["console"] == {"action": "pending.approve", "pending": str(pending.pk)}
+    assert applied.operator == approver and applied.scim_client == pending.client
+    assert applied.request == {"pending_operation": str(pending.pk)}
+    assert applied.records.get().action == "delete"
 
 
 def test_approving_without_javascript_redirects_back_with_a_message(

@@ -13,6 +13,7 @@ import uuid
 from urllib.parse import urlencode, urlparse
 
 import pytest
+from django.http import HttpResponse
 from django.test import Client
 
 BASE = "/scim/v2"
@@ -40,6 +41,20 @@ LEAK_MARKERS = (
     "sqlite",
     "psycopg",
 )
+
+
+def _materialised(response):
+    """A streamed response (a full group GET) read to the end, as an IdP reads it, into an
+    ordinary response; ``streamed`` tells tests it arrived in chunks."""
+    body = b"".join(response.streaming_content)  # the test client closes it when exhausted
+    plain = HttpResponse(body, status=response.status_code)
+    for header, value in response.items():
+        plain[header] = value
+    for name in ("wsgi_request", "request", "client", "resolver_match"):
+        if hasattr(response, name):
+            setattr(plain, name, getattr(response, name))
+    plain.streamed = True
+    return plain
 
 
 class ScimApi:
@@ -75,9 +90,10 @@ class ScimApi:
         if self.token is not None:
             headers.setdefault("HTTP_AUTHORIZATION", f"Bearer {self.token}")
         data = raw if raw is not None else ("" if body is None else json.dumps(body))
-        return self.http.generic(
+        response = self.http.generic(
             method, self.url(path, params), data=data, content_type=content_type, **headers
         )
+        return _materialised(response) if response.streaming else response
 
     def get(self, path, body=None, **kw):
         return self.request("GET", path, body, **kw)

@@ -1,5 +1,6 @@
 """Costs that must not grow with the data: query counts, members never loaded, no lost updates."""
 
+import json
 import threading
 import uuid
 
@@ -145,3 +146,38 @@ def test_concurrent_member_patches_lose_nothing_on_postgres(on_postgres):
     assert Membership.objects.filter(group=group).count() == 2 * per_thread
     group.refresh_from_db()
     assert group.version == 1 + 2 * per_thread
+
+
+@pytest.mark.django_db
+def test_full_group_get_is_streamed_with_constant_queries(scim):
+    """The whole group is streamed from a cursor: same queries for 5 and 300 members, and
+    the same document the in-memory renderer produces."""
+    small, large = make_group(make_users(5, "f")), make_group(make_users(300, "g"))
+    nested = make_group([])
+    Membership.objects.create(group=large, member_group=nested, display="Nested")
+
+    def streamed(group):
+        with CaptureQueriesContext(connection) as ctx:
+            response = scim.get(f"/Groups/{group.pk}")  # read to the end by the fixture
+            body = response.content
+        assert response.status_code == 200
+        assert getattr(response, "streamed", False)
+        assert response["Content-Type"].startswith("application/scim+json")
+        assert response["ETag"] == group.etag
+        return json.loads(body), ctx.captured_queries
+
+    small_doc, small_queries = streamed(small)
+    large_doc, large_queries = streamed(large)
+    assert len(small_queries) == len(large_queries)
+    assert len(large_doc["members"]) == 301
+    assert large_doc["members"][-1] == {
+        "value": str(nested.pk),
+        "$ref": f"http://testserver/scim/v2/Groups/{nested.pk}",
+        "type": "Group",
+        "display": "Nested",
+    }
+    # Identical to the projection path, which renders in memory.
+    projected = scim.read(f"/Groups/{large.pk}", params={"attributes": "members,displayName,externalId,meta"})
+    assert projected["members"] == large_doc["members"]
+    assert large_doc["displayName"] == large.display_name
+    assert small_doc["meta"]["version"] == small.etag

@@ -1,0 +1,196 @@
+"""An IdP traffic generator: concurrent asyncio workers replaying an Entra-like mix.
+
+Runs in its own process (``python -m provisioning.benchmark.loadgen``) so the
+server under test does not share an interpreter with the load. Prints one JSON
+document with throughput and latency percentiles per operation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+import httpx
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+# (operation, weight): roughly what an Entra provisioning cycle sends.
+ENTRA_MIX = [
+    ("filter_userName", 30),
+    ("filter_externalId", 10),
+    ("get_user", 20),
+    ("patch_user", 15),
+    ("post_user", 5),
+    ("patch_group_member", 10),
+    ("list_page", 10),
+]
+
+
+# PATCH user only: the write whose audit and request-log overhead is measured.
+WRITE_MIX = [("patch_user", 1)]
+MIXES = {"entra": ENTRA_MIX, "floor": [("floor", 1)], "write": WRITE_MIX}
+
+
+@dataclass
+class Target:
+    user_ids: list[str]
+    user_names: list[str]
+    external_ids: list[str]
+    group_ids: list[str]
+    # Absolute URL of the framework-floor view (mounted outside /scim/v2).
+    floor_url: str = ""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def one_request(client: httpx.AsyncClient, op: str, target: Target, rng: random.Random):
+    if op == "filter_userName":
+        name = rng.choice(target.user_names)
+        return await client.get("/Users", params={"filter": f'userName eq "{name}"'})
+    if op == "filter_externalId":
+        ext = rng.choice(target.external_ids)
+        return await client.get("/Users", params={"filter": f'externalId eq "{ext}"'})
+    if op == "get_user":
+        return await client.get(f"/Users/{rng.choice(target.user_ids)}")
+    if op == "patch_user":
+        body = {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "Replace", "path": "title", "value": f"Title {rng.randint(1, 10**6)}"}
+            ],
+        }
+        return await client.patch(f"/Users/{rng.choice(target.user_ids)}", json=body)
+    if op == "post_user":
+        name = f"bench-{uuid.uuid4().hex[:12]}@load.example"
+        body = {"schemas": [USER], "userName": name, "active": True, "displayName": "Load Test"}
+        return await client.post("/Users", json=body)
+    if op == "patch_group_member":
+        user_id = rng.choice(target.user_ids)
+        group_id = rng.choice(target.group_ids)
+        operation = rng.choice(
+            [
+                {"op": "Add", "path": "members", "value": [{"value": user_id}]},
+                {"op": "Remove", "path": f'members[value eq "{user_id}"]'},
+            ]
+        )
+        body = {"schemas": [PATCH], "Operations": [operation]}
+        return await client.patch(f"/Groups/{group_id}", json=body)
+    if op == "list_page":
+        start = rng.randint(0, 50) * 100 + 1
+        return await client.get("/Users", params={"startIndex": start, "count": 100})
+    if op == "floor":
+        return await client.get(target.floor_url)
+    raise ValueError(op)
+
+
+async def run(
+    base_url: str,
+    token: str,
+    target: Target,
+    *,
+    mix: list[tuple[str, int]],
+    duration: float,
+    concurrency: int,
+    warmup: float,
+    seed: int,
+) -> dict:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    ops, weights = zip(*mix, strict=True)
+    stop_at = time.perf_counter() + warmup + duration
+    measure_from = time.perf_counter() + warmup
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+
+    async def worker(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        async with httpx.AsyncClient(
+            base_url=base_url, headers=headers, limits=limits, timeout=30
+        ) as client:
+            while (now := time.perf_counter()) < stop_at:
+                op = rng.choices(ops, weights)[0]
+                started = time.perf_counter()
+                try:
+                    response = await one_request(client, op, target, rng)
+                    failed = response.status_code >= 400
+                except httpx.HTTPError:
+                    failed = True
+                elapsed = (time.perf_counter() - started) * 1000
+                if now >= measure_from:
+                    latencies[op].append(elapsed)
+                    if failed:
+                        errors[op] += 1
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    total = sum(len(v) for v in latencies.values())
+    all_latencies = [x for v in latencies.values() for x in v]
+    return {
+        "duration_s": duration,
+        "concurrency": concurrency,
+        "requests": total,
+        "rps": round(total / duration, 1),
+        "errors": sum(errors.values()),
+        "p50_ms": round(percentile(all_latencies, 50), 2),
+        "p95_ms": round(percentile(all_latencies, 95), 2),
+        "p99_ms": round(percentile(all_latencies, 99), 2),
+        "operations": {
+            op: {
+                "requests": len(values),
+                "errors": errors[op],
+                "mean_ms": round(statistics.fmean(values), 2) if values else 0,
+                "p50_ms": round(percentile(values, 50), 2),
+                "p95_ms": round(percentile(values, 95), 2),
+                "p99_ms": round(percentile(values, 99), 2),
+            }
+            for op, values in sorted(latencies.items())
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8765/scim/v2")
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--targets", required=True, help="JSON file with ids and names to use")
+    parser.add_argument("--mix", default="entra", choices=sorted(MIXES))
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    with open(args.targets) as fp:
+        target = Target(**json.load(fp))
+    mix = MIXES[args.mix]
+    result = asyncio.run(
+        run(
+            args.base_url.rstrip("/"),
+            args.token,
+            target,
+            mix=mix,
+            duration=args.duration,
+            concurrency=args.concurrency,
+            warmup=args.warmup,
+            seed=args.seed,
+        )
+    )
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

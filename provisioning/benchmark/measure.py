@@ -1,0 +1,289 @@
+"""In-process measurements: server time of single requests against the benchmark database.
+
+"Server time" here is the wall time of one request through Django's full handler
+(every middleware, authentication, the view, rendering, and the request-log
+write that a real server performs after sending the response), measured in the
+benchmark process with Django's test ``Client`` against the same PostgreSQL
+database gunicorn serves. It excludes the network and the load generator.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import connection, reset_queries
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from provisioning.access.services import operator_create
+from provisioning.audit import selectors as audit_selectors
+from provisioning.directory.models import Group, Membership, User
+
+SCIM = "application/scim+json"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+OPERATOR = "bench-operator"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Timing:
+    """Latencies in milliseconds of repeated runs of one measurement."""
+
+    name: str
+    samples: list[float] = field(default_factory=list)
+    queries: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "n": len(self.samples),
+            "p50_ms": round(percentile(self.samples, 50), 2),
+            "p95_ms": round(percentile(self.samples, 95), 2),
+            "mean_ms": round(statistics.fmean(self.samples), 2) if self.samples else 0.0,
+            **({"queries": self.queries} if self.queries is not None else {}),
+            **self.extra,
+        }
+
+
+def timed(name: str, action: Callable[[], object], *, repeat: int, warmup: int = 2) -> Timing:
+    """Run ``action`` ``warmup`` times unmeasured, then ``repeat`` times; count queries once."""
+    for _ in range(warmup):
+        action()
+    timing = Timing(name)
+    with CaptureQueriesContext(connection) as captured:
+        action()
+    timing.queries = len(captured.captured_queries)
+    reset_queries()
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        timing.samples.append((time.perf_counter() - started) * 1000)
+    return timing
+
+
+class InProcess:
+    """SCIM and console requests through Django's handler, in this process."""
+
+    def __init__(self, token: str):
+        self.scim = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+        self.console = Client()
+        operator = get_user_model().objects.filter(username=OPERATOR).first()
+        if operator is None:
+            operator, _password = operator_create(username=OPERATOR, role="administrator")
+        self.console.force_login(operator)
+
+    def request(self, method: str, path: str, body: dict | None = None, *, expect: int = 200, **params):
+        data = json.dumps(body) if body is not None else ""
+        url = path + (("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else "")
+        response = self.scim.generic(method, "/scim/v2" + url, data=data, content_type=SCIM)
+        if response.status_code != expect:
+            raise RuntimeError(f"{method} {path} answered {response.status_code}: {response.content[:300]!r}")
+        if response.streaming:
+            # Consume the stream as a client would (the time includes producing every byte).
+            size = sum(len(part) for part in response.streaming_content)
+        else:
+            size = len(response.content)
+        response.close()
+        return size
+
+    def page(self, path: str, **params) -> int:
+        response = self.console.get(path, params)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {path} answered {response.status_code}")
+        return len(response.content)
+
+    def create_user(self, prefix: str) -> str:
+        body = {"schemas": [USER_SCHEMA], "userName": f"{prefix}-{uuid.uuid4().hex[:12]}@bench.example"}
+        response = self.scim.post("/scim/v2/Users", json.dumps(body), content_type=SCIM)
+        if response.status_code != 201:
+            raise RuntimeError(f"POST /Users answered {response.status_code}")
+        return json.loads(response.content)["id"]
+
+
+def group_scaling(client: InProcess, sizes: list[int], *, repeat: int) -> dict:
+    """Membership PATCH (add then remove one member) and GET without members, per group size."""
+    results: dict = {}
+    probe = client.create_user("bench-probe")
+    for size in sizes:
+        group = Group.objects.filter(display_name=f"bench-scale-{size}").first()
+        if group is None:
+            continue
+        path = f"/Groups/{group.pk}"
+
+        def add(path=path) -> None:
+            client.request(
+                "PATCH", path,
+                {"schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "members", "value": [{"value": probe}]}]},
+                expect=204,
+            )
+
+        def remove(path=path) -> None:
+            client.request(
+                "PATCH", path,
+                {"schemas": [PATCH_OP], "Operations": [{"op": "Remove", "path": f'members[value eq "{probe}"]'}]},
+                expect=204,
+            )
+
+        adds, removes = Timing("add"), Timing("remove")
+        for i in range(repeat + 2):
+            started = time.perf_counter()
+            add()
+            elapsed_add = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+            remove()
+            elapsed_remove = (time.perf_counter() - started) * 1000
+            if i >= 2:  # warm-up
+                adds.samples.append(elapsed_add)
+                removes.samples.append(elapsed_remove)
+        with CaptureQueriesContext(connection) as captured:
+            add()
+        adds.queries = len(captured.captured_queries)
+        remove()
+        excluded = timed(
+            "get_excluded",
+            lambda path=path: client.request("GET", path, excludedAttributes="members"),
+            repeat=repeat,
+        )
+        results[str(size)] = {
+            "members": Membership.objects.filter(group=group).count(),
+            "patch_add": adds.summary(),
+            "patch_remove": removes.summary(),
+            "get_excluded_members": excluded.summary(),
+        }
+    return results
+
+
+def full_group_get(client: InProcess, size: int, *, repeat: int) -> dict:
+    """GET of the whole group (streamed): time, bytes, and peak Python memory growth."""
+    group = Group.objects.filter(display_name=f"bench-scale-{size}").first()
+    if group is None:
+        return {}
+    path = f"/Groups/{group.pk}"
+    timing = timed("full_get", lambda: client.request("GET", path), repeat=repeat, warmup=1)
+    gc.collect()
+    tracemalloc.start()
+    baseline = tracemalloc.get_traced_memory()[0]
+    size_bytes = client.request("GET", path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {
+        **timing.summary(),
+        "bytes": size_bytes,
+        "peak_memory_growth_mb": round((peak - baseline) / 2**20, 1),
+    }
+
+
+def user_lists(client: InProcess, *, repeat: int) -> dict:
+    users = list(User.objects.order_by("created", "id").values_list("user_name", flat=True)[:: max(1, User.objects.count() // 50)][:50])
+    names = iter(users * (repeat + 10))
+    filter_timing = timed(
+        "filter_userName",
+        lambda: client.request("GET", "/Users", filter=f'userName eq "{next(names)}"'),
+        repeat=repeat,
+    )
+    deep = timed(
+        "deep_page",
+        lambda: client.request("GET", "/Users", startIndex=90001, count=100),
+        repeat=max(5, repeat // 4),
+    )
+    return {
+        "users": User.objects.count(),
+        "filter_userName_eq": filter_timing.summary(),
+        "deep_page_90001": deep.summary(),
+    }
+
+
+def bulk(client: InProcess, operations: int) -> dict:
+    """One Bulk request of ``operations`` POST /Users operations."""
+    tag = uuid.uuid4().hex[:8]
+    body = {
+        "schemas": [BULK_REQUEST],
+        "Operations": [
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": f"b{i}",
+                "data": {"schemas": [USER_SCHEMA], "userName": f"bulk-{tag}-{i}@bench.example", "active": True},
+            }
+            for i in range(operations)
+        ],
+    }
+    started = time.perf_counter()
+    client.request("POST", "/Bulk", body)
+    elapsed = (time.perf_counter() - started) * 1000
+    return {"operations": operations, "total_ms": round(elapsed, 1), "per_operation_ms": round(elapsed / operations, 2)}
+
+
+def console_pages(client: InProcess, *, repeat: int) -> dict:
+    big = Group.objects.order_by().filter(display_name__startswith="bench-scale-").order_by("-display_name").first()
+    sample_user = User.objects.order_by("created").only("id", "family_name").first()
+    search = sample_user.family_name if sample_user else "a"
+    results = {
+        "users_search": timed(
+            "users_search", lambda: client.page("/users/", q=search), repeat=repeat
+        ).summary()
+        | {"q": search},
+        "users_search_rare": timed(
+            "users_search_rare", lambda: client.page("/users/", q="zz-no-such-user"), repeat=repeat
+        ).summary(),
+    }
+    if big is not None:
+        last = Membership.objects.filter(group=big).order_by("-id").values_list("id", flat=True)[60]
+        results["group_members_page"] = timed(
+            "group_members", lambda: client.page(f"/groups/{big.pk}/"), repeat=repeat
+        ).summary() | {"group": big.display_name}
+        results["group_members_last_page"] = timed(
+            "group_members_last", lambda: client.page(f"/groups/{big.pk}/", after=last), repeat=repeat
+        ).summary()
+    return results
+
+
+def audit_search(*, repeat: int, page_size: int = 50) -> dict:
+    """The audit selectors the console search calls: a page of entries and a capped count."""
+    sample = User.objects.order_by("created").only("id", "family_name", "user_name").first()
+    entries = audit_selectors.audit_entries
+
+    def free_text(text: str) -> Callable[[], object]:
+        def run() -> None:
+            queryset = entries(text=text)
+            list(queryset[:page_size])
+            queryset.order_by()[:10_001].count()
+
+        return run
+
+    results = {"entries": audit_selectors.AuditEntry.objects.count()}
+    for label, text in (
+        ("free_text_common", "Engineer"),
+        ("free_text_name", sample.family_name if sample else "x"),
+        ("free_text_rare", sample.user_name if sample else "x"),
+    ):
+        results[label] = timed(label, free_text(text), repeat=repeat).summary() | {"text": text}
+    if sample is not None:
+        results["resource_history_records"] = timed(
+            "history",
+            lambda: list(audit_selectors.change_records(resource_id=sample.pk)[:page_size]),
+            repeat=repeat,
+        ).summary()
+        results["resource_history_entries"] = timed(
+            "history_entries",
+            lambda: list(entries(resource_type="User", resource_id=sample.pk)[:page_size]),
+            repeat=repeat,
+        ).summary()
+    return results

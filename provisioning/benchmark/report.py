@@ -1,0 +1,134 @@
+"""The printed table: every figure of a run, and each target of issue 7 met or missed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    label: str
+    value: float | None
+    limit: float
+    unit: str
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else self.value <= self.limit
+
+
+def _get(data: dict, *path, default=None):
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def targets(results: dict) -> list[Check]:
+    """Each target as ``value <= limit`` (throughput is checked as its inverse)."""
+    scaling = results.get("group_scaling", {})
+    sizes = sorted(scaling, key=int)
+    small, large = (scaling[sizes[0]], scaling[sizes[-1]]) if sizes else ({}, {})
+
+    def ratio(metric: str) -> float | None:
+        low, high = _get(small, metric, "p50_ms"), _get(large, metric, "p50_ms")
+        return round(high / low, 2) if low and high is not None else None
+
+    rps = _get(results, "idp_mix", "rps")
+    return [
+        Check("IdP mix: requests/s (at least 250)", None if rps is None else round(250 / max(rps, 0.1), 2), 1.0, "x of 250/s needed"),
+        Check("IdP mix: p99", _get(results, "idp_mix", "p99_ms"), 150, "ms"),
+        Check(f"PATCH add member: {sizes[-1] if sizes else '?'} vs {sizes[0] if sizes else '?'} members", ratio("patch_add"), 1.5, "x"),
+        Check("PATCH remove member: largest vs smallest group", ratio("patch_remove"), 1.5, "x"),
+        Check("GET excludedAttributes=members: largest vs smallest", ratio("get_excluded_members"), 1.5, "x"),
+        Check("Full GET of the largest group (HTTP, streamed)", _get(results, "full_group_get_http", "total_p50_ms"), 2000, "ms"),
+        Check("Full GET: peak memory growth", _get(results, "full_group_get", "peak_memory_growth_mb"), 100, "MB"),
+        Check("userName eq filter p50", _get(results, "user_lists", "filter_userName_eq", "p50_ms"), 5, "ms"),
+        Check("Deep page startIndex=90001 p50", _get(results, "user_lists", "deep_page_90001", "p50_ms"), 50, "ms"),
+        Check("Audit free text p50 (common term)", _get(results, "audit_search", "free_text_common", "p50_ms"), 200, "ms"),
+        Check("Audit free text p50 (a surname)", _get(results, "audit_search", "free_text_name", "p50_ms"), 200, "ms"),
+        Check("Audit free text p50 (a userName)", _get(results, "audit_search", "free_text_rare", "p50_ms"), 200, "ms"),
+        Check("Per-resource history p50", _get(results, "audit_search", "resource_history_records", "p50_ms"), 20, "ms"),
+        Check("Console users search p50", _get(results, "console", "users_search", "p50_ms"), 150, "ms"),
+        Check("Audit + request log overhead on a write (throughput)", _get(results, "write_overhead", "throughput_overhead_pct"), 25, "%"),
+    ]
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    lines = [_row(header, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += [_row([str(c) for c in row], widths) for row in rows]
+    return "\n".join(lines)
+
+
+def render(results: dict) -> str:
+    """Markdown tables (they paste into the README as they are)."""
+    out: list[str] = []
+    m = results.get("machine", {})
+    out.append(
+        f"Machine: {m.get('cpus')} CPUs ({m.get('cpu_model')}), {m.get('memory_gb')} GB RAM, "
+        f"PostgreSQL {m.get('postgresql')}, Python {m.get('python')}; "
+        f"gunicorn {results.get('settings', {}).get('gunicorn_workers')} workers x "
+        f"{results.get('settings', {}).get('gunicorn_threads')} threads, "
+        f"{results.get('settings', {}).get('concurrency')} concurrent clients"
+    )
+    load = results.get("load", {})
+    out.append(
+        "Synthetic data: " + ("reused" if load.get("reused") else f"loaded in {load.get('seconds')} s")
+        + f"; whole run {results.get('seconds')} s"
+    )
+    mix = results.get("idp_mix", {})
+    floor = results.get("floor", {})
+    rows = [
+        [op, str(v["requests"]), str(v["errors"]), f"{v['p50_ms']}", f"{v['p95_ms']}", f"{v['p99_ms']}"]
+        for op, v in mix.get("operations", {}).items()
+    ]
+    rows.append(["**all (IdP mix)**", str(mix.get("requests")), str(mix.get("errors")),
+                 str(mix.get("p50_ms")), str(mix.get("p95_ms")), str(mix.get("p99_ms"))])
+    rows.append(["framework floor", str(floor.get("requests")), str(floor.get("errors")),
+                 str(floor.get("p50_ms")), str(floor.get("p95_ms")), str(floor.get("p99_ms"))])
+    out.append(
+        f"\nHTTP (load generator in its own process): IdP mix {mix.get('rps')} req/s sustained, "
+        f"framework floor {floor.get('rps')} req/s (floor/mix = {floor.get('ratio_floor_to_mix')})\n"
+    )
+    out.append(table(["operation", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"], rows))
+    scaling = results.get("group_scaling", {})
+    rows = [
+        [f"{int(size):,}", str(v["members"]), str(v["patch_add"]["p50_ms"]), str(v["patch_add"]["queries"]),
+         str(v["patch_remove"]["p50_ms"]), str(v["get_excluded_members"]["p50_ms"]),
+         str(v["get_excluded_members"]["queries"])]
+        for size, v in sorted(scaling.items(), key=lambda item: int(item[0]))
+    ]
+    out.append("\nGroup scaling (server time, p50 ms)\n")
+    out.append(table(["group size", "members", "PATCH add", "queries", "PATCH remove",
+                      "GET excl. members", "queries"], rows))
+    full, http = results.get("full_group_get", {}), results.get("full_group_get_http", {})
+    lists, bulk = results.get("user_lists", {}), results.get("bulk", {})
+    console, audit = results.get("console", {}), results.get("audit_search", {})
+    ov = results.get("write_overhead", {})
+    rows = [
+        ["Full GET largest group, HTTP streamed (first byte / total)", f"{http.get('ttfb_ms')} / {http.get('total_p50_ms')} ms, {http.get('bytes', 0) / 2**20:.1f} MiB"],
+        ["Full GET largest group, server time / peak memory growth", f"{full.get('p50_ms')} ms / {full.get('peak_memory_growth_mb')} MB"],
+        [f"GET /Users filter userName eq ({lists.get('users')} users)", f"p50 {_get(lists, 'filter_userName_eq', 'p50_ms')} ms, p95 {_get(lists, 'filter_userName_eq', 'p95_ms')} ms, {_get(lists, 'filter_userName_eq', 'queries')} queries"],
+        ["GET /Users?startIndex=90001&count=100", f"p50 {_get(lists, 'deep_page_90001', 'p50_ms')} ms, {_get(lists, 'deep_page_90001', 'queries')} queries"],
+        [f"Bulk, {bulk.get('operations')} POST operations", f"{bulk.get('total_ms')} ms ({bulk.get('per_operation_ms')} ms per operation)"],
+        ["Console users search (q=a surname / no match)", f"p50 {_get(console, 'users_search', 'p50_ms')} / {_get(console, 'users_search_rare', 'p50_ms')} ms"],
+        ["Console group members page (first / last, largest group)", f"p50 {_get(console, 'group_members_page', 'p50_ms')} / {_get(console, 'group_members_last_page', 'p50_ms')} ms"],
+        [f"Audit free text over {audit.get('entries')} entries (common / surname / userName)", f"p50 {_get(audit, 'free_text_common', 'p50_ms')} / {_get(audit, 'free_text_name', 'p50_ms')} / {_get(audit, 'free_text_rare', 'p50_ms')} ms"],
+        ["Audit per-resource history (change records / entries)", f"p50 {_get(audit, 'resource_history_records', 'p50_ms')} / {_get(audit, 'resource_history_entries', 'p50_ms')} ms"],
+        ["PATCH user with / without audit + request log (HTTP)", f"{_get(ov, 'with_audit', 'rps')} / {_get(ov, 'without_audit', 'rps')} req/s; p50 {_get(ov, 'with_audit', 'p50_ms')} / {_get(ov, 'without_audit', 'p50_ms')} ms; overhead {ov.get('throughput_overhead_pct')} % throughput, {ov.get('p50_overhead_pct')} % p50"],
+    ]
+    out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
+    out.append(table(["measurement", "result"], rows))
+    rows = []
+    for check in targets(results):
+        verdict = "n/a" if check.met is None else ("met" if check.met else "MISSED")
+        rows.append([check.label, f"{check.value} {check.unit}", f"<= {check.limit}", verdict])
+    out.append("\nTargets\n")
+    out.append(table(["target", "value", "limit", "verdict"], rows))
+    return "\n".join(out)

@@ -1,0 +1,328 @@
+"""``make bench``: load synthetic data once, serve it with gunicorn, measure, print, save.
+
+Steps: create the PostgreSQL database if missing, migrate, load synthetic data
+unless a complete load is present, issue a SCIM token, start gunicorn twice
+(audit trail and request log on — the product — and off, for the overhead
+figure), drive HTTP load from a separate process (``loadgen``), take the
+in-process server-time measurements (``measure``), print a table and write
+``bench/results/bench-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+
+from provisioning.access.models import ScimToken
+from provisioning.access.services import scim_token_issue, scim_token_revoke
+from provisioning.directory.models import Group, Membership, User
+
+from . import measure
+from .synthetic import SyntheticSpec, load_synthetic, scale_group_name, synthetic_client
+
+BASE_DIR = Path(settings.BASE_DIR)
+RESULTS_DIR = BASE_DIR / "bench" / "results"
+
+
+# --- Database ---------------------------------------------------------------------
+
+
+def ensure_database() -> str:
+    """Create the configured PostgreSQL database if it does not exist; return its name."""
+    import psycopg
+
+    config = settings.DATABASES["default"]
+    if "postgresql" not in config["ENGINE"]:
+        raise SystemExit("make bench needs PostgreSQL: set DATABASE_URL=postgres://...")
+    name = config["NAME"]
+    params = {
+        "dbname": "postgres",
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def synthetic_present(spec: SyntheticSpec) -> bool:
+    """A complete load: the synthetic client, enough users, and every scaling group filled."""
+    if synthetic_client() is None:
+        return False
+    if User.objects.count() < spec.users:
+        return False
+    for size in spec.group_sizes:
+        group = Group.objects.filter(display_name=scale_group_name(size)).first()
+        # At least: an interrupted run may have left its probe member behind.
+        if group is None or Membership.objects.filter(group=group).count() < size:
+            return False
+    return True
+
+
+def bench_token() -> str:
+    """A fresh provisioner token for the synthetic IdP; earlier tokens are revoked."""
+    client = synthetic_client()
+    for token in ScimToken.objects.filter(client=client, revoked_at__isnull=True):
+        scim_token_revoke(token=token)
+    _token, raw = scim_token_issue(client=client)
+    return raw
+
+
+def open_circuit_breaker() -> None:
+    """Let the synthetic IdP make thousands of membership removals, as an administrator
+    would before a large sync: the breaker stays enabled and is still evaluated on every
+    destructive write (its queries are part of the measured cost), only its limits are
+    raised; a quarantine left by an earlier run is discarded."""
+    from django.contrib.auth import get_user_model
+
+    from provisioning.audit.context import change_set_scope
+    from provisioning.oversight.models import CircuitBreaker, Quarantine
+    from provisioning.oversight.services import quarantine_discard
+
+    operator = get_user_model().objects.filter(username=measure.OPERATOR).first()
+    if operator is None:
+        operator, _password = measure.operator_create(username=measure.OPERATOR, role="administrator")
+    with change_set_scope(operator=operator, source="system"):
+        breaker = CircuitBreaker.objects.first() or CircuitBreaker()
+        breaker.enabled, breaker.max_operations, breaker.max_percent = True, 10_000_000, 100
+        breaker.save()
+    for quarantine in Quarantine.objects.filter(client=synthetic_client(), status=Quarantine.Status.ACTIVE):
+        quarantine_discard(quarantine_id=quarantine.pk, operator=operator)
+
+
+def write_targets(path: Path, floor_url: str, count: int = 2000) -> None:
+    """Ids and names the load generator picks from (ordinary groups only: the scaling
+    groups keep their exact sizes)."""
+    total = User.objects.count()
+    step = max(1, total // count)
+    rows = list(
+        User.objects.order_by("created", "id").values_list("id", "user_name", "external_id")[::step][:count]
+    )
+    groups = list(
+        Group.objects.exclude(display_name__startswith="bench-scale-").values_list("id", flat=True)[:500]
+    )
+    path.write_text(
+        json.dumps(
+            {
+                "user_ids": [str(r[0]) for r in rows],
+                "user_names": [r[1] for r in rows],
+                "external_ids": [r[2] or "" for r in rows],
+                "group_ids": [str(g) for g in groups],
+                "floor_url": floor_url,
+            }
+        )
+    )
+
+
+# --- gunicorn ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(*, workers: int, threads: int, env: dict[str, str]) -> Iterator[str]:
+    """A gunicorn serving the project on a free port; yields its base URL, stops it after."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "provisioning.wsgi",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--threads", str(threads),
+        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--backlog", "2048",
+        "--log-level", "warning",
+        "--timeout", "120",
+    ]
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base}/scim/v2/ServiceProviderConfig", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start within 60 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def loadgen(base: str, token: str, targets: Path, *, mix: str, duration: float, warmup: float,
+            concurrency: int, seed: int = 7) -> dict:
+    """Run the asyncio load generator in its own process; return its JSON report."""
+    command = [
+        sys.executable, "-m", "provisioning.benchmark.loadgen",
+        "--base-url", f"{base}/scim/v2", "--token", token, "--targets", str(targets),
+        "--mix", mix, "--duration", str(duration), "--warmup", str(warmup),
+        "--concurrency", str(concurrency), "--seed", str(seed),
+    ]
+    done = subprocess.run(command, cwd=BASE_DIR, capture_output=True, text=True, check=True)  # noqa: S603
+    return json.loads(done.stdout)
+
+
+def full_get_http(base: str, token: str, size: int, repeat: int = 3) -> dict:
+    """Time to first and last byte of the streamed 100,000-member GET over HTTP."""
+    group = Group.objects.filter(display_name=scale_group_name(size)).first()
+    if group is None:
+        return {}
+    url = f"{base}/scim/v2/Groups/{group.pk}"
+    firsts, lasts, size_bytes = [], [], 0
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(repeat + 1):
+        started = time.perf_counter()
+        with httpx.stream("GET", url, headers=headers, timeout=60) as response:
+            first = None
+            size_bytes = 0
+            for chunk in response.iter_bytes():
+                if first is None:
+                    first = time.perf_counter()
+                size_bytes += len(chunk)
+            response.raise_for_status()
+        firsts.append(((first or time.perf_counter()) - started) * 1000)
+        lasts.append((time.perf_counter() - started) * 1000)
+    firsts, lasts = firsts[1:], lasts[1:]  # the first request warms up
+    return {
+        "ttfb_ms": round(measure.percentile(firsts, 50), 1),
+        "total_p50_ms": round(measure.percentile(lasts, 50), 1),
+        "total_max_ms": round(max(lasts), 1),
+        "bytes": size_bytes,
+        "chunked": True,
+    }
+
+
+# --- The run ----------------------------------------------------------------------
+
+
+def machine() -> dict:
+    memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": memory_gb,
+        "postgresql": postgres,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
+        threads: int, repeat: int, log=print) -> dict:
+    started = time.perf_counter()
+    # The figures are the output: no per-request or per-seal log lines in between.
+    for noisy in ("httpx", "provisioning.audit.services", "axes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    name = ensure_database()
+    log(f"database {name}: migrating")
+    call_command("migrate", interactive=False, verbosity=0)
+    results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
+    if synthetic_present(spec):
+        log("synthetic data present: reusing it")
+        results["load"] = {"reused": True}
+    else:
+        if synthetic_client() is not None:
+            raise SystemExit(
+                f"Database {name} holds an incomplete synthetic load; drop it and run make bench again"
+            )
+        log(f"loading synthetic data ({spec.users} users, {spec.audit_entries} audit entries)...")
+        report = load_synthetic(spec, progress=log)
+        results["load"] = {"reused": False, "seconds": report.seconds, "phases": report.phases}
+        log(f"loaded in {report.seconds}s")
+    token = bench_token()
+    open_circuit_breaker()
+    common = {"DEBUG": "false", "LOG_LEVEL": "WARNING", "SCIMGATE_BENCH_FLOOR": "true"}
+    with tempfile.TemporaryDirectory() as scratch:
+        targets = Path(scratch) / "targets.json"
+        with gunicorn(workers=workers, threads=threads, env=common) as base, gunicorn(
+            workers=workers, threads=threads,
+            env={**common, "SCIMGATE_AUDIT_ENABLED": "false", "SCIMGATE_REQUEST_LOG_ENABLED": "false"},
+        ) as bare:
+            write_targets(targets, f"{base}/bench/floor")
+            load = dict(duration=duration, warmup=warmup, concurrency=concurrency)
+            log(f"IdP mix: {concurrency} clients for {duration:.0f}s against gunicorn ({workers}x{threads})")
+            results["idp_mix"] = loadgen(base, token, targets, mix="entra", **load)
+            log("framework floor")
+            results["floor"] = loadgen(base, token, targets, mix="floor", **load)
+            results["floor"]["ratio_floor_to_mix"] = round(
+                results["floor"]["rps"] / max(results["idp_mix"]["rps"], 0.1), 2
+            )
+            log("write overhead: PATCH user with and without audit trail + request log")
+            short = dict(duration=max(10.0, duration / 2), warmup=warmup, concurrency=concurrency)
+            with_audit = loadgen(base, token, targets, mix="write", **short)
+            without = loadgen(bare, token, targets, mix="write", **short)
+            results["write_overhead"] = {
+                "with_audit": with_audit,
+                "without_audit": without,
+                "throughput_overhead_pct": round((without["rps"] / max(with_audit["rps"], 0.1) - 1) * 100, 1),
+                "p50_overhead_pct": round((with_audit["p50_ms"] / max(without["p50_ms"], 0.01) - 1) * 100, 1),
+            }
+            log("full GET of the largest group over HTTP")
+            results["full_group_get_http"] = full_get_http(base, token, max(spec.group_sizes))
+        log("in-process server-time measurements")
+        client = measure.InProcess(token)
+        results["group_scaling"] = measure.group_scaling(client, sorted(spec.group_sizes), repeat=repeat)
+        results["full_group_get"] = measure.full_group_get(client, max(spec.group_sizes), repeat=3)
+        results["user_lists"] = measure.user_lists(client, repeat=repeat * 2)
+        results["bulk"] = measure.bulk(client, 1000)
+        results["console"] = measure.console_pages(client, repeat=repeat)
+        results["audit_search"] = measure.audit_search(repeat=repeat)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["settings"] = {
+        "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,
+        "gunicorn_threads": threads, "repeat": repeat,
+    }
+    return results
+
+
+def save(results: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"bench-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2))
+    return path
