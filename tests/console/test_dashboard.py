@@ -99,3 +99,14 @@ def test_chart_is_drawn_from_the_counts(viewer_client):
     # The tallest bar reaches the top of the scale, which is a round number.
     assert chart["grid"][-1]["value"] == 2 and created.y == 10
     assert "<title>" in response.content.decode()
+
+
+def test_no_template_comment_leaks_into_any_listing(client, django_user_model):
+    """Multi-line ``{# #}`` is not a Django comment; it would render as page text."""
+    from provisioning.access.services import operator_create
+
+    operator, _ = operator_create(username="reader-comments", role="administrator")
+    client.force_login(operator)
+    for url in ("/users/", "/groups/", "/pending/", "/reviews/", "/audit/", "/requests/"):
+        body = client.get(url).content.decode()
+        assert "{#" not in body and "#}" not in body, url
