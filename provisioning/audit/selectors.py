@@ -1,7 +1,8 @@
 """Reads over the audit trail: search and streamed export, for the console and the API.
 
 Free text is ``ILIKE '%text%'`` over ``search_text``: on PostgreSQL a trigram
-GIN index serves it (see migration 0001), on SQLite it is a scan. Exports
+GIN index on ``UPPER(search_text)`` serves it (migration 0003: Django renders
+``icontains`` as ``UPPER(col) LIKE UPPER(...)``), on SQLite it is a scan. Exports
 iterate with ``.iterator(chunk_size=...)`` — a server-side cursor on
 PostgreSQL — and yield lines, so memory stays constant for any row count.
 """

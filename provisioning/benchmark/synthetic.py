@@ -238,9 +238,12 @@ class RowWriter:
     def analyze(self, models: Iterable[type[Model]]) -> None:
         if not self.postgres:
             return
+        # VACUUM as well, outside a transaction: it sets the visibility map, without which
+        # every index-only scan (deep SCIM pages, capped counts) still visits the heap.
+        command = "ANALYZE" if self.connection.in_atomic_block else "VACUUM (ANALYZE)"
         with self.connection.cursor() as cursor:
             for model in models:
-                cursor.execute(f"ANALYZE {self.connection.ops.quote_name(model._meta.db_table)}")
+                cursor.execute(f"{command} {self.connection.ops.quote_name(model._meta.db_table)}")
 
 
 # --- The plan: every write of the history, drawn from one seed ------------------------

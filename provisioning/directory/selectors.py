@@ -16,13 +16,24 @@ from django.utils import timezone
 
 from .models import Group, Membership, User
 
+# From this offset on, ``page`` selects the page's keys first, then their rows.
+DEEP_OFFSET = 1000
+
 
 def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[int, list]:
-    """One COUNT and one LIMIT/OFFSET query; ``order`` always ends in the primary key."""
+    """One COUNT and one LIMIT/OFFSET query (two from ``DEEP_OFFSET`` on); ``order`` always
+    ends in the primary key."""
     total = queryset.count()
     if limit <= 0 or offset >= total:
         return total, []
-    return total, list(queryset.order_by(*order, "pk")[offset : offset + limit])
+    ordered = queryset.order_by(*order, "pk")
+    if offset < DEEP_OFFSET:
+        return total, list(ordered[offset : offset + limit])
+    # A deep page: OFFSET still steps over ``offset`` rows, but only through the ordering
+    # index (an index-only scan of the primary keys for the default (created, id) order),
+    # then the page's rows alone are fetched with everything the queryset loads.
+    ids = list(ordered.values_list("pk", flat=True)[offset : offset + limit])
+    return total, list(queryset.filter(pk__in=ids).order_by(*order, "pk"))
 
 
 def users(q: Q | None = None) -> QuerySet[User]:
