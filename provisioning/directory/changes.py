@@ -183,10 +183,7 @@ def resolve_members(group: Group, members) -> list[MemberRef]:
         wanted[member_id] = entry
     if not wanted:
         return []
-    user_ids = set(User.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-    group_ids = set(
-        Group.objects.filter(pk__in=set(wanted) - user_ids).values_list("pk", flat=True)
-    )
+    user_ids, group_ids = existing_members(set(wanted))
     missing = set(wanted) - user_ids - group_ids
     if missing:
         listed = ", ".join(sorted(str(m) for m in missing)[:5])
@@ -195,6 +192,13 @@ def resolve_members(group: Group, members) -> list[MemberRef]:
         MemberRef(member_id, member_id in group_ids, _display(entry))
         for member_id, entry in wanted.items()
     ]
+
+
+def existing_members(ids: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Which of ``ids`` name existing users and which existing groups (two queries)."""
+    user_ids = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    group_ids = set(Group.objects.filter(pk__in=ids - user_ids).values_list("pk", flat=True))
+    return user_ids, group_ids
 
 
 def _display(entry: dict) -> str | None:

@@ -34,7 +34,15 @@ from provisioning.scim.filters import matches, membership_q
 from provisioning.scim.patch import PatchOperation, apply_patch
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
-from .changes import Change, MemberPlan, MemberRef, member_q, parse_id, resolve_members
+from .changes import (
+    Change,
+    MemberPlan,
+    MemberRef,
+    existing_members,
+    member_q,
+    parse_id,
+    resolve_members,
+)
 from .models import Group, Membership, User, UserEmail
 
 _MEMBERS = GROUP_SCHEMA.core_attribute("members")
@@ -410,9 +418,7 @@ def group_delete(
 
 def _existing_refs(entries: list[dict]) -> list[MemberRef]:
     """Member entries from a snapshot whose users or groups still exist (two queries)."""
-    ids = {parse_id(e.get("value")) for e in entries} - {None}
-    users = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    groups = set(Group.objects.filter(pk__in=ids - users).values_list("pk", flat=True))
+    users, groups = existing_members({parse_id(e.get("value")) for e in entries} - {None})
     refs = []
     for entry in entries:
         member_id = parse_id(entry.get("value"))

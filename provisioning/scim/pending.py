@@ -6,6 +6,8 @@ it (pending, applied, rejected, ...); other clients get 404.
 
 from __future__ import annotations
 
+import uuid
+
 from rest_framework.response import Response
 
 from provisioning.oversight.models import PendingOperation
@@ -60,8 +62,6 @@ class PendingOperationView(ScimView):
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(value)
     except ValueError:
