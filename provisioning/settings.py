@@ -100,7 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A health check is one more round trip (SELECT 1) at the start of every request.
+    # Without it, a connection broken by a database restart fails one request per
+    # worker (an IdP retries it) and is then replaced.
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=False))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

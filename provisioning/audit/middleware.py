@@ -23,7 +23,7 @@ from provisioning.access.models import ScimClient
 from provisioning.access.services import token_prefix_of
 
 from .context import change_set_scope, request_context
-from .redaction import redact_body, redact_query, truncate
+from .redaction import redact_body, redact_body_text, redact_query, truncate
 from .services import request_log_write
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class AuditMiddleware:
             limit = settings.SCIMGATE_REQUEST_LOG_MAX_BODY
             user = getattr(request, "user", None)
             response_bytes = b"" if response.streaming else response.content
-            _parsed, request_text = redact_body(body or b"")
-            _parsed, response_text = redact_body(response_bytes)
+            request_text = redact_body_text(body or b"")
+            response_text = redact_body_text(response_bytes)
             request_size = len(body) if body is not None else int(request.META.get("CONTENT_LENGTH") or 0)
             request_stored = truncate(request_text, limit)
             response_stored = truncate(response_text, limit)

@@ -74,6 +74,25 @@ def redact_body(raw: bytes) -> tuple[Any, str]:
     return cleaned, json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
 
 
+def redact_body_text(raw: bytes) -> str:
+    """The redacted text of a body, as ``redact_body`` gives it, without parsing a body that
+    cannot hold a secret: one with no secret-like word, no token prefix and no escape that
+    could spell one (``\\u0070assword``, or UTF-16/32 text) is stored exactly as sent."""
+    if not raw:
+        return ""
+    text = raw.decode("utf-8", errors="replace")
+    lowered = text.lower()
+    if (
+        "\\u" in lowered
+        or "\x00" in text
+        or "\ufffd" in text
+        or "scg_" in lowered
+        or any(part in lowered for part in _SECRET_KEY_PARTS)
+    ):
+        return redact_body(raw)[1]
+    return text
+
+
 def truncate(text: str, limit: int) -> str:
     """At most ``limit`` bytes of UTF-8, cut on a character boundary."""
     encoded = text.encode()

@@ -71,7 +71,9 @@ async def one_request(client: httpx.AsyncClient, op: str, target: Target, rng: r
         body = {
             "schemas": [PATCH],
             "Operations": [
-                {"op": "Replace", "path": "title", "value": f"Title {rng.randint(1, 10**6)}"}
+                # A value no earlier run sent: the seed repeats, and a repeated value
+                # would be a no-op that writes nothing.
+                {"op": "Replace", "path": "title", "value": f"Title {uuid.uuid4().hex[:12]}"}
             ],
         }
         return await client.patch(f"/Users/{rng.choice(target.user_ids)}", json=body)

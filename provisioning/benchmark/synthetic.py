@@ -46,7 +46,7 @@ from provisioning.access.models import ScimClient
 from provisioning.access.services import scim_client_create
 from provisioning.audit.middleware import SCIM_PREFIX
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
-from provisioning.audit.redaction import redact_body, redact_query
+from provisioning.audit.redaction import redact_body_text, redact_query
 from provisioning.audit.services import (
     _record_search_text,
     audit_seal,
@@ -672,8 +672,8 @@ class _Part:
         query: str, body: bytes, status: int, response: bytes,
     ) -> RequestLog:
         latency = round(rng.uniform(2.0, 30.0), 3)
-        _parsed, request_text = redact_body(body)
-        _parsed, response_text = redact_body(response)
+        request_text = redact_body_text(body)
+        response_text = redact_body_text(response)
         return RequestLog(
             timestamp=at + timedelta(milliseconds=latency),
             correlation_id=cid,

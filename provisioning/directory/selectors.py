@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
@@ -21,14 +22,22 @@ DEEP_OFFSET = 1000
 
 
 def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[int, list]:
-    """One COUNT and one LIMIT/OFFSET query (two from ``DEEP_OFFSET`` on); ``order`` always
-    ends in the primary key."""
+    """At most one COUNT and one LIMIT/OFFSET query (two from ``DEEP_OFFSET`` on); ``order``
+    always ends in the primary key.
+
+    Below ``DEEP_OFFSET`` the page is read first: a page that is not full but not empty
+    (or an empty first page) ends the result, so the total follows from it and no COUNT
+    runs: a filter by userName or externalId costs one query.
+    """
+    ordered = queryset.order_by(*order, "pk")
+    if limit > 0 and offset < DEEP_OFFSET:
+        rows = list(ordered[offset : offset + limit])
+        if len(rows) < limit and (rows or offset == 0):
+            return offset + len(rows), rows
+        return queryset.count(), rows
     total = queryset.count()
     if limit <= 0 or offset >= total:
         return total, []
-    ordered = queryset.order_by(*order, "pk")
-    if offset < DEEP_OFFSET:
-        return total, list(ordered[offset : offset + limit])
     # A deep page: OFFSET still steps over ``offset`` rows, but only through the ordering
     # index (an index-only scan of the primary keys for the default (created, id) order),
     # then the page's rows alone are fetched with everything the queryset loads.
@@ -59,46 +68,47 @@ MAX_NESTING = 10
 def groups_of_users(user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple]]:
     """Direct and indirect groups of each user: {user_id: [(group_id, displayName, type)]}.
 
-    One query for direct memberships, then one per nesting level for all users at once.
+    One query whatever the page size or nesting: a recursive walk up from the users'
+    direct memberships, at most ``MAX_NESTING`` levels. Direct groups come first (in
+    membership order), then indirect ones ordered by id.
     """
     user_ids = list(user_ids)
     result: dict[uuid.UUID, list[tuple]] = defaultdict(list)
     if not user_ids:
         return result
-    direct = Membership.objects.filter(user_id__in=user_ids).values_list(
-        "user_id", "group_id", "group__display_name"
-    )
-    reach: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    names: dict[uuid.UUID, str] = {}
-    for user_id, group_id, name in direct:
-        result[user_id].append((group_id, name, "direct"))
-        reach[user_id].add(group_id)
-        names[group_id] = name
-    frontier = {g for groups_ in reach.values() for g in groups_}
-    parents_of: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    seen = set(frontier)
-    for _ in range(MAX_NESTING):
-        if not frontier:
-            break
-        rows = Membership.objects.filter(member_group_id__in=frontier).values_list(
-            "member_group_id", "group_id", "group__display_name"
+    membership, group = Membership._meta.db_table, Group._meta.db_table
+    prepare = Membership._meta.get_field("user").target_field.get_db_prep_value
+    placeholders = ", ".join(["%s"] * len(user_ids))
+    # Table names come from the models; every value is a parameter.
+    sql = f"""
+        WITH RECURSIVE reach(user_id, group_id, depth, position) AS (
+            SELECT m.user_id, m.group_id, 0, m.id FROM {membership} m
+            WHERE m.user_id IN ({placeholders})
+          UNION
+            SELECT r.user_id, p.group_id, r.depth + 1, 0
+            FROM reach r JOIN {membership} p ON p.member_group_id = r.group_id
+            WHERE r.depth < %s
         )
-        frontier = set()
-        for child, parent, name in rows:
-            parents_of[child].add(parent)
-            names[parent] = name
-            if parent not in seen:
-                seen.add(parent)
-                frontier.add(parent)
-    for user_id, direct_groups in reach.items():
-        indirect: set[uuid.UUID] = set()
-        stack = list(direct_groups)
-        while stack:
-            for parent in parents_of.get(stack.pop(), ()):
-                if parent not in direct_groups and parent not in indirect:
-                    indirect.add(parent)
-                    stack.append(parent)
-        result[user_id].extend((g, names[g], "indirect") for g in sorted(indirect, key=str))
+        SELECT r.user_id, r.group_id, g.display_name, MIN(r.depth), MAX(r.position)
+        FROM reach r JOIN {group} g ON g.id = r.group_id
+        GROUP BY r.user_id, r.group_id, g.display_name
+    """  # noqa: S608
+    params = [prepare(pk, connection, prepared=False) for pk in user_ids] + [MAX_NESTING]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    as_uuid = Membership._meta.get_field("user").target_field.to_python
+    direct, indirect = [], []
+    for user_id, group_id, name, depth, position in rows:
+        entry = (as_uuid(user_id), as_uuid(group_id), name)
+        if depth == 0:
+            direct.append((position, entry))
+        else:
+            indirect.append((str(entry[1]), entry))
+    for _key, (user_id, group_id, name) in sorted(direct, key=lambda item: item[0]):
+        result[user_id].append((group_id, name, "direct"))
+    for _key, (user_id, group_id, name) in sorted(indirect, key=lambda item: item[0]):
+        result[user_id].append((group_id, name, "indirect"))
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -31,7 +32,8 @@ def test_successful_request_records_client_status_latency_and_bodies(scim):
     user = scim.create_user("logged")
     row = RequestLog.objects.get(method="POST")
     assert row.scim_client is not None and row.status == 201 and row.latency_ms > 0
-    assert '"userName":"logged"' in row.request_body
+    # Stored as sent (the body names no secret, so it is not re-serialised).
+    assert json.loads(row.request_body)["userName"] == "logged"
     assert user["id"] in row.response_body
     assert row.request_size >= len(row.request_body.encode()) and not row.request_truncated
     scim.search("/Users", filter='userName eq "logged"')
@@ -84,7 +86,7 @@ def test_a_failing_log_write_does_not_fail_the_request(scim, monkeypatch, caplog
     def broken(**kwargs):
         raise RuntimeError("log table gone")
 
-    monkeypatch.setattr(RequestLog.objects, "create", broken)
+    monkeypatch.setattr("provisioning.audit.services.RequestLog", broken)
     assert scim.create_user("unlogged")["userName"] == "unlogged"
     assert "Could not write the SCIM request log" in caplog.text
 
@@ -106,3 +108,43 @@ def test_retention_command_prunes_only_old_request_log_rows(scim, settings):
     from provisioning.audit.models import AuditEntry, ChangeSet
 
     assert ChangeSet.objects.exists() and AuditEntry.objects.exists()  # never pruned
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # A key spelled with JSON escapes, a body in UTF-16, a token in free text, a PATCH
+        # naming the password by path, a form-encoded body.
+        b'{"userName": "x", "p\\u0061ssword": "Hidden-Secret-123456"}',
+        '{"userName": "x", "password": "Hidden-Secret-123456"}'.encode("utf-16"),
+        b'{"note": "use scg_AbCdEfGh_Hidden-Secret-123456"}',
+        b'{"Operations": [{"op": "replace", "path": "password", "value": "Hidden-Secret-123456"}]}',
+        b"userName=x&password=Hidden-Secret-123456",
+    ],
+)
+def test_logged_bodies_never_hold_a_secret_however_it_is_spelled(raw):
+    from provisioning.audit.redaction import redact_body_text
+
+    stored = redact_body_text(raw)
+    assert "Hidden-Secret-123456" not in stored
+    assert "REDACTED" in stored
+
+
+def test_a_body_without_secrets_is_logged_exactly_as_sent():
+    from provisioning.audit.redaction import redact_body_text
+
+    raw = '{"userName": "zoë@example.com",\n "active": true}'.encode()
+    assert redact_body_text(raw) == raw.decode()
+    assert redact_body_text(b"") == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_request_log_commits_asynchronously_and_nothing_else_does(on_postgres, scim):
+    """The row is written with synchronous_commit off for its own transaction only: the
+    connection (and every audit write after it) commits synchronously again."""
+    scim.create_user("durable")
+    [row] = RequestLog.objects.filter(method="POST")
+    assert row.status == 201 and row.pk is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"

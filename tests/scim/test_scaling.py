@@ -103,11 +103,32 @@ def test_list_pages_cost_a_constant_number_of_queries(scim, resource):
     for i in range(0, 60, 6):
         make_group(users[i : i + 6])
 
+    # Full pages (10 groups, 60 users): a COUNT for the total, then the page.
     small = queries_for(scim, "GET", f"/{resource}", params={"count": 2})
-    large = queries_for(scim, "GET", f"/{resource}", params={"count": 50})
+    large = queries_for(scim, "GET", f"/{resource}", params={"count": 9})
     assert len(small) == len(large)
     assert any("count(" in q["sql"].lower() for q in large)
     assert any("limit" in q["sql"].lower() for q in large)
+
+
+@pytest.mark.django_db
+def test_a_page_that_is_not_full_needs_no_count(scim):
+    users = make_users(7)
+    # A filter by userName: one row, the whole result; its length is the total.
+    queries = queries_for(scim, "GET", "/Users", params={"filter": f'userName eq "{users[3].user_name}"'})
+    assert not [q for q in queries if "count(" in q["sql"].lower()]
+    body = scim.get("/Users", params={"filter": f'userName eq "{users[3].user_name}"'}).json()
+    assert (body["totalResults"], body["itemsPerPage"]) == (1, 1)
+    assert scim.get("/Users", params={"filter": 'userName eq "nobody@example.com"'}).json()["totalResults"] == 0
+    # The last, partial page: offset plus its length. Beyond the end: a COUNT tells the total.
+    last = scim.get("/Users", params={"startIndex": 6, "count": 5}).json()
+    assert (last["totalResults"], last["itemsPerPage"], last["startIndex"]) == (7, 2, 6)
+    beyond = scim.get("/Users", params={"startIndex": 20, "count": 5}).json()
+    assert (beyond["totalResults"], beyond["itemsPerPage"]) == (7, 0)
+    full = scim.get("/Users", params={"count": 3}).json()
+    assert (full["totalResults"], full["itemsPerPage"]) == (7, 3)
+    exact = scim.get("/Users", params={"count": 7}).json()
+    assert (exact["totalResults"], exact["itemsPerPage"]) == (7, 7)
 
 
 @pytest.mark.django_db(transaction=True)
