@@ -29,7 +29,7 @@ SECRET_FIELDS = {"password", "digest", "secret", "token_hash", "secret_hash"}
 
 
 def _register_audited_models() -> None:
-    from auditlog.receivers import log_delete
+    from auditlog.receivers import log_delete, log_update
     from auditlog.registry import auditlog
 
     for label, options in AUDITED_MODELS.items():
@@ -45,6 +45,17 @@ def _register_audited_models() -> None:
             if isinstance(f, ManyToManyField) and not f.auto_created
         ]
         auditlog.register(model, exclude_fields=exclude, m2m_fields=m2m)
+
+    # Users and groups: updates are diffed against the row the directory service locked
+    # (no second read of the row); see ``services.log_directory_update``.
+    from .services import log_directory_update
+
+    for label in ("directory.User", "directory.Group"):
+        model = apps.get_model(label)
+        pre_save.disconnect(sender=model, dispatch_uid=auditlog._dispatch_uid(pre_save, log_update))
+        pre_save.connect(
+            log_directory_update, sender=model, dispatch_uid=f"scimgate-audit-update-{model.__name__}"
+        )
 
     # Memberships: creates and updates of single rows are logged, deletes are
     # not. A post_delete receiver would make Django load every row of a

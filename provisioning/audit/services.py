@@ -6,6 +6,7 @@ or rolls back with the change it describes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import ipaddress
 import logging
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from auditlog.diff import model_instance_diff
+from auditlog.receivers import check_disable, log_update
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model
@@ -147,6 +150,41 @@ def snapshot(
     if relations:
         data.update(relations)
     return data
+
+
+# The row as a directory service locked it, before the service changed it (see below).
+_LOADED_ATTR = "_audit_loaded"
+
+
+def remember_loaded(resource: Model) -> None:
+    """Keep a copy of a directory row as it was just read (under its row lock), so the
+    audit entry of its update is diffed against it instead of a second read of the row."""
+    from provisioning.scim.resources import copy_json
+
+    loaded = copy.copy(resource)
+    loaded._state = copy.copy(resource._state)
+    loaded.attributes = copy_json(resource.attributes)
+    resource.__dict__[_LOADED_ATTR] = loaded
+
+
+@check_disable
+def log_directory_update(sender, instance, **kwargs) -> None:
+    """``pre_save`` on directory User and Group in place of django-auditlog's ``log_update``:
+    the same entry (auditlog's diff and manager), diffed against the row the service
+    locked (``remember_loaded``) rather than re-read from the database; without such a
+    copy (any other code path), auditlog's own receiver runs."""
+    loaded = instance.__dict__.pop(_LOADED_ATTR, None)
+    if loaded is None or instance._state.adding or instance.pk is None:
+        log_update(sender, instance, **kwargs)
+        return
+    changes = model_instance_diff(
+        loaded,
+        instance,
+        fields_to_check=kwargs.get("update_fields"),
+        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
+    )
+    if changes:
+        AuditEntry.objects.log_create(instance, action=AuditEntry.Action.UPDATE, changes=changes)
 
 
 def capture_relations(sender, instance, **kwargs) -> None:

@@ -140,3 +140,19 @@ class Membership(models.Model):
     @property
     def member_id(self) -> uuid.UUID:
         return self.user_id or self.member_group_id
+
+
+class ResourceCount(models.Model):
+    """The number of users and of groups, kept exact by database triggers on every INSERT,
+    DELETE and TRUNCATE of their tables (migration 0005), in the writing transaction.
+
+    An unfiltered SCIM list reads its ``totalResults`` here instead of counting 100,000
+    rows. A missing row means "unknown" (e.g. after a test flush truncated this table):
+    readers then count.
+    """
+
+    resource_type = models.CharField(max_length=16, primary_key=True)
+    total = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}: {self.total}"

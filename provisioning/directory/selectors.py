@@ -15,15 +15,33 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from .models import Group, Membership, User
+from .models import Group, Membership, ResourceCount, User
 
 # From this offset on, ``page`` selects the page's keys first, then their rows.
 DEEP_OFFSET = 1000
 
 
+def resource_total(model: type[User] | type[Group]) -> int | None:
+    """How many users (or groups) exist, from the trigger-kept counter; None if unknown."""
+    return (
+        ResourceCount.objects.filter(resource_type=model.__name__)
+        .values_list("total", flat=True)
+        .first()
+    )
+
+
+def count(queryset: QuerySet) -> int:
+    """``queryset.count()``, but an unfiltered list of users or groups reads its counter."""
+    if queryset.model in (User, Group) and not queryset.query.where:
+        total = resource_total(queryset.model)
+        if total is not None:
+            return total
+    return queryset.count()
+
+
 def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[int, list]:
-    """At most one COUNT and one LIMIT/OFFSET query (two from ``DEEP_OFFSET`` on); ``order``
-    always ends in the primary key.
+    """At most one count (``count``: the counter row when unfiltered) and one LIMIT/OFFSET
+    query (two from ``DEEP_OFFSET`` on); ``order`` always ends in the primary key.
 
     Below ``DEEP_OFFSET`` the page is read first: a page that is not full but not empty
     (or an empty first page) ends the result, so the total follows from it and no COUNT
@@ -34,8 +52,8 @@ def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[i
         rows = list(ordered[offset : offset + limit])
         if len(rows) < limit and (rows or offset == 0):
             return offset + len(rows), rows
-        return queryset.count(), rows
-    total = queryset.count()
+        return count(queryset), rows
+    total = count(queryset)
     if limit <= 0 or offset >= total:
         return total, []
     # A deep page: OFFSET still steps over ``offset`` rows, but only through the ordering
@@ -89,9 +107,10 @@ def groups_of_users(user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple
             FROM reach r JOIN {membership} p ON p.member_group_id = r.group_id
             WHERE r.depth < %s
         )
-        SELECT r.user_id, r.group_id, g.display_name, MIN(r.depth), MAX(r.position)
-        FROM reach r JOIN {group} g ON g.id = r.group_id
-        GROUP BY r.user_id, r.group_id, g.display_name
+        SELECT r.user_id, r.group_id,
+               (SELECT g.display_name FROM {group} g WHERE g.id = r.group_id),
+               MIN(r.depth), MAX(r.position)
+        FROM reach r GROUP BY r.user_id, r.group_id
     """  # noqa: S608
     params = [prepare(pk, connection, prepared=False) for pk in user_ids] + [MAX_NESTING]
     with connection.cursor() as cursor:

@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning.access import authorization
 from provisioning.access.models import ScimClient
-from provisioning.audit.services import record_change
+from provisioning.audit.services import record_change, remember_loaded
 from provisioning.oversight import policy
 from provisioning.oversight.models import Action
 from provisioning.oversight.reviews import flag_change_set
@@ -43,7 +43,7 @@ from .changes import (
     parse_id,
     resolve_members,
 )
-from .models import Group, Membership, User, UserEmail
+from .models import Group, Membership, ResourceCount, User, UserEmail
 
 _MEMBERS = GROUP_SCHEMA.core_attribute("members")
 
@@ -73,15 +73,19 @@ def _lock(model, resource_id, client: ScimClient | None, operation: str) -> User
     resource = queryset.select_for_update().filter(pk=pk).first() if pk else None
     if resource is None:
         raise NotFound(f"{model.__name__} {resource_id} not found")
+    remember_loaded(resource)
     return resource
 
 
 @contextmanager
 def _uniqueness_as_409(field: str):
-    """A uniqueness race lost at the database becomes a 409 without database text."""
+    """A uniqueness race lost at the database becomes a 409 without database text.
+
+    No savepoint of its own: every caller runs inside ``_write``'s atomic block, which
+    the 409 leaves at once, rolling the whole write back (nothing runs in between).
+    """
     try:
-        with transaction.atomic():
-            yield
+        yield
     except IntegrityError:
         raise Uniqueness(f"A resource with this {field} already exists") from None
 
@@ -499,3 +503,12 @@ def resource_revert(
     change.request = {"revert": str(resource.pk)}
     _commit(change, operator)
     return resource
+
+
+def resource_counts_refresh() -> None:
+    """Recount users and groups into their counters (after a bulk load that bypassed
+    triggers). Creates the counter rows if missing."""
+    for model in (User, Group):
+        ResourceCount.objects.update_or_create(
+            resource_type=model.__name__, defaults={"total": model.objects.count()}
+        )

@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from provisioning.access.models import ScimClient
+from provisioning.directory import selectors
 from provisioning.directory.changes import Change
 from provisioning.directory.models import User
 from provisioning.scim.resources import primary_email
@@ -163,8 +164,11 @@ def _circuit_breaker(change: Change, decision: Decision) -> None:
 
 
 def directory_size() -> int:
-    """Users in the directory, for the percentage threshold. Cached for a minute: an
-    exact COUNT over 100,000 rows on every destructive write buys nothing here."""
+    """Users in the directory, for the percentage threshold: the trigger-kept counter
+    (one row), else a COUNT cached for a minute."""
+    total = selectors.resource_total(User)
+    if total is not None:
+        return total
     return cache.get_or_set("scimgate:directory-size", User.objects.count, 60)
 
 

@@ -14,13 +14,12 @@ list, and Entra's ``emails[type eq "work"].value`` on a user without one.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget, ScimError
 from .filters import And, Compare, Node, PatchPath, matches, parse_patch_path
-from .resources import clean_single, clean_value, normalise_manager
+from .resources import clean_single, clean_value, copy_json, normalise_manager
 from .schema import GROUP, Attribute, ResourceSchema
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -121,7 +120,7 @@ def apply_patch(
     level, extensions under their URN; never Group ``members``). It is not
     modified, so a failing operation leaves the resource as it was.
     """
-    engine = _Engine(copy.deepcopy(document), schema)
+    engine = _Engine(copy_json(document), schema)
     for index, operation in enumerate(operations):
         try:
             engine.apply(operation)

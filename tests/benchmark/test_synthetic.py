@@ -17,6 +17,7 @@ from provisioning.audit.services import audit_verify
 from provisioning.benchmark import synthetic
 from provisioning.benchmark.runner import synthetic_present
 from provisioning.benchmark.synthetic import Plan, SyntheticSpec, load_synthetic, scale_group_name
+from provisioning.directory import selectors
 from provisioning.directory.models import Group, Membership, User, UserEmail
 
 UNTIL = datetime(2025, 1, 1, tzinfo=UTC)
@@ -66,6 +67,8 @@ def test_load_is_consistent_and_verifies():
     report = load_synthetic(spec)
 
     assert User.objects.count() == 40 == report.users
+    # The counters behind unfiltered list totals agree with the tables.
+    assert (selectors.resource_total(User), selectors.resource_total(Group)) == (40, 8)
     assert UserEmail.objects.count() == 40
     assert Group.objects.count() == 6 + 2 == report.groups
     for size in spec.group_sizes:
