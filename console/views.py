@@ -101,6 +101,11 @@ def home(request: HttpRequest) -> HttpResponse:
 # --- Users --------------------------------------------------------------------
 
 
+def _search_term(filterset) -> str:
+    """The free-text search of a valid listing filter ("" when none)."""
+    return (filterset.form.cleaned_data.get("q") or "") if filterset.is_valid() else ""
+
+
 @require_GET
 @require_role("viewer")
 def user_list(request: HttpRequest) -> HttpResponse:
@@ -115,7 +120,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         before=listing.cursor(request, "before"),
         size=listing.PAGE_SIZE,
     )
-    count, capped = listing.total(users, page)
+    count, capped = listing.total(users, page, search=_search_term(filterset))
     context = {
         "filter": filterset,
         "sort": sort,
@@ -263,7 +268,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
     )
     for group in page.items:
         group.user_count = group.member_count - group.group_count
-    count, capped = listing.total(groups, page)
+    count, capped = listing.total(groups, page, search=_search_term(filterset))
     context = {
         "filter": filterset,
         "sort": sort,

@@ -99,11 +99,22 @@ class ChangeSet(Sealed):
     correlation_id = models.UUIDField(db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=16)
+    # No single-column indexes: (operator, created_at) and (scim_client, created_at) serve.
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     scim_client = models.ForeignKey(
-        "access.ScimClient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.ScimClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     # The actor's name when the change was made: kept when the client or operator is deleted.
     actor_repr = models.CharField(max_length=255, blank=True, default="")
@@ -145,8 +156,7 @@ class ChangeRecord(Sealed):
     class Meta:
         ordering = ["id"]
         indexes = [
-            models.Index(fields=["resource_type", "resource_id", "id"], name="changerecord_resource_idx"),
-            # History of one resource by id alone (the console and rollback look it up so).
+            # History of one resource by id (with or without its type: ids are unique).
             models.Index(fields=["resource_id", "id"], name="changerecord_resource_id_idx"),
             models.Index(Lower("resource_name"), name="changerecord_name_ci_idx"),
             models.Index(fields=["action", "created_at"], name="changerecord_action_idx"),
@@ -158,10 +168,43 @@ class ChangeRecord(Sealed):
 
 
 class AuditEntry(Sealed, AbstractLogEntry):
-    """django-auditlog's entry plus the SCIM client, the change set and a content hash."""
+    """django-auditlog's entry plus the SCIM client, the change set and a content hash.
 
+    Every insert maintains every index, so auditlog's single-column indexes that the
+    composite ones below already serve are left out (its fields are redeclared here
+    without ``db_index``; ``object_pk`` and ``cid`` keep a plain index, without the
+    pattern-matching twin PostgreSQL would add).
+    """
+
+    content_type = models.ForeignKey(
+        to="contenttypes.ContentType",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name="content type",
+        db_index=False,
+    )
+    object_pk = models.CharField(max_length=255, verbose_name="object pk")
+    object_id = models.BigIntegerField(blank=True, null=True, verbose_name="object id")
+    action = models.PositiveSmallIntegerField(
+        choices=AbstractLogEntry.Action.choices, verbose_name="action"
+    )
+    actor = models.ForeignKey(
+        to=settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        blank=True,
+        null=True,
+        related_name="+",
+        verbose_name="actor",
+        db_index=False,
+    )
+    cid = models.CharField(max_length=255, blank=True, null=True, verbose_name="Correlation ID")
     scim_client = models.ForeignKey(
-        "access.ScimClient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.ScimClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     change_set = models.ForeignKey(
         ChangeSet, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
@@ -179,6 +222,8 @@ class AuditEntry(Sealed, AbstractLogEntry):
             models.Index(fields=["actor", "timestamp"], name="auditentry_actor_idx"),
             models.Index(fields=["action", "timestamp"], name="auditentry_action_idx"),
             models.Index(Lower("object_repr"), name="auditentry_repr_ci_idx"),
+            models.Index(fields=["object_pk"], name="auditentry_object_pk_idx"),
+            models.Index(fields=["cid"], name="auditentry_cid_idx"),
         ]
 
     def __str__(self) -> str:
@@ -224,6 +269,7 @@ class RequestLog(models.Model):
         related_name="+",
         # Logging must not depend on the client row: no constraint, the id is kept.
         db_constraint=False,
+        db_index=False,  # (scim_client, timestamp) serves
     )
     # The public prefix of a bearer token that failed authentication (never the token).
     token_prefix = models.CharField(max_length=16, blank=True, default="")

@@ -234,7 +234,12 @@ def keyset_page(
 
 def count_capped(queryset: QuerySet, cap: int) -> tuple[int, bool]:
     """``(count, capped)``: counting stops at ``cap`` rows, so a broad search never counts
-    the whole directory (``SELECT COUNT(*) FROM (... LIMIT cap + 1)``)."""
+    the whole directory (``SELECT COUNT(*) FROM (... LIMIT cap + 1)``). Unfiltered users
+    or groups: the exact total from their counter, never capped."""
+    if queryset.model in (User, Group) and not queryset.query.where:
+        total = resource_total(queryset.model)
+        if total is not None:
+            return total, False
     count = queryset.order_by()[: cap + 1].count()
     return min(count, cap), count > cap
 

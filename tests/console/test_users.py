@@ -239,10 +239,19 @@ def test_page_cost_is_constant_and_count_is_capped(viewer_client, settings, monk
     from console import listing
 
     monkeypatch.setattr(listing, "COUNT_CAP", 100)
+    monkeypatch.setattr(listing, "SEARCH_COUNT_CAP", 60)
     bulk_users(150)
-    first = viewer_client.get(LIST)
-    assert first.context["capped"] and first.context["count"] == 100
-    assert b"More than 100 users" in first.content
+    # Unfiltered: the exact total, from the users counter.
+    everyone = viewer_client.get(LIST)
+    assert not everyone.context["capped"] and everyone.context["count"] == 150
+    assert b"150 users" in everyone.content
+    # A filter counts up to COUNT_CAP, a substring search up to SEARCH_COUNT_CAP.
+    filtered = viewer_client.get(LIST, {"active": "yes"})
+    assert filtered.context["capped"] and filtered.context["count"] == 100
+    searched = viewer_client.get(LIST, {"q": "example"})
+    assert searched.context["capped"] and searched.context["count"] == 60
+    assert "More than 60 users matching" in searched.content.decode()
+    first = everyone
     cursor = first.context["page"].next_after
     with CaptureQueriesContext(connection) as deep:
         viewer_client.get(LIST, {"after": str(cursor)}, **HTMX)
