@@ -538,6 +538,61 @@ def address_allowed(networks: list[str], address: str | None) -> bool:
     return False
 
 
+_TOKEN_MODELS = ((ScimToken, "t"), (ScimClient, "c"), (Role, "r"))
+_token_queries: dict[str, str] = {}
+
+
+def _token_query(connection) -> str:
+    """SELECT every column of token, client and role for one prefix (built once per backend)."""
+    if connection.vendor not in _token_queries:
+        quote = connection.ops.quote_name
+        select = ", ".join(
+            f"{alias}.{quote(field.column)}"
+            for model, alias in _TOKEN_MODELS
+            for field in model._meta.concrete_fields
+        )
+        client_fk = ScimToken._meta.get_field("client").column
+        role_fk = ScimClient._meta.get_field("role").column
+        prefix = ScimToken._meta.get_field("prefix").column
+        _token_queries[connection.vendor] = (
+            f"SELECT {select} FROM {quote(ScimToken._meta.db_table)} t "  # noqa: S608 - model names
+            f"JOIN {quote(ScimClient._meta.db_table)} c ON c.{quote(ScimClient._meta.pk.column)} = t.{quote(client_fk)} "
+            f"JOIN {quote(Role._meta.db_table)} r ON r.{quote(Role._meta.pk.column)} = c.{quote(role_fk)} "
+            f"WHERE t.{quote(prefix)} = %s"
+        )
+    return _token_queries[connection.vendor]
+
+
+def _token_by_prefix(prefix: str) -> ScimToken | None:
+    """The token with this prefix, its client and the client's role, from one query.
+
+    Every SCIM request runs this, so the statement is written once from the models'
+    columns and its row is turned into model instances with each field's own database
+    converters (what the ORM does, without compiling a three-table query per request).
+    The prefix is a parameter.
+    """
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(_token_query(connection), [prefix])
+        row = iter(cursor.fetchone() or ())
+    instances = {}
+    for model, alias in _TOKEN_MODELS:
+        fields = model._meta.concrete_fields
+        values = []
+        for field, value in zip(fields, row, strict=False):
+            column = field.get_col(alias)
+            for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+                value = convert(value, column, connection)
+            values.append(value)
+        if len(values) < len(fields):
+            return None  # no such prefix
+        instances[model] = model.from_db(connection.alias, [f.attname for f in fields], values)
+    token, client = instances[ScimToken], instances[ScimClient]
+    client.role = instances[Role]
+    token.client = client
+    return token
+
+
 def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimToken:
     """The valid token for a raw bearer token, or raise ``TokenRejected``.
 
@@ -552,7 +607,7 @@ def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimTok
     prefix = token_prefix_of(raw)
     if prefix is None:
         raise TokenRejected("invalid")
-    token = ScimToken.objects.select_related("client", "client__role").filter(prefix=prefix).first()
+    token = _token_by_prefix(prefix)
     if token is None or not hmac.compare_digest(token.digest, _digest(raw)):
         raise TokenRejected("invalid", prefix)
     now = timezone.now()

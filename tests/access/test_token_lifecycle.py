@@ -203,3 +203,29 @@ def test_rate_limit_is_per_client_with_retry_after(okta):
     assert body["detail"]
     # Another client has its own budget.
     assert ScimApi(other_raw).get("/Users").status_code == 200
+
+
+def test_the_token_lookup_loads_what_the_orm_loads(okta):
+    """Authentication reads token, client and role with one hand-written query; every
+    field comes back exactly as the ORM would load it (types and values)."""
+    from provisioning.access.services import _token_by_prefix
+
+    client, raw = okta
+    token = ScimToken.objects.get(client=client)
+    scim_token_update(
+        token=token,
+        expires_at=timezone.now() + timedelta(days=3),
+        allowed_networks=["10.0.0.0/8", "2001:db8::/32"],
+    )
+    loaded = _token_by_prefix(token_prefix_of(raw))
+    expected = ScimToken.objects.select_related("client", "client__role").get(pk=token.pk)
+    for left, right in (
+        (loaded, expected),
+        (loaded.client, expected.client),
+        (loaded.client.role, expected.client.role),
+    ):
+        for field in type(right)._meta.concrete_fields:
+            assert getattr(left, field.attname) == getattr(right, field.attname), field.name
+            assert type(getattr(left, field.attname)) is type(getattr(right, field.attname)), field.name
+    assert loaded.expires_at.tzinfo is not None and loaded.client.role.permissions
+    assert _token_by_prefix("NoSuchPx") is None
