@@ -276,17 +276,38 @@ def user_fields(document: dict) -> dict[str, Any]:
     return fields
 
 
-def user_editable_document(user) -> dict:
-    """The user's writable attributes as a SCIM document (what PATCH operates on)."""
-    document = copy_json(user.attributes)
+def user_editable_document(user, *, shared: bool = False) -> dict:
+    """The user's writable attributes as a SCIM document (what PATCH operates on).
+
+    A private deep copy, unless ``shared``: then only the objects this function writes
+    into are copied and the rest is shared with ``user.attributes`` (for rendering a
+    response, which reads the document and never changes it).
+    """
+    if shared:
+        document, put = dict(user.attributes), _put_path_copying
+    else:
+        document, put = copy_json(user.attributes), _put_path
     document["userName"] = user.user_name
     if user.external_id is not None:
         document["externalId"] = user.external_id
     if user.active is not None:
         document["active"] = user.active
     for path, column in _USER_COLUMNS:
-        _put_path(document, path, getattr(user, column))
+        put(document, path, getattr(user, column))
     return document
+
+
+def _put_path_copying(document: dict, path: tuple[str, ...], value: Any) -> None:
+    """``_put_path`` on a shallow copy: every parent object on the way is copied first."""
+    if value in (None, ""):
+        return
+    *parents, leaf = path
+    node = document
+    for key in parents:
+        child = node.get(key)
+        node[key] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[leaf] = value
 
 
 def meta(resource, resource_type: str, location: str) -> dict:
@@ -300,8 +321,9 @@ def meta(resource, resource_type: str, location: str) -> dict:
 
 
 def user_document(user, base_url: str, groups: list[dict] | None = None) -> dict:
-    """The full SCIM representation of ``user`` (``groups`` given when requested)."""
-    body = user_editable_document(user)
+    """The full SCIM representation of ``user`` (``groups`` given when requested); it
+    shares unchanged values with ``user.attributes``: read it, do not change it."""
+    body = user_editable_document(user, shared=True)
     location = f"{base_url}/Users/{user.id}"
     schemas = [USER] + ([ENTERPRISE_USER] if ENTERPRISE_USER in body else [])
     document = {"schemas": schemas, "id": str(user.id), **_core_first(body)}

@@ -787,3 +787,29 @@ def test_bulk_by_read_only_client_changes_nothing(readonly_scim):
 
 def test_bulk_without_operations_is_400(scim):
     scim.assert_error(scim.post("/Bulk", {"schemas": [BULK_REQUEST]}), 400)
+
+
+def test_rendering_a_user_shares_but_never_changes_its_stored_attributes():
+    import copy
+
+    from provisioning.directory.models import User
+    from provisioning.scim import resources
+
+    document = resources.clean_document(
+        resources.USER_SCHEMA,
+        {
+            "userName": "render@example.com",
+            "name": {"givenName": "Ada", "familyName": "Silva", "formatted": "Ada Silva"},
+            "emails": [{"value": "render@example.com", "primary": True}],
+            "title": "Engineer",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"},
+        },
+    )
+    user = User(**resources.user_fields(document))
+    stored = copy.deepcopy(user.attributes)
+    shared = resources.user_editable_document(user, shared=True)
+    private = resources.user_editable_document(user)
+    assert shared == private
+    assert user.attributes == stored  # nothing written into the stored objects
+    private["name"]["givenName"] = "Changed"
+    assert shared["name"]["givenName"] == "Ada" and user.attributes == stored
