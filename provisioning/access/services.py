@@ -539,10 +539,12 @@ def address_allowed(networks: list[str], address: str | None) -> bool:
 
 
 _TOKEN_MODELS = ((ScimToken, "t"), (ScimClient, "c"), (Role, "r"))
-_token_queries: dict[str, str] = {}
+# Per backend: the statement, and for each model its attribute names and, per column,
+# the converters that turn a database value into the field's Python value.
+_token_queries: dict[str, tuple[str, list[tuple[type, list[str], list[tuple]]]]] = {}
 
 
-def _token_query(connection) -> str:
+def _token_query(connection) -> tuple[str, list[tuple[type, list[str], list[tuple]]]]:
     """SELECT every column of token, client and role for one prefix (built once per backend)."""
     if connection.vendor not in _token_queries:
         quote = connection.ops.quote_name
@@ -554,12 +556,21 @@ def _token_query(connection) -> str:
         client_fk = ScimToken._meta.get_field("client").column
         role_fk = ScimClient._meta.get_field("role").column
         prefix = ScimToken._meta.get_field("prefix").column
-        _token_queries[connection.vendor] = (
+        sql = (
             f"SELECT {select} FROM {quote(ScimToken._meta.db_table)} t "  # noqa: S608 - model names
             f"JOIN {quote(ScimClient._meta.db_table)} c ON c.{quote(ScimClient._meta.pk.column)} = t.{quote(client_fk)} "
             f"JOIN {quote(Role._meta.db_table)} r ON r.{quote(Role._meta.pk.column)} = c.{quote(role_fk)} "
             f"WHERE t.{quote(prefix)} = %s"
         )
+        loaders = []
+        for model, alias in _TOKEN_MODELS:
+            columns = []
+            for field in model._meta.concrete_fields:
+                column = field.get_col(alias)
+                converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+                columns.append((column, converters))
+            loaders.append((model, [f.attname for f in model._meta.concrete_fields], columns))
+        _token_queries[connection.vendor] = (sql, loaders)
     return _token_queries[connection.vendor]
 
 
@@ -572,21 +583,21 @@ def _token_by_prefix(prefix: str) -> ScimToken | None:
     The prefix is a parameter.
     """
     connection = transaction.get_connection()
+    sql, loaders = _token_query(connection)
     with connection.cursor() as cursor:
-        cursor.execute(_token_query(connection), [prefix])
-        row = iter(cursor.fetchone() or ())
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = iter(row)
     instances = {}
-    for model, alias in _TOKEN_MODELS:
-        fields = model._meta.concrete_fields
-        values = []
-        for field, value in zip(fields, row, strict=False):
-            column = field.get_col(alias)
-            for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+    for model, attnames, columns in loaders:
+        loaded = []
+        for (column, converters), value in zip(columns, values, strict=False):
+            for convert in converters:
                 value = convert(value, column, connection)
-            values.append(value)
-        if len(values) < len(fields):
-            return None  # no such prefix
-        instances[model] = model.from_db(connection.alias, [f.attname for f in fields], values)
+            loaded.append(value)
+        instances[model] = model.from_db(connection.alias, attnames, loaded)
     token, client = instances[ScimToken], instances[ScimClient]
     client.role = instances[Role]
     token.client = client
