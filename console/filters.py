@@ -6,6 +6,8 @@ directory selector's, so the console and any later API read the same way.
 
 from __future__ import annotations
 
+import uuid
+
 import django_filters
 from django import forms
 from django.db.models.functions import Lower
@@ -40,6 +42,26 @@ class LiveFilterSet(django_filters.FilterSet):
             field.widget.attrs.update(live, **{"hx-trigger": trigger})
 
 
+class GroupField(forms.CharField):
+    """A group named by its id or its displayName (case-insensitively); unknown: an error."""
+
+    def clean(self, value):
+        text = (super().clean(value) or "").strip()
+        if not text:
+            return None
+        try:
+            group = selectors.group_get(uuid.UUID(text))
+        except ValueError:
+            group = Group.objects.filter(display_name__iexact=text).first()
+        if group is None:
+            raise forms.ValidationError("No group with this id or displayName.")
+        return group
+
+
+class GroupReferenceFilter(django_filters.Filter):
+    field_class = GroupField
+
+
 class UserFilter(LiveFilterSet):
     url_name = "console:user_list"
 
@@ -59,10 +81,10 @@ class UserFilter(LiveFilterSet):
         queryset=ScimClient.objects.only("id", "name").order_by(Lower("name")),
         empty_label="Any client",
     )
-    group = django_filters.ModelChoiceFilter(
+    # A text field, not a list of every group: a directory can hold thousands of them.
+    group = GroupReferenceFilter(
         label="Group",
-        queryset=Group.objects.only("id", "display_name").order_by(Lower("display_name")),
-        empty_label="Any group",
+        widget=forms.TextInput(attrs={"placeholder": "displayName or id", "autocomplete": "off"}),
     )
 
     class Meta:

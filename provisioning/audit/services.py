@@ -10,6 +10,7 @@ import copy
 import hashlib
 import ipaddress
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from auditlog.diff import model_instance_diff
 from auditlog.receivers import check_disable, log_update
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -447,14 +448,29 @@ def request_log_write(**fields: Any) -> RequestLog | None:
         fields["remote_addr"] = normalise_ip(fields.get("remote_addr"))
         row = RequestLog(**fields)
         connection = transaction.get_connection()
-        if connection.vendor != "postgresql":
-            row.save(force_insert=True)
-            return row
-        _insert_asynchronously(connection, row)
+        if connection.vendor == "postgresql":
+            _insert_asynchronously(connection, row)
+        else:
+            _insert_retrying_locks(row)
         return row
     except Exception:  # noqa: BLE001 - any failure is logged and swallowed
         logger.exception("Could not write the SCIM request log")
         return None
+
+
+def _insert_retrying_locks(row: RequestLog, attempts: int = 5) -> None:
+    """SQLite: the row is written as the response closes, while the client's next request
+    may already hold the write lock. The busy timeout waits for a file lock, but a
+    shared-cache database (an in-memory one shared between threads) reports "table is
+    locked" at once: retry that briefly."""
+    for attempt in range(attempts):
+        try:
+            row.save(force_insert=True)
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _insert_asynchronously(connection, row: RequestLog) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 
@@ -15,6 +16,7 @@ import pytest
 
 from provisioning.access.models import Role
 from provisioning.access.services import ensure_builtin_roles, operator_create
+from provisioning.audit.models import RequestLog
 
 from .test_console import PASSWORD, XSS
 
@@ -301,6 +303,10 @@ def test_audit_log_free_text_search_and_change_set(live_server, page, screenshot
     assert page.locator("table.diff").first.get_by_text(XSS).is_visible()
     screenshot("change-set-untrusted")
 
+    # Each request's log row is written after its response went out: wait for the last.
+    deadline = time.monotonic() + 10
+    while RequestLog.objects.count() < 7 and time.monotonic() < deadline:
+        time.sleep(0.05)
     page.get_by_role("navigation", name="Console").get_by_role("link", name="Request log").click()
     page.wait_for_url(f"{live_server.url}/requests/")
     assert page.locator("#results tbody tr").count() == 7

@@ -141,6 +141,10 @@ def test_filters_active_source_and_group(viewer_client, idp):
     ]
     combined = viewer_client.get(LIST, {"group": str(group.pk), "active": "yes", "q": "on@"})
     assert names(combined) == ["on@example.com"]
+    # A group can also be named by its displayName, in any case.
+    assert names(viewer_client.get(LIST, {"group": "team"})) == ["on@example.com", "unset@example.com"]
+    unknown = viewer_client.get(LIST, {"group": "No Such Team"})
+    assert "No group with this id or displayName." in unknown.content.decode()
 
 
 @pytest.mark.django_db
