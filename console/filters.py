@@ -52,7 +52,7 @@ class GroupField(forms.CharField):
         try:
             group = selectors.group_get(uuid.UUID(text))
         except ValueError:
-            group = Group.objects.filter(display_name__iexact=text).first()
+            group = selectors.group_named(text)
         if group is None:
             raise forms.ValidationError("No group with this id or displayName.")
         return group

@@ -102,8 +102,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _search_term(filterset) -> str:
-    """The free-text search of a valid listing filter ("" when none)."""
-    return (filterset.form.cleaned_data.get("q") or "") if filterset.is_valid() else ""
+    """The free-text search the listing applied ("" when none). Like the listing, it
+    ignores the other fields' errors: an invalid field is left out, the search is not."""
+    filterset.is_valid()  # validates once; cleaned_data then holds the valid fields
+    return filterset.form.cleaned_data.get("q") or ""
 
 
 @require_GET

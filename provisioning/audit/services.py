@@ -24,7 +24,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from provisioning.scim.resources import isoformat
+from provisioning.scim.resources import copy_json, isoformat
 
 from . import context
 from .models import AuditEntry, AuditSeal, ChangeRecord, ChangeSet, RequestLog, Sealed
@@ -160,8 +160,6 @@ _LOADED_ATTR = "_audit_loaded"
 def remember_loaded(resource: Model) -> None:
     """Keep a copy of a directory row as it was just read (under its row lock), so the
     audit entry of its update is diffed against it instead of a second read of the row."""
-    from provisioning.scim.resources import copy_json
-
     loaded = copy.copy(resource)
     loaded._state = copy.copy(resource._state)
     loaded.attributes = copy_json(resource.attributes)
@@ -473,21 +471,30 @@ def _insert_retrying_locks(row: RequestLog, attempts: int = 5) -> None:
             time.sleep(0.02 * (attempt + 1))
 
 
+_REQUEST_LOG_FIELDS = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
+_request_log_inserts: dict[str, str] = {}
+
+
+def _request_log_insert(connection) -> str:
+    """The statement of ``_insert_asynchronously``, built once per backend."""
+    if connection.vendor not in _request_log_inserts:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in _REQUEST_LOG_FIELDS)
+        placeholders = ", ".join(["%s"] * len(_REQUEST_LOG_FIELDS))
+        table, pk = quote(RequestLog._meta.db_table), quote(RequestLog._meta.pk.column)
+        # Table and column names come from the model; every value is a parameter.
+        insert = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608
+        _request_log_inserts[connection.vendor] = "SET LOCAL synchronous_commit TO OFF; " + insert
+    return _request_log_inserts[connection.vendor]
+
+
 def _insert_asynchronously(connection, row: RequestLog) -> None:
     """One round trip: ``SET LOCAL`` and the INSERT sent together run as one transaction
     (PostgreSQL's implicit transaction for a multi-statement query; inside an atomic
     block, as part of it). Values are parameters, adapted by each field."""
-    fields = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields]
-    table, pk = quote(RequestLog._meta.db_table), quote(RequestLog._meta.pk.column)
-    # Table and column names come from the model; every value is a parameter.
-    insert = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608
-    sql = "SET LOCAL synchronous_commit TO OFF; " + insert
+    params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in _REQUEST_LOG_FIELDS]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_request_log_insert(connection), params)
         cursor.nextset()
         row.pk = cursor.fetchone()[0]
     row._state.adding = False

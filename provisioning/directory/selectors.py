@@ -30,13 +30,17 @@ def resource_total(model: type[User] | type[Group]) -> int | None:
     )
 
 
+def _counted_total(queryset: QuerySet) -> int | None:
+    """The counter's total when ``queryset`` is every user or every group; else None."""
+    if queryset.model in (User, Group) and not queryset.query.where:
+        return resource_total(queryset.model)
+    return None
+
+
 def count(queryset: QuerySet) -> int:
     """``queryset.count()``, but an unfiltered list of users or groups reads its counter."""
-    if queryset.model in (User, Group) and not queryset.query.where:
-        total = resource_total(queryset.model)
-        if total is not None:
-            return total
-    return queryset.count()
+    total = _counted_total(queryset)
+    return queryset.count() if total is None else total
 
 
 def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[int, list]:
@@ -77,6 +81,11 @@ def user_get(user_id: uuid.UUID) -> User | None:
 
 def group_get(group_id: uuid.UUID) -> Group | None:
     return Group.objects.filter(pk=group_id).first()
+
+
+def group_named(display_name: str) -> Group | None:
+    """The group with this displayName, case-insensitively (its unique index on LOWER)."""
+    return Group.objects.annotate(l=Lower("display_name")).filter(l=display_name.lower()).first()
 
 
 # Nesting depth bounds the walk up to indirect groups, whatever the data holds.
@@ -236,10 +245,9 @@ def count_capped(queryset: QuerySet, cap: int) -> tuple[int, bool]:
     """``(count, capped)``: counting stops at ``cap`` rows, so a broad search never counts
     the whole directory (``SELECT COUNT(*) FROM (... LIMIT cap + 1)``). Unfiltered users
     or groups: the exact total from their counter, never capped."""
-    if queryset.model in (User, Group) and not queryset.query.where:
-        total = resource_total(queryset.model)
-        if total is not None:
-            return total, False
+    total = _counted_total(queryset)
+    if total is not None:
+        return total, False
     count = queryset.order_by()[: cap + 1].count()
     return min(count, cap), count > cap
 

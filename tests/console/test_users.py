@@ -255,6 +255,9 @@ def test_page_cost_is_constant_and_count_is_capped(viewer_client, settings, monk
     searched = viewer_client.get(LIST, {"q": "example"})
     assert searched.context["capped"] and searched.context["count"] == 60
     assert "More than 60 users matching" in searched.content.decode()
+    # Another field's error does not change how the applied search is counted.
+    with_error = viewer_client.get(LIST, {"q": "example", "group": "No Such Team"})
+    assert with_error.context["capped"] and with_error.context["count"] == 60
     first = everyone
     cursor = first.context["page"].next_after
     with CaptureQueriesContext(connection) as deep:
