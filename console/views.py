@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import selectors, services
-from provisioning.oversight.policy import OperationHeld
+from provisioning.directory.pipeline import OperationHeld
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request

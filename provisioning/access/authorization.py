@@ -3,8 +3,9 @@
 The SCIM layer calls ``require``/``scope_queryset`` for reads; the directory
 services call ``require`` and ``scope_queryset`` while locking a resource (so
 a refused or foreign resource is answered before its version or existence
-can leak) and ``authorize_change`` on every planned write, so SCIM endpoints,
-Bulk operations and approved held operations are all checked the same way.
+can leak); ``authorize_change`` is the write pipeline's first gate (installed by
+the directory app), so SCIM endpoints, Bulk operations and approved held
+operations are all checked the same way.
 Console actions carry no client and are governed by operator roles instead.
 
 Ownership is answered with 404, not 403: a client limited to its own
@@ -23,7 +24,7 @@ from provisioning.scim.errors import Forbidden, InvalidValue, NotFound
 from .models import OPERATIONS, RESOURCE_TYPES, ScimClient
 
 if TYPE_CHECKING:
-    from provisioning.directory.changes import Change, MemberRef
+    from provisioning.directory.changes import Change
 
 Q_ = TypeVar("Q_", bound=QuerySet)
 
@@ -59,15 +60,17 @@ def owns(client: ScimClient | None, resource) -> bool:
     return resource._state.adding or resource.source_id == client.pk
 
 
-def is_protected_group(client: ScimClient | None, group, *names: str | None) -> bool:
-    """Whether the role protects this group: privileged (if the role opts in) or named."""
+def protects(client: ScimClient | None, *, name: str | None, privileged: bool = False) -> bool:
+    """Whether the client's role protects a group of this name (or a privileged group,
+    if the role opts in)."""
     if client is None:
         return False
-    if group.privileged and client.role.protect_privileged_groups:
+    if privileged and client.role.protect_privileged_groups:
         return True
+    if not isinstance(name, str):
+        return False
     patterns = [p.casefold() for p in client.role.protected_group_names if isinstance(p, str)]
-    candidates = {n.casefold() for n in (group.display_name, *names) if isinstance(n, str)}
-    return any(fnmatch.fnmatchcase(n, p) for n in candidates for p in patterns)
+    return any(fnmatch.fnmatchcase(name.casefold(), p) for p in patterns)
 
 
 def forbidden_changes(client: ScimClient, changed: set[str]) -> list[str]:
@@ -87,9 +90,11 @@ def authorize_change(change: Change) -> None:
     """Refuse a planned write the client's role does not allow; nothing has been applied yet.
 
     Checked in order: the operation itself, ownership of the resource,
-    attributes the role may not change (replace/patch), then membership:
-    members the client does not own are answered like members that do not
-    exist (400), and protected groups are 403.
+    attributes the role may not change (replace/patch), membership (members the
+    client does not own are answered like members that do not exist, 400), then
+    protected groups (403): changing the membership of a protected group or of any
+    group nested in one at any depth, and renaming a group with members into or out
+    of a protected name (checked like creating it with those members).
     """
     client = change.client
     if client is None:
@@ -103,37 +108,36 @@ def authorize_change(change: Change) -> None:
         if refused:
             listed = ", ".join(f"'{name}'" for name in refused)
             raise Forbidden(f"Role '{role.name}' may not change {listed}")
-    members = [*change.members_added, *change.members_removed]
-    if not members:
-        return
-    if role.own_resources_only:
-        foreign = _foreign_members(client, members)
+    members_change = bool(change.members_added or change.members_removed)
+    if members_change and role.own_resources_only:
+        foreign = change.members_not_from(client)
         if foreign:
             # The same answer as for an id that does not exist at all, so the
             # difference does not reveal that another client's resource exists.
             raise InvalidValue(f"Members do not exist: {foreign[0]}")
-    if change.resource_type == "Group":
-        names = [d.get("displayName") for d in (change.before, change.after) if d]
-        if is_protected_group(client, change.resource, *names):
+    if change.resource_type != "Group" or change.action == "delete":
+        return
+    name = change.display_name
+    old = (change.before or {}).get("displayName", name)
+    if members_change:
+        for protected in dict.fromkeys([old, name]):
+            if protects(client, name=protected, privileged=change.resource.privileged):
+                raise Forbidden(
+                    f"Role '{role.name}' may not change the membership of protected group "
+                    f"'{protected}'"
+                )
+        for outer in change.enclosing_groups():
+            if protects(client, name=outer.display_name, privileged=outer.privileged):
+                raise Forbidden(
+                    f"Role '{role.name}' may not change the membership of group '{name}': "
+                    f"it is nested in protected group '{outer.display_name}'"
+                )
+    if change.renamed:
+        into, out_of = protects(client, name=name), protects(client, name=old)
+        if (into or out_of) and change.has_members():
             raise Forbidden(
-                f"Role '{role.name}' may not change the membership of protected group "
-                f"'{change.resource.display_name}'"
+                f"Role '{role.name}' may not rename group '{old}' to '{name}': "
+                f"a group with members may not be renamed "
+                + ("into" if into else "out of")
+                + " a protected name"
             )
-
-
-def _foreign_members(client: ScimClient, members: list[MemberRef]) -> list:
-    """Ids among ``members`` that ``client`` did not create (two queries at most)."""
-    from provisioning.directory.models import Group, User
-
-    user_ids = {m.id for m in members if not m.is_group}
-    group_ids = {m.id for m in members if m.is_group}
-    owned = set()
-    if user_ids:
-        owned |= set(
-            User.objects.filter(pk__in=user_ids, source=client).values_list("pk", flat=True)
-        )
-    if group_ids:
-        owned |= set(
-            Group.objects.filter(pk__in=group_ids, source=client).values_list("pk", flat=True)
-        )
-    return sorted((user_ids | group_ids) - owned, key=str)

@@ -72,10 +72,18 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit"
 
     def ready(self) -> None:
+        from provisioning.directory import pipeline
         from provisioning.directory.models import Group, User
 
         from .models import AuditEntry
-        from .services import capture_relations, stamp_audit_entry
+        from .services import capture_relations, record_change, remember_loaded, stamp_audit_entry
+
+        def audit_recorder(write) -> None:
+            write.record = record_change(write.change)
+
+        # The first recorder: later ones (review flags) point at its change record.
+        pipeline.register_recorder("audit", audit_recorder, order=100)
+        pipeline.register_loader(remember_loaded)
 
         # SCIMGATE_AUDIT_ENABLED is a benchmarking switch (make bench), never off in production.
         if settings.SCIMGATE_AUDIT_ENABLED:

@@ -15,10 +15,22 @@ def _unicode_lower_on_sqlite(sender, connection, **kwargs) -> None:
         connection.connection.create_function("LOWER", 1, _lower, deterministic=True)
 
 
+def _access_gate(write) -> None:
+    """The client's role (operation, ownership, attributes, protected groups)."""
+    from provisioning.access.authorization import authorize_change
+
+    authorize_change(write.change)
+
+
 class DirectoryConfig(AppConfig):
     name = "provisioning.directory"
     label = "directory"
     verbose_name = "Directory"
 
     def ready(self) -> None:
+        from . import pipeline
+
         connection_created.connect(_unicode_lower_on_sqlite, dispatch_uid="scimgate-unicode-lower")
+        # Access control sits below the directory, so the directory installs its gate;
+        # oversight and audit, above it, plug in their own from their apps.
+        pipeline.register_gate("access", _access_gate, order=100)

@@ -18,6 +18,7 @@ from provisioning.access.models import ScimClient
 from provisioning.scim.errors import InvalidValue
 
 from .models import Group, Membership, User
+from .selectors import group_ancestors
 
 Action = Literal["create", "replace", "patch", "delete"]
 
@@ -45,6 +46,7 @@ class Change:
     request: dict = field(default_factory=dict)
     # The console operator who asked, for console actions (``client`` is then None).
     operator: object | None = None
+    _enclosing: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def resource_type(self) -> str:
@@ -68,6 +70,53 @@ class Change:
         if self.members_added or self.members_removed:
             names.add("members")
         return names
+
+    @property
+    def renamed(self) -> bool:
+        """A group whose displayName changes (case included)."""
+        if self.before is None or self.after is None:
+            return False
+        return self.before.get("displayName") != self.after.get("displayName")
+
+    @property
+    def display_name(self) -> str:
+        """The group's name as this change leaves it (the name it is created with, too)."""
+        document = self.after if self.after is not None else self.before or {}
+        return str(document.get("displayName") or getattr(self.resource, "display_name", ""))
+
+    def enclosing_groups(self) -> list[Group]:
+        """Groups that contain this group at any depth (one recursive query, then cached):
+        adding a member here adds it to each of them."""
+        if self.resource_type != "Group" or self.resource._state.adding:
+            return []
+        if self._enclosing is None:
+            self._enclosing = group_ancestors([self.resource.pk])
+        return self._enclosing
+
+    def has_members(self) -> bool:
+        """Whether the group has members once this change is applied."""
+        if self.members_added:
+            return True
+        if self.resource._state.adding:
+            return False
+        removed = [ref.id for ref in self.members_removed]
+        return Membership.objects.filter(group=self.resource).exclude(member_q(removed)).exists()
+
+    def members_not_from(self, client: ScimClient) -> list[uuid.UUID]:
+        """Ids among the members this change adds or removes that ``client`` did not create."""
+        members = [*self.members_added, *self.members_removed]
+        user_ids = {m.id for m in members if not m.is_group}
+        group_ids = {m.id for m in members if m.is_group}
+        owned = set()
+        if user_ids:
+            owned |= set(
+                User.objects.filter(pk__in=user_ids, source=client).values_list("pk", flat=True)
+            )
+        if group_ids:
+            owned |= set(
+                Group.objects.filter(pk__in=group_ids, source=client).values_list("pk", flat=True)
+            )
+        return sorted((user_ids | group_ids) - owned, key=str)
 
     @property
     def is_noop(self) -> bool:

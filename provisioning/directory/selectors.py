@@ -140,6 +140,31 @@ def groups_of_users(user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple
     return result
 
 
+def group_ancestors(group_ids: Iterable[uuid.UUID]) -> list[Group]:
+    """Every group that contains one of ``group_ids``, directly or through nesting at any depth.
+
+    One recursive query; ``UNION`` drops rows already reached, so it ends even on a
+    cycle left by older data. Loads only id, displayName and the privileged flag.
+    """
+    group_ids = list(group_ids)
+    if not group_ids:
+        return []
+    membership, group = Membership._meta.db_table, Group._meta.db_table
+    prepare = Membership._meta.get_field("member_group").target_field.get_db_prep_value
+    placeholders = ", ".join(["%s"] * len(group_ids))
+    # Table names come from the models; every value is a parameter.
+    sql = f"""
+        WITH RECURSIVE up(id) AS (
+            SELECT m.group_id FROM {membership} m WHERE m.member_group_id IN ({placeholders})
+          UNION
+            SELECT m.group_id FROM up JOIN {membership} m ON m.member_group_id = up.id
+        )
+        SELECT g.id, g.display_name, g.privileged FROM {group} g WHERE g.id IN (SELECT id FROM up)
+    """  # noqa: S608
+    params = [prepare(pk, connection, prepared=False) for pk in group_ids]
+    return list(Group.objects.raw(sql, params))
+
+
 def members_of_groups(group_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple]]:
     """{group_id: [(member_id, is_group, display)]} in one query, in insertion order."""
     result: dict[uuid.UUID, list[tuple]] = defaultdict(list)

@@ -1,11 +1,14 @@
 """Functions that change the directory. Every write runs in one transaction.
 
-The SCIM layer and the console both call these, so every path that changes a
-user or group is validated, versioned, authorized, policed and audited the
-same way. Each service plans a ``Change`` (documents before and after, exact
-membership delta) and hands it to ``_commit``, the one place where a planned
-change is checked and applied. Documents are SCIM-shaped: the directory is a
-SCIM directory.
+The SCIM layer, the console and oversight (approvals, rollback, restore) all
+call these, so every path that changes a user or group is validated and
+versioned here and then passes the one write pipeline (``pipeline.commit``:
+gates, apply, recorders). Each service plans a ``Change`` (documents before
+and after, exact membership delta) first. Documents are SCIM-shaped: the
+directory is a SCIM directory.
+
+``WRITE_SERVICES`` is the one table of writes by resource type and action;
+``perform`` runs an entry from a stored request (an approved pending operation).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -23,17 +27,13 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning.access import authorization
 from provisioning.access.models import ScimClient
-from provisioning.audit.services import record_change, remember_loaded
-from provisioning.oversight import policy
-from provisioning.oversight.models import Action
-from provisioning.oversight.reviews import flag_change_set
-from provisioning.oversight.services import hold_operation
 from provisioning.scim import resources
-from provisioning.scim.errors import NotFound, PreconditionFailed, Uniqueness
+from provisioning.scim.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from provisioning.scim.filters import matches, membership_q
 from provisioning.scim.patch import PatchOperation, apply_patch
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
+from . import pipeline, selectors
 from .changes import (
     Change,
     MemberPlan,
@@ -73,7 +73,7 @@ def _lock(model, resource_id, client: ScimClient | None, operation: str) -> User
     resource = queryset.select_for_update().filter(pk=pk).first() if pk else None
     if resource is None:
         raise NotFound(f"{model.__name__} {resource_id} not found")
-    remember_loaded(resource)
+    pipeline.loaded(resource)
     return resource
 
 
@@ -90,35 +90,81 @@ def _uniqueness_as_409(field: str):
         raise Uniqueness(f"A resource with this {field} already exists") from None
 
 
-def _commit(change: Change, operator=None) -> None:
-    """Authorize, police, apply and record one planned change.
+@dataclasses.dataclass(frozen=True)
+class Via:
+    """How a write reached the directory: who asked, through which door, with which approval."""
+
+    operator: object | None = None
+    origin: str | None = None
+    approval: pipeline.Approval | None = None
+    on_behalf_of: ScimClient | None = None
+
+    def write(self, change: Change) -> pipeline.Write:
+        origin = self.origin
+        if origin is None:
+            if self.approval is not None:
+                origin = pipeline.APPROVAL
+            else:
+                origin = pipeline.SCIM if change.client is not None else pipeline.CONSOLE
+        return pipeline.Write(
+            change, origin=origin, approval=self.approval, on_behalf_of=self.on_behalf_of
+        )
+
+
+def _commit(change: Change, via: Via) -> pipeline.Write:
+    """Pass one planned change through the write pipeline (gates, apply, recorders).
 
     Nothing is written before the change is fully planned. A held change raises
-    ``Held``; ``_write`` turns that into a stored pending operation.
+    ``pipeline.Held``; ``_write`` turns that into a stored pending operation.
     """
-    change.operator = operator
-    # Before the no-op shortcut: a refused write is refused even if it would change nothing.
-    authorization.authorize_change(change)
-    if change.is_noop:
-        return
-    decision = policy.evaluate(change)
-    if decision.action == Action.HOLD:
-        raise policy.Held(change, decision)
+    change.operator = via.operator
+    if change.resource_type == "Group":
+        _refuse_cycles(change)
+    return pipeline.commit(via.write(change), _apply)
+
+
+def _apply(change: Change) -> None:
     if change.action == "delete":
         change.resource.delete()
     elif change.resource_type == "User":
         _apply_user(change)
     else:
         _apply_group(change)
-    if change.client is not None:
-        policy.record_destructive(change.client, decision.destructive_weight)
-    record = record_change(change)
-    if decision.action == Action.FLAG and record is not None:
-        flag_change_set(record.change_set, decision.reasons)
+
+
+def _refuse_cycles(change: Change) -> None:
+    """A group may not contain itself, directly or through nesting (400 ``invalidValue``).
+
+    On PostgreSQL nesting changes take one transaction-scoped advisory lock, so two
+    concurrent adds (A into B, B into A) cannot both pass the check.
+    """
+    added = {ref.id for ref in change.members_added if ref.is_group}
+    if not added:
+        return
+    group = change.resource
+    if group.pk in added:
+        raise InvalidValue("A group cannot be a member of itself")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_NESTING_LOCK])
+    if group._state.adding:
+        return  # nothing contains a group that does not exist yet
+    ancestors = {g.pk: g for g in selectors.group_ancestors([group.pk])}
+    looping = sorted(added & set(ancestors), key=str)
+    if looping:
+        name = ancestors[looping[0]].display_name
+        raise InvalidValue(
+            f"Adding group '{name}' to '{group.display_name}' would make a membership cycle: "
+            f"'{group.display_name}' is already nested in '{name}'"
+        )
+
+
+# An arbitrary constant naming the advisory lock that serialises group nesting changes.
+_NESTING_LOCK = 7_146_223_301
 
 
 def _write(service):
-    """One transaction per directory write; a write policy holds becomes a pending operation.
+    """One transaction per directory write; a write the pipeline holds becomes a pending operation.
 
     The held write's transaction rolls back (nothing was applied), then the pending
     operation is stored in a transaction of its own and ``OperationHeld`` is raised
@@ -130,12 +176,18 @@ def _write(service):
         try:
             with transaction.atomic():
                 return service(*args, **kwargs)
-        except policy.Held as held:
+        except pipeline.Held as held:
             with transaction.atomic():
-                pending = hold_operation(held.change, held.decision)
-            raise policy.OperationHeld(pending) from None
+                pending = pipeline.store_hold(held)
+            raise pipeline.OperationHeld(pending) from None
 
     return wrapper
+
+
+def _via(operator, via: Via | None) -> Via:
+    if via is None:
+        return Via(operator=operator)
+    return via if operator is None else dataclasses.replace(via, operator=operator)
 
 
 # --- Users --------------------------------------------------------------------
@@ -187,14 +239,19 @@ def _apply_user(change: Change) -> None:
 
 
 @_write
-def user_create(*, document: dict, client: ScimClient | None, operator=None) -> User:
+def user_create(
+    *, document: dict, client: ScimClient | None, operator=None, via: Via | None = None
+) -> User:
     """Create a user from a SCIM document (``userName`` unique case-insensitively)."""
     # Refuse before validating, so a client without the permission learns nothing.
     authorization.require(client, "User", "create")
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     now = timezone.now()
     user = User(created=now, last_modified=now, source=client)
-    _commit(Change("create", user, client, after=after, request={"document": document}), operator)
+    _commit(
+        Change("create", user, client, after=after, request={"document": document}),
+        _via(operator, via),
+    )
     return user
 
 
@@ -206,6 +263,7 @@ def user_replace(
     client: ScimClient | None,
     operator=None,
     if_match: str | None = None,
+    via: Via | None = None,
 ) -> User:
     """PUT: replace every writable attribute with the document's values."""
     user = _lock(User, user_id, client, "replace")
@@ -213,7 +271,8 @@ def user_replace(
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     before = resources.user_editable_document(user)
     _commit(
-        Change("replace", user, client, before, after, request={"document": document}), operator
+        Change("replace", user, client, before, after, request={"document": document}),
+        _via(operator, via),
     )
     return user
 
@@ -226,6 +285,7 @@ def user_patch(
     client: ScimClient | None,
     operator=None,
     if_match: str | None = None,
+    via: Via | None = None,
 ) -> User:
     """PATCH: all operations or none (the engine works on a copy of the document)."""
     user = _lock(User, user_id, client, "patch")
@@ -234,19 +294,25 @@ def user_patch(
     outcome = apply_patch(before, operations, USER_SCHEMA)
     after = _normalised_user(resources.clean_document(USER_SCHEMA, outcome.document))
     _commit(
-        Change("patch", user, client, before, after, request=_patch_request(operations)), operator
+        Change("patch", user, client, before, after, request=_patch_request(operations)),
+        _via(operator, via),
     )
     return user
 
 
 @_write
 def user_delete(
-    *, user_id, client: ScimClient | None, operator=None, if_match: str | None = None
+    *,
+    user_id,
+    client: ScimClient | None,
+    operator=None,
+    if_match: str | None = None,
+    via: Via | None = None,
 ) -> None:
     user = _lock(User, user_id, client, "delete")
     _check_version(user, if_match)
     before = resources.user_editable_document(user)
-    _commit(Change("delete", user, client, before=before), operator)
+    _commit(Change("delete", user, client, before=before), _via(operator, via))
 
 
 # --- Groups -------------------------------------------------------------------
@@ -333,7 +399,9 @@ def _patch_request(operations: list[PatchOperation]) -> dict:
 
 
 @_write
-def group_create(*, document: dict, client: ScimClient | None, operator=None) -> Group:
+def group_create(
+    *, document: dict, client: ScimClient | None, operator=None, via: Via | None = None
+) -> Group:
     # Refuse before validating, so a client without the permission learns nothing.
     authorization.require(client, "Group", "create")
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
@@ -343,7 +411,8 @@ def group_create(*, document: dict, client: ScimClient | None, operator=None) ->
     plan.add(resolve_members(group, cleaned.get("members", [])))
     after = _normalised_group(cleaned)
     _commit(
-        _group_change("create", group, client, None, after, plan, {"document": document}), operator
+        _group_change("create", group, client, None, after, plan, {"document": document}),
+        _via(operator, via),
     )
     return group
 
@@ -356,6 +425,7 @@ def group_replace(
     client: ScimClient | None,
     operator=None,
     if_match: str | None = None,
+    via: Via | None = None,
 ) -> Group:
     """PUT: the document's attributes and exactly its members (reads every member id)."""
     group = _lock(Group, group_id, client, "replace")
@@ -367,7 +437,7 @@ def group_replace(
     after = _normalised_group(cleaned)
     _commit(
         _group_change("replace", group, client, before, after, plan, {"document": document}),
-        operator,
+        _via(operator, via),
     )
     return group
 
@@ -380,6 +450,7 @@ def group_patch(
     client: ScimClient | None,
     operator=None,
     if_match: str | None = None,
+    via: Via | None = None,
 ) -> Group:
     """PATCH a group. Member operations read only the members they name; never the rest."""
     group = _lock(Group, group_id, client, "patch")
@@ -402,18 +473,26 @@ def group_patch(
             plan.remove(parse_id(m.get("value")) for m in op.members)
     after = _normalised_group(resources.clean_document(GROUP_SCHEMA, outcome.document))
     request = _patch_request(operations)
-    _commit(_group_change("patch", group, client, before, after, plan, request), operator)
+    _commit(
+        _group_change("patch", group, client, before, after, plan, request), _via(operator, via)
+    )
     return group
 
 
 @_write
 def group_delete(
-    *, group_id, client: ScimClient | None, operator=None, if_match: str | None = None
+    *,
+    group_id,
+    client: ScimClient | None,
+    operator=None,
+    if_match: str | None = None,
+    via: Via | None = None,
 ) -> None:
     group = _lock(Group, group_id, client, "delete")
     _check_version(group, if_match)
     _commit(
-        Change("delete", group, client, before=resources.group_editable_document(group)), operator
+        Change("delete", group, client, before=resources.group_editable_document(group)),
+        _via(operator, via),
     )
 
 
@@ -432,11 +511,15 @@ def _existing_refs(entries: list[dict]) -> list[MemberRef]:
 
 
 @_write
-def resource_restore(*, resource_type: str, snapshot: dict, operator=None) -> User | Group:
+def resource_restore(
+    *, resource_type: str, snapshot: dict, operator=None, via: Via | None = None
+) -> User | Group:
     """Recreate a deleted user or group from its audit snapshot: same id, attributes, memberships.
 
     Members and parent groups that no longer exist are skipped. Each parent group
-    gets its own recorded change, so the audit trail shows every membership restored.
+    gets its own change through the pipeline, so the audit trail shows every
+    membership restored and a parent whose new members policy holds (a privileged
+    group) gets a pending operation instead while the rest is restored.
     """
     model = User if resource_type == "User" else Group
     pk = parse_id(snapshot["id"])
@@ -449,6 +532,7 @@ def resource_restore(*, resource_type: str, snapshot: dict, operator=None) -> Us
     )
     document = snapshot.get("document") or {}
     request = {"restore": str(pk)}
+    via = _via(operator, via)
     if resource_type == "User":
         change = Change("create", resource, None, after=_normalised_user(document), request=request)
     else:
@@ -457,23 +541,36 @@ def resource_restore(*, resource_type: str, snapshot: dict, operator=None) -> Us
         change = _group_change(
             "create", resource, None, None, _normalised_group(document), plan, request
         )
-    _commit(change, operator)
+    _commit(change, via)
+    displays = {m.get("value"): m.get("memberDisplay") for m in snapshot.get("memberOf", [])}
     for parent in Group.objects.select_for_update().filter(
-        pk__in=[parse_id(m.get("value")) for m in snapshot.get("memberOf", [])]
+        pk__in=[parse_id(value) for value in displays]
     ):
-        display = next(
-            (
-                m.get("memberDisplay")
-                for m in snapshot["memberOf"]
-                if m.get("value") == str(parent.pk)
-            ),
-            None,
-        )
+        pipeline.loaded(parent)
+        entry = {"value": str(pk), "type": resource_type}
+        if displays.get(str(parent.pk)):
+            entry["display"] = displays[str(parent.pk)]
         plan = MemberPlan(parent)
-        plan.add([MemberRef(pk, resource_type == "Group", display)])
+        plan.add([MemberRef(pk, resource_type == "Group", entry.get("display"))])
         before = resources.group_editable_document(parent)
-        _commit(_group_change("patch", parent, None, before, before, plan, request), operator)
+        add = PatchOperation("add", "members", [entry])
+        parent_change = _group_change(
+            "patch", parent, None, before, before, plan, _patch_request([add])
+        )
+        _commit_or_store_hold(parent_change, via)
     return resource
+
+
+def _commit_or_store_hold(change: Change, via: Via):
+    """Commit one change of a multi-change write; if it is held, store its pending
+    operation (in the same transaction) and go on with the others. Returns the
+    pending operation, or None when the change was applied."""
+    try:
+        with transaction.atomic():
+            _commit(change, via)
+    except pipeline.Held as held:
+        return pipeline.store_hold(held)
+    return None
 
 
 @_write
@@ -485,24 +582,101 @@ def resource_revert(
     members_add: list[dict] = (),
     members_remove: list[dict] = (),
     operator=None,
+    if_match: str | None = None,
+    via: Via | None = None,
 ) -> User | Group:
     """Put a resource's writable attributes back to ``document`` and invert a membership delta."""
     model = User if resource_type == "User" else Group
     resource = _lock(model, resource_id, None, "replace")
+    _check_version(resource, if_match)
+    request = {
+        "revert": {
+            "document": document,
+            "members_add": list(members_add),
+            "members_remove": list(members_remove),
+        }
+    }
     if resource_type == "User":
         before = resources.user_editable_document(resource)
-        change = Change("replace", resource, None, before, _normalised_user(document))
+        change = Change(
+            "replace", resource, None, before, _normalised_user(document), request=request
+        )
     else:
         plan = MemberPlan(resource)
         plan.remove(parse_id(m.get("value")) for m in members_remove)
         plan.add(_existing_refs(list(members_add)))
         before = resources.group_editable_document(resource)
         change = _group_change(
-            "replace", resource, None, before, _normalised_group(document), plan, {}
+            "replace", resource, None, before, _normalised_group(document), plan, request
         )
-    change.request = {"revert": str(resource.pk)}
-    _commit(change, operator)
+    _commit(change, _via(operator, via))
     return resource
+
+
+# --- The one table of writes ------------------------------------------------------
+
+# (resource type, action) -> the service, and how a stored request (``Change.request``)
+# becomes its arguments. SCIM views, Bulk and approved operations all go through it.
+WRITE_SERVICES: dict[tuple[str, str], Callable] = {
+    ("User", "create"): user_create,
+    ("User", "replace"): user_replace,
+    ("User", "patch"): user_patch,
+    ("User", "delete"): user_delete,
+    ("Group", "create"): group_create,
+    ("Group", "replace"): group_replace,
+    ("Group", "patch"): group_patch,
+    ("Group", "delete"): group_delete,
+}
+_ID_KWARG = {"User": "user_id", "Group": "group_id"}
+
+
+def perform(
+    resource_type: str,
+    action: str,
+    *,
+    resource_id=None,
+    request: dict,
+    client: ScimClient | None,
+    operator=None,
+    if_match: str | None = None,
+    via: Via | None = None,
+):
+    """Run the write ``action`` on ``resource_type`` from a stored request: the
+    ``Change.request`` of a write, as a pending operation keeps it.
+
+    ``{"document": ...}`` for create/replace, ``{"operations": [...]}`` for patch (stored
+    as dicts, or ``PatchOperation`` objects straight from a request),
+    ``{}`` for delete, ``{"revert": {...}}`` for a rollback step that puts a resource back.
+    """
+    if resource_type not in _ID_KWARG:
+        raise ValueError(f"Unknown resource type {resource_type!r}")
+    common = {"operator": operator, "via": via}
+    if "revert" in request:
+        revert = request["revert"]
+        return resource_revert(
+            resource_type=resource_type,
+            resource_id=resource_id,
+            document=revert["document"],
+            members_add=revert.get("members_add", []),
+            members_remove=revert.get("members_remove", []),
+            if_match=if_match,
+            **common,
+        )
+    service = WRITE_SERVICES[(resource_type, action)]
+    common["client"] = client
+    if action == "create":
+        return service(document=request["document"], **common)
+    common[_ID_KWARG[resource_type]] = resource_id
+    common["if_match"] = if_match
+    if action == "replace":
+        return service(document=request["document"], **common)
+    if action == "patch":
+        operations = [
+            op if isinstance(op, PatchOperation) else PatchOperation(**op)
+            for op in request["operations"]
+        ]
+        return service(operations=operations, **common)
+    return service(**common)
 
 
 def resource_counts_refresh() -> None:

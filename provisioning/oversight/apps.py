@@ -5,3 +5,19 @@ class OversightConfig(AppConfig):
     name = "provisioning.oversight"
     label = "oversight"
     verbose_name = "Oversight"
+
+    def ready(self) -> None:
+        from provisioning.directory import pipeline
+
+        from .policy import breaker_gate, destructive_recorder, policy_gate
+        from .reviews import flag_recorder
+        from .services import hold_operation
+
+        # After access control (100): policy rules, then the circuit breaker, which
+        # counts only what the rules let through.
+        pipeline.register_gate("policy", policy_gate, order=200)
+        pipeline.register_gate("circuit-breaker", breaker_gate, order=300)
+        # After the audit recorder (100), which writes the change record flags point at.
+        pipeline.register_recorder("review-flags", flag_recorder, order=200)
+        pipeline.register_recorder("destructive-count", destructive_recorder, order=300)
+        pipeline.register_holder(hold_operation)

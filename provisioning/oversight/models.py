@@ -10,7 +10,9 @@ from django.db.models import Q
 from provisioning.access.models import ScimClient
 
 
-class Action(models.TextChoices):
+class RuleAction(models.TextChoices):
+    """What a policy rule does with a write it matches."""
+
     ALLOW = "allow", "Allow"
     FLAG = "flag", "Apply and flag for review"
     HOLD = "hold", "Hold for approval"
@@ -29,7 +31,7 @@ class PolicyRule(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    action = models.CharField(max_length=8, choices=Action.choices, default=Action.FLAG)
+    action = models.CharField(max_length=8, choices=RuleAction.choices, default=RuleAction.FLAG)
     enabled = models.BooleanField(default=True)
     # Empty: every client. Otherwise only writes by these clients.
     clients = models.ManyToManyField(ScimClient, blank=True, related_name="policy_rules")
@@ -124,6 +126,7 @@ class PendingOperation(models.Model):
         REJECTED = "rejected", "Rejected"
         EXPIRED = "expired", "Expired"
         DISCARDED = "discarded", "Discarded with quarantine"
+        REHELD = "reheld", "Held again for another reason"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -144,6 +147,12 @@ class PendingOperation(models.Model):
     members_removed = models.JSONField(default=list, blank=True)
     base_version = models.PositiveIntegerField()
     reasons = models.JSONField(default=list, blank=True)
+    # The keys of the holds that stopped it ("rule:<id>", "circuit-breaker"): approving
+    # it lets exactly these pass when it is applied.
+    hold_keys = models.JSONField(default=list, blank=True)
+    # Who asked, what, on which resource and version, with which effect: a repeat of a
+    # held write (an IdP retrying) finds the pending operation it already has.
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
     two_approvers = models.BooleanField(default=False)
     quarantine = models.ForeignKey(
         Quarantine, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
@@ -169,6 +178,13 @@ class PendingOperation(models.Model):
                 fields=["decided_at"], condition=Q(status="approved"), name="approved_unapplied_idx"
             ),
             models.Index(fields=["resource_type", "resource_id"], name="pending_target_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=Q(status="pending") & ~Q(fingerprint=""),
+                name="one_pending_per_fingerprint",
+            )
         ]
 
     def __str__(self) -> str:

@@ -1,14 +1,22 @@
-"""Evaluating policy rules and the circuit breaker for one planned ``Change``.
+"""Policy rules and the circuit breaker: the oversight gates of the write pipeline.
 
-Runs after RBAC and before anything is applied. The strongest action wins:
-hold > flag > allow. Creates are never held (IdPs need the new id at once), so
-a hold on a create becomes a flag.
+``policy_gate`` runs after access control and before anything is applied: a
+matching rule flags the change or holds it. Creates are never held (IdPs need
+the new id at once), so a hold on a create becomes a flag. ``breaker_gate``
+counts a client's destructive operations in the window and holds what would
+exceed the limit, quarantining the client. Each hold has a key ("rule:<id>",
+"circuit-breaker") that a person's approval names, so an approved operation
+passes exactly the holds it was approved for.
+
+Which rules cover a write depends on where it comes from (``Write.origin``):
+a SCIM client's write (or its approved operation) meets the rules for every
+client or for that client; an operator's console action meets the rules that
+apply to console actions; a rollback step meets both the console rules and the
+rules covering the client whose change it undoes.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,33 +25,21 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from provisioning.access.models import ScimClient
-from provisioning.directory import selectors
+from provisioning.directory import pipeline, selectors
 from provisioning.directory.changes import Change
 from provisioning.directory.models import User
 from provisioning.scim.resources import primary_email
 
-from .models import Action, CircuitBreaker, DestructiveEvent, PolicyRule, Quarantine
+from .models import CircuitBreaker, DestructiveEvent, PolicyRule, Quarantine, RuleAction
 
-_STRENGTH = {Action.ALLOW: 0, Action.FLAG: 1, Action.HOLD: 2}
+# The key of every hold the circuit breaker makes (tripping it, or an active quarantine):
+# releasing a quarantine approves its operations for this key.
+BREAKER = "circuit-breaker"
+CREATES_ARE_FLAGGED = "creates are flagged, never held"
 
-# Set while an approved operation is applied: it was already decided by a person.
-approved_operation: ContextVar[object | None] = ContextVar("approved_operation", default=None)
 
-
-@dataclass
-class Decision:
-    action: str = Action.ALLOW
-    reasons: list[str] = field(default_factory=list)
-    two_approvers: bool = False
-    # The circuit breaker: an active quarantine of the client (existing or to be started).
-    quarantine: Quarantine | None = None
-    trip_reason: str = ""
-    destructive_weight: int = 0
-
-    def escalate(self, action: str, reason: str) -> None:
-        self.reasons.append(reason)
-        if _STRENGTH[action] > _STRENGTH[self.action]:
-            self.action = action
+def rule_key(rule: PolicyRule) -> str:
+    return f"rule:{rule.pk}"
 
 
 def destructive_weight(change: Change) -> int:
@@ -70,10 +66,15 @@ def _rule_matches(rule: PolicyRule, change: Change) -> bool:
     if kind == PolicyRule.Kind.DEACTIVATE_USER:
         return user and change.action != "delete" and _deactivates(change)
     if kind == PolicyRule.Kind.PRIVILEGED_MEMBERSHIP:
+        # A member added to a group nested (at any depth) in a privileged group is
+        # added to the privileged group too.
         return (
             not user
             and bool(change.members_added)
-            and bool(getattr(change.resource, "privileged", False))
+            and (
+                change.resource.privileged
+                or any(group.privileged for group in change.enclosing_groups())
+            )
         )
     if kind == PolicyRule.Kind.IDENTITY_CHANGE:
         if not user or change.before is None or change.after is None:
@@ -90,63 +91,89 @@ def _rule_matches(rule: PolicyRule, change: Change) -> bool:
     return False
 
 
-def _rules_for(change: Change) -> list[PolicyRule]:
+def _covers(rule: PolicyRule, client: ScimClient) -> bool:
+    clients = rule.clients.all()
+    return not clients or any(c.pk == client.pk for c in clients)
+
+
+def rules_for(write: pipeline.Write) -> list[PolicyRule]:
+    """The enabled rules that cover this write (see the module docstring)."""
     rules = PolicyRule.objects.filter(enabled=True).prefetch_related("clients")
-    if change.client is None:
-        rules = rules.filter(applies_to_console=True)
+    client = write.change.client
+    if client is not None:
+        return [rule for rule in rules if _covers(rule, client)]
+    undone = write.on_behalf_of if write.origin == pipeline.ROLLBACK else None
     return [
         rule
         for rule in rules
-        if change.client is None
-        or not rule.clients.all()
-        or any(c.pk == change.client.pk for c in rule.clients.all())
+        if rule.applies_to_console or (undone is not None and _covers(rule, undone))
     ]
 
 
-def evaluate(change: Change) -> Decision:
-    """The decision for one change. Reads rules and breaker state; writes nothing."""
-    decision = Decision()
-    if approved_operation.get() is not None:
-        return decision
-    for rule in _rules_for(change):
-        if _rule_matches(rule, change):
-            decision.escalate(rule.action, f"{rule.name}: {rule.get_kind_display()}")
-            decision.two_approvers |= rule.two_approvers and rule.action == Action.HOLD
-    if change.client is not None:
-        _circuit_breaker(change, decision)
-    if change.action == "create" and decision.action == Action.HOLD:
-        decision.action = Action.FLAG
-        decision.reasons.append("creates are flagged, never held")
-    return decision
+def policy_gate(write: pipeline.Write) -> None:
+    """Flag or hold the change for every rule that matches it."""
+    change = write.change
+    if change.is_noop:
+        return
+    for rule in rules_for(write):
+        if not _rule_matches(rule, change):
+            continue
+        reason = f"{rule.name}: {rule.get_kind_display()}"
+        if rule.action == RuleAction.HOLD and change.action != "create":
+            write.hold(rule_key(rule), reason)
+            if rule.two_approvers:
+                write.notes["two_approvers"] = True
+        elif rule.action == RuleAction.HOLD:
+            write.flag(reason)
+            write.flag(CREATES_ARE_FLAGGED)
+        elif rule.action == RuleAction.FLAG:
+            write.flag(reason)
 
 
-def _circuit_breaker(change: Change, decision: Decision) -> None:
+def breaker_gate(write: pipeline.Write) -> None:
+    """Hold a client's destructive change while it is quarantined, or when it would
+    take the client past the breaker's limit (which quarantines it).
+
+    Exact under concurrency: the client's row is locked (``FOR NO KEY UPDATE``) before
+    counting, so destructive writes of one client are counted one after another, each
+    seeing every earlier one that committed. An approved operation was decided by a
+    person: it is not counted, and passes the breaker only if approved for it.
+    """
+    change = write.change
+    client = change.client
+    if client is None or change.is_noop:
+        return
     weight = destructive_weight(change)
-    decision.destructive_weight = weight
     if weight == 0:
         return
-    client = change.client
+    counted = write.approval is None
+    if counted:
+        ScimClient.objects.select_for_update(no_key=True).filter(pk=client.pk).exists()
     active = Quarantine.objects.filter(client=client, status=Quarantine.Status.ACTIVE).first()
     if active is not None:
-        decision.quarantine = active
-        decision.escalate(Action.HOLD, f"client {client.name} is quarantined")
+        write.notes["quarantine"] = active
+        write.hold(BREAKER, f"client {client.name} is quarantined")
         return
+    if not counted:
+        return
+    write.notes["destructive_weight"] = weight
     breaker = CircuitBreaker.objects.first()
     if breaker is None or not breaker.enabled:
         return
     since = timezone.now() - timedelta(minutes=breaker.window_minutes)
-    recent = (
+    applied = (
         DestructiveEvent.objects.filter(client=client, at__gte=since).aggregate(n=Sum("weight"))[
             "n"
         ]
         or 0
     )
-    total = recent + weight
+    total = applied + weight
+    window = f"within {breaker.window_minutes} minutes"
     reason = ""
     if total > breaker.max_operations:
         reason = (
-            f"{total} destructive operations within {breaker.window_minutes} minutes "
-            f"(limit {breaker.max_operations})"
+            f"{applied} destructive operations applied {window}; this one would make "
+            f"{total} (limit {breaker.max_operations})"
         )
     else:
         users = directory_size()
@@ -155,12 +182,12 @@ def _circuit_breaker(change: Change, decision: Decision) -> None:
             and Decimal(total) * 100 > breaker.max_percent * users
         ):
             reason = (
-                f"{total} destructive operations within {breaker.window_minutes} minutes exceed "
-                f"{breaker.max_percent}% of {users} users"
+                f"{applied} destructive operations applied {window}; this one would make "
+                f"{total}, over {breaker.max_percent}% of {users} users"
             )
     if reason:
-        decision.trip_reason = reason
-        decision.escalate(Action.HOLD, f"circuit breaker: {reason}")
+        write.notes["trip_reason"] = reason
+        write.hold(BREAKER, f"circuit breaker: {reason}")
 
 
 def directory_size() -> int:
@@ -172,28 +199,8 @@ def directory_size() -> int:
     return cache.get_or_set("scimgate:directory-size", User.objects.count, 60)
 
 
-def record_destructive(client: ScimClient, weight: int) -> None:
-    """Count an applied destructive change against its client (same transaction as the change)."""
+def destructive_recorder(write: pipeline.Write) -> None:
+    """Count an applied destructive change against its client (same transaction)."""
+    weight = write.notes.get("destructive_weight", 0)
     if weight:
-        DestructiveEvent.objects.create(client=client, at=timezone.now(), weight=weight)
-
-
-class Held(Exception):
-    """Raised inside a directory write that policy holds: nothing is applied.
-
-    The write's transaction rolls back; ``provisioning.directory.services`` then
-    stores the pending operation in a fresh transaction and raises ``OperationHeld``.
-    """
-
-    def __init__(self, change: Change, decision: Decision):
-        super().__init__("held by policy")
-        self.change = change
-        self.decision = decision
-
-
-class OperationHeld(Exception):
-    """A write was held; ``pending`` is the stored PendingOperation (SCIM answers 202)."""
-
-    def __init__(self, pending):
-        super().__init__(f"held as pending operation {pending.pk}")
-        self.pending = pending
+        DestructiveEvent.objects.create(client=write.change.client, at=timezone.now(), weight=weight)

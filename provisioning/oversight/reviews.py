@@ -5,6 +5,12 @@ snapshots (a delete is restored with the same id, attributes and memberships; a
 create is deleted; an update is put back; membership deltas are inverted),
 applies it through the directory services as a new change set linked to the
 original, and refuses when a resource changed since, unless forced.
+
+A rollback is a change by its operator and passes the write pipeline like any
+other: each step meets the rules for console actions and the rules covering the
+client whose change it undoes. A step that policy holds (deleting a user whose
+deletion is held, re-adding a member to a privileged group) becomes a pending
+operation that another approver decides; the other steps are applied.
 """
 
 from __future__ import annotations
@@ -17,14 +23,21 @@ from django.utils import timezone
 
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeRecord, ChangeSet
+from provisioning.directory import pipeline, services
 from provisioning.directory.changes import member_q
 from provisioning.directory.models import Group, Membership, User
+from provisioning.directory.services import Via
 
-from .models import Review, Rollback
-from .policy import approved_operation
+from .models import PendingOperation, Review, Rollback
 from .services import as_operator
 
 _MODELS = {"User": User, "Group": Group}
+
+
+def flag_recorder(write: pipeline.Write) -> None:
+    """The pipeline recorder that puts a flagged change's change set in the review queue."""
+    if write.flags and write.record is not None:
+        flag_change_set(write.record.change_set, write.flags)
 
 
 def flag_change_set(change_set: ChangeSet, reasons: list[str]) -> Review:
@@ -162,27 +175,35 @@ def rollback_preview(change_set_ids: list[int]) -> list[InverseStep]:
     return steps
 
 
-def _apply(step: InverseStep, operator) -> None:
-    from provisioning.directory import services
-
+def _apply(step: InverseStep, via) -> PendingOperation | None:
+    """Apply one inverse step; the pending operation if policy held it, else None."""
     record = step.record
-    if record.action == "create":
-        delete = services.user_delete if record.resource_type == "User" else services.group_delete
-        key = "user_id" if record.resource_type == "User" else "group_id"
-        delete(**{key: record.resource_id}, client=None, operator=operator)
-    elif record.action == "delete":
-        services.resource_restore(
-            resource_type=record.resource_type, snapshot=record.before, operator=operator
-        )
-    else:
-        services.resource_revert(
-            resource_type=record.resource_type,
-            resource_id=record.resource_id,
-            document=record.before["document"],
-            members_add=record.members_removed,
-            members_remove=record.members_added,
-            operator=operator,
-        )
+    try:
+        if record.action == "create":
+            services.perform(
+                record.resource_type,
+                "delete",
+                resource_id=record.resource_id,
+                request={},
+                client=None,
+                via=via,
+            )
+        elif record.action == "delete":
+            services.resource_restore(
+                resource_type=record.resource_type, snapshot=record.before, via=via
+            )
+        else:
+            services.resource_revert(
+                resource_type=record.resource_type,
+                resource_id=record.resource_id,
+                document=record.before["document"],
+                members_add=record.members_removed,
+                members_remove=record.members_added,
+                via=via,
+            )
+    except pipeline.OperationHeld as held:
+        return held.pending
+    return None
 
 
 # Rollbacks of more change sets than this run as a Celery task, off the request.
@@ -212,20 +233,17 @@ def change_set_rollback(*, change_set_id, operator, force: bool = False) -> Chan
 
 
 def change_sets_rollback(*, change_set_ids: list, operator, force: bool = False) -> list[ChangeSet]:
-    """Undo change sets newest first, each as a new linked change set, all or nothing."""
+    """Undo change sets newest first, each as a new linked change set, all or nothing.
+
+    Each returned change set carries ``held_operations``: the pending operations
+    its steps became where policy held them (not applied, awaiting another approver).
+    """
     originals = list(ChangeSet.objects.filter(pk__in=change_set_ids).order_by("-id"))
     if len(originals) != len(set(change_set_ids)):
         raise ValidationError("Some change sets do not exist")
     _check_rollbackable(originals, operator)
-    results = []
-    token = approved_operation.set("rollback")
-    try:
-        with transaction.atomic():
-            for original in originals:
-                results.append(_rollback_one(original, operator, force))
-    finally:
-        approved_operation.reset(token)
-    return results
+    with transaction.atomic():
+        return [_rollback_one(original, operator, force) for original in originals]
 
 
 def _check_rollbackable(originals: list[ChangeSet], operator) -> None:
@@ -249,12 +267,13 @@ def _rollback_one(original: ChangeSet, operator, force: bool) -> ChangeSet:
             + "; ".join(f"{s.description}: {s.conflict}" for s in conflicts)
         )
     request = {"rollback_of": original.pk, "forced": bool(conflicts)}
+    via = Via(operator=operator, origin=pipeline.ROLLBACK, on_behalf_of=original.scim_client)
     with change_set_scope(
         operator=operator, source=ChangeSet.Source.CONSOLE, request=request, separate=True
     ) as scope:
-        for step in steps:
-            _apply(step, operator)
+        held = [pending for step in steps if (pending := _apply(step, via)) is not None]
         rollback = scope.ensure_change_set()
+    rollback.held_operations = held
     Rollback.objects.create(
         original=original,
         rollback=rollback,

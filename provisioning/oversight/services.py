@@ -9,18 +9,19 @@ the database row, not the broker, says what still has to be applied.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from provisioning.directory.changes import Change
+from provisioning.directory import pipeline
 
 from .models import Approval, DestructiveEvent, PendingOperation, Quarantine
-from .policy import Decision, approved_operation
 
 logger = logging.getLogger(__name__)
 
@@ -49,41 +50,82 @@ def _ref(ref) -> dict:
     return {"id": str(ref.id), "is_group": ref.is_group, "display": ref.display}
 
 
-def hold_operation(change: Change, decision: Decision) -> PendingOperation:
-    """Store a held write (its parsed request, target, version) and start a quarantine if tripped."""
+def _fingerprint(write: pipeline.Write) -> str:
+    """Who asks what of which resource, from which state, with which effect."""
+    change = write.change
+    client, operator = change.client, change.operator
+    material = {
+        "client": str(client.pk) if client is not None else None,
+        "operator": getattr(operator, "pk", None),
+        "target": [change.resource_type, str(change.resource.pk)],
+        "action": change.action,
+        "before": change.before,
+        "after": change.after,
+        "added": sorted(str(r.id) for r in change.members_added),
+        "removed": sorted(str(r.id) for r in change.members_removed),
+    }
+    encoded = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def hold_operation(write: pipeline.Write) -> PendingOperation:
+    """Store a held write (its parsed request, target, version); the pipeline's holder.
+
+    Idempotent: a repeat of a write that is already pending from the same client (or
+    operator) for the same target, state and effect returns the existing pending
+    operation, so an IdP retrying a held DELETE gets the same ``Location``. Starts a
+    quarantine if the circuit breaker tripped.
+    """
     from provisioning.audit.redaction import redact
 
-    operator = change.operator
+    change = write.change
+    fingerprint = _fingerprint(write)
+    existing = PendingOperation.objects.filter(
+        fingerprint=fingerprint, status=PendingOperation.Status.PENDING
+    ).first()
+    if existing is not None:
+        return existing
     now = timezone.now()
-    quarantine = decision.quarantine
-    if quarantine is None and decision.trip_reason:
+    quarantine = write.notes.get("quarantine")
+    trip_reason = write.notes.get("trip_reason")
+    if quarantine is None and trip_reason:
         quarantine, _ = Quarantine.objects.get_or_create(
             client=change.client,
             status=Quarantine.Status.ACTIVE,
-            defaults={"started_at": now, "reason": decision.trip_reason},
+            defaults={"started_at": now, "reason": trip_reason},
         )
-        logger.warning("Quarantined SCIM client %s: %s", change.client, decision.trip_reason)
+        logger.warning("Quarantined SCIM client %s: %s", change.client, trip_reason)
         _notify_later("quarantine_started", str(quarantine.pk))
+    holds = [*write.passed, *write.holds]
     resource = change.resource
-    pending = PendingOperation.objects.create(
-        client=change.client,
-        operator=operator,
-        resource_type=change.resource_type,
-        resource_id=resource.pk,
-        resource_label=str(resource),
-        action=change.action,
-        request=redact(change.request),
-        before=change.before,
-        proposed=change.after,
-        members_added=[_ref(r) for r in change.members_added],
-        members_removed=[_ref(r) for r in change.members_removed],
-        base_version=resource.version,
-        reasons=decision.reasons,
-        two_approvers=decision.two_approvers,
-        quarantine=quarantine,
-        created_at=now,
-        expires_at=now + PENDING_TTL,
-    )
+    try:
+        with transaction.atomic():
+            pending = PendingOperation.objects.create(
+                client=change.client,
+                operator=change.operator,
+                resource_type=change.resource_type,
+                resource_id=resource.pk,
+                resource_label=str(resource),
+                action=change.action,
+                request=redact(change.request),
+                before=change.before,
+                proposed=change.after,
+                members_added=[_ref(r) for r in change.members_added],
+                members_removed=[_ref(r) for r in change.members_removed],
+                base_version=resource.version,
+                reasons=[hold.reason for hold in holds] + write.flags,
+                hold_keys=sorted({hold.key for hold in holds}),
+                fingerprint=fingerprint,
+                two_approvers=bool(write.notes.get("two_approvers")),
+                quarantine=quarantine,
+                created_at=now,
+                expires_at=now + PENDING_TTL,
+            )
+    except IntegrityError:
+        # The same write, held a moment ago by a concurrent retry.
+        return PendingOperation.objects.get(
+            fingerprint=fingerprint, status=PendingOperation.Status.PENDING
+        )
     _notify_later("operation_held", str(pending.pk))
     return pending
 
@@ -194,24 +236,24 @@ def pending_expire_stale(now=None) -> int:
 
 
 def pending_apply(pending_id) -> PendingOperation | None:
-    """Apply an approved operation exactly once (the task's body; safe to call again)."""
+    """Apply an approved operation exactly once (the task's body; safe to call again).
+
+    It passes the write pipeline like any write, with an ``Approval`` naming the holds
+    it was approved for: those pass, nothing else does. A hold it was not approved for
+    (a rule added since, a quarantine) holds it again as a new pending operation.
+    """
+    from provisioning.audit.context import change_set_scope
     from provisioning.directory import services
     from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
-    from provisioning.scim.patch import PatchOperation
 
     with transaction.atomic():
         pending = _lock_pending(pending_id)
         if pending.status != PendingOperation.Status.APPROVED:
             return pending  # already applied, or decided otherwise: nothing to do
-        kind = "user" if pending.resource_type == "User" else "group"
-        kwargs = {
-            f"{kind}_id": pending.resource_id,
-            "client": pending.client,
-            "if_match": None if pending.force else f'W/"{pending.base_version}"',
-        }
-        token = approved_operation.set(pending.pk)
-        from provisioning.audit.context import change_set_scope
-
+        via = services.Via(
+            operator=pending.operator,
+            approval=pipeline.Approval(pending.pk, frozenset(pending.hold_keys)),
+        )
         # Its own change set, attributed to the approver and the client that asked,
         # whether a worker or the approver's own request applies it.
         scope = change_set_scope(
@@ -222,16 +264,23 @@ def pending_apply(pending_id) -> PendingOperation | None:
             separate=True,
         )
         try:
-            with scope, transaction.atomic():
-                if pending.action == "delete":
-                    getattr(services, f"{kind}_delete")(**kwargs)
-                elif pending.action == "replace":
-                    getattr(services, f"{kind}_replace")(
-                        document=pending.request["document"], **kwargs
-                    )
-                else:
-                    operations = [PatchOperation(**op) for op in pending.request["operations"]]
-                    getattr(services, f"{kind}_patch")(operations=operations, **kwargs)
+            with scope:
+                services.perform(
+                    pending.resource_type,
+                    pending.action,
+                    resource_id=pending.resource_id,
+                    request=pending.request,
+                    client=pending.client,
+                    if_match=None if pending.force else f'W/"{pending.base_version}"',
+                    via=via,
+                )
+        except pipeline.OperationHeld as held:
+            pending.status = PendingOperation.Status.REHELD
+            pending.result_detail = (
+                "Held again for a reason it was not approved for: "
+                + "; ".join(held.pending.reasons)
+                + f". See pending operation {held.pending.pk}."
+            )
         except PreconditionFailed:
             pending.status = PendingOperation.Status.CONFLICT
             pending.result_detail = (
@@ -247,8 +296,6 @@ def pending_apply(pending_id) -> PendingOperation | None:
         else:
             pending.status = PendingOperation.Status.APPLIED
             pending.applied_at = timezone.now()
-        finally:
-            approved_operation.reset(token)
         pending.save()
         return pending
 

@@ -28,7 +28,6 @@ from provisioning.access.services import (
     scim_client_record_denied,
     scim_token_verify,
 )
-from provisioning.oversight.policy import OperationHeld
 
 from . import errors
 
@@ -151,13 +150,9 @@ def record_denied(request, error: errors.ScimError) -> None:
 def scim_exception_handler(exc, context) -> Response:
     """Every failure becomes a SCIM Error body with a string status (RFC 7644 §3.12).
 
-    A write held by policy is not a failure: it answers 202 with the pending operation.
+    A held write is not a failure and never reaches here: the views answer it (202).
     """
-    if isinstance(exc, OperationHeld):
-        from .pending import held_response
-
-        return held_response(exc.pending, context["view"].base_url(context["request"]))
-    error = _as_scim_error(exc)
+    error = as_scim_error(exc)
     request = context.get("request")
     if request is not None:
         record_denied(request, error)
@@ -167,7 +162,7 @@ def scim_exception_handler(exc, context) -> Response:
     return response
 
 
-def _as_scim_error(exc) -> errors.ScimError:
+def as_scim_error(exc) -> errors.ScimError:
     if isinstance(exc, errors.ScimError):
         return exc
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):

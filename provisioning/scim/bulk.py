@@ -12,19 +12,20 @@ from rest_framework.response import Response
 
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.redaction import redact
-from provisioning.oversight.policy import OperationHeld
+from provisioning.directory import services
+from provisioning.directory.pipeline import OperationHeld
 
 from . import errors
-from .api import ScimView, _as_scim_error, record_denied
+from .api import ScimView, as_scim_error, record_denied
 from .patch import parse_patch_request
 from .pending import pending_document
-from .views import RESOURCE_TYPES
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
 _PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$")
 _ENDPOINTS = {"Users": "User", "Groups": "Group"}
+_ACTIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 
 
 class Unresolved(Exception):
@@ -145,7 +146,7 @@ class BulkView(ScimView):
                         location=pending_document(held.pending, base_url)["meta"]["location"],
                     )
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a result
-                    error = _as_scim_error(exc)
+                    error = as_scim_error(exc)
                     # A refused operation gets its own 403 result and is counted on its own.
                     record_denied(request, error)
                     results[op.index] = self.failure(op, error)
@@ -183,34 +184,36 @@ class BulkView(ScimView):
         match = _PATH.match(path)
         if not match:
             raise errors.InvalidPath(f"Unsupported bulk path '{op.path}'")
-        resource_type = RESOURCE_TYPES[_ENDPOINTS[match.group(1)]]
+        resource_type = _ENDPOINTS[match.group(1)]
         resource_id = match.group(2)
         if op.method not in ("POST", "PUT", "PATCH", "DELETE"):
             raise errors.InvalidValue(f"Unsupported bulk method '{op.method}'")
         if (op.method == "POST") == bool(resource_id):
             raise errors.InvalidPath(f"{op.method} does not take the path '{op.path}'")
-        # The client's role is checked by the directory service, per operation.
-        client = request.user
+        # The client's role is checked by the write pipeline, per operation.
         if op.method != "DELETE" and not isinstance(data, dict):
             raise errors.InvalidSyntax("'data' must be an object")
-        kwargs = {"client": client}
-        if resource_id:
-            kwargs[resource_type.id_kwarg] = resource_id
-            kwargs["if_match"] = op.version
-        if op.method == "POST":
-            resource = resource_type.create(document=data, **kwargs)
-            created[op.bulk_id] = str(resource.pk)
-            status = 201
-        elif op.method == "PUT":
-            resource = resource_type.replace(document=data, **kwargs)
-            status = 200
-        elif op.method == "PATCH":
-            resource = resource_type.patch(operations=parse_patch_request(data), **kwargs)
-            status = 200
+        action = _ACTIONS[op.method]
+        if action == "patch":
+            payload = {"operations": parse_patch_request(data)}
+        elif action == "delete":
+            payload = {}
         else:
-            resource_type.delete(**kwargs)
+            payload = {"document": data}
+        resource = services.perform(
+            resource_type,
+            action,
+            resource_id=resource_id,
+            request=payload,
+            client=request.user,
+            if_match=op.version if resource_id else None,
+        )
+        if action == "delete":
             return self.result(op, status=204, location=f"{base_url}{path}")
+        if action == "create":
+            created[op.bulk_id] = str(resource.pk)
         location = f"{base_url}/{match.group(1)}/{resource.pk}"
+        status = 201 if action == "create" else 200
         return self.result(op, status=status, location=location, version=resource.etag)
 
     @staticmethod

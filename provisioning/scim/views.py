@@ -18,10 +18,12 @@ from provisioning.access import authorization
 from provisioning.access.models import ScimClient
 from provisioning.directory import selectors, services
 from provisioning.directory.models import Group, User
+from provisioning.directory.pipeline import OperationHeld
 
 from . import errors, filters, resources, streaming
 from .api import ScimRenderer, ScimView
 from .patch import parse_patch_request
+from .pending import held_response
 from .schema import GROUP_SCHEMA, USER_SCHEMA, ResourceSchema
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -33,11 +35,6 @@ class ResourceType:
     name: str
     schema: ResourceSchema
     queryset: Callable
-    create: Callable
-    replace: Callable
-    patch: Callable
-    delete: Callable
-    id_kwarg: str
 
     def render(self, items: list, base_url: str, attributes: list, excluded: list) -> list[dict]:
         """Render a page of resources with a constant number of queries."""
@@ -83,21 +80,11 @@ USERS = ResourceType(
     "User",
     USER_SCHEMA,
     selectors.users,
-    services.user_create,
-    services.user_replace,
-    services.user_patch,
-    services.user_delete,
-    "user_id",
 )
 GROUPS = ResourceType(
     "Group",
     GROUP_SCHEMA,
     selectors.groups,
-    services.group_create,
-    services.group_replace,
-    services.group_patch,
-    services.group_delete,
-    "group_id",
 )
 RESOURCE_TYPES = {"User": USERS, "Group": GROUPS}
 
@@ -206,6 +193,24 @@ def readable(client: ScimClient, resource_type: ResourceType, q: Q | None = None
 class ResourceView(ScimView):
     resource_type: ResourceType
 
+    def handle_exception(self, exc):
+        # A write that policy held is not an error: 202 Accepted with the pending
+        # operation's status resource as Location.
+        if isinstance(exc, OperationHeld):
+            return held_response(exc.pending, self.base_url(self.request))
+        return super().handle_exception(exc)
+
+    def write(self, request, action: str, resource_id=None, payload: dict | None = None):
+        """Run one write through the directory's table of write services."""
+        return services.perform(
+            self.resource_type.name,
+            action,
+            resource_id=resource_id,
+            request=payload or {},
+            client=request.user,
+            if_match=request.headers.get("If-Match"),
+        )
+
     def lookup(self, request, resource_id) -> User | Group:
         try:
             pk = uuid.UUID(str(resource_id))
@@ -247,7 +252,7 @@ class CollectionView(ResourceView):
         return self.search(request, list_query(request.query_params))
 
     def post(self, request):
-        resource = self.resource_type.create(document=self.body(request), client=request.user)
+        resource = self.write(request, "create", payload={"document": self.body(request)})
         return self.respond(request, resource, status=201)
 
 
@@ -268,22 +273,12 @@ class ItemView(ResourceView):
         return self.respond(request, resource)
 
     def put(self, request, resource_id):
-        resource = self.resource_type.replace(
-            **{self.resource_type.id_kwarg: resource_id},
-            document=self.body(request),
-            client=request.user,
-            if_match=request.headers.get("If-Match"),
-        )
+        resource = self.write(request, "replace", resource_id, {"document": self.body(request)})
         return self.respond(request, resource)
 
     def patch(self, request, resource_id):
         operations = parse_patch_request(self.body(request))
-        resource = self.resource_type.patch(
-            **{self.resource_type.id_kwarg: resource_id},
-            operations=operations,
-            client=request.user,
-            if_match=request.headers.get("If-Match"),
-        )
+        resource = self.write(request, "patch", resource_id, {"operations": operations})
         # Returning a group means reading all its members; RFC 7644 §3.5.2 allows 204
         # unless the client asked for attributes.
         params = request.query_params
@@ -294,11 +289,7 @@ class ItemView(ResourceView):
         return self.respond(request, resource)
 
     def delete(self, request, resource_id):
-        self.resource_type.delete(
-            **{self.resource_type.id_kwarg: resource_id},
-            client=request.user,
-            if_match=request.headers.get("If-Match"),
-        )
+        self.write(request, "delete", resource_id)
         return Response(status=204)
 
 

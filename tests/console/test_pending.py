@@ -16,7 +16,7 @@ from provisioning.audit.models import ChangeSet
 from provisioning.directory import services as directory
 from provisioning.directory.models import User
 from provisioning.oversight.models import PendingOperation, PolicyRule
-from provisioning.oversight.policy import OperationHeld
+from provisioning.directory.pipeline import OperationHeld
 from provisioning.scim.patch import parse_patch_request
 from tests.scim.conftest import PATCH_SCHEMA, ScimApi
 

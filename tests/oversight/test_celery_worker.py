@@ -18,7 +18,7 @@ from provisioning.directory import services as directory
 from provisioning.directory.models import User
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation, PolicyRule
-from provisioning.oversight.policy import OperationHeld
+from provisioning.directory.pipeline import OperationHeld
 from provisioning.oversight.tasks import apply_approved_operations
 
 ROOT = Path(__file__).resolve().parents[2]

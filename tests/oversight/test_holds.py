@@ -125,7 +125,7 @@ def test_two_approvers_and_four_eyes(scim, hold_rule, operators, decide):
 
 def test_the_initiating_operator_cannot_approve(operators, hold_rule, db, decide):
     from provisioning.directory import services as directory
-    from provisioning.oversight.policy import OperationHeld
+    from provisioning.directory.pipeline import OperationHeld
 
     hold_rule("delete_user", applies_to_console=True)
     user = directory.user_create(document={"userName": "console@x.example"}, client=None)
