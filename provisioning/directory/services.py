@@ -513,13 +513,14 @@ def _existing_refs(entries: list[dict]) -> list[MemberRef]:
 @_write
 def resource_restore(
     *, resource_type: str, snapshot: dict, operator=None, via: Via | None = None
-) -> User | Group:
+) -> tuple[User | Group, list]:
     """Recreate a deleted user or group from its audit snapshot: same id, attributes, memberships.
 
     Members and parent groups that no longer exist are skipped. Each parent group
     gets its own change through the pipeline, so the audit trail shows every
     membership restored and a parent whose new members policy holds (a privileged
-    group) gets a pending operation instead while the rest is restored.
+    group) gets a pending operation instead while the rest is restored. Returns the
+    resource and those pending operations.
     """
     model = User if resource_type == "User" else Group
     pk = parse_id(snapshot["id"])
@@ -542,6 +543,7 @@ def resource_restore(
             "create", resource, None, None, _normalised_group(document), plan, request
         )
     _commit(change, via)
+    held = []
     displays = {m.get("value"): m.get("memberDisplay") for m in snapshot.get("memberOf", [])}
     for parent in Group.objects.select_for_update().filter(
         pk__in=[parse_id(value) for value in displays]
@@ -557,8 +559,10 @@ def resource_restore(
         parent_change = _group_change(
             "patch", parent, None, before, before, plan, _patch_request([add])
         )
-        _commit_or_store_hold(parent_change, via)
-    return resource
+        pending = _commit_or_store_hold(parent_change, via)
+        if pending is not None:
+            held.append(pending)
+    return resource, held
 
 
 def _commit_or_store_hold(change: Change, via: Via):

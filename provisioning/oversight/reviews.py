@@ -27,6 +27,7 @@ from provisioning.directory import pipeline, services
 from provisioning.directory.changes import member_q
 from provisioning.directory.models import Group, Membership, User
 from provisioning.directory.services import Via
+from provisioning.scim.errors import ScimError
 
 from .models import PendingOperation, Review, Rollback
 from .services import as_operator
@@ -175,8 +176,8 @@ def rollback_preview(change_set_ids: list[int]) -> list[InverseStep]:
     return steps
 
 
-def _apply(step: InverseStep, via) -> PendingOperation | None:
-    """Apply one inverse step; the pending operation if policy held it, else None."""
+def _apply(step: InverseStep, via) -> list[PendingOperation]:
+    """Apply one inverse step; returns the pending operations of what policy held."""
     record = step.record
     try:
         if record.action == "create":
@@ -189,9 +190,10 @@ def _apply(step: InverseStep, via) -> PendingOperation | None:
                 via=via,
             )
         elif record.action == "delete":
-            services.resource_restore(
+            _restored, held = services.resource_restore(
                 resource_type=record.resource_type, snapshot=record.before, via=via
             )
+            return held
         else:
             services.resource_revert(
                 resource_type=record.resource_type,
@@ -202,8 +204,8 @@ def _apply(step: InverseStep, via) -> PendingOperation | None:
                 via=via,
             )
     except pipeline.OperationHeld as held:
-        return held.pending
-    return None
+        return [held.pending]
+    return []
 
 
 # Rollbacks of more change sets than this run as a Celery task, off the request.
@@ -271,7 +273,12 @@ def _rollback_one(original: ChangeSet, operator, force: bool) -> ChangeSet:
     with change_set_scope(
         operator=operator, source=ChangeSet.Source.CONSOLE, request=request, separate=True
     ) as scope:
-        held = [pending for step in steps if (pending := _apply(step, via)) is not None]
+        held = []
+        for step in steps:
+            try:
+                held += _apply(step, via)
+            except ScimError as refused:  # e.g. a membership cycle: nothing is applied
+                raise ValidationError(f"{step.description}: {refused.detail}") from None
         rollback = scope.ensure_change_set()
     rollback.held_operations = held
     Rollback.objects.create(
