@@ -15,8 +15,8 @@ from provisioning.access.services import scim_client_create
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import services as directory
 from provisioning.directory.models import User
-from provisioning.oversight.models import PendingOperation, PolicyRule
 from provisioning.directory.pipeline import OperationHeld
+from provisioning.oversight.models import PendingOperation, PolicyRule
 from provisioning.scim.patch import parse_patch_request
 from tests.scim.conftest import PATCH_SCHEMA, ScimApi
 

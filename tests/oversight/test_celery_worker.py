@@ -16,9 +16,9 @@ from provisioning.access.services import scim_client_create
 from provisioning.audit.models import ChangeRecord
 from provisioning.directory import services as directory
 from provisioning.directory.models import User
+from provisioning.directory.pipeline import OperationHeld
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation, PolicyRule
-from provisioning.directory.pipeline import OperationHeld
 from provisioning.oversight.tasks import apply_approved_operations
 
 ROOT = Path(__file__).resolve().parents[2]
