@@ -14,12 +14,16 @@ import json
 import logging
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from provisioning.directory import pipeline
+from provisioning.audit.context import change_set_scope
+from provisioning.audit.redaction import redact
+from provisioning.directory import pipeline, services
+from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 
 from .models import Approval, DestructiveEvent, PendingOperation, Quarantine
 
@@ -35,8 +39,6 @@ def as_operator(service):
 
     @functools.wraps(service)
     def wrapper(*args, operator, **kwargs):
-        from provisioning.audit.context import change_set_scope
-
         with change_set_scope(operator=operator, source="console"):
             return service(*args, operator=operator, **kwargs)
 
@@ -76,8 +78,6 @@ def hold_operation(write: pipeline.Write) -> PendingOperation:
     operation, so an IdP retrying a held DELETE gets the same ``Location``. Starts a
     quarantine if the circuit breaker tripped.
     """
-    from provisioning.audit.redaction import redact
-
     change = write.change
     fingerprint = _fingerprint(write)
     existing = PendingOperation.objects.filter(
@@ -130,9 +130,17 @@ def hold_operation(write: pipeline.Write) -> PendingOperation:
     return pending
 
 
-def _notify_later(event: str, object_id: str) -> None:
-    from .tasks import notify_approvers
+def queued_task(name: str):
+    """An oversight Celery task by name, from the app's registry.
 
+    The tasks call these services; looking them up by name keeps the imports one way.
+    ``delay()`` on it queues the task, or runs it in-process when no broker is set.
+    """
+    return current_app.tasks[f"provisioning.oversight.tasks.{name}"]
+
+
+def _notify_later(event: str, object_id: str) -> None:
+    notify_approvers = queued_task("notify_approvers")
     # robust: a broker outage must not undo or fail the decision already committed.
     transaction.on_commit(lambda: notify_approvers.delay(event, object_id), robust=True)
 
@@ -183,8 +191,7 @@ def _mark_approved(
 
 
 def _apply_later() -> None:
-    from .tasks import apply_approved_operations
-
+    apply_approved_operations = queued_task("apply_approved_operations")
     # robust: if the broker is down the approval stays committed, and the periodic
     # sweep (the same task, from beat) applies it once the broker is back.
     transaction.on_commit(apply_approved_operations.delay, robust=True)
@@ -242,10 +249,6 @@ def pending_apply(pending_id) -> PendingOperation | None:
     it was approved for: those pass, nothing else does. A hold it was not approved for
     (a rule added since, a quarantine) holds it again as a new pending operation.
     """
-    from provisioning.audit.context import change_set_scope
-    from provisioning.directory import services
-    from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
-
     with transaction.atomic():
         pending = _lock_pending(pending_id)
         if pending.status != PendingOperation.Status.APPROVED:
