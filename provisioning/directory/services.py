@@ -29,7 +29,7 @@ from provisioning.access import authorization
 from provisioning.access.models import ScimClient
 from provisioning.scim import resources
 from provisioning.scim.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
-from provisioning.scim.filters import matches, membership_q
+from provisioning.scim.filters import matches
 from provisioning.scim.patch import PatchOperation, apply_patch
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
@@ -44,6 +44,7 @@ from .changes import (
     resolve_members,
 )
 from .models import Group, Membership, ResourceCount, User, UserEmail
+from .query import membership_q
 
 _MEMBERS = GROUP_SCHEMA.core_attribute("members")
 

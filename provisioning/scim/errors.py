@@ -1,7 +1,7 @@
 """SCIM errors (RFC 7644 §3.12), built on django-scim2's exception type.
 
 Every failure on the SCIM side is one of these, rendered as a SCIM Error body
-with a string ``status`` by ``provisioning.scim.views``.
+with a string ``status`` by ``provisioning.scim.api``.
 """
 
 from django_scim.constants import SchemaURI
@@ -47,17 +47,9 @@ class Mutability(ScimError):
     scim_type = "mutability"
 
 
-class TooMany(ScimError):
-    scim_type = "tooMany"
-
-
 class Uniqueness(ScimError):
     status = 409
     scim_type = "uniqueness"
-
-
-class InvalidVersion(ScimError):
-    scim_type = "invalidVers"
 
 
 class Unauthorized(ScimError):

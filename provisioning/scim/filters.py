@@ -1,13 +1,15 @@
-"""SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2).
+"""SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2): the protocol side.
 
-Three consumers share one hand-written parser:
+One hand-written parser serves two consumers:
 
 - ``parse_filter`` turns ``?filter=`` text into a small AST;
 - ``parse_patch_path`` resolves a PATCH ``path`` (with an optional value filter)
   against a ``ResourceSchema``, and ``matches`` evaluates such a value filter
-  against one element of a multi-valued attribute held in JSON;
-- ``filter_to_q`` / ``sort_expression`` translate filters and ``sortBy`` into
-  parameterized ORM expressions over an explicit allow-list of columns.
+  against one element of a multi-valued attribute held in JSON.
+
+The AST's translation into ORM expressions over the directory's columns lives in
+``provisioning.directory.query``; both sides share the typing rules below
+(``check_comparison`` and the ``as_*`` coercions), so SQL and Python agree.
 
 Semantics chosen where the RFC leaves room (also asserted in the tests):
 
@@ -17,55 +19,26 @@ Semantics chosen where the RFC leaves room (also asserted in the tests):
   brackets, conditions apply per element.
 - Comparing with ``null`` is an error (use ``not (attr pr)``): the RFC gives
   ``null`` no comparison semantics and silently matching nothing hides mistakes.
-- ``attr eq ""`` means "absent" (columns store absent strings as ``""``) and
-  ``attr ne ""`` means "present".
+- ``attr eq ""`` means "absent" and ``attr ne ""`` means "present".
 - ``pr`` means not NULL, not ``""`` (and, in JSON, not ``[]``/``{}``).
-- String comparisons are case-insensitive unless the attribute is caseExact;
-  case-insensitive comparisons use ``LOWER()`` on both sides, as the unique and
-  functional indexes do. ``co``/``sw``/``ew`` compile to ``STRPOS``/``LEFT``/
-  ``RIGHT``, not ``LIKE``: there are no wildcards to escape, and SQLite's
-  ``LIKE`` is case-insensitive, which would break case-exact attributes.
+- String comparisons are case-insensitive unless the attribute is caseExact.
 - Booleans accept ``true``/``false`` and the strings ``"true"``/``"false"`` (any
   case), with ``eq``/``ne`` only. dateTimes accept ISO 8601 (a date alone means
   midnight UTC; no offset means UTC), with ``eq ne gt ge lt le pr``.
-- ``id`` and ``members.value`` are UUIDs compared exactly: any other text
-  (uppercase, braces, garbage) matches nothing rather than failing, because
-  IdPs probe with ids of their own.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
-from functools import cache
 from typing import Any
 
-from django.db.models import Exists, F, Model, OuterRef, Q, Value
-from django.db.models.expressions import OrderBy
-from django.db.models.functions import Left, Length, Lower, Right, StrIndex
-from django.db.models.lookups import (
-    Exact,
-    GreaterThan,
-    GreaterThanOrEqual,
-    LessThan,
-    LessThanOrEqual,
-)
 from django.utils.dateparse import parse_date, parse_datetime
 
-from .errors import InvalidFilter, InvalidPath, InvalidValue
-from .schema import (
-    ENTERPRISE_USER,
-    GROUP,
-    GROUP_SCHEMA,
-    RESOURCE_SCHEMAS,
-    USER,
-    Attribute,
-    AttributePath,
-    ResourceSchema,
-)
+from .errors import InvalidFilter, InvalidPath
+from .schema import GROUP, USER, Attribute, ResourceSchema
 
 __all__ = [
     "And",
@@ -74,17 +47,20 @@ __all__ = [
     "MAX_FILTER_LENGTH",
     "Node",
     "Not",
+    "ORDER_OPS",
     "Or",
     "PatchPath",
     "Present",
     "ValuePath",
-    "filter_to_q",
+    "as_bool",
+    "as_datetime",
+    "check_comparison",
+    "filter_sub_attribute",
     "format_filter",
+    "is_attribute_path",
     "matches",
-    "membership_q",
     "parse_filter",
     "parse_patch_path",
-    "sort_expression",
 ]
 
 MAX_FILTER_LENGTH = 4096
@@ -348,6 +324,11 @@ def _check_length(text: object, error: type[Exception], what: str) -> str:
     return text
 
 
+def is_attribute_path(text: str) -> bool:
+    """Whether ``text`` is an attribute path as filters write it (optional URN, one dot)."""
+    return _ATTR_PATH_RE.fullmatch(text) is not None
+
+
 def parse_filter(text: str) -> Node:
     """Parse a SCIM filter into an AST; any syntax error raises ``InvalidFilter``."""
     parser = _Parser(_check_length(text, InvalidFilter, "filter"))
@@ -441,9 +422,9 @@ def _bind(node: Node, attribute: Attribute) -> Node:
         return Not(_bind(node.expr, attribute))
     if isinstance(node, ValuePath):
         raise InvalidFilter("Value filters cannot be nested")
-    sub = _sub_attribute(attribute, node.path)
+    sub = filter_sub_attribute(attribute, node.path)
     if isinstance(node, Compare):
-        _check_comparison(sub, node.op, node.value, node.path)
+        check_comparison(sub, node.op, node.value, node.path)
     return replace(node, path=sub.name)
 
 
@@ -462,12 +443,13 @@ def format_filter(node: Node) -> str:
     return f"{node.path}[{format_filter(node.filter)}]"
 
 
-# --- Typing rules shared by the evaluator and the ORM translation -----------
+# --- Typing rules shared by the evaluator and provisioning.directory.query ---
 
 _TRUTH = {"true": True, "false": False}
 
 
-def _as_bool(value: object) -> bool | None:
+def as_bool(value: object) -> bool | None:
+    """``True``/``False`` for a boolean or the strings "true"/"false" (any case), else None."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -488,7 +470,8 @@ def _as_number(value: object) -> int | float | None:
     return None
 
 
-def _as_datetime(value: object) -> datetime | None:
+def as_datetime(value: object) -> datetime | None:
+    """An aware datetime for ISO 8601 text (a date alone is midnight UTC), else None."""
     if isinstance(value, datetime):
         parsed: datetime | None = value
     elif not isinstance(value, str):
@@ -505,7 +488,7 @@ def _as_datetime(value: object) -> datetime | None:
     return parsed
 
 
-def _check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> None:
+def check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> None:
     """Reject operator/value combinations that have no meaning for ``attr``'s type."""
     if value is None:
         raise InvalidFilter(
@@ -517,7 +500,7 @@ def _check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> Non
     if kind == "boolean":
         if op not in ("eq", "ne"):
             raise InvalidFilter(f"Operator '{op}' is not supported for boolean attribute '{path}'")
-        if _as_bool(value) is None:
+        if as_bool(value) is None:
             raise InvalidFilter(f"'{path}' is boolean; compare it with true or false")
     elif kind in ("integer", "decimal"):
         if op in SUBSTRING_OPS:
@@ -527,7 +510,7 @@ def _check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> Non
     elif kind == "dateTime":
         if op in SUBSTRING_OPS:
             raise InvalidFilter(f"Operator '{op}' is not supported for dateTime attribute '{path}'")
-        if _as_datetime(value) is None:
+        if as_datetime(value) is None:
             raise InvalidFilter(f"'{path}' is a dateTime; {json.dumps(value)} is not ISO 8601")
     else:
         if kind == "binary" and op in ORDER_OPS:
@@ -536,7 +519,8 @@ def _check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> Non
             raise InvalidFilter(f"'{path}' is a string; compare it with a quoted string")
 
 
-def _sub_attribute(attribute: Attribute, name: str) -> Attribute:
+def filter_sub_attribute(attribute: Attribute, name: str) -> Attribute:
+    """The sub-attribute a value filter names; ``InvalidFilter`` when ``attribute`` has none."""
     sub = attribute.sub(name)
     if sub is None:
         raise InvalidFilter(f"Unknown attribute '{name}' in the value filter of '{attribute.name}'")
@@ -560,11 +544,11 @@ def matches(node: Node, element: dict, attribute: Attribute) -> bool:
         return not matches(node.expr, element, attribute)
     if isinstance(node, ValuePath):
         raise InvalidFilter("Value filters cannot be nested")
-    sub = _sub_attribute(attribute, node.path)
+    sub = filter_sub_attribute(attribute, node.path)
     actual = _element_value(element, sub.name)
     if isinstance(node, Present):
         return actual not in (None, "", [], {})
-    _check_comparison(sub, node.op, node.value, node.path)
+    check_comparison(sub, node.op, node.value, node.path)
     if node.op == "ne":
         return not _compare(sub, "eq", actual, node.value)
     return _compare(sub, node.op, actual, node.value)
@@ -583,11 +567,11 @@ def _compare(attr: Attribute, op: str, actual: object, expected: Scalar) -> bool
     left: Any
     right: Any
     if attr.type == "boolean":
-        left, right = _as_bool(actual), _as_bool(expected)
+        left, right = as_bool(actual), as_bool(expected)
     elif attr.type in ("integer", "decimal"):
         left, right = _as_number(actual), _as_number(expected)
     elif attr.type == "dateTime":
-        left, right = _as_datetime(actual), _as_datetime(expected)
+        left, right = as_datetime(actual), as_datetime(expected)
     else:
         if not isinstance(actual, str) or not isinstance(expected, str):
             return False
@@ -612,253 +596,3 @@ def _compare(attr: Attribute, op: str, actual: object, expected: Scalar) -> bool
         case "le":
             return bool(left <= right)
     raise InvalidFilter(f"Unknown operator '{op}'")
-
-
-# --- ORM translation ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Column:
-    """A filterable attribute stored in a column of the row being filtered.
-
-    ``kind`` refines the SCIM type: ``uuid`` (primary key), ``member`` (the
-    member's id: user or group) and ``member_type`` (derived from which is set).
-    """
-
-    name: str
-    kind: str = "scim"  # "scim" = follow the attribute's SCIM type
-    nullable: bool = False
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """A multi-valued attribute indexed as rows of another model, one per element."""
-
-    model: type[Model]
-    outer: str
-    columns: dict[str, _Column]
-
-
-_ALWAYS = Q(pk__isnull=False)  # Q() would vanish, and ~Q() would then match everything
-_NEVER = Q(pk__in=[])
-
-
-@cache
-def _filterable(resource: str) -> dict[str, _Column | _Rows]:
-    # Imported here so this module can be imported before the app registry is ready.
-    from provisioning.directory.models import Membership, UserEmail
-
-    common: dict[str, _Column | _Rows] = {
-        "id": _Column("pk", "uuid"),
-        "externalId": _Column("external_id", nullable=True),
-        "meta.created": _Column("created"),
-        "meta.lastModified": _Column("last_modified"),
-    }
-    if resource == "Group":
-        members = _Rows(
-            Membership,
-            "group",
-            {
-                # Derived from user_id / member_group_id; the names are only labels.
-                "value": _Column("value", "member"),
-                "type": _Column("type", "member_type"),
-                "display": _Column("display", nullable=True),
-            },
-        )
-        return {**common, "displayName": _Column("display_name"), "members": members}
-    emails = _Rows(
-        UserEmail,
-        "user",
-        {"value": _Column("value"), "type": _Column("type"), "primary": _Column("primary")},
-    )
-    manager = _Column("manager_id")
-    return {
-        **common,
-        "userName": _Column("user_name"),
-        "displayName": _Column("display_name"),
-        "name.givenName": _Column("given_name"),
-        "name.familyName": _Column("family_name"),
-        # NULL: the IdP never sent ``active``; the document omits it, so it is absent here too.
-        "active": _Column("active", nullable=True),
-        f"{ENTERPRISE_USER}:employeeNumber": _Column("employee_number"),
-        f"{ENTERPRISE_USER}:manager": manager,
-        f"{ENTERPRISE_USER}:manager.value": manager,
-        "emails": emails,
-    }
-
-
-def _schema(resource: str) -> ResourceSchema:
-    try:
-        return RESOURCE_SCHEMAS[resource]
-    except KeyError:
-        raise ValueError(f"Unknown resource type {resource!r}") from None
-
-
-def _lookup(
-    path: str, resource: str, error: type[InvalidFilter | InvalidValue]
-) -> tuple[AttributePath, Attribute, _Column | _Rows]:
-    """Resolve ``path`` to (resolved path, compared attribute, allow-list entry)."""
-    try:
-        resolved = _schema(resource).resolve(path)
-    except InvalidPath:
-        where = "sortBy" if error is InvalidValue else "filter"
-        raise error(f"Unknown attribute '{path}' in {where}") from None
-    entry = _filterable(resource).get(str(resolved))
-    if entry is None and resolved.sub_attribute is not None:
-        entry = _filterable(resource).get(str(replace(resolved, sub_attribute=None)))
-        if not isinstance(entry, _Rows):
-            entry = None
-    if entry is None:
-        verb = "Sorting by" if error is InvalidValue else "Filtering on"
-        raise error(f"{verb} '{path}' is not supported")
-    # A complex attribute without a sub-attribute stands for its "value" (RFC 7644 §3.4.2.2).
-    target = resolved.sub_attribute or resolved.attribute.sub("value") or resolved.attribute
-    return resolved, target, entry
-
-
-def filter_to_q(node: Node, resource: str) -> Q:
-    """Translate a parsed filter into a ``Q`` for the ``User`` or ``Group`` model.
-
-    Only allow-listed attributes are accepted; anything else raises
-    ``InvalidFilter`` naming the attribute, so a filter never silently widens.
-    """
-    if isinstance(node, And):
-        return filter_to_q(node.left, resource) & filter_to_q(node.right, resource)
-    if isinstance(node, Or):
-        return filter_to_q(node.left, resource) | filter_to_q(node.right, resource)
-    if isinstance(node, Not):
-        return ~filter_to_q(node.expr, resource)
-    resolved, target, entry = _lookup(node.path, resource, InvalidFilter)
-    if isinstance(node, ValuePath):
-        if not isinstance(entry, _Rows) or resolved.sub_attribute is not None:
-            raise InvalidFilter(f"'{node.path}' does not take a value filter")
-        return _exists(entry, _element_q(node.filter, resolved.attribute, entry))
-    if isinstance(entry, _Rows):
-        column = entry.columns.get(target.name.lower())
-        if column is None:
-            raise InvalidFilter(f"Filtering on '{node.path}' is not supported")
-        if isinstance(node, Compare) and node.op == "ne":
-            # "no element equals", so resources without elements match too
-            return ~_exists(entry, _column_q(column, target, replace(node, op="eq")))
-        return _exists(entry, _column_q(column, target, node))
-    assert isinstance(entry, _Column)
-    return _column_q(entry, target, node)
-
-
-def membership_q(node: Node) -> Q:
-    """A ``members`` value filter (``members[value eq "..."]``) as a ``Q`` over ``Membership`` rows.
-
-    Lets PATCH remove exactly the matching memberships with one set-based DELETE.
-    """
-    rows = _filterable("Group")["members"]
-    assert isinstance(rows, _Rows)
-    return _element_q(node, GROUP_SCHEMA.core_attribute("members"), rows)
-
-
-def _exists(rows: _Rows, condition: Q) -> Q:
-    return Q(Exists(rows.model.objects.filter(condition, **{rows.outer: OuterRef("pk")})))
-
-
-def _element_q(node: Node, attribute: Attribute, rows: _Rows) -> Q:
-    """Conditions inside brackets, all on the same element row."""
-    if isinstance(node, And):
-        return _element_q(node.left, attribute, rows) & _element_q(node.right, attribute, rows)
-    if isinstance(node, Or):
-        return _element_q(node.left, attribute, rows) | _element_q(node.right, attribute, rows)
-    if isinstance(node, Not):
-        return ~_element_q(node.expr, attribute, rows)
-    if isinstance(node, ValuePath):
-        raise InvalidFilter("Value filters cannot be nested")
-    sub = _sub_attribute(attribute, node.path)
-    column = rows.columns.get(sub.name.lower())
-    if column is None:
-        raise InvalidFilter(f"Filtering on '{attribute.name}.{sub.name}' is not supported")
-    return _column_q(column, sub, node)
-
-
-_ORDER_LOOKUPS = {
-    "gt": GreaterThan,
-    "ge": GreaterThanOrEqual,
-    "lt": LessThan,
-    "le": LessThanOrEqual,
-}
-
-
-def _column_q(column: _Column, attr: Attribute, node: Compare | Present) -> Q:
-    col = column.name
-    kind = column.kind if column.kind != "scim" else attr.type
-    # Absent strings are stored as "" (or NULL where the column allows it).
-    empty = Q(**{col: ""}) if kind in ("string", "reference") else None
-    if isinstance(node, Present):
-        if empty is None:
-            return Q(**{f"{col}__isnull": False}) if column.nullable else _ALWAYS
-        return ~empty & Q(**{f"{col}__isnull": False}) if column.nullable else ~empty
-    op, value = node.op, node.value
-    _check_comparison(attr, op, value, node.path)
-    if empty is not None and value == "" and op in ("eq", "ne"):
-        present = _column_q(column, attr, Present(node.path))
-        return present if op == "ne" else ~present
-    if op == "ne":
-        q = ~_column_q(column, attr, replace(node, op="eq"))
-        return q | Q(**{f"{col}__isnull": True}) if column.nullable else q
-
-    if kind in ("uuid", "member", "member_type"):
-        if op != "eq":
-            raise InvalidFilter(f"Operator '{op}' is not supported for '{node.path}'")
-        assert isinstance(value, str)
-        if kind == "member_type":
-            member = {"user": "user", "group": "member_group"}.get(value.lower())
-            return Q(**{f"{member}__isnull": False}) if member else _NEVER
-        try:
-            ident = uuid.UUID(value)
-        except ValueError:
-            return _NEVER
-        if str(ident) != value:
-            return _NEVER  # ids are case-exact: only the canonical form we issue matches
-        return Q(user_id=ident) | Q(member_group_id=ident) if kind == "member" else Q(pk=ident)
-    if kind == "boolean":
-        return Q(**{col: _as_bool(value)})
-    if kind == "dateTime":
-        when = _as_datetime(value)
-        return Q(**{col: when}) if op == "eq" else Q(_ORDER_LOOKUPS[op](F(col), when))
-
-    # Strings: LOWER() on both sides unless case-exact, so SQL and Python agree on folding.
-    lhs = F(col) if attr.case_exact else Lower(col)
-    rhs = Value(value) if attr.case_exact else Lower(Value(value))
-    if op == "eq":
-        return Q(Exact(lhs, rhs))
-    if op in ORDER_OPS:
-        q = Q(_ORDER_LOOKUPS[op](lhs, rhs)) & ~empty
-    elif op == "co":
-        q = Q(GreaterThan(StrIndex(lhs, rhs), 0))
-    elif op == "sw":
-        q = Q(Exact(Left(lhs, Length(rhs)), rhs))
-    else:
-        q = Q(Exact(Right(lhs, Length(rhs)), rhs))
-    if value == "":
-        q = ~empty  # every present value contains, starts and ends with ""
-    return q & Q(**{f"{col}__isnull": False}) if column.nullable else q
-
-
-# --- sortBy ------------------------------------------------------------------
-
-
-def sort_expression(sort_by: str, resource: str, descending: bool = False) -> OrderBy:
-    """ORM ordering for ``sortBy`` (RFC 7644 §3.4.2.3) over single-valued allow-listed columns.
-
-    Unsupported or unknown attributes raise ``InvalidValue``. NULLs sort last in
-    both directions; the caller appends ``pk`` as a tiebreaker.
-    """
-    if not isinstance(sort_by, str) or not _ATTR_PATH_RE.fullmatch(sort_by.strip()):
-        raise InvalidValue(f"sortBy {sort_by!r} is not an attribute path")
-    _, target, entry = _lookup(sort_by.strip(), resource, InvalidValue)
-    if isinstance(entry, _Rows):
-        # The primary email is denormalized into a column, so it sorts like one.
-        if resource != "User" or target.name != "value":
-            raise InvalidValue(f"Sorting by '{sort_by}' is not supported")
-        entry = _Column("primary_email")
-    assert isinstance(entry, _Column)
-    column = "pk" if entry.kind == "uuid" else entry.name
-    textual = target.type in ("string", "reference") and entry.kind != "uuid"
-    expression = Lower(column) if textual and not target.case_exact else F(column)
-    return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)

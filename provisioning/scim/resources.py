@@ -17,9 +17,7 @@ from .errors import InvalidPath, InvalidSyntax, InvalidValue
 from .schema import (
     ENTERPRISE_USER,
     GROUP,
-    GROUP_SCHEMA,
     USER,
-    USER_SCHEMA,
     Attribute,
     ResourceSchema,
 )
@@ -475,6 +473,3 @@ def project(schema: ResourceSchema, document: dict, attributes: list, excluded: 
         else:
             target[attr.name].pop(sub.name, None)
     return result
-
-
-SCHEMAS_BY_TYPE = {"User": USER_SCHEMA, "Group": GROUP_SCHEMA}

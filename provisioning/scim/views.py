@@ -19,6 +19,7 @@ from provisioning.access.models import ScimClient
 from provisioning.directory import selectors, services
 from provisioning.directory.models import Group, User
 from provisioning.directory.pipeline import OperationHeld
+from provisioning.directory.query import filter_to_q, sort_expression
 
 from . import errors, filters, resources, streaming
 from .api import ScimRenderer, ScimView
@@ -161,13 +162,13 @@ def _projection(
 def _order(resource_type: ResourceType, query: ListQuery) -> list:
     if not query.sort_by:
         return ["created"]
-    return [filters.sort_expression(query.sort_by, resource_type.name, query.descending)]
+    return [sort_expression(query.sort_by, resource_type.name, query.descending)]
 
 
 def _filter_q(resource_type: ResourceType, query: ListQuery) -> Q | None:
     if not query.filter:
         return None
-    return filters.filter_to_q(filters.parse_filter(query.filter), resource_type.name)
+    return filter_to_q(filters.parse_filter(query.filter), resource_type.name)
 
 
 def list_response(resources_: list[dict], total: int, query: ListQuery) -> dict:

@@ -1,4 +1,5 @@
-"""SCIM filter parsing, PATCH paths, value-filter evaluation and ORM translation."""
+"""SCIM filter parsing, PATCH paths, value-filter evaluation (provisioning.scim.filters) and
+their ORM translation (provisioning.directory.query)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from provisioning.directory.models import Group, Membership, User, UserEmail
+from provisioning.directory.query import filter_to_q, membership_q, sort_expression
 from provisioning.scim.errors import InvalidFilter, InvalidPath, InvalidValue
 from provisioning.scim.filters import (
     MAX_DEPTH,
@@ -18,12 +20,9 @@ from provisioning.scim.filters import (
     Or,
     Present,
     ValuePath,
-    filter_to_q,
     matches,
-    membership_q,
     parse_filter,
     parse_patch_path,
-    sort_expression,
 )
 from provisioning.scim.schema import ENTERPRISE_USER, GROUP_SCHEMA, USER, USER_SCHEMA
 

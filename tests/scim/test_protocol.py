@@ -794,9 +794,10 @@ def test_rendering_a_user_shares_but_never_changes_its_stored_attributes():
 
     from provisioning.directory.models import User
     from provisioning.scim import resources
+    from provisioning.scim.schema import USER_SCHEMA
 
     document = resources.clean_document(
-        resources.USER_SCHEMA,
+        USER_SCHEMA,
         {
             "userName": "render@example.com",
             "name": {"givenName": "Ada", "familyName": "Silva", "formatted": "Ada Silva"},
