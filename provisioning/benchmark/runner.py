@@ -29,8 +29,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
+from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
-from provisioning.access.services import scim_token_issue, scim_token_revoke
 from provisioning.directory.models import Group, Membership, User
 
 from . import measure

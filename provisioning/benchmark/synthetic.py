@@ -42,8 +42,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, transaction
 from django.db.models import Model
 
+from provisioning.access.clients import scim_client_create
 from provisioning.access.models import ScimClient
-from provisioning.access.services import scim_client_create
 from provisioning.audit.middleware import SCIM_PREFIX
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
 from provisioning.audit.redaction import redact_body_text, redact_query
