@@ -47,8 +47,8 @@ def _register_audited_models() -> None:
         auditlog.register(model, exclude_fields=exclude, m2m_fields=m2m)
 
     # Users and groups: updates are diffed against the row the directory service locked
-    # (no second read of the row); see ``services.log_directory_update``.
-    from .services import log_directory_update
+    # (no second read of the row); see ``change_sets.log_directory_update``.
+    from .change_sets import log_directory_update
 
     for label in ("directory.User", "directory.Group"):
         model = apps.get_model(label)
@@ -74,9 +74,12 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from provisioning.directory.models import Group, User
 
+        from . import context
+        from .change_sets import capture_relations, change_set_create
+        from .entries import stamp_audit_entry
         from .models import AuditEntry
-        from .services import capture_relations, stamp_audit_entry
 
+        context.connect_change_set_creator(change_set_create)
         # SCIMGATE_AUDIT_ENABLED is a benchmarking switch (make bench), never off in production.
         if settings.SCIMGATE_AUDIT_ENABLED:
             _register_audited_models()

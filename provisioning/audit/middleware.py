@@ -24,7 +24,7 @@ from provisioning.access.token_check import token_prefix_of
 
 from .context import change_set_scope, request_context
 from .redaction import redact_body, redact_body_text, redact_query, truncate
-from .services import request_log_write
+from .request_log import request_log_write
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning.access import authorization
 from provisioning.access.models import ScimClient
-from provisioning.audit.services import record_change, remember_loaded
+from provisioning.audit.change_sets import record_change, remember_loaded
 from provisioning.oversight import policy
 from provisioning.oversight.models import Action
 from provisioning.oversight.reviews import flag_change_set

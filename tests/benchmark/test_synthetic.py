@@ -13,7 +13,7 @@ from django.test import Client
 
 from provisioning.audit.models import AuditEntry, AuditSeal, ChangeRecord, ChangeSet, RequestLog
 from provisioning.audit.redaction import redact_body
-from provisioning.audit.services import audit_verify
+from provisioning.audit.sealing import audit_verify
 from provisioning.benchmark import synthetic
 from provisioning.benchmark.runner import synthetic_present
 from provisioning.benchmark.synthetic import Plan, SyntheticSpec, load_synthetic, scale_group_name

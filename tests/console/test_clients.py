@@ -18,7 +18,7 @@ from provisioning.access.clients import scim_client_create
 from provisioning.access.models import Role, ScimClient, ScimToken
 from provisioning.access.roles import scim_role_create
 from provisioning.audit.models import AuditEntry, ChangeSet, RequestLog
-from provisioning.audit.services import request_log_write
+from provisioning.audit.request_log import request_log_write
 
 from .conftest import operator
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet, RequestLog
-from provisioning.audit.services import request_log_write
+from provisioning.audit.request_log import request_log_write
 
 pytestmark = pytest.mark.django_db
 
