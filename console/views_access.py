@@ -1,7 +1,7 @@
 """Console pages for SCIM clients, their tokens, and SCIM roles.
 
 Reading needs the viewer role; every change needs administrator and is a POST
-through ``provisioning.access.services`` with ``operator=request.user``, so it
+through the ``provisioning.access`` services with ``operator=request.user``, so it
 is audited in a change set like any other change. A raw token exists only in
 the response that creates it: it is never stored, logged or shown again.
 """
@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from provisioning.access import services
+from provisioning.access import clients, roles
 from provisioning.audit.context import change_set_scope
 
 from . import selectors
@@ -93,12 +93,12 @@ def client_create(request: HttpRequest) -> HttpResponse:
         try:
             # One console action, one change set: the client, its token and the token's limits.
             with transaction.atomic(), change_set_scope(operator=request.user, source="console"):
-                client, raw = services.scim_client_create(
+                client, raw = clients.scim_client_create(
                     name=data["name"], role=data["role"], operator=request.user
                 )
                 token = client.tokens.get()
                 if data["expires_at"] or data["allowed_networks"]:
-                    token = services.scim_token_update(
+                    token = clients.scim_token_update(
                         token=token,
                         expires_at=data["expires_at"],
                         allowed_networks=data["allowed_networks"],
@@ -138,7 +138,7 @@ def client_set_role(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
         return redirect("console:client_detail", client_id=client.pk)
     previous = client.role.name
     role = form.cleaned_data["role"]
-    services.scim_client_set_role(client=client, role=role, operator=request.user)
+    clients.scim_client_set_role(client=client, role=role, operator=request.user)
     if role.name != previous:
         messages.success(request, f"{client.name} now has the role {role.name} (was {previous}).")
     return redirect("console:client_detail", client_id=client.pk)
@@ -154,7 +154,7 @@ def token_rotate(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
         messages.error(request, "Choose how long the other tokens keep working.")
         return redirect("console:client_detail", client_id=client.pk)
     try:
-        token, raw = services.scim_token_rotate(
+        token, raw = clients.scim_token_rotate(
             client=client, expire_old_in=form.cleaned_data["expire_old_in"], operator=request.user
         )
     except ValidationError as error:
@@ -185,7 +185,7 @@ def token_revoke(request: HttpRequest, client_id: uuid.UUID, token_id: int) -> H
     if token.is_revoked:
         messages.warning(request, f"Token {token.prefix}… was already revoked.")
     else:
-        services.scim_token_revoke(token=token, operator=request.user)
+        clients.scim_token_revoke(token=token, operator=request.user)
         messages.success(request, f"Token {token.prefix}… revoked; requests using it now get 401.")
     return redirect("console:client_detail", client_id=client.pk)
 
@@ -221,7 +221,7 @@ def role_create(request: HttpRequest) -> HttpResponse:
     form = RoleForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            role = services.scim_role_create(**form.service_fields(), operator=request.user)
+            role = roles.scim_role_create(**form.service_fields(), operator=request.user)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
@@ -243,7 +243,7 @@ def role_edit(request: HttpRequest, role_id: int) -> HttpResponse:
     form = RoleForm(data, initial=initial, built_in=role.built_in)
     if request.method == "POST" and form.is_valid():
         try:
-            role = services.scim_role_update(
+            role = roles.scim_role_update(
                 role=role, operator=request.user, **form.service_fields()
             )
         except ValidationError as error:
@@ -270,7 +270,7 @@ def role_delete_confirm(request: HttpRequest, role_id: int) -> HttpResponse:
 def role_delete(request: HttpRequest, role_id: int) -> HttpResponse:
     role = _role_or_404(role_id)
     try:
-        services.scim_role_delete(role=role, operator=request.user)
+        roles.scim_role_delete(role=role, operator=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("console:role_detail", role_id=role.pk)

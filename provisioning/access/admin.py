@@ -10,8 +10,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
+from .clients import scim_token_revoke
 from .models import Role, ScimClient, ScimToken
-from .services import scim_token_revoke
 
 
 class ScimTokenInline(admin.TabularInline):

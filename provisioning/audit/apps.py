@@ -47,8 +47,8 @@ def _register_audited_models() -> None:
         auditlog.register(model, exclude_fields=exclude, m2m_fields=m2m)
 
     # Users and groups: updates are diffed against the row the directory service locked
-    # (no second read of the row); see ``services.log_directory_update``.
-    from .services import log_directory_update
+    # (no second read of the row); see ``change_sets.log_directory_update``.
+    from .change_sets import log_directory_update
 
     for label in ("directory.User", "directory.Group"):
         model = apps.get_model(label)
@@ -75,8 +75,15 @@ class AuditConfig(AppConfig):
         from provisioning.directory import pipeline
         from provisioning.directory.models import Group, User
 
+        from . import context
+        from .change_sets import (
+            capture_relations,
+            change_set_create,
+            record_change,
+            remember_loaded,
+        )
+        from .entries import stamp_audit_entry
         from .models import AuditEntry
-        from .services import capture_relations, record_change, remember_loaded, stamp_audit_entry
 
         def audit_recorder(write) -> None:
             write.record = record_change(write.change)
@@ -85,6 +92,7 @@ class AuditConfig(AppConfig):
         pipeline.register_recorder("audit", audit_recorder, order=100)
         pipeline.register_loader(remember_loaded)
 
+        context.connect_change_set_creator(change_set_create)
         # SCIMGATE_AUDIT_ENABLED is a benchmarking switch (make bench), never off in production.
         if settings.SCIMGATE_AUDIT_ENABLED:
             _register_audited_models()

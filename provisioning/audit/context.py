@@ -9,7 +9,7 @@ still one unit), unless it is opened with ``separate=True`` (each Bulk
 operation is its own unit inside the Bulk request).
 
 The change set row is created lazily, at the first recorded change, inside the
-caller's database transaction: a unit that changes nothing leaves no change
+caller's database transaction (by the creator the audit app connects at startup): a unit that changes nothing leaves no change
 set, and a unit whose transaction rolls back leaves none either.
 
 The correlation id is generated here or by the request middleware (uuid4),
@@ -97,10 +97,10 @@ class ChangeSetScope:
         existing = self.change_set
         if existing is not None:
             return existing
-        from .services import change_set_create
-
+        if _change_set_create is None:
+            raise RuntimeError("No change set creator: the audit app connects one when Django starts.")
         operator, client = self.actor()
-        change_set = change_set_create(
+        change_set = _change_set_create(
             correlation_id=self.correlation_id,
             source=self.source,
             operator=operator,
@@ -126,6 +126,21 @@ class ChangeSetScope:
     def _pending_in_transaction(self) -> bool:
         marker = self._marker
         return any(entry[1] is marker for entry in connection.run_on_commit)
+
+
+# The function that inserts a unit's change set (``change_sets.change_set_create``). The
+# audit app plugs it in at startup: the change-set module reads the scope from here, so
+# this module does not import it back.
+_change_set_create: Callable[..., ChangeSet] | None = None
+
+
+def connect_change_set_creator(create: Callable[..., ChangeSet]) -> None:
+    """Set the function ``ChangeSetScope.ensure_change_set`` calls to insert the change set.
+
+    It takes the keyword arguments of ``change_sets.change_set_create``.
+    """
+    global _change_set_create
+    _change_set_create = create
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("scimgate_audit_request", default=None)

@@ -20,11 +20,11 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
 from provisioning.access.models import ScimClient
-from provisioning.access.services import token_prefix_of
+from provisioning.access.token_check import token_prefix_of
 
 from .context import change_set_scope, request_context
 from .redaction import redact_body, redact_body_text, redact_query, truncate
-from .services import request_log_write
+from .request_log import request_log_write
 
 logger = logging.getLogger(__name__)
 

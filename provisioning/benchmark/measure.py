@@ -27,7 +27,7 @@ from django.db import connection, reset_queries
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from provisioning.access.services import operator_create
+from provisioning.access.operators import operator_create
 from provisioning.audit import selectors as audit_selectors
 from provisioning.directory.models import Group, Membership, User
 

@@ -29,8 +29,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
+from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
-from provisioning.access.services import scim_token_issue, scim_token_revoke
 from provisioning.directory.models import Group, Membership, User
 
 from . import measure
@@ -283,7 +283,7 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         threads: int, repeat: int, log=print) -> dict:
     started = time.perf_counter()
     # The figures are the output: no per-request or per-seal log lines in between.
-    for noisy in ("httpx", "provisioning.audit.services", "axes"):
+    for noisy in ("httpx", "provisioning.audit.sealing", "axes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     name = ensure_database()
     log(f"database {name}: migrating")

@@ -42,18 +42,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, transaction
 from django.db.models import Model
 
+from provisioning.access.clients import scim_client_create
 from provisioning.access.models import ScimClient
-from provisioning.access.services import scim_client_create
+from provisioning.audit.change_sets import _record_search_text, member_json, snapshot
+from provisioning.audit.entries import stamp_audit_entry
 from provisioning.audit.middleware import SCIM_PREFIX
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
 from provisioning.audit.redaction import redact_body_text, redact_query
-from provisioning.audit.services import (
-    _record_search_text,
-    audit_seal,
-    member_json,
-    snapshot,
-    stamp_audit_entry,
-)
+from provisioning.audit.sealing import audit_seal
 from provisioning.directory.changes import Change, MemberRef
 from provisioning.directory.models import Group, Membership, User, UserEmail
 from provisioning.directory.services import resource_counts_refresh
@@ -571,7 +567,7 @@ class _Part:
             # secrets, so it is the body itself (tests check the two agree).
             request={"method": method, "path": path, "query": "", "body": body, "body_size": len(raw)},
         )
-        # As audit.services._record builds it: a patch's before is one version back.
+        # As audit.change_sets._record builds it: a patch's before is one version back.
         if change.action == "create":
             before = None
         else:

@@ -23,7 +23,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from provisioning.access.models import ScimClient
-from provisioning.access.services import (
+from provisioning.access.token_check import (
     TokenRejected,
     scim_client_record_denied,
     scim_token_verify,

@@ -3,13 +3,9 @@
 import pytest
 from django.urls import reverse
 
+from provisioning.access.clients import scim_client_create, scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
-from provisioning.access.services import (
-    scim_client_create,
-    scim_token_authenticate,
-    scim_token_issue,
-    scim_token_revoke,
-)
+from provisioning.access.token_check import scim_token_authenticate
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from provisioning.access.models import ScimClient
-from provisioning.access.services import scim_token_authenticate
+from provisioning.access.token_check import scim_token_authenticate
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
+from provisioning.access.clients import scim_client_create
 from provisioning.access.models import ScimClient
-from provisioning.access.services import scim_client_create, scim_role_create
+from provisioning.access.roles import scim_role_create
 from provisioning.directory import services as directory
 from provisioning.directory.models import Group, User
 from tests.scim.conftest import ENTERPRISE_SCHEMA, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ScimApi
@@ -212,7 +213,7 @@ def test_bulk_denied_operations_get_their_own_results():
 
 
 def test_role_change_takes_effect_on_the_next_request():
-    from provisioning.access.services import scim_client_set_role
+    from provisioning.access.clients import scim_client_set_role
 
     api, client = api_for("read-only")
     api.assert_error(api.post("/Users", new_document("User")), 403)

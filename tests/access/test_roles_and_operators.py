@@ -13,17 +13,10 @@ from django.core.management import CommandError, call_command
 from django.db.models import ProtectedError
 
 from console.permissions import operator_role
+from provisioning.access.clients import scim_client_create, scim_client_set_role
 from provisioning.access.models import Role
-from provisioning.access.services import (
-    operator_create,
-    operator_set_role,
-    role_get,
-    scim_client_create,
-    scim_client_set_role,
-    scim_role_create,
-    scim_role_delete,
-    scim_role_update,
-)
+from provisioning.access.operators import operator_create, operator_set_role
+from provisioning.access.roles import role_get, scim_role_create, scim_role_delete, scim_role_update
 from tests.scim.conftest import ENTERPRISE_SCHEMA
 
 pytestmark = pytest.mark.django_db

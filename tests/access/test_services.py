@@ -8,15 +8,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from provisioning.access import services
+from provisioning.access import clients
+from provisioning.access.clients import scim_client_create, scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimClient, ScimToken
-from provisioning.access.services import (
-    scim_client_create,
-    scim_token_authenticate,
-    scim_token_issue,
-    scim_token_revoke,
-    token_prefix_of,
-)
+from provisioning.access.token_check import scim_token_authenticate, token_prefix_of
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +100,7 @@ def test_issue_retries_on_prefix_collision(client_and_raw, monkeypatch):
     client, _raw = client_and_raw
     taken = client.tokens.get().prefix
     prefixes = iter([taken, "Fresh123"])
-    monkeypatch.setattr(services, "_new_prefix", lambda: next(prefixes))
+    monkeypatch.setattr(clients, "_new_prefix", lambda: next(prefixes))
     token, raw = scim_token_issue(client=client)
     assert token.prefix == "Fresh123"
     assert scim_token_authenticate(raw) == token

@@ -14,15 +14,15 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from provisioning.access.models import ScimToken
-from provisioning.access.services import (
+from provisioning.access.clients import (
     scim_client_create,
     scim_token_issue,
     scim_token_revoke,
     scim_token_rotate,
     scim_token_update,
-    token_prefix_of,
 )
+from provisioning.access.models import ScimToken
+from provisioning.access.token_check import token_prefix_of
 from tests.scim.conftest import ScimApi
 
 pytestmark = pytest.mark.django_db
@@ -208,7 +208,7 @@ def test_rate_limit_is_per_client_with_retry_after(okta):
 def test_the_token_lookup_loads_what_the_orm_loads(okta):
     """Authentication reads token, client and role with one hand-written query; every
     field comes back exactly as the ORM would load it (types and values)."""
-    from provisioning.access.services import _token_by_prefix
+    from provisioning.access.token_check import _token_by_prefix
 
     client, raw = okta
     token = ScimToken.objects.get(client=client)

@@ -86,7 +86,7 @@ def test_a_failing_log_write_does_not_fail_the_request(scim, monkeypatch, caplog
     def broken(**kwargs):
         raise RuntimeError("log table gone")
 
-    monkeypatch.setattr("provisioning.audit.services.RequestLog", broken)
+    monkeypatch.setattr("provisioning.audit.request_log.RequestLog", broken)
     assert scim.create_user("unlogged")["userName"] == "unlogged"
     assert "Could not write the SCIM request log" in caplog.text
 

@@ -13,7 +13,7 @@ from django.test import Client
 
 from provisioning.audit.models import AuditEntry, AuditSeal, ChangeRecord, ChangeSet, RequestLog
 from provisioning.audit.redaction import redact_body
-from provisioning.audit.services import audit_verify
+from provisioning.audit.sealing import audit_verify
 from provisioning.benchmark import synthetic
 from provisioning.benchmark.runner import synthetic_present
 from provisioning.benchmark.synthetic import Plan, SyntheticSpec, load_synthetic, scale_group_name
@@ -142,7 +142,7 @@ def test_stored_request_is_what_the_middleware_stores():
 def test_synthetic_rows_have_the_shape_of_real_traffic():
     """Replay a synthetic user's history through the real SCIM API: same documents,
     same changed attributes, same audit entry fields, same search text (ids aside)."""
-    from provisioning.access.services import scim_client_create
+    from provisioning.access.clients import scim_client_create
 
     _plan, writer, results = _replay(tiny(users=5, groups=0, group_sizes=(), nested=0, audit_entries=40))
     target = next(iter(results[0].users.values())).user.pk

@@ -15,7 +15,8 @@ import urllib.request
 import pytest
 
 from provisioning.access.models import Role
-from provisioning.access.services import ensure_builtin_roles, operator_create
+from provisioning.access.operators import operator_create
+from provisioning.access.roles import ensure_builtin_roles
 from provisioning.audit.models import RequestLog
 
 from .test_console import PASSWORD, XSS
@@ -207,7 +208,7 @@ def test_roles_matrix_editor(live_server, page, screenshot):
 
 
 def test_audit_log_free_text_search_and_change_set(live_server, page, screenshot):
-    from provisioning.access.services import scim_client_create
+    from provisioning.access.clients import scim_client_create
 
     # Every write from this thread happens before the traffic: the server writes each
     # request-log row after sending its response, and SQLite's shared in-memory test

@@ -10,7 +10,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from provisioning.access.services import operator_create, scim_client_create
+from provisioning.access.clients import scim_client_create
+from provisioning.access.operators import operator_create
 from provisioning.directory import services
 from provisioning.scim.schema import ENTERPRISE_USER, USER
 

@@ -19,7 +19,8 @@ from django.apps import apps
 from django.db import OperationalError
 from playwright.sync_api import expect
 
-from provisioning.access.services import operator_create, scim_client_create
+from provisioning.access.clients import scim_client_create
+from provisioning.access.operators import operator_create
 from provisioning.audit.models import RequestLog
 from provisioning.oversight.models import CircuitBreaker, PendingOperation, PolicyRule, Review
 

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
 from django.test import Client
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.directory import services
 from provisioning.directory.models import User
 from provisioning.scim.schema import ENTERPRISE_USER, USER

@@ -13,7 +13,7 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from provisioning.access.services import scim_client_create, scim_client_set_role
+from provisioning.access.clients import scim_client_create, scim_client_set_role
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
 from provisioning.directory import services

@@ -14,10 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning.access.clients import scim_client_create
 from provisioning.access.models import Role, ScimClient, ScimToken
-from provisioning.access.services import scim_client_create, scim_role_create
+from provisioning.access.roles import scim_role_create
 from provisioning.audit.models import AuditEntry, ChangeSet, RequestLog
-from provisioning.audit.services import request_log_write
+from provisioning.audit.request_log import request_log_write
 
 from .conftest import operator
 

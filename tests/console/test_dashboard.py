@@ -103,7 +103,7 @@ def test_chart_is_drawn_from_the_counts(viewer_client):
 
 def test_no_template_comment_leaks_into_any_listing(client, django_user_model):
     """Multi-line ``{# #}`` is not a Django comment; it would render as page text."""
-    from provisioning.access.services import operator_create
+    from provisioning.access.operators import operator_create
 
     operator, _ = operator_create(username="reader-comments", role="administrator")
     client.force_login(operator)

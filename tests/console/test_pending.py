@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import services as directory
 from provisioning.directory.models import User

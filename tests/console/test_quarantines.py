@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import AuditEntry
 from provisioning.directory.models import User
 from provisioning.oversight.models import CircuitBreaker, PendingOperation, Quarantine

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet, RequestLog
-from provisioning.audit.services import request_log_write
+from provisioning.audit.request_log import request_log_write
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import services as directory
 from provisioning.oversight.models import PolicyRule, Review, Rollback

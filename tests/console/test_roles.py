@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from provisioning.access.clients import scim_client_create
 from provisioning.access.models import Role
-from provisioning.access.services import scim_client_create, scim_role_create
+from provisioning.access.roles import scim_role_create
 from provisioning.audit.models import ChangeSet
 
 from .conftest import operator

@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from console.permissions import operator_role
 from provisioning.access.models import ScimToken
-from provisioning.access.services import scim_token_authenticate
+from provisioning.access.token_check import scim_token_authenticate
 from provisioning.directory.models import Group, Membership, User
 from provisioning.oversight.models import PolicyRule
 

@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
 from tests.scim.conftest import ScimApi, scim  # noqa: F401
 

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeRecord
 from provisioning.directory import services as directory
 from provisioning.directory.models import User

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from provisioning.access.services import ensure_operator_groups
+from provisioning.access.operators import ensure_operator_groups
 from provisioning.directory.models import User
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation

@@ -11,7 +11,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, connections
 
-from provisioning.access.services import scim_client_create, scim_role_create
+from provisioning.access.clients import scim_client_create
+from provisioning.access.roles import scim_role_create
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import pipeline
 from provisioning.directory.models import Group, Membership, User

@@ -169,7 +169,7 @@ class ScimApi:
 
 
 def _client_token(role: str) -> str:
-    from provisioning.access.services import scim_client_create
+    from provisioning.access.clients import scim_client_create
 
     _client, token = scim_client_create(name=f"test-{role}-{uuid.uuid4().hex[:8]}", role=role)
     return token

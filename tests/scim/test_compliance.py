@@ -7,7 +7,7 @@ from django.db import close_old_connections
 from scim2_client.engines.wsgi import WSGISCIMClient
 from scim2_tester import Status, check_server
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 from provisioning.oversight.models import CircuitBreaker
 
 

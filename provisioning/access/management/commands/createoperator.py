@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning.access.builtin import OPERATOR_ROLES
-from provisioning.access.services import operator_create
+from provisioning.access.operators import operator_create
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ output, so scripts can capture it:
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning.access.services import scim_client_create
+from provisioning.access.clients import scim_client_create
 
 
 class Command(BaseCommand):

@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from provisioning.access.clients import scim_token_revoke
 from provisioning.access.models import ScimToken
-from provisioning.access.services import scim_token_revoke, token_prefix_of
+from provisioning.access.token_check import token_prefix_of
 
 
 class Command(BaseCommand):

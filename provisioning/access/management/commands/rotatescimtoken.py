@@ -11,8 +11,8 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from provisioning.access.clients import scim_token_rotate
 from provisioning.access.models import ScimClient
-from provisioning.access.services import scim_token_rotate
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from provisioning.audit.services import request_log_prune
+from provisioning.audit.request_log import request_log_prune
 
 
 class Command(BaseCommand):

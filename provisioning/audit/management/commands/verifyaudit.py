@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning.audit.services import audit_seal, audit_verify
+from provisioning.audit.sealing import audit_seal, audit_verify
 
 
 class Command(BaseCommand):

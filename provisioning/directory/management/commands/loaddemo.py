@@ -11,14 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from provisioning.access.clients import scim_client_create, scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimClient
-from provisioning.access.services import (
-    operator_create,
-    operator_set_role,
-    scim_client_create,
-    scim_token_issue,
-    scim_token_revoke,
-)
+from provisioning.access.operators import operator_create, operator_set_role
 from provisioning.directory import services
 from provisioning.directory.models import Group, User
 from provisioning.oversight.models import PolicyRule

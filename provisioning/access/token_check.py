@@ -1,0 +1,232 @@
+"""The check every SCIM request runs on its bearer token, and what it records.
+
+A token looks like ``scg_<prefix>_<secret>``:
+
+- ``prefix`` is 8 random alphanumeric characters, unique, stored in clear. It
+  identifies the token in lookups, logs and the console; it is not a secret.
+- ``secret`` is ``secrets.token_urlsafe(32)`` (32 random bytes, 43 characters).
+
+Only the SHA-256 digest of the whole raw token is stored. A slow password hash
+is not needed: the token carries 256 bits of randomness, so the digest cannot be
+brute-forced, and hashing must stay cheap because it runs on every SCIM request.
+
+Recording last use and refused requests are plain UPDATEs: no signals, no audit
+entries, no change set. Issuing and revoking tokens is in ``clients``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .models import Role, ScimClient, ScimToken
+
+TOKEN_SCHEME = "scg"
+PREFIX_LENGTH = 8
+# Raw tokens longer than this are rejected before any hashing or lookup.
+MAX_TOKEN_LENGTH = 256
+# last_used_at is recorded with this resolution, so busy clients cost no write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+_TOKEN_RE = re.compile(
+    rf"{TOKEN_SCHEME}_(?P<prefix>[A-Za-z0-9]{{{PREFIX_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43,}})"
+)
+
+
+def token_digest(raw: str) -> str:
+    """The stored form of a raw token: its SHA-256 digest, hex-encoded."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_prefix_of(raw: str | None) -> str | None:
+    """Return the prefix of a well-formed raw token, else None.
+
+    Safe to log: the prefix is public, and nothing of the secret is returned.
+    """
+    if not isinstance(raw, str) or len(raw) > MAX_TOKEN_LENGTH:
+        return None
+    match = _TOKEN_RE.fullmatch(raw)
+    return match["prefix"] if match else None
+
+
+class TokenRejected(Exception):
+    """A bearer token that does not authenticate. ``reason`` is safe to show the caller:
+
+    "invalid" (malformed, unknown or wrong secret: indistinguishable on purpose),
+    and, only for a token whose secret matched, "revoked", "expired" or "network".
+    """
+
+    def __init__(self, reason: str, prefix: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.prefix = prefix
+
+
+def _parse_address(address: str | None):
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def address_allowed(networks: list[str], address: str | None) -> bool:
+    """Whether ``address`` lies in one of ``networks``; no networks: any address."""
+    if not networks:
+        return True
+    ip = _parse_address(address)
+    if ip is None:
+        return False
+    for network in networks:
+        try:
+            if ip in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+_TOKEN_MODELS = ((ScimToken, "t"), (ScimClient, "c"), (Role, "r"))
+# Per backend: the statement, and for each model its attribute names and, per column,
+# the converters that turn a database value into the field's Python value.
+_token_queries: dict[str, tuple[str, list[tuple[type, list[str], list[tuple]]]]] = {}
+
+
+def _token_query(connection) -> tuple[str, list[tuple[type, list[str], list[tuple]]]]:
+    """SELECT every column of token, client and role for one prefix (built once per backend)."""
+    if connection.vendor not in _token_queries:
+        quote = connection.ops.quote_name
+        select = ", ".join(
+            f"{alias}.{quote(field.column)}"
+            for model, alias in _TOKEN_MODELS
+            for field in model._meta.concrete_fields
+        )
+        client_fk = ScimToken._meta.get_field("client").column
+        role_fk = ScimClient._meta.get_field("role").column
+        prefix = ScimToken._meta.get_field("prefix").column
+        sql = (
+            f"SELECT {select} FROM {quote(ScimToken._meta.db_table)} t "  # noqa: S608 - model names
+            f"JOIN {quote(ScimClient._meta.db_table)} c ON c.{quote(ScimClient._meta.pk.column)} = t.{quote(client_fk)} "
+            f"JOIN {quote(Role._meta.db_table)} r ON r.{quote(Role._meta.pk.column)} = c.{quote(role_fk)} "
+            f"WHERE t.{quote(prefix)} = %s"
+        )
+        loaders = []
+        for model, alias in _TOKEN_MODELS:
+            columns = []
+            for field in model._meta.concrete_fields:
+                column = field.get_col(alias)
+                converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+                columns.append((column, converters))
+            loaders.append((model, [f.attname for f in model._meta.concrete_fields], columns))
+        _token_queries[connection.vendor] = (sql, loaders)
+    return _token_queries[connection.vendor]
+
+
+def _token_by_prefix(prefix: str) -> ScimToken | None:
+    """The token with this prefix, its client and the client's role, from one query.
+
+    Every SCIM request runs this, so the statement is written once from the models'
+    columns and its row is turned into model instances with each field's own database
+    converters (what the ORM does, without compiling a three-table query per request).
+    The prefix is a parameter.
+    """
+    connection = transaction.get_connection()
+    sql, loaders = _token_query(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = iter(row)
+    instances = {}
+    for model, attnames, columns in loaders:
+        loaded = []
+        for (column, converters), value in zip(columns, values, strict=False):
+            for convert in converters:
+                value = convert(value, column, connection)
+            loaded.append(value)
+        instances[model] = model.from_db(connection.alias, attnames, loaded)
+    token, client = instances[ScimToken], instances[ScimClient]
+    client.role = instances[Role]
+    token.client = client
+    return token
+
+
+def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimToken:
+    """The valid token for a raw bearer token, or raise ``TokenRejected``.
+
+    ``raw`` is the token itself, without the ``Bearer`` scheme; ``address`` is
+    the caller's IP address, checked against the token's allowed networks. The
+    returned token has its client and role loaded. Digests are compared in
+    constant time; revocation, expiry and network are only told apart once the
+    secret matched, so they reveal nothing to someone without the token. Last
+    use (time and address) is recorded at most once per LAST_USED_RESOLUTION
+    unless the address changed, so most requests cost one SELECT and no write.
+    """
+    prefix = token_prefix_of(raw)
+    if prefix is None:
+        raise TokenRejected("invalid")
+    token = _token_by_prefix(prefix)
+    if token is None or not hmac.compare_digest(token.digest, token_digest(raw)):
+        raise TokenRejected("invalid", prefix)
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise TokenRejected("revoked", prefix)
+    if token.expires_at is not None and token.expires_at <= now:
+        raise TokenRejected("expired", prefix)
+    if not address_allowed(token.allowed_networks, address):
+        raise TokenRejected("network", prefix)
+    ip = _parse_address(address)
+    address = str(ip) if ip is not None else None
+    if (
+        _is_stale(token.last_used_at, now)
+        or _is_stale(token.client.last_used_at, now)
+        or (address is not None and address != token.last_used_address)
+    ):
+        _record_use(token=token, now=now, address=address)
+    return token
+
+
+def scim_token_authenticate(raw: str | None, *, address: str | None = None) -> ScimToken | None:
+    """Like ``scim_token_verify``, but None instead of an exception for any rejection."""
+    try:
+        return scim_token_verify(raw, address=address)
+    except TokenRejected:
+        return None
+
+
+def _is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or last_used_at <= now - LAST_USED_RESOLUTION
+
+
+@transaction.atomic
+def _record_use(*, token: ScimToken, now: datetime, address: str | None) -> None:
+    # The staleness test is repeated in SQL, so concurrent requests write once;
+    # .update() bypasses save(): no signals, no audit entries for mere use.
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+    client = token.client
+    if _is_stale(token.last_used_at, now) or address != token.last_used_address:
+        moved = ~Q(last_used_address=address) if address else Q(pk__in=[])
+        ScimToken.objects.filter(stale | moved, pk=token.pk).update(
+            last_used_at=now, last_used_address=address or F("last_used_address")
+        )
+        token.last_used_at = now
+        token.last_used_address = address or token.last_used_address
+    if _is_stale(client.last_used_at, now):
+        ScimClient.objects.filter(stale, pk=client.pk).update(last_used_at=now)
+        client.last_used_at = now
+
+
+def scim_client_record_denied(*, client: ScimClient) -> None:
+    """Count one refused (403) request or Bulk operation; an UPDATE without signals or audit."""
+    ScimClient.objects.filter(pk=client.pk).update(denied_requests=F("denied_requests") + 1)

@@ -1,0 +1,262 @@
+"""Change sets and change records: what one unit of change did to the directory.
+
+``change_set_create`` inserts a unit's change set (the scope in ``context`` calls it,
+through the plug point the audit app connects at startup, at the unit's first recorded
+change); ``record_change`` adds one change record per applied directory change, with
+before/after snapshots and membership deltas. The receivers here keep what a record
+or an audit entry needs from a row before it changes: ``remember_loaded`` /
+``log_directory_update`` for updates, ``capture_relations`` for deletes.
+
+Everything here runs inside the caller's transaction, so the trail commits or rolls
+back with the change it describes.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from auditlog.diff import model_instance_diff
+from auditlog.receivers import check_disable, log_update
+from django.conf import settings
+from django.db.models import Model
+
+from provisioning.scim.resources import copy_json, isoformat
+
+from . import context
+from .models import AuditEntry, ChangeRecord, ChangeSet
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from provisioning.access.models import ScimClient
+    from provisioning.directory.changes import Change, MemberRef
+
+# Attributes of a relation snapshot, stashed on a resource about to be deleted.
+_RELATIONS_ATTR = "_audit_relations"
+
+
+def change_set_create(
+    *,
+    correlation_id: uuid.UUID,
+    source: str,
+    operator: AbstractBaseUser | None = None,
+    client: ScimClient | None = None,
+    request: dict | None = None,
+    remote_addr: str | None = None,
+) -> ChangeSet:
+    """Insert a change set. Called by ``ChangeSetScope`` at a unit's first recorded change."""
+    if operator is not None:
+        actor_repr = operator.get_username()
+    elif client is not None:
+        actor_repr = client.name
+    else:
+        actor_repr = ""
+    return ChangeSet.objects.create(
+        correlation_id=correlation_id,
+        source=source,
+        operator=operator,
+        scim_client=client,
+        actor_repr=actor_repr[:255],
+        remote_addr=normalise_ip(remote_addr),
+        request=request,
+    )
+
+
+def record_change(change: Change) -> ChangeRecord | None:
+    """Record an applied directory change in the current unit's change set.
+
+    Called by ``directory.services._commit`` after the change is applied, in
+    its transaction. Outside any scope (a command, a script) the change gets
+    a change set of its own. Returns None only when the benchmarking switch
+    ``SCIMGATE_AUDIT_ENABLED`` is off (``make bench`` measures the trail's cost).
+    """
+    if not settings.SCIMGATE_AUDIT_ENABLED:
+        return None
+    scope = context.current_scope()
+    if scope is None:
+        with context.change_set_scope(client=change.client, source=ChangeSet.Source.SYSTEM) as own:
+            return _record(own, change)
+    return _record(scope, change)
+
+
+def _record(scope: context.ChangeSetScope, change: Change) -> ChangeRecord:
+    change_set = scope.ensure_change_set()
+    resource = change.resource
+    relations = getattr(resource, _RELATIONS_ATTR, None) or {}
+    # Django clears the primary key of a deleted instance; pre_delete kept it.
+    resource_id = relations.pop("id", None) or resource.pk
+    if change.action == "delete":
+        before = snapshot(resource, change.before, relations, resource_id=resource_id)
+        after = None
+    else:
+        before = None
+        if change.before is not None:
+            # The resource already carries its new version; the one replaced is one less.
+            before = snapshot(resource, change.before, version=resource.version - 1)
+            before.pop("lastModified")
+        after = snapshot(resource, change.after)
+    document = change.after if change.after is not None else change.before or {}
+    name = document.get("userName") or document.get("displayName") or ""
+    record = ChangeRecord(
+        change_set=change_set,
+        action=change.action,
+        resource_type=change.resource_type,
+        resource_id=resource_id,
+        resource_name=str(name)[:255],
+        before=before,
+        after=after,
+        changed_attributes=sorted(change.changed_attributes),
+        members_added=[member_json(ref) for ref in change.members_added],
+        members_removed=[member_json(ref) for ref in change.members_removed],
+    )
+    record.search_text = _record_search_text(record, change)
+    record.save()
+    return record
+
+
+def member_json(ref: MemberRef) -> dict:
+    """A membership delta entry as a change record stores it: value, type, display."""
+    entry = {"value": str(ref.id), "type": "Group" if ref.is_group else "User"}
+    if ref.display:
+        entry["display"] = ref.display
+    return entry
+
+
+def snapshot(
+    resource: Model,
+    document: dict | None,
+    relations: dict | None = None,
+    *,
+    version: int | None = None,
+    resource_id=None,
+) -> dict:
+    """The resource as stored: id, meta, source client, writable document and (for deletes) relations."""
+    data = {
+        "id": str(resource_id or resource.pk),
+        "created": isoformat(resource.created),
+        "lastModified": isoformat(resource.last_modified),
+        "version": resource.version if version is None else version,
+        "source": str(resource.source_id) if resource.source_id else None,
+        "document": document or {},
+    }
+    if relations:
+        data.update(relations)
+    return data
+
+
+# The row as a directory service locked it, before the service changed it (see below).
+_LOADED_ATTR = "_audit_loaded"
+
+
+def remember_loaded(resource: Model) -> None:
+    """Keep a copy of a directory row as it was just read (under its row lock), so the
+    audit entry of its update is diffed against it instead of a second read of the row."""
+    loaded = copy.copy(resource)
+    loaded._state = copy.copy(resource._state)
+    loaded.attributes = copy_json(resource.attributes)
+    resource.__dict__[_LOADED_ATTR] = loaded
+
+
+@check_disable
+def log_directory_update(sender, instance, **kwargs) -> None:
+    """``pre_save`` on directory User and Group in place of django-auditlog's ``log_update``:
+    the same entry (auditlog's diff and manager), diffed against the row the service
+    locked (``remember_loaded``) rather than re-read from the database; without such a
+    copy (any other code path), auditlog's own receiver runs."""
+    loaded = instance.__dict__.pop(_LOADED_ATTR, None)
+    if loaded is None or instance._state.adding or instance.pk is None:
+        log_update(sender, instance, **kwargs)
+        return
+    changes = model_instance_diff(
+        loaded,
+        instance,
+        fields_to_check=kwargs.get("update_fields"),
+        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
+    )
+    if changes:
+        AuditEntry.objects.log_create(instance, action=AuditEntry.Action.UPDATE, changes=changes)
+
+
+def capture_relations(sender, instance, **kwargs) -> None:
+    """``pre_delete`` on directory User and Group: keep what a restore needs before CASCADE removes it.
+
+    For a user: the groups it belongs to. For a group: every member and every
+    group it belongs to. Stored on the instance; ``record_change`` reads it.
+    """
+    from provisioning.directory.models import Group, Membership
+
+    member_of = [
+        {"value": str(group_id), "display": group_name, "memberDisplay": display}
+        for group_id, group_name, display in Membership.objects.filter(
+            **({"user": instance} if sender.__name__ == "User" else {"member_group": instance})
+        )
+        .order_by("id")
+        .values_list("group_id", "group__display_name", "display")
+        .iterator(chunk_size=5000)
+    ]
+    relations: dict[str, Any] = {"id": instance.pk, "memberOf": member_of}
+    if sender is Group:
+        relations["members"] = [
+            {
+                "value": str(user_id or group_id),
+                "type": "Group" if group_id else "User",
+                **({"display": display} if display else {}),
+            }
+            for user_id, group_id, display in Membership.objects.filter(group=instance)
+            .order_by("id")
+            .values_list("user_id", "member_group_id", "display")
+            .iterator(chunk_size=5000)
+        ]
+    setattr(instance, _RELATIONS_ATTR, relations)
+
+
+def _record_search_text(record: ChangeRecord, change: Change) -> str:
+    parts = [record.resource_type, str(record.resource_id), record.resource_name]
+    before, after = change.before or {}, change.after or {}
+    for key in sorted(change.changed_attributes - {"members"}):
+        name = key.rsplit(":", 1)[-1]
+        for document in (before, after):
+            urn = key.rsplit(":", 1)[0] if key.startswith("urn:") else None
+            flatten_values((document.get(urn) or {}).get(name) if urn else document.get(key), parts)
+    if change.action in ("create", "delete"):
+        flatten_values(after or before, parts)
+    for ref in (*change.members_added, *change.members_removed):
+        parts.append(str(ref.id))
+        if ref.display:
+            parts.append(ref.display)
+    return search_text(parts)
+
+
+def flatten_values(value: Any, out: list[str]) -> None:
+    """Append every scalar in ``value`` (nested dicts and lists) to ``out`` as text."""
+    if isinstance(value, dict):
+        for item in value.values():
+            flatten_values(item, out)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            flatten_values(item, out)
+    elif value is not None and value != "":
+        out.append(str(value))
+
+
+def search_text(parts: Iterable[str]) -> str:
+    """The ``search_text`` column of a change record or audit entry from its parts.
+
+    Deduplicated, bounded: the column feeds a trigram index, not a document store.
+    """
+    seen = dict.fromkeys(p for p in parts if p)
+    return " ".join(seen)[:20000]
+
+
+def normalise_ip(value: str | None) -> str | None:
+    """An IP address as stored (``ipaddress`` canonical form), or None when not an address."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
