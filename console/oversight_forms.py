@@ -63,6 +63,7 @@ class PendingFilter(LiveFilterSet):
 
     @property
     def waiting_only(self) -> bool:
+        self.is_valid()  # validates once; an invalid status is left out
         return self.form.cleaned_data.get("status") == PendingOperation.Status.PENDING
 
     def filter_queryset(self, queryset):
@@ -104,6 +105,7 @@ class ReviewFilter(LiveFilterSet):
 
     @property
     def open_only(self) -> bool:
+        self.is_valid()  # validates once; an invalid status is left out
         return self.form.cleaned_data.get("status") == Review.Status.OPEN
 
     def filter_queryset(self, queryset):

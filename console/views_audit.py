@@ -20,7 +20,6 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from provisioning.audit import selectors as audit_selectors
@@ -39,29 +38,11 @@ _CURSORS = ("after", "before")
 MEMBER_LIMIT = 200
 
 
-def _page(request: HttpRequest, queryset):
-    return directory_selectors.keyset_page(
-        queryset,
-        key=NEWEST_FIRST,
-        descending=True,
-        after=listing.int_cursor(request, "after"),
-        before=listing.int_cursor(request, "before"),
-        size=listing.PAGE_SIZE,
-    )
-
-
 def _filter_query(request: HttpRequest) -> str:
     query = request.GET.copy()
     for name in _CURSORS:
         query.pop(name, None)
     return query.urlencode()
-
-
-def _listing_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
-    name = f"{template}#results" if listing.wants_partial(request) else template
-    response = render(request, name, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 def _pretty(body: str) -> str:
@@ -81,23 +62,22 @@ def _pretty(body: str) -> str:
 @require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
     """Search audit entries by operator, client, resource, action, time and free text."""
-    filterset = AuditFilter(request.GET)
-    entries = filterset.qs
-    page = _page(request, entries)
-    count, capped = listing.total(entries, page)
-    context = {
-        "filter": filterset,
-        "page": page,
-        "rows": [
-            {"entry": entry, "link": _entry_link(entry), "type": type_label(entry.content_type)}
-            for entry in page.items
-        ],
-        "count": count,
-        "capped": capped,
-        "filter_query": _filter_query(request),
-        "can_export": has_role(request.user, "approver"),
-    }
-    return _listing_response(request, "console/audit/list.html", context)
+    return listing.render_listing(
+        request,
+        "console/audit/list.html",
+        AuditFilter(request.GET),
+        key=NEWEST_FIRST,
+        descending=True,
+        cursor=listing.int_cursor,
+        extra=lambda page: {
+            "rows": [
+                {"entry": entry, "link": _entry_link(entry), "type": type_label(entry.content_type)}
+                for entry in page.items
+            ],
+            "filter_query": _filter_query(request),
+            "can_export": has_role(request.user, "approver"),
+        },
+    )
 
 
 def _export(request: HttpRequest, render_rows, content_type: str, extension: str) -> HttpResponse:
@@ -270,11 +250,15 @@ def _uuids(values: set[str]) -> list[uuid.UUID]:
 def request_list(request: HttpRequest) -> HttpResponse:
     """SCIM requests by client, status class, method, path and time, newest first."""
     filterset = RequestLogFilter(request.GET)
-    rows = filterset.qs.defer("request_body", "response_body")
-    page = _page(request, rows)
-    count, capped = listing.total(rows, page)
-    context = {"filter": filterset, "page": page, "count": count, "capped": capped}
-    return _listing_response(request, "console/requests/list.html", context)
+    return listing.render_listing(
+        request,
+        "console/requests/list.html",
+        filterset,
+        queryset=filterset.qs.defer("request_body", "response_body"),
+        key=NEWEST_FIRST,
+        descending=True,
+        cursor=listing.int_cursor,
+    )
 
 
 @require_role("viewer")

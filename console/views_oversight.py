@@ -26,13 +26,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeRecord, ChangeSet
 from provisioning.directory import selectors as directory_selectors
+from provisioning.directory.selectors import KeysetPage
 from provisioning.oversight import reviews, services
 from provisioning.oversight.models import (
     CircuitBreaker,
@@ -112,13 +112,6 @@ def _next_url(request: HttpRequest, default: str) -> str:
 
 def _flash(request: HttpRequest, outcome: Outcome) -> None:
     (messages.success if outcome.ok else messages.error)(request, outcome.message)
-
-
-def _listing_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
-    name = f"{template}#results" if listing.wants_partial(request) else template
-    response = render(request, name, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 def _uuids(values) -> list[uuid.UUID]:
@@ -206,26 +199,18 @@ def _pending_row(pending: PendingOperation, user) -> dict:
 def pending_list(request: HttpRequest) -> HttpResponse:
     """The queue of held operations: oldest first while waiting, newest first otherwise."""
     filterset = PendingFilter(request.GET)
-    operations = filterset.qs
-    page = directory_selectors.keyset_page(
-        operations,
+    return listing.render_listing(
+        request,
+        "console/pending/list.html",
+        filterset,
         key=F("created_at"),
         descending=not filterset.waiting_only,
-        after=listing.cursor(request, "after"),
-        before=listing.cursor(request, "before"),
-        size=listing.PAGE_SIZE,
+        extra=lambda page: {
+            "rows": [_pending_row(op, request.user) for op in page.items],
+            "can_decide": has_role(request.user, "approver"),
+            "here": request.get_full_path(),
+        },
     )
-    count, capped = listing.total(operations, page)
-    context = {
-        "filter": filterset,
-        "page": page,
-        "rows": [_pending_row(op, request.user) for op in page.items],
-        "count": count,
-        "capped": capped,
-        "can_decide": has_role(request.user, "approver"),
-        "here": request.get_full_path(),
-    }
-    return _listing_response(request, "console/pending/list.html", context)
 
 
 def _target(pending: PendingOperation):
@@ -484,27 +469,24 @@ def _review_row(review: Review, user) -> dict:
 def review_list(request: HttpRequest) -> HttpResponse:
     """Flagged change sets waiting for review (oldest first) or already decided (newest first)."""
     filterset = ReviewFilter(request.GET)
-    queryset = filterset.qs
-    page = directory_selectors.keyset_page(
-        queryset,
+
+    def rows(page: KeysetPage) -> dict:
+        _review_summaries(page.items)
+        return {
+            "rows": [_review_row(review, request.user) for review in page.items],
+            "can_decide": has_role(request.user, "approver"),
+            "here": request.get_full_path(),
+        }
+
+    return listing.render_listing(
+        request,
+        "console/reviews/list.html",
+        filterset,
         key=F("created_at"),
         descending=not filterset.open_only,
-        after=listing.int_cursor(request, "after"),
-        before=listing.int_cursor(request, "before"),
-        size=listing.PAGE_SIZE,
+        cursor=listing.int_cursor,
+        extra=rows,
     )
-    _review_summaries(page.items)
-    count, capped = listing.total(queryset, page)
-    context = {
-        "filter": filterset,
-        "page": page,
-        "rows": [_review_row(review, request.user) for review in page.items],
-        "count": count,
-        "capped": capped,
-        "can_decide": has_role(request.user, "approver"),
-        "here": request.get_full_path(),
-    }
-    return _listing_response(request, "console/reviews/list.html", context)
 
 
 def _review_or_404(review_id: int) -> Review:
