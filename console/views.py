@@ -18,8 +18,6 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from provisioning.audit.context import change_set_scope
-from provisioning.audit.models import ChangeSet
 from provisioning.directory import selectors, services
 from provisioning.directory.selectors import KeysetPage
 from provisioning.oversight.policy import OperationHeld
@@ -29,6 +27,7 @@ from provisioning.scim.patch import PATCH_OP, parse_patch_request
 
 from . import charts, listing
 from . import selectors as console_selectors
+from .actions import console_scope
 from .attributes import user_sections
 from .filters import GroupFilter, UserFilter
 from .permissions import require_role
@@ -190,12 +189,9 @@ def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> Ht
         }
     )
     verb = "reactivation" if active else "deactivation"
-    summary = {"console": {"action": f"user.{verb}", "user": str(user.pk)}, "path": request.path}
     try:
         # No transaction around it: a held write stores its pending operation and raises.
-        with change_set_scope(
-            operator=request.user, source=ChangeSet.Source.CONSOLE, request=summary
-        ):
+        with console_scope(request, {"action": f"user.{verb}", "user": str(user.pk)}):
             services.user_patch(
                 user_id=user.pk,
                 operations=operations,

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Min
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.audit.context import change_set_scope
@@ -46,6 +42,7 @@ from provisioning.scim import resources
 
 from . import listing
 from . import selectors as console_selectors
+from .actions import Outcome, answer_row, decide, next_url
 from .diff import record_diff
 from .oversight_forms import (
     BulkDecisionForm,
@@ -66,52 +63,6 @@ BULK_LIMIT = 200
 
 
 # --- shared helpers --------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What a decision came to: a message for the operator and the status to answer."""
-
-    message: str
-    status: int = 200
-
-    @property
-    def ok(self) -> bool:
-        return self.status < 400
-
-
-def _decide(
-    request: HttpRequest, summary: dict, action: Callable[[], Any]
-) -> tuple[Any, Outcome | None]:
-    """Run one console action in its change set scope; a refusal becomes an Outcome.
-
-    ``summary`` describes the action for the change set's ``request`` column.
-    """
-    document = {"console": summary, "path": request.path}
-    try:
-        with change_set_scope(
-            operator=request.user, source=ChangeSet.Source.CONSOLE, request=document
-        ):
-            return action(), None
-    except PermissionDenied as error:
-        return None, Outcome(str(error) or "You may not decide this.", 403)
-    except ValidationError as error:
-        return None, Outcome(" ".join(error.messages), 400)
-    except ObjectDoesNotExist:
-        return None, Outcome("It no longer exists.", 404)
-
-
-def _next_url(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
-
-
-def _flash(request: HttpRequest, outcome: Outcome) -> None:
-    (messages.success if outcome.ok else messages.error)(request, outcome.message)
 
 
 def _uuids(values) -> list[uuid.UUID]:
@@ -290,28 +241,24 @@ def _approval_message(pending: PendingOperation) -> Outcome:
 
 
 def _pending_answer(request: HttpRequest, pending_id: uuid.UUID, outcome: Outcome) -> HttpResponse:
-    """htmx: the queue row, re-read, with the outcome in it; otherwise a redirect with a message."""
-    if request.htmx:
-        pending = _pending_or_404(pending_id)
-        context = {
-            **{"row": _pending_row(pending, request.user)},
-            "outcome": outcome,
+    return answer_row(
+        request,
+        outcome,
+        fragment="console/pending/list.html#row",
+        context=lambda: {
+            "row": _pending_row(_pending_or_404(pending_id), request.user),
             "can_decide": has_role(request.user, "approver"),
-            "here": _next_url(request, reverse("console:pending_list")),
-        }
-        response = render(request, "console/pending/list.html#row", context, status=outcome.status)
-        # Error rows are swapped too (see the list's hx-on::before-swap).
-        response["X-Console-Fragment"] = "row"
-        return response
-    _flash(request, outcome)
-    return redirect(_next_url(request, reverse("console:pending_detail", args=[pending_id])))
+        },
+        listing_url=reverse("console:pending_list"),
+        detail_url=reverse("console:pending_detail", args=[pending_id]),
+    )
 
 
 @require_role("approver")
 @require_POST
 def pending_approve(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     pending = _pending_or_404(pending_id)
-    result, refusal = _decide(
+    result, refusal = decide(
         request,
         {"action": "pending.approve", "pending": str(pending.pk)},
         lambda: services.pending_approve(pending_id=pending.pk, operator=request.user),
@@ -329,7 +276,7 @@ def pending_reject(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _pending_answer(request, pending.pk, Outcome(" ".join(form.errors["reason"]), 400))
-    _, refusal = _decide(
+    _, refusal = decide(
         request,
         {"action": "pending.reject", "pending": str(pending.pk)},
         lambda: services.pending_reject(
@@ -349,7 +296,7 @@ def pending_reapply(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse
     if request.POST.get("confirm") != "yes":
         outcome = Outcome("Tick the box to confirm you reviewed the current state first.", 400)
         return _pending_answer(request, pending.pk, outcome)
-    _, refusal = _decide(
+    _, refusal = decide(
         request,
         {"action": "pending.reapply", "pending": str(pending.pk)},
         lambda: services.pending_reapply(
@@ -388,7 +335,7 @@ def pending_bulk(request: HttpRequest) -> HttpResponse:
         "decision": data.get("decision") if data.get("decision") in ("approve", "reject") else "",
         "reason": data.get("reason", ""),
         "problems": problems,
-        "back": _next_url(request, reverse("console:pending_list")),
+        "back": next_url(request, reverse("console:pending_list")),
     }
     if request.method == "GET" or problems:
         return render(
@@ -398,7 +345,7 @@ def pending_bulk(request: HttpRequest) -> HttpResponse:
     results = []
     for pending in operations:
         if decision == "approve":
-            _, refusal = _decide(
+            _, refusal = decide(
                 request,
                 {"action": "pending.approve", "pending": str(pending.pk), "bulk": True},
                 lambda pending=pending: services.pending_approve(
@@ -407,7 +354,7 @@ def pending_bulk(request: HttpRequest) -> HttpResponse:
             )
             outcome = refusal or _approval_message(PendingOperation.objects.get(pk=pending.pk))
         else:
-            _, refusal = _decide(
+            _, refusal = decide(
                 request,
                 {"action": "pending.reject", "pending": str(pending.pk), "bulk": True},
                 lambda pending=pending: services.pending_reject(
@@ -553,28 +500,31 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     return render(request, "console/reviews/detail.html", context)
 
 
+def _review_row_context(request: HttpRequest, review_id: int) -> dict:
+    review = _review_or_404(review_id)
+    _review_summaries([review])
+    return {
+        "row": _review_row(review, request.user),
+        "can_decide": has_role(request.user, "approver"),
+    }
+
+
 def _review_answer(request: HttpRequest, review_id: int, outcome: Outcome) -> HttpResponse:
-    if request.htmx:
-        review = _review_or_404(review_id)
-        _review_summaries([review])
-        context = {
-            "row": _review_row(review, request.user),
-            "outcome": outcome,
-            "can_decide": has_role(request.user, "approver"),
-            "here": _next_url(request, reverse("console:review_list")),
-        }
-        response = render(request, "console/reviews/list.html#row", context, status=outcome.status)
-        response["X-Console-Fragment"] = "row"
-        return response
-    _flash(request, outcome)
-    return redirect(_next_url(request, reverse("console:review_detail", args=[review_id])))
+    return answer_row(
+        request,
+        outcome,
+        fragment="console/reviews/list.html#row",
+        context=lambda: _review_row_context(request, review_id),
+        listing_url=reverse("console:review_list"),
+        detail_url=reverse("console:review_detail", args=[review_id]),
+    )
 
 
 @require_role("approver")
 @require_POST
 def review_accept(request: HttpRequest, review_id: int) -> HttpResponse:
     review = _review_or_404(review_id)
-    _, refusal = _decide(
+    _, refusal = decide(
         request,
         {"action": "review.accept", "review": review.pk, "change_set": review.change_set_id},
         lambda: reviews.review_accept(review_id=review.pk, operator=request.user),
@@ -597,7 +547,7 @@ def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpRespons
     status, error = 200, ""
     if request.method == "POST":
         force = request.POST.get("force") == "yes"
-        rollback, refusal = _decide(
+        rollback, refusal = decide(
             request,
             {"action": "change_set.rollback", "change_set": change_set.pk, "force": force},
             lambda: reviews.change_set_rollback(
@@ -686,7 +636,7 @@ def mass_rollback(request: HttpRequest) -> HttpResponse:
                     "Review the new preview and confirm again."
                 )
             elif ids:
-                rolled, refusal = _decide(
+                rolled, refusal = decide(
                     request,
                     {
                         "action": "change_sets.rollback",
@@ -800,7 +750,7 @@ def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
         if request.POST.get("confirm") != "yes":
             context["error"] = "Confirm the release first."
             return render(request, "console/quarantines/release_confirm.html", context, status=400)
-        _, refusal = _decide(
+        _, refusal = decide(
             request,
             {"action": "quarantine.release", "quarantine": str(quarantine.pk), "all": everything},
             lambda: services.quarantine_release(
@@ -831,7 +781,7 @@ def quarantine_discard(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
     quarantine = _quarantine_or_404(quarantine_id)
     context = {"quarantine": quarantine, "held": list(_held(quarantine)), "error": ""}
     if request.method == "POST":
-        _, refusal = _decide(
+        _, refusal = decide(
             request,
             {"action": "quarantine.discard", "quarantine": str(quarantine.pk)},
             lambda: services.quarantine_discard(quarantine_id=quarantine.pk, operator=request.user),
