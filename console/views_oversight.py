@@ -40,7 +40,7 @@ from provisioning.oversight.models import (
 )
 from provisioning.scim import resources
 
-from . import listing
+from . import change_records, listing
 from . import selectors as console_selectors
 from .actions import Outcome, answer_row, decide, next_url
 from .diff import record_diff
@@ -73,46 +73,6 @@ def _uuids(values) -> list[uuid.UUID]:
         except ValueError:
             continue
     return result
-
-
-def _existing(ids: dict[str, set]) -> set[str]:
-    """Which of these user and group ids still exist (two queries), as strings."""
-    users = (
-        directory_selectors.users()
-        .filter(pk__in=_uuids(ids.get("User", ())))
-        .values_list("pk", flat=True)
-    )
-    groups = (
-        directory_selectors.groups()
-        .filter(pk__in=_uuids(ids.get("Group", ())))
-        .values_list("pk", flat=True)
-    )
-    return {str(pk) for pk in users} | {str(pk) for pk in groups}
-
-
-def _resource_href(resource_type: str, resource_id, exists: set[str]) -> str | None:
-    if str(resource_id) not in exists:
-        return None
-    name = "console:user_detail" if resource_type == "User" else "console:group_detail"
-    return reverse(name, args=[resource_id])
-
-
-def _member_rows(members: list[dict], exists: set[str]) -> list[dict]:
-    """Member references (a pending operation's ``{id, is_group}`` or a record's
-    ``{value, type}``) as rows for ``console/audit/members.html``."""
-    rows = []
-    for member in members or []:
-        value = str(member.get("value") or member.get("id") or "")
-        kind = member.get("type") or ("Group" if member.get("is_group") else "User")
-        rows.append(
-            {
-                "value": value,
-                "type": kind,
-                "display": member.get("display") or "",
-                "href": _resource_href(kind, value, exists),
-            }
-        )
-    return rows
 
 
 def _pretty(value) -> str:
@@ -195,10 +155,9 @@ def pending_detail(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     drift = []
     if current is not None and pending.before is not None and current != pending.before:
         drift = record_diff({"document": pending.before}, {"document": current})
-    ids: dict[str, set] = {"User": set(), "Group": set()}
-    for member in (*pending.members_added, *pending.members_removed):
-        ids["Group" if member.get("is_group") else "User"].add(str(member.get("id")))
-    exists = _existing(ids)
+    names = change_records.existing_names(
+        change_records.shown_members(pending.members_added, pending.members_removed)
+    )
     row = _pending_row(pending, request.user)
     context = {
         **row,
@@ -213,8 +172,10 @@ def pending_detail(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
         "diff": diff,
         "drift": drift,
         "version_changed": target is not None and target.version != pending.base_version,
-        "added": _member_rows(pending.members_added, exists),
-        "removed": _member_rows(pending.members_removed, exists),
+        "added": change_records.member_rows(pending.members_added, names),
+        "added_count": len(pending.members_added),
+        "removed": change_records.member_rows(pending.members_removed, names),
+        "removed_count": len(pending.members_removed),
         "request_json": _pretty(pending.request),
         "can_decide": has_role(request.user, "approver"),
         "reject_form": RejectForm(auto_id="reject_%s"),
@@ -449,25 +410,6 @@ def _review_or_404(review_id: int) -> Review:
     return review
 
 
-def _record_rows(records: list[ChangeRecord]) -> list[dict]:
-    ids: dict[str, set] = {"User": set(), "Group": set()}
-    for record in records:
-        ids.setdefault(record.resource_type, set()).add(str(record.resource_id))
-        for member in (*record.members_added, *record.members_removed):
-            ids.setdefault(member.get("type", "User"), set()).add(str(member.get("value")))
-    exists = _existing(ids)
-    return [
-        {
-            "record": record,
-            "href": _resource_href(record.resource_type, record.resource_id, exists),
-            "diff": record_diff(record.before, record.after),
-            "added": _member_rows(record.members_added, exists),
-            "removed": _member_rows(record.members_removed, exists),
-        }
-        for record in records
-    ]
-
-
 def _rollback_state(change_set: ChangeSet) -> dict:
     """What rolling back ``change_set`` would do, and whether it can."""
     done = Rollback.objects.filter(original=change_set).select_related("rollback").first()
@@ -492,7 +434,7 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     context = {
         "review": review,
         "change_set": change_set,
-        "records": _record_rows(records),
+        "records": change_records.record_rows(records),
         "own": change_set.operator_id is not None and change_set.operator_id == request.user.pk,
         "can_decide": has_role(request.user, "approver"),
         **_rollback_state(change_set),
@@ -568,7 +510,7 @@ def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpRespons
         "change_set": change_set,
         "review": review,
         "error": error,
-        "records": _record_rows(console_selectors.change_set_records(change_set)),
+        "records": change_records.record_rows(console_selectors.change_set_records(change_set)),
         "own": change_set.operator_id is not None and change_set.operator_id == request.user.pk,
         **_rollback_state(change_set),
     }
