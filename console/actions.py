@@ -9,7 +9,8 @@ was posted from, the outcome as a flash message.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,18 @@ def next_url(request: HttpRequest, default: str) -> str:
     ):
         return target
     return default
+
+
+def selected_ids(values: Iterable) -> list[uuid.UUID]:
+    """The UUIDs among the values of a selection, in order and once each; anything
+    else (a hand-edited form) is skipped."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return list(dict.fromkeys(ids))
 
 
 def flash(request: HttpRequest, outcome: Outcome) -> None:
