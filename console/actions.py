@@ -2,7 +2,8 @@
 
 An action runs in a console change set scope, so whatever it changes is
 attributed to the operator; a service's refusal becomes an ``Outcome`` (a
-message and a status) rather than an error page. A row's action answers htmx
+message and a status) rather than an error page. A service's ``ValidationError``
+keyed by field lands on the form's fields instead. A row's action answers htmx
 with the row alone and, without JavaScript, redirects back to where the form
 was posted from, the outcome as a flash message.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -82,6 +84,14 @@ def selected_ids(values: Iterable) -> list[uuid.UUID]:
         except ValueError:
             continue
     return list(dict.fromkeys(ids))
+
+
+def add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """Attach a service's ValidationError to the form fields it names (others to the form)."""
+    by_field = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+    for name, texts in by_field.items():
+        for text in texts:
+            form.add_error(name if name in form.fields else None, text)
 
 
 def flash(request: HttpRequest, outcome: Outcome) -> None:

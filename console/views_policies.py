@@ -7,15 +7,15 @@ Every operator reads them; administrators change them through
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from provisioning.audit.context import change_set_scope
-from provisioning.audit.models import ChangeSet
+from provisioning.oversight import rules
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
 
+from .actions import add_service_errors, console_scope
 from .oversight_forms import CircuitBreakerForm, PolicyRuleForm
 from .permissions import has_role, require_role
 
@@ -29,15 +29,6 @@ def _rule_or_404(rule_id: int) -> PolicyRule:
 
 def _breaker() -> CircuitBreaker | None:
     return CircuitBreaker.objects.order_by("pk").first()
-
-
-def _policy_scope(request: HttpRequest, summary: dict):
-    """Policy rows have no service of their own: the form saves them in one audited console unit."""
-    return change_set_scope(
-        operator=request.user,
-        source=ChangeSet.Source.CONSOLE,
-        request={"console": summary, "path": request.path},
-    )
 
 
 @require_role("viewer")
@@ -57,12 +48,16 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 def policy_create(request: HttpRequest) -> HttpResponse:
     form = PolicyRuleForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic(), _policy_scope(request, {"action": "policy.create"}):
-            rule = form.save()
-        messages.success(
-            request, f"Rule “{rule.name}” created{'' if rule.enabled else ' (disabled)'}."
-        )
-        return redirect("console:policy_list")
+        try:
+            with console_scope(request, {"action": "policy.create"}):
+                rule = rules.policy_rule_create(**form.service_fields(), operator=request.user)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(
+                request, f"Rule “{rule.name}” created{'' if rule.enabled else ' (disabled)'}."
+            )
+            return redirect("console:policy_list")
     status = 400 if form.is_bound else 200
     return render(
         request, "console/policies/form.html", {"form": form, "rule": None}, status=status
@@ -73,15 +68,21 @@ def policy_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def policy_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule_or_404(rule_id)
-    form = PolicyRuleForm(request.POST if request.method == "POST" else None, instance=rule)
+    form = PolicyRuleForm(
+        request.POST if request.method == "POST" else None,
+        initial=PolicyRuleForm.initial_for(rule),
+    )
     if request.method == "POST" and form.is_valid():
-        with (
-            transaction.atomic(),
-            _policy_scope(request, {"action": "policy.edit", "rule": rule.pk}),
-        ):
-            rule = form.save()
-        messages.success(request, f"Rule “{rule.name}” saved.")
-        return redirect("console:policy_list")
+        try:
+            with console_scope(request, {"action": "policy.edit", "rule": rule.pk}):
+                rule = rules.policy_rule_update(
+                    rule=rule, **form.service_fields(), operator=request.user
+                )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Rule “{rule.name}” saved.")
+            return redirect("console:policy_list")
     status = 400 if form.is_bound else 200
     return render(
         request, "console/policies/form.html", {"form": form, "rule": rule}, status=status
@@ -98,16 +99,9 @@ def policy_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
         messages.error(request, "Choose to enable or disable the rule.")
         return redirect("console:policy_list")
     enabled = wanted == "yes"
-    if rule.enabled != enabled:
-        with (
-            transaction.atomic(),
-            _policy_scope(
-                request,
-                {"action": "policy.enable" if enabled else "policy.disable", "rule": rule.pk},
-            ),
-        ):
-            rule.enabled = enabled
-            rule.save(update_fields=["enabled", "updated_at"])
+    summary = {"action": "policy.enable" if enabled else "policy.disable", "rule": rule.pk}
+    with console_scope(request, summary):
+        rules.policy_rule_set_enabled(rule=rule, enabled=enabled, operator=request.user)
     messages.success(request, f"Rule “{rule.name}” {'enabled' if enabled else 'disabled'}.")
     return redirect("console:policy_list")
 
@@ -118,13 +112,9 @@ def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     """Delete a rule (GET: confirm). Operations it already held stay held."""
     rule = _rule_or_404(rule_id)
     if request.method == "POST":
-        name = rule.name
-        with (
-            transaction.atomic(),
-            _policy_scope(request, {"action": "policy.delete", "rule": rule.pk}),
-        ):
-            rule.delete()
-        messages.success(request, f"Rule “{name}” deleted.")
+        with console_scope(request, {"action": "policy.delete", "rule": rule.pk}):
+            rules.policy_rule_delete(rule=rule, operator=request.user)
+        messages.success(request, f"Rule “{rule.name}” deleted.")
         return redirect("console:policy_list")
     return render(request, "console/policies/delete_confirm.html", {"rule": rule})
 
@@ -133,14 +123,21 @@ def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def circuit_breaker_edit(request: HttpRequest) -> HttpResponse:
     breaker = _breaker() or CircuitBreaker()
-    form = CircuitBreakerForm(request.POST if request.method == "POST" else None, instance=breaker)
+    form = CircuitBreakerForm(
+        request.POST if request.method == "POST" else None,
+        initial=CircuitBreakerForm.initial_for(breaker),
+    )
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic(), _policy_scope(request, {"action": "circuit_breaker.edit"}):
-            breaker = form.save()
-        messages.success(
-            request, f"Circuit breaker saved: {breaker}{'' if breaker.enabled else ' (off)'}."
-        )
-        return redirect("console:policy_list")
+        try:
+            with console_scope(request, {"action": "circuit_breaker.edit"}):
+                breaker = rules.circuit_breaker_update(**form.cleaned_data, operator=request.user)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(
+                request, f"Circuit breaker saved: {breaker}{'' if breaker.enabled else ' (off)'}."
+            )
+            return redirect("console:policy_list")
     status = 400 if form.is_bound else 200
     return render(
         request, "console/policies/breaker.html", {"form": form, "breaker": breaker}, status=status
