@@ -25,7 +25,7 @@ from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
 
-from . import charts, listing
+from . import charts, listing, oversight_selectors
 from . import selectors as console_selectors
 from .actions import console_scope
 from .attributes import user_sections
@@ -138,6 +138,7 @@ def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
         "scim_json": json.dumps(document, indent=2, ensure_ascii=False),
         "manager_user": None,
         "history": console_selectors.resource_history("User", user.pk),
+        "held": oversight_selectors.held_idp_changes("User", user.pk),
     }
     manager = context["sections"]["manager"]
     if manager:
@@ -270,4 +271,5 @@ def group_detail(request: HttpRequest, group_id: uuid.UUID) -> HttpResponse:
     }
     if not listing.wants_partial(request):
         context["history"] = console_selectors.resource_history("Group", group.pk)
+        context["held"] = oversight_selectors.held_idp_changes("Group", group.pk)
     return listing.respond(request, "console/groups/detail.html", context, partial="members")
