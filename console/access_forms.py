@@ -1,6 +1,7 @@
 """Forms for SCIM clients, tokens and roles. They parse what an operator typed;
 the access services validate it (names, CIDRs, attribute paths) and raise
-``ValidationError`` keyed by field, which ``add_service_errors`` puts back on the form.
+``ValidationError`` keyed by field, which ``actions.add_service_errors`` puts back
+on the form.
 """
 
 from __future__ import annotations
@@ -25,19 +26,6 @@ GRACE_CHOICES = [
 
 def _lines(value: str) -> list[str]:
     return [line.strip() for line in (value or "").splitlines() if line.strip()]
-
-
-def add_service_errors(
-    form: forms.Form, error: ValidationError, fields: dict[str, str] | None = None
-) -> None:
-    """Attach a service's ValidationError to the form fields it names (others to the form)."""
-    fields = fields or {}
-    messages = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
-    for key, values in messages.items():
-        name = fields.get(key, key)
-        target = name if name in form.fields else None
-        for message in values:
-            form.add_error(target, message)
 
 
 class RoleChoiceField(forms.ModelChoiceField):

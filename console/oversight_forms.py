@@ -3,8 +3,8 @@ quarantines, rollbacks and policies.
 
 Filtersets declare what an operator may filter a queue on; forms parse what an
 operator typed. Decisions themselves are the oversight services' (they check
-transitions and four eyes); the policy forms validate attribute names against
-the SCIM schemas so a rule can only name attributes a change can carry.
+transitions and four eyes); policy rules and thresholds are validated by
+``provisioning.oversight.rules``, whose errors the views put on the form fields.
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ from django.utils import timezone
 
 from provisioning.access.models import ScimClient
 from provisioning.audit.models import ChangeRecord
-from provisioning.oversight.models import CircuitBreaker, PendingOperation, PolicyRule, Review
-from provisioning.scim.errors import ScimError
-from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
+from provisioning.oversight import rules
+from provisioning.oversight.models import (
+    CircuitBreaker,
+    PendingOperation,
+    PolicyRule,
+    Review,
+    RuleAction,
+)
 
 from .filters import LiveFilterSet
 
@@ -63,6 +68,7 @@ class PendingFilter(LiveFilterSet):
 
     @property
     def waiting_only(self) -> bool:
+        self.is_valid()  # validates once; an invalid status is left out
         return self.form.cleaned_data.get("status") == PendingOperation.Status.PENDING
 
     def filter_queryset(self, queryset):
@@ -104,6 +110,7 @@ class ReviewFilter(LiveFilterSet):
 
     @property
     def open_only(self) -> bool:
+        self.is_valid()  # validates once; an invalid status is left out
         return self.form.cleaned_data.get("status") == Review.Status.OPEN
 
     def filter_queryset(self, queryset):
@@ -195,27 +202,13 @@ class MassRollbackForm(forms.Form):
         return {"since": now - timedelta(hours=1), "until": now + timedelta(minutes=1)}
 
 
-def canonical_attribute(name: str) -> str:
-    """``name`` as policy matching sees a changed attribute: a top-level core attribute
-    (``active``) or an extension attribute (``urn:...:User:manager``), canonically spelled."""
-    name = name.strip()
-    for schema in (USER_SCHEMA, GROUP_SCHEMA):
-        try:
-            path = schema.resolve(name)
-        except ScimError:
-            continue
-        if path.sub_attribute is not None:
-            raise ValidationError(
-                f"“{name}”: name the whole attribute ({path.attribute.name}); "
-                "rules match top-level attributes."
-            )
-        if path.attribute.mutability == "readOnly":
-            raise ValidationError(f"“{name}” is read-only; no client can change it.")
-        return str(path)
-    raise ValidationError(f"“{name}” is not a User or Group attribute.")
+class PolicyRuleForm(forms.Form):
+    """A policy rule as the operator typed it; ``provisioning.oversight.rules`` validates it."""
 
-
-class PolicyRuleForm(forms.ModelForm):
+    name = forms.CharField(max_length=PolicyRule._meta.get_field("name").max_length)
+    kind = forms.ChoiceField(
+        label="Applies to", choices=[("", "---------"), *PolicyRule.Kind.choices]
+    )
     attributes = forms.CharField(
         label="Attributes",
         required=False,
@@ -228,93 +221,67 @@ class PolicyRuleForm(forms.ModelForm):
         help_text="For “Change chosen attributes”: one attribute per line (active, emails, "
         "members, or an enterprise extension attribute).",
     )
+    action = forms.ChoiceField(choices=RuleAction.choices, initial=RuleAction.FLAG)
+    enabled = forms.BooleanField(required=False, initial=True)
+    clients = forms.ModelMultipleChoiceField(
+        label="Only for these SCIM clients",
+        queryset=_clients(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None chosen: every SCIM client.",
+    )
+    applies_to_console = forms.BooleanField(
+        label="Also police console actions",
+        required=False,
+        help_text="Operators' own changes in the console are checked too.",
+    )
+    two_approvers = forms.BooleanField(
+        required=False,
+        help_text="Require two different approvers for operations this rule holds.",
+    )
 
-    class Meta:
-        model = PolicyRule
-        fields = [
-            "name",
-            "kind",
-            "action",
-            "enabled",
-            "clients",
-            "attributes",
-            "applies_to_console",
-            "two_approvers",
-        ]
-        labels = {
-            "kind": "Applies to",
-            "clients": "Only for these SCIM clients",
-            "applies_to_console": "Also police console actions",
+    @staticmethod
+    def initial_for(rule: PolicyRule) -> dict:
+        return {
+            "name": rule.name,
+            "kind": rule.kind,
+            "attributes": "\n".join(rule.attributes),
+            "action": rule.action,
+            "enabled": rule.enabled,
+            "clients": [client.pk for client in rule.clients.all()],
+            "applies_to_console": rule.applies_to_console,
+            "two_approvers": rule.two_approvers,
         }
-        help_texts = {
-            "clients": "None chosen: every SCIM client.",
-            "applies_to_console": "Operators' own changes in the console are checked too.",
-        }
-        widgets = {"clients": forms.CheckboxSelectMultiple}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["clients"].queryset = _clients()
-        if self.instance.pk and not self.is_bound:
-            self.initial["attributes"] = "\n".join(self.instance.attributes)
-
-    def clean_attributes(self) -> list[str]:
-        names, errors = [], []
-        for line in (self.cleaned_data.get("attributes") or "").splitlines():
-            if not line.strip():
-                continue
-            try:
-                names.append(canonical_attribute(line))
-            except ValidationError as error:
-                errors.extend(error.messages)
-        if errors:
-            raise ValidationError(errors)
-        return list(dict.fromkeys(names))
-
-    def clean(self):
-        data = super().clean()
-        kind, action = data.get("kind"), data.get("action")
-        missing = "attributes" not in self.errors and not data.get("attributes")
-        if kind == PolicyRule.Kind.ATTRIBUTE_CHANGE and missing:
-            self.add_error("attributes", "Name at least one attribute for this kind of rule.")
-        if kind and kind != PolicyRule.Kind.ATTRIBUTE_CHANGE and data.get("attributes"):
-            self.add_error("attributes", "Only “Change chosen attributes” rules name attributes.")
-        if data.get("two_approvers") and action and action != "hold":
-            self.add_error("two_approvers", "Two approvers apply only to rules that hold.")
+    def service_fields(self) -> dict:
+        """The keyword arguments of ``policy_rule_create`` / ``policy_rule_update``."""
+        data = dict(self.cleaned_data)
+        data["attributes"] = [line for line in data["attributes"].splitlines() if line.strip()]
         return data
 
 
-class CircuitBreakerForm(forms.ModelForm):
-    class Meta:
-        model = CircuitBreaker
-        fields = [
-            "enabled",
-            "max_operations",
-            "window_minutes",
-            "max_percent",
-            "min_directory_size",
-        ]
-        labels = {
-            "max_operations": "Operations",
-            "window_minutes": "Window (minutes)",
-            "max_percent": "Percent of the directory",
-            "min_directory_size": "Percentage applies from",
-        }
+class CircuitBreakerForm(forms.Form):
+    """The breaker's thresholds; ``provisioning.oversight.rules`` checks their ranges."""
 
-    def clean_max_operations(self) -> int:
-        value = self.cleaned_data["max_operations"]
-        if value < 1:
-            raise ValidationError("At least 1.")
-        return value
+    enabled = forms.BooleanField(required=False, initial=True)
+    max_operations = forms.IntegerField(
+        label="Operations",
+        min_value=0,
+        help_text="Destructive operations per client within the window.",
+    )
+    window_minutes = forms.IntegerField(label="Window (minutes)", min_value=0)
+    max_percent = forms.DecimalField(
+        label="Percent of the directory",
+        max_digits=5,
+        decimal_places=2,
+        help_text="Percent of the directory's users.",
+    )
+    min_directory_size = forms.IntegerField(
+        label="Percentage applies from",
+        min_value=0,
+        help_text="The percentage applies only from this many users on.",
+    )
 
-    def clean_window_minutes(self) -> int:
-        value = self.cleaned_data["window_minutes"]
-        if not 1 <= value <= 7 * 24 * 60:
-            raise ValidationError("Between 1 minute and 7 days.")
-        return value
-
-    def clean_max_percent(self):
-        value = self.cleaned_data["max_percent"]
-        if not 0 < value <= 100:
-            raise ValidationError("More than 0 and at most 100.")
-        return value
+    @staticmethod
+    def initial_for(breaker: CircuitBreaker) -> dict:
+        return {name: getattr(breaker, name) for name in rules.BREAKER_FIELDS}

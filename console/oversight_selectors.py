@@ -1,4 +1,5 @@
-"""Reads for the oversight counts the navigation and the dashboard show.
+"""Reads for the oversight counts the navigation and the dashboard show, and for the
+identity provider's changes a user or group page lists.
 
 Each count is one ``COUNT`` served by a partial index on the waiting rows
 (``pending_queue_idx``, ``review_queue_idx``, ``one_active_quarantine``), so
@@ -6,6 +7,9 @@ the navigation costs the same three cheap queries however long the history is.
 """
 
 from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
 
 from django.db.models import Count, Min, Q
 
@@ -52,3 +56,47 @@ def oversight_summary() -> dict:
             .order_by("started_at")[:10]
         ),
     }
+
+
+# Held changes an identity provider is still waiting on: it was answered 202 Accepted.
+WAITING = (PendingOperation.Status.PENDING, PendingOperation.Status.CONFLICT)
+# Held changes that never reached the directory although the identity provider was told
+# they were accepted: it believes the resource looks as it asked.
+NOT_APPLIED = (
+    PendingOperation.Status.REJECTED,
+    PendingOperation.Status.EXPIRED,
+    PendingOperation.Status.DISCARDED,
+    PendingOperation.Status.FAILED,
+)
+
+
+@dataclass(frozen=True)
+class HeldChanges:
+    items: list[PendingOperation]  # newest first
+    count: int  # all of them, ``items`` being the first ``limit``
+
+    @property
+    def drift(self) -> int:
+        """How many of ``items`` the identity provider believes were applied."""
+        return sum(1 for op in self.items if op.status in NOT_APPLIED)
+
+
+def held_idp_changes(resource_type: str, resource_id: uuid.UUID, *, limit: int = 20) -> HeldChanges:
+    """The identity providers' held changes to one user or group that are waiting or were
+    never applied, newest first: the first ``limit`` and how many there are.
+
+    Served by ``pending_target_idx`` (resource type and id); the count is a second
+    query only when there are more than ``limit``. Operators' own held console
+    actions are left out: no identity provider is waiting on those.
+    """
+    operations = PendingOperation.objects.filter(
+        resource_type=resource_type,
+        resource_id=resource_id,
+        operator__isnull=True,
+        status__in=(*WAITING, *NOT_APPLIED),
+    )
+    items = list(
+        operations.select_related("client", "decided_by").order_by("-created_at", "-id")[:limit]
+    )
+    count = len(items) if len(items) < limit else operations.count()
+    return HeldChanges(items, count)

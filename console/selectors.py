@@ -19,6 +19,7 @@ from django.utils import timezone
 from provisioning.access.models import Role, ScimClient, ScimToken
 from provisioning.audit import selectors as audit_selectors
 from provisioning.audit.models import ChangeRecord, ChangeSet, RequestLog
+from provisioning.directory import selectors as directory_selectors
 
 HEALTH_WINDOW = timedelta(hours=24)
 # A request answered 400 or above counts as an error (refusals and conflicts included:
@@ -164,6 +165,30 @@ def change_set_get(change_set_id: int) -> ChangeSet | None:
 
 def change_set_records(change_set: ChangeSet) -> list[ChangeRecord]:
     return list(change_set.records.order_by("id"))
+
+
+def _uuids(values) -> list[uuid.UUID]:
+    result = []
+    for value in values:
+        try:
+            result.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return result
+
+
+def resource_names(user_ids, group_ids) -> dict[str, str]:
+    """``{id: userName or displayName}`` of those users and groups that still exist
+    (two queries); ids that are not UUIDs are skipped."""
+    users = (
+        directory_selectors.users().filter(pk__in=_uuids(user_ids)).values_list("pk", "user_name")
+    )
+    groups = (
+        directory_selectors.groups()
+        .filter(pk__in=_uuids(group_ids))
+        .values_list("pk", "display_name")
+    )
+    return {str(pk): name for pk, name in users} | {str(pk): name for pk, name in groups}
 
 
 def request_for_change_set(change_set: ChangeSet) -> RequestLog | None:

@@ -1,7 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_access, views_audit, views_oversight
+from . import (
+    views,
+    views_access,
+    views_audit,
+    views_pending,
+    views_policies,
+    views_quarantines,
+    views_reviews,
+)
 
 app_name = "console"
 
@@ -25,56 +33,57 @@ urlpatterns = [
     path("users/<uuid:user_id>/reactivate/", views.user_reactivate, name="user_reactivate"),
     path("groups/", views.group_list, name="group_list"),
     path("groups/<uuid:group_id>/", views.group_detail, name="group_detail"),
-    # Pending operations, flagged changes, rollback, quarantines, policies (console/views_oversight.py).
-    path("pending/", views_oversight.pending_list, name="pending_list"),
-    path("pending/bulk/", views_oversight.pending_bulk, name="pending_bulk"),
-    path("pending/<uuid:pending_id>/", views_oversight.pending_detail, name="pending_detail"),
+    # Pending operations (console/views_pending.py).
+    path("pending/", views_pending.pending_list, name="pending_list"),
+    path("pending/bulk/", views_pending.pending_bulk, name="pending_bulk"),
+    path("pending/<uuid:pending_id>/", views_pending.pending_detail, name="pending_detail"),
     path(
         "pending/<uuid:pending_id>/approve/",
-        views_oversight.pending_approve,
+        views_pending.pending_approve,
         name="pending_approve",
     ),
-    path(
-        "pending/<uuid:pending_id>/reject/", views_oversight.pending_reject, name="pending_reject"
-    ),
+    path("pending/<uuid:pending_id>/reject/", views_pending.pending_reject, name="pending_reject"),
     path(
         "pending/<uuid:pending_id>/reapply/",
-        views_oversight.pending_reapply,
+        views_pending.pending_reapply,
         name="pending_reapply",
     ),
-    path("reviews/", views_oversight.review_list, name="review_list"),
-    path("reviews/<int:review_id>/", views_oversight.review_detail, name="review_detail"),
-    path("reviews/<int:review_id>/accept/", views_oversight.review_accept, name="review_accept"),
+    # Flagged changes and their rollback (console/views_reviews.py).
+    path("reviews/", views_reviews.review_list, name="review_list"),
+    path("reviews/<int:review_id>/", views_reviews.review_detail, name="review_detail"),
+    path("reviews/<int:review_id>/accept/", views_reviews.review_accept, name="review_accept"),
     path(
         "changesets/<int:change_set_id>/rollback/",
-        views_oversight.change_set_rollback,
+        views_reviews.change_set_rollback,
         name="change_set_rollback",
     ),
-    path("rollback/", views_oversight.mass_rollback, name="mass_rollback"),
-    path("quarantines/", views_oversight.quarantine_list, name="quarantine_list"),
+    path("rollback/", views_reviews.mass_rollback, name="mass_rollback"),
+    # Quarantines (console/views_quarantines.py).
+    path("quarantines/", views_quarantines.quarantine_list, name="quarantine_list"),
     path(
         "quarantines/<uuid:quarantine_id>/",
-        views_oversight.quarantine_detail,
+        views_quarantines.quarantine_detail,
         name="quarantine_detail",
     ),
     path(
         "quarantines/<uuid:quarantine_id>/release/",
-        views_oversight.quarantine_release,
+        views_quarantines.quarantine_release,
         name="quarantine_release",
     ),
     path(
         "quarantines/<uuid:quarantine_id>/discard/",
-        views_oversight.quarantine_discard,
+        views_quarantines.quarantine_discard,
         name="quarantine_discard",
     ),
-    path("policies/", views_oversight.policy_list, name="policy_list"),
-    path("policies/new/", views_oversight.policy_create, name="policy_create"),
-    path("policies/<int:rule_id>/edit/", views_oversight.policy_edit, name="policy_edit"),
-    path("policies/<int:rule_id>/toggle/", views_oversight.policy_toggle, name="policy_toggle"),
-    path("policies/<int:rule_id>/delete/", views_oversight.policy_delete, name="policy_delete"),
+    # Policy rules and the circuit breaker (console/views_policies.py).
+    path("policies/", views_policies.policy_list, name="policy_list"),
+    path("policies/new/", views_policies.policy_create, name="policy_create"),
+    path("policies/<int:rule_id>/edit/", views_policies.policy_edit, name="policy_edit"),
+    path("policies/<int:rule_id>/toggle/", views_policies.policy_toggle, name="policy_toggle"),
+    path("policies/<int:rule_id>/delete/", views_policies.policy_delete, name="policy_delete"),
     path(
         "policies/circuit-breaker/",
-        views_oversight.circuit_breaker_edit,
+        views_policies.circuit_breaker_edit,
         name="circuit_breaker_edit",
     ),
     # SCIM clients, tokens and roles (console/views_access.py).

@@ -15,53 +15,53 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from provisioning.audit.context import change_set_scope
-from provisioning.audit.models import ChangeSet
 from provisioning.directory import selectors, services
 from provisioning.directory.pipeline import OperationHeld
+from provisioning.directory.selectors import KeysetPage
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
 
-from . import charts, listing
+from . import charts, listing, oversight_selectors
 from . import selectors as console_selectors
+from .actions import console_scope
 from .attributes import user_sections
 from .filters import GroupFilter, UserFilter
 from .permissions import require_role
 
 ACTIVITY_DAYS = 14
 
-USER_COLUMNS = [
-    listing.Column("userName", sort="userName"),
-    listing.Column("Display name", sort="displayName"),
-    listing.Column("Email", sort="email"),
-    listing.Column("Status"),
-    listing.Column("Source"),
-    listing.Column("Last modified", sort="lastModified"),
-]
-GROUP_COLUMNS = [
-    listing.Column("Display name", sort="displayName"),
-    listing.Column("externalId"),
-    listing.Column("Users", numeric=True),
-    listing.Column("Nested groups", numeric=True),
-    listing.Column("Source"),
-    listing.Column("Last modified", sort="lastModified"),
-]
+USER_LISTING = listing.Sortable(
+    columns=[
+        listing.Column("userName", sort="userName"),
+        listing.Column("Display name", sort="displayName"),
+        listing.Column("Email", sort="email"),
+        listing.Column("Status"),
+        listing.Column("Source"),
+        listing.Column("Last modified", sort="lastModified"),
+    ],
+    keys=selectors.USER_SORT_KEYS,
+    default="userName",
+)
+GROUP_LISTING = listing.Sortable(
+    columns=[
+        listing.Column("Display name", sort="displayName"),
+        listing.Column("externalId"),
+        listing.Column("Users", numeric=True),
+        listing.Column("Nested groups", numeric=True),
+        listing.Column("Source"),
+        listing.Column("Last modified", sort="lastModified"),
+    ],
+    keys=selectors.GROUP_SORT_KEYS,
+    default="displayName",
+)
 
 
 def _scim_base(request: HttpRequest) -> str:
     return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
-
-
-def _listing_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
-    name = f"{template}#results" if listing.wants_partial(request) else template
-    response = render(request, name, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 @require_GET
@@ -101,37 +101,16 @@ def home(request: HttpRequest) -> HttpResponse:
 # --- Users --------------------------------------------------------------------
 
 
-def _search_term(filterset) -> str:
-    """The free-text search the listing applied ("" when none). Like the listing, it
-    ignores the other fields' errors: an invalid field is left out, the search is not."""
-    filterset.is_valid()  # validates once; cleaned_data then holds the valid fields
-    return filterset.form.cleaned_data.get("q") or ""
-
-
 @require_GET
 @require_role("viewer")
 def user_list(request: HttpRequest) -> HttpResponse:
-    filterset = UserFilter(request.GET)
-    sort = listing.resolve_sort(request.GET.get("sort"), selectors.USER_SORT_KEYS, "userName")
-    users = filterset.qs
-    page = selectors.keyset_page(
-        users,
-        key=selectors.USER_SORT_KEYS[sort.key].expression,
-        descending=sort.descending,
-        after=listing.cursor(request, "after"),
-        before=listing.cursor(request, "before"),
-        size=listing.PAGE_SIZE,
+    return listing.render_listing(
+        request,
+        "console/users/list.html",
+        UserFilter(request.GET),
+        sortable=USER_LISTING,
+        search="q",
     )
-    count, capped = listing.total(users, page, search=_search_term(filterset))
-    context = {
-        "filter": filterset,
-        "sort": sort,
-        "headers": listing.headers(USER_COLUMNS, sort),
-        "page": page,
-        "count": count,
-        "capped": capped,
-    }
-    return _listing_response(request, "console/users/list.html", context)
 
 
 def _user_or_404(user_id: uuid.UUID):
@@ -159,6 +138,7 @@ def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
         "scim_json": json.dumps(document, indent=2, ensure_ascii=False),
         "manager_user": None,
         "history": console_selectors.resource_history("User", user.pk),
+        "held": oversight_selectors.held_idp_changes("User", user.pk),
     }
     manager = context["sections"]["manager"]
     if manager:
@@ -210,12 +190,9 @@ def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> Ht
         }
     )
     verb = "reactivation" if active else "deactivation"
-    summary = {"console": {"action": f"user.{verb}", "user": str(user.pk)}, "path": request.path}
     try:
         # No transaction around it: a held write stores its pending operation and raises.
-        with change_set_scope(
-            operator=request.user, source=ChangeSet.Source.CONSOLE, request=summary
-        ):
+        with console_scope(request, {"action": f"user.{verb}", "user": str(user.pk)}):
             services.user_patch(
                 user_id=user.pk,
                 operations=operations,
@@ -254,32 +231,23 @@ def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> Ht
 # --- Groups -------------------------------------------------------------------
 
 
+def _group_counts(page: KeysetPage) -> dict:
+    for group in page.items:
+        group.user_count = group.member_count - group.group_count
+    return {}
+
+
 @require_GET
 @require_role("viewer")
 def group_list(request: HttpRequest) -> HttpResponse:
-    filterset = GroupFilter(request.GET)
-    sort = listing.resolve_sort(request.GET.get("sort"), selectors.GROUP_SORT_KEYS, "displayName")
-    groups = filterset.qs
-    page = selectors.keyset_page(
-        groups,
-        key=selectors.GROUP_SORT_KEYS[sort.key].expression,
-        descending=sort.descending,
-        after=listing.cursor(request, "after"),
-        before=listing.cursor(request, "before"),
-        size=listing.PAGE_SIZE,
+    return listing.render_listing(
+        request,
+        "console/groups/list.html",
+        GroupFilter(request.GET),
+        sortable=GROUP_LISTING,
+        search="q",
+        extra=_group_counts,
     )
-    for group in page.items:
-        group.user_count = group.member_count - group.group_count
-    count, capped = listing.total(groups, page, search=_search_term(filterset))
-    context = {
-        "filter": filterset,
-        "sort": sort,
-        "headers": listing.headers(GROUP_COLUMNS, sort),
-        "page": page,
-        "count": count,
-        "capped": capped,
-    }
-    return _listing_response(request, "console/groups/list.html", context)
 
 
 @require_GET
@@ -301,10 +269,7 @@ def group_detail(request: HttpRequest, group_id: uuid.UUID) -> HttpResponse:
         "member_groups": selectors.group_member_groups(group.pk),
         "parent_groups": selectors.group_parent_groups(group.pk),
     }
-    if listing.wants_partial(request):
-        response = render(request, "console/groups/detail.html#members", context)
-    else:
+    if not listing.wants_partial(request):
         context["history"] = console_selectors.resource_history("Group", group.pk)
-        response = render(request, "console/groups/detail.html", context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+        context["held"] = oversight_selectors.held_idp_changes("Group", group.pk)
+    return listing.respond(request, "console/groups/detail.html", context, partial="members")

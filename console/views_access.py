@@ -28,9 +28,9 @@ from .access_forms import (
     RoleAssignForm,
     RoleForm,
     TokenRotateForm,
-    add_service_errors,
     permission_matrix,
 )
+from .actions import add_service_errors
 from .permissions import has_role, require_role
 
 

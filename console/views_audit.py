@@ -13,41 +13,26 @@ disclosure we reserve for the operators already trusted to act on the log.
 from __future__ import annotations
 
 import json
-import uuid
 
 from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from provisioning.audit import selectors as audit_selectors
 from provisioning.audit.models import ChangeSet
-from provisioning.directory import selectors as directory_selectors
 
 from . import listing, selectors
-from .diff import entry_diff, record_diff
+from .change_records import record_rows
+from .diff import entry_diff
 from .log_filters import RESOURCE_TYPE_CHOICES, AuditFilter, RequestLogFilter
 from .permissions import has_role, require_role
 
 NEWEST_FIRST = F("timestamp")
 # Pagination cursors are not filters: exports and "export this" links drop them.
 _CURSORS = ("after", "before")
-# Members listed per delta on the change set page; a 100,000-member import stays readable.
-MEMBER_LIMIT = 200
-
-
-def _page(request: HttpRequest, queryset):
-    return directory_selectors.keyset_page(
-        queryset,
-        key=NEWEST_FIRST,
-        descending=True,
-        after=listing.int_cursor(request, "after"),
-        before=listing.int_cursor(request, "before"),
-        size=listing.PAGE_SIZE,
-    )
 
 
 def _filter_query(request: HttpRequest) -> str:
@@ -55,13 +40,6 @@ def _filter_query(request: HttpRequest) -> str:
     for name in _CURSORS:
         query.pop(name, None)
     return query.urlencode()
-
-
-def _listing_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
-    name = f"{template}#results" if listing.wants_partial(request) else template
-    response = render(request, name, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 def _pretty(body: str) -> str:
@@ -81,23 +59,22 @@ def _pretty(body: str) -> str:
 @require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
     """Search audit entries by operator, client, resource, action, time and free text."""
-    filterset = AuditFilter(request.GET)
-    entries = filterset.qs
-    page = _page(request, entries)
-    count, capped = listing.total(entries, page)
-    context = {
-        "filter": filterset,
-        "page": page,
-        "rows": [
-            {"entry": entry, "link": _entry_link(entry), "type": type_label(entry.content_type)}
-            for entry in page.items
-        ],
-        "count": count,
-        "capped": capped,
-        "filter_query": _filter_query(request),
-        "can_export": has_role(request.user, "approver"),
-    }
-    return _listing_response(request, "console/audit/list.html", context)
+    return listing.render_listing(
+        request,
+        "console/audit/list.html",
+        AuditFilter(request.GET),
+        key=NEWEST_FIRST,
+        descending=True,
+        cursor=listing.int_cursor,
+        extra=lambda page: {
+            "rows": [
+                {"entry": entry, "link": _entry_link(entry), "type": type_label(entry.content_type)}
+                for entry in page.items
+            ],
+            "filter_query": _filter_query(request),
+            "can_export": has_role(request.user, "approver"),
+        },
+    )
 
 
 def _export(request: HttpRequest, render_rows, content_type: str, extension: str) -> HttpResponse:
@@ -166,30 +143,6 @@ def _entry_link(entry) -> str | None:
         return None
 
 
-def _resource_link(resource_type: str, resource_id, exists: dict) -> str | None:
-    if resource_id not in exists:
-        return None
-    if resource_type == "User":
-        return reverse("console:user_detail", args=[resource_id])
-    return reverse("console:group_detail", args=[resource_id])
-
-
-def _member_rows(members: list, exists: dict) -> list[dict]:
-    rows = []
-    for member in (members or [])[:MEMBER_LIMIT]:
-        kind = member.get("type", "User")
-        value = str(member.get("value", ""))
-        rows.append(
-            {
-                "value": value,
-                "type": kind,
-                "display": member.get("display") or exists.get(value, ""),
-                "href": _resource_link(kind, value, exists),
-            }
-        )
-    return rows
-
-
 @require_role("viewer")
 @require_GET
 def change_set_detail(request: HttpRequest, change_set_id: int) -> HttpResponse:
@@ -197,26 +150,6 @@ def change_set_detail(request: HttpRequest, change_set_id: int) -> HttpResponse:
     change_set = selectors.change_set_get(change_set_id)
     if change_set is None:
         raise Http404("No such change set")
-    records = selectors.change_set_records(change_set)
-    # Which touched resources still exist (two queries), so only live ones are links.
-    ids = {"User": set(), "Group": set()}
-    for record in records:
-        ids.setdefault(record.resource_type, set()).add(str(record.resource_id))
-        shown = (*record.members_added[:MEMBER_LIMIT], *record.members_removed[:MEMBER_LIMIT])
-        for member in shown:
-            ids.setdefault(member.get("type", "User"), set()).add(str(member.get("value")))
-    # Current names of the resources that still exist (membership deltas often carry no display).
-    exists = {
-        str(pk): name
-        for pk, name in directory_selectors.users()
-        .filter(pk__in=_uuids(ids["User"]))
-        .values_list("pk", "user_name")
-    } | {
-        str(pk): name
-        for pk, name in directory_selectors.groups()
-        .filter(pk__in=_uuids(ids["Group"]))
-        .values_list("pk", "display_name")
-    }
     entries = audit_selectors.audit_entries(change_set=change_set).order_by("id")
     context = {
         "change_set": change_set,
@@ -227,18 +160,7 @@ def change_set_detail(request: HttpRequest, change_set_id: int) -> HttpResponse:
         if change_set.request
         else "",
         "request_log": selectors.request_for_change_set(change_set),
-        "records": [
-            {
-                "record": record,
-                "href": _resource_link(record.resource_type, str(record.resource_id), exists),
-                "diff": record_diff(record.before, record.after),
-                "added": _member_rows(record.members_added, exists),
-                "added_count": len(record.members_added),
-                "removed": _member_rows(record.members_removed, exists),
-                "removed_count": len(record.members_removed),
-            }
-            for record in records
-        ],
+        "records": record_rows(selectors.change_set_records(change_set)),
         "entries": [
             {
                 "entry": entry,
@@ -252,16 +174,6 @@ def change_set_detail(request: HttpRequest, change_set_id: int) -> HttpResponse:
     return render(request, "console/audit/change_set.html", context)
 
 
-def _uuids(values: set[str]) -> list[uuid.UUID]:
-    result = []
-    for value in values:
-        try:
-            result.append(uuid.UUID(value))
-        except ValueError:
-            continue
-    return result
-
-
 # --- Request log ---------------------------------------------------------------------
 
 
@@ -270,11 +182,15 @@ def _uuids(values: set[str]) -> list[uuid.UUID]:
 def request_list(request: HttpRequest) -> HttpResponse:
     """SCIM requests by client, status class, method, path and time, newest first."""
     filterset = RequestLogFilter(request.GET)
-    rows = filterset.qs.defer("request_body", "response_body")
-    page = _page(request, rows)
-    count, capped = listing.total(rows, page)
-    context = {"filter": filterset, "page": page, "count": count, "capped": capped}
-    return _listing_response(request, "console/requests/list.html", context)
+    return listing.render_listing(
+        request,
+        "console/requests/list.html",
+        filterset,
+        queryset=filterset.qs.defer("request_body", "response_body"),
+        key=NEWEST_FIRST,
+        descending=True,
+        cursor=listing.int_cursor,
+    )
 
 
 @require_role("viewer")

@@ -228,6 +228,22 @@ def test_change_set_membership_delta_links_members(viewer_client, idp):
     assert reverse("console:group_detail", args=[team.pk]) in html
 
 
+def test_member_deltas_list_the_first_members_and_count_them_all(viewer_client, idp, monkeypatch):
+    from console import change_records
+
+    monkeypatch.setattr(change_records, "MEMBER_LIMIT", 2)
+    people = [make_user(f"m{i}@example.com", client=idp) for i in range(3)]
+    team = make_group("Team", client=idp)
+    group_add(team, idp, *people)
+    record = ChangeRecord.objects.get(resource_id=team.pk, action="patch")
+    response = viewer_client.get(reverse("console:change_set_detail", args=[record.change_set_id]))
+    [item] = response.context["records"]
+    assert len(item["added"]) == 2 and item["added_count"] == 3
+    # Membership deltas often carry no display: the current userName is shown.
+    assert {m["display"] for m in item["added"]} <= {p.user_name for p in people}
+    assert "2 of 3 shown" in response.content.decode()
+
+
 def test_deleted_resources_are_not_links(viewer_client, idp):
     gone = make_user("gone@example.com", client=idp)
     services.user_delete(user_id=gone.pk, client=idp)

@@ -10,7 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning.access.clients import scim_client_create
 from provisioning.directory.models import Group, Membership, User
+from provisioning.oversight.models import PendingOperation, PolicyRule
+from tests.scim.conftest import ScimApi
 
 from .conftest import XSS, make_group, make_user
 
@@ -142,3 +145,22 @@ def test_group_names_are_escaped(viewer_client):
         html = response.content.decode()
         assert XSS not in html
         assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.django_db
+def test_a_held_group_delete_shows_on_the_group_page_not_in_the_members_partial(viewer_client):
+    _client, token = scim_client_create(name="okta-prod", role="provisioner")
+    PolicyRule.objects.filter(name="Hold group deletions").update(enabled=True)
+    scim = ScimApi(token)
+    group = scim.create_group("Payroll")
+    assert scim.delete(f"/Groups/{group['id']}").status_code == 202
+    pending = PendingOperation.objects.get(resource_id=group["id"])
+    url = reverse("console:group_detail", args=[group["id"]])
+
+    page = viewer_client.get(url)
+    assert page.context["held"].items == [pending]
+    html = page.content.decode()
+    assert "Waiting for approval" in html
+    assert reverse("console:pending_detail", args=[pending.pk]) in html
+    partial = viewer_client.get(url, **HTMX)
+    assert "held" not in partial.context and "Waiting for approval" not in partial.content.decode()

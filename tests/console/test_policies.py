@@ -116,6 +116,18 @@ def test_invalid_rules_are_refused_with_400(admin_client, overrides, field, mess
     assert not PolicyRule.objects.filter(name="Hold title changes").exists()
 
 
+def test_the_service_refusing_a_rule_shows_on_the_field(admin_client):
+    taken = PolicyRule.objects.get(name="Hold user deletions")
+    response = post(admin_client, NEW, rule_data(name=taken.name))
+    assert response.status_code == 400
+    assert "already exists" in " ".join(response.context["form"].errors["name"])
+    # Every problem the service found is shown, each on its field.
+    response = post(
+        admin_client, NEW, rule_data(name=taken.name, action="flag", two_approvers="on")
+    )
+    assert set(response.context["form"].errors) == {"name", "two_approvers"}
+
+
 def test_editing_enabling_disabling_and_deleting(admin_client):
     rule = PolicyRule.objects.get(name="Flag manager changes")
     edit = reverse("console:policy_edit", args=[rule.pk])

@@ -72,6 +72,17 @@ def test_the_queue_lists_open_reviews(flagged, viewer_client):
     assert reverse("console:review_accept", args=[review.pk]) not in body  # a viewer
 
 
+def test_the_detail_shows_the_change_records_as_the_audit_log_does(flagged, viewer_client):
+    user, review = flagged
+    response = viewer_client.get(reverse("console:review_detail", args=[review.pk]))
+    [item] = response.context["records"]
+    assert item["href"] == reverse("console:user_detail", args=[user["id"]])
+    assert {row.name for row in item["diff"]} >= {"active"}
+    body = response.content.decode()
+    assert f'href="{item["href"]}"' in body
+    assert f"?resource_type=User&amp;resource={user['id']}" in body  # its history
+
+
 def test_the_queue_filters_and_answers_htmx(flagged, viewer_client, scim):
     _, review = flagged
     assert viewer_client.get(LIST, {"resource_type": "Group"}).context["rows"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -11,9 +12,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from console.oversight_selectors import held_idp_changes
+from provisioning.access.clients import scim_client_create
 from provisioning.directory.models import User
+from provisioning.oversight import services as oversight
+from provisioning.oversight.models import PendingOperation, PolicyRule
+from tests.scim.conftest import ScimApi
 
-from .conftest import XSS, csrf_token, full_user, make_group, make_user
+from .conftest import XSS, csrf_token, full_user, make_group, make_user, operator
 
 LIST = reverse("console:user_list")
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -400,3 +406,98 @@ def test_action_on_missing_user_is_404(approver_client):
 def test_anonymous_post_goes_to_login():
     response = Client().post(reverse("console:user_deactivate", args=[uuid.uuid4()]))
     assert response.status_code == 302
+
+
+# --- Held identity provider changes ----------------------------------------------------
+
+
+@pytest.fixture
+def scim(db) -> ScimApi:
+    _client, token = scim_client_create(name="entra-prod", role="provisioner")
+    PolicyRule.objects.update_or_create(
+        name="Hold user deletions",
+        defaults={"kind": "delete_user", "action": "hold", "enabled": True},
+    )
+    return ScimApi(token)
+
+
+def held_delete(scim, user_name: str) -> tuple[User, PendingOperation]:
+    user = scim.create_user(user_name)
+    assert scim.delete(f"/Users/{user['id']}").status_code == 202
+    return User.objects.get(pk=user["id"]), PendingOperation.objects.get(resource_id=user["id"])
+
+
+def held_section(response) -> str:
+    html = response.content.decode()
+    start = html.find('id="held-changes"')
+    return html[start : html.index("</section>", start)] if start >= 0 else ""
+
+
+@pytest.mark.django_db
+def test_a_held_delete_shows_on_the_user_page_as_waiting(scim, viewer_client):
+    user, pending = held_delete(scim, "held@example.com")
+    response = viewer_client.get(detail(user))
+    assert response.context["held"].items == [pending]
+    section = held_section(response)
+    assert "Waiting for approval" in section
+    assert f'href="{reverse("console:pending_detail", args=[pending.pk])}"' in section
+    assert "believes this was applied" not in section
+
+
+@pytest.mark.django_db
+def test_a_rejected_delete_shows_the_drift_and_the_decision(scim, viewer_client):
+    user, pending = held_delete(scim, "kept@example.com")
+    approver = operator("approver")
+    oversight.pending_reject(pending_id=pending.pk, operator=approver, reason="Still employed")
+    section = held_section(viewer_client.get(detail(user)))
+    assert "The identity provider believes this was applied." in section
+    assert "Waiting for approval" not in section
+    assert f'href="{reverse("console:pending_detail", args=[pending.pk])}"' in section
+    assert "See the decision" in section and approver.username in section
+    assert "Still employed" in section and "never applied" in section
+
+
+@pytest.mark.django_db
+def test_an_expired_delete_shows_the_drift(scim, viewer_client):
+    user, pending = held_delete(scim, "stale@example.com")
+    assert oversight.pending_expire_stale(now=pending.expires_at + timedelta(seconds=1)) == 1
+    section = held_section(viewer_client.get(detail(user)))
+    assert "Expired" in section
+    assert "The identity provider believes this was applied." in section
+    assert reverse("console:pending_detail", args=[pending.pk]) in section
+
+
+@pytest.mark.django_db
+def test_another_users_held_change_is_not_shown(scim, viewer_client):
+    held_delete(scim, "other@example.com")
+    bystander = make_user("bystander@example.com")
+    response = viewer_client.get(detail(bystander))
+    assert response.context["held"].count == 0
+    assert held_section(response) == ""
+
+
+@pytest.mark.django_db
+def test_the_held_resource_label_is_escaped(scim, viewer_client):
+    user, _ = held_delete(scim, XSS)
+    response = viewer_client.get(detail(user))
+    assert XSS not in response.content.decode()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in held_section(response)
+
+
+@pytest.mark.django_db
+def test_held_changes_are_newest_first_and_counted_past_the_limit(scim):
+    user, first = held_delete(scim, "many@example.com")
+    later = [
+        PendingOperation.objects.create(
+            **{
+                field: getattr(first, field)
+                for field in ("client", "resource_type", "resource_id", "action", "base_version")
+            },
+            created_at=first.created_at + timedelta(minutes=i),
+            expires_at=first.expires_at,
+        )
+        for i in (1, 2)
+    ]
+    held = held_idp_changes("User", user.pk, limit=2)
+    assert held.items == [later[1], later[0]] and held.count == 3
+    assert held_idp_changes("User", user.pk).count == 3
