@@ -1,6 +1,7 @@
 # scimgate developer tasks. GNU make.
 #   make run    install, migrate, load the demo directory, serve on http://127.0.0.1:8000 (RUN_ADDR=...)
-#   make test   run the test suite (PYTEST_ARGS="-k token -x" to pass options); the browser
+#   make test   check the import layers (lint-imports, contracts in pyproject.toml), then run
+#               the test suite (PYTEST_ARGS="-k token -x" to pass options); the browser
 #               tests (tests/browser, Playwright) run when /usr/bin/chromium exists, else skip
 #   make test-browser  only the browser tests; screenshots land in tests/screenshots/
 #   make lint   ruff
@@ -36,6 +37,7 @@ run: $(STAMP) | var
 	DEBUG=true $(BIN)/python manage.py runserver $(RUN_ADDR)
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-browser: $(STAMP)
@@ -52,5 +54,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info staticfiles .pytest_cache .ruff_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
