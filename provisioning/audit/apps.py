@@ -21,6 +21,10 @@ AUDITED_MODELS: dict[str, dict] = {
     "oversight.Approval": {},
     "oversight.Review": {},
     "oversight.Rollback": {},
+    # Who started a rollback job and how it ended; its progress counters are not history.
+    "oversight.RollbackJob": {
+        "exclude_fields": ["done", "attempts", "enqueued_at", "heartbeat_at"]
+    },
     "auth.User": {"exclude_fields": ["password"]},
     "auth.Group": {},
 }
