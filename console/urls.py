@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_access, views_audit, views_oversight
+from . import views, views_access, views_audit, views_oversight, views_rollback
 
 app_name = "console"
 
@@ -45,12 +45,13 @@ urlpatterns = [
     path("reviews/", views_oversight.review_list, name="review_list"),
     path("reviews/<int:review_id>/", views_oversight.review_detail, name="review_detail"),
     path("reviews/<int:review_id>/accept/", views_oversight.review_accept, name="review_accept"),
+    # Rollback of one change set, or of a client's change sets (console/views_rollback.py).
     path(
         "changesets/<int:change_set_id>/rollback/",
-        views_oversight.change_set_rollback,
+        views_rollback.change_set_rollback,
         name="change_set_rollback",
     ),
-    path("rollback/", views_oversight.mass_rollback, name="mass_rollback"),
+    path("rollback/", views_rollback.mass_rollback, name="mass_rollback"),
     path("quarantines/", views_oversight.quarantine_list, name="quarantine_list"),
     path(
         "quarantines/<uuid:quarantine_id>/",
