@@ -45,13 +45,19 @@ urlpatterns = [
     path("reviews/", views_oversight.review_list, name="review_list"),
     path("reviews/<int:review_id>/", views_oversight.review_detail, name="review_detail"),
     path("reviews/<int:review_id>/accept/", views_oversight.review_accept, name="review_accept"),
-    # Rollback of one change set, or of a client's change sets (console/views_rollback.py).
+    # Rollback, and the jobs that run large ones (console/views_rollback.py).
     path(
         "changesets/<int:change_set_id>/rollback/",
         views_rollback.change_set_rollback,
         name="change_set_rollback",
     ),
     path("rollback/", views_rollback.mass_rollback, name="mass_rollback"),
+    path("rollbacks/jobs/", views_rollback.rollback_job_list, name="rollback_job_list"),
+    path(
+        "rollbacks/jobs/<uuid:job_id>/",
+        views_rollback.rollback_job_detail,
+        name="rollback_job_detail",
+    ),
     path("quarantines/", views_oversight.quarantine_list, name="quarantine_list"),
     path(
         "quarantines/<uuid:quarantine_id>/",

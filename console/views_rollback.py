@@ -1,12 +1,18 @@
-"""Console pages for rollback: one change set, or a client's change sets in a time range.
+"""Console pages for rollback: one change set, a client's change sets in a time
+range, and the jobs that run large rollbacks off the request.
 
-Both show a preview with the conflicts first (GET) and roll back on confirmation
-(POST), which needs the approver role; the services refuse four-eyes violations
-and repeated rollbacks.
+A small rollback runs in the request, as one transaction. A large one (more
+change sets or change records than ``rollback_jobs.runs_inline`` allows) becomes
+a rollback job that a Celery task runs (in-process when no broker is
+configured); the operator is sent to the job's page, which polls its progress
+with htmx until it ends and then links the change sets that undid each one.
+Starting rollbacks needs the approver role; the job pages are read-only and
+open to viewers, like the change sets they link.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -14,11 +20,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods
 
 from provisioning.audit.models import ChangeSet
-from provisioning.oversight import reviews
-from provisioning.oversight.models import Review, Rollback
+from provisioning.oversight import reviews, rollback_jobs
+from provisioning.oversight.models import Review, Rollback, RollbackJob
 
 from . import selectors as console_selectors
 from .oversight_forms import MassRollbackForm
@@ -27,20 +34,35 @@ from .views_oversight import _decide, _record_rows
 
 # A mass rollback preview lists this many steps; the rest are counted.
 PREVIEW_LIMIT = 200
+# A job page lists this many of its change sets; the rest are counted.
+JOB_ITEMS_SHOWN = 500
+# Jobs on the job list.
+RECENT_JOBS = 50
 
 
 def rollback_state(change_set: ChangeSet) -> dict:
     """What rolling back ``change_set`` would do, and whether it can."""
     done = Rollback.objects.filter(original=change_set).select_related("rollback").first()
     is_rollback = Rollback.objects.filter(rollback=change_set).select_related("original").first()
+    running_job = None if done or is_rollback else rollback_jobs.active_job_for(change_set.pk)
     steps = [] if done or is_rollback else reviews.rollback_preview([change_set.pk])
     return {
         "rolled_back_by": done,
         "rollback_of": is_rollback,
+        "running_job": running_job,
         "steps": steps,
         "conflicts": [s for s in steps if s.conflict and not s.blocked],
         "blocked": [s for s in steps if s.blocked],
     }
+
+
+def _job_started(request: HttpRequest, job: RollbackJob) -> HttpResponse:
+    if job.active:
+        messages.info(
+            request,
+            f"Rolling back {job.total} change set{'s' if job.total != 1 else ''} as a background job.",
+        )
+    return redirect("console:rollback_job_detail", job_id=job.pk)
 
 
 @require_role("approver")
@@ -49,6 +71,7 @@ def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpRespons
     """Roll back one change set: the preview with its conflicts (GET), then the rollback (POST).
 
     A conflict (the resource changed since) refuses unless the operator ticks "force".
+    A change set with many records is rolled back by a job.
     """
     change_set = console_selectors.change_set_get(change_set_id)
     if change_set is None:
@@ -57,14 +80,17 @@ def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpRespons
     status, error = 200, ""
     if request.method == "POST":
         force = request.POST.get("force") == "yes"
-        rollback, refusal = _decide(
+        started, refusal = _decide(
             request,
             {"action": "change_set.rollback", "change_set": change_set.pk, "force": force},
-            lambda: reviews.change_set_rollback(
-                change_set_id=change_set.pk, operator=request.user, force=force
+            lambda: rollback_jobs.rollback_start(
+                change_set_ids=[change_set.pk], operator=request.user, force=force
             ),
         )
+        if refusal is None and started.job is not None:
+            return _job_started(request, started.job)
         if refusal is None:
+            rollback = started.rollbacks[0]
             messages.success(
                 request,
                 f"Change set {change_set.pk} rolled back as change set {rollback.pk}"
@@ -146,7 +172,7 @@ def mass_rollback(request: HttpRequest) -> HttpResponse:
                     "Review the new preview and confirm again."
                 )
             elif ids:
-                rolled, refusal = _decide(
+                started, refusal = _decide(
                     request,
                     {
                         "action": "change_sets.rollback",
@@ -156,11 +182,14 @@ def mass_rollback(request: HttpRequest) -> HttpResponse:
                         "count": len(ids),
                         "force": force,
                     },
-                    lambda: reviews.change_sets_rollback(
+                    lambda: rollback_jobs.rollback_start(
                         change_set_ids=ids, operator=request.user, force=force
                     ),
                 )
+                if refusal is None and started.job is not None:
+                    return _job_started(request, started.job)
                 if refusal is None:
+                    rolled = started.rollbacks
                     messages.success(
                         request,
                         f"Rolled back {len(rolled)} change set{'s' if len(rolled) != 1 else ''} "
@@ -176,7 +205,40 @@ def mass_rollback(request: HttpRequest) -> HttpResponse:
                 "more_steps": len(ids) > PREVIEW_LIMIT,
                 "conflicts": [s for s in steps if s.conflict and not s.blocked],
                 "blocked": [s for s in steps if s.blocked],
+                "runs_as_job": bool(ids) and not rollback_jobs.runs_inline(ids),
                 "preview": True,
             }
         )
     return render(request, "console/reviews/mass_rollback.html", context, status=status)
+
+
+# --- Rollback jobs ------------------------------------------------------------------------
+
+
+@require_role("viewer")
+@require_GET
+def rollback_job_list(request: HttpRequest) -> HttpResponse:
+    """The latest rollback jobs, running ones included."""
+    context = {"jobs": rollback_jobs.rollback_jobs_recent(limit=RECENT_JOBS)}
+    return render(request, "console/reviews/rollback_jobs.html", context)
+
+
+@require_role("viewer")
+@require_GET
+def rollback_job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """A rollback job's status and progress; htmx polls the status section while it runs.
+
+    Once it has ended, the section lists each change set with the one that undid it
+    (or says where and why it stopped) and carries no trigger, so polling stops.
+    """
+    job = rollback_jobs.rollback_job_get(job_id)
+    if job is None:
+        raise Http404("No such rollback job")
+    context = {
+        "job": job,
+        "items": [] if job.active else rollback_jobs.rollback_job_items(job, limit=JOB_ITEMS_SHOWN),
+    }
+    template = "console/reviews/rollback_job.html"
+    response = render(request, f"{template}#status" if request.htmx else template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
