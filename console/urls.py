@@ -9,6 +9,7 @@ from . import (
     views_policies,
     views_quarantines,
     views_reviews,
+    views_rollback,
 )
 
 app_name = "console"
@@ -48,16 +49,23 @@ urlpatterns = [
         views_pending.pending_reapply,
         name="pending_reapply",
     ),
-    # Flagged changes and their rollback (console/views_reviews.py).
+    # Flagged changes (console/views_reviews.py).
     path("reviews/", views_reviews.review_list, name="review_list"),
     path("reviews/<int:review_id>/", views_reviews.review_detail, name="review_detail"),
     path("reviews/<int:review_id>/accept/", views_reviews.review_accept, name="review_accept"),
+    # Rollback, and the jobs that run large ones (console/views_rollback.py).
     path(
         "changesets/<int:change_set_id>/rollback/",
-        views_reviews.change_set_rollback,
+        views_rollback.change_set_rollback,
         name="change_set_rollback",
     ),
-    path("rollback/", views_reviews.mass_rollback, name="mass_rollback"),
+    path("rollback/", views_rollback.mass_rollback, name="mass_rollback"),
+    path("rollbacks/jobs/", views_rollback.rollback_job_list, name="rollback_job_list"),
+    path(
+        "rollbacks/jobs/<uuid:job_id>/",
+        views_rollback.rollback_job_detail,
+        name="rollback_job_detail",
+    ),
     # Quarantines (console/views_quarantines.py).
     path("quarantines/", views_quarantines.quarantine_list, name="quarantine_list"),
     path(

@@ -8,26 +8,23 @@ set, or everything a client did in a time range, is previewed and confirmed here
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.contrib import messages
 from django.db.models import Count, F, Min
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from provisioning.audit.models import ChangeRecord, ChangeSet
+from provisioning.audit.models import ChangeRecord
 from provisioning.directory.selectors import KeysetPage
 from provisioning.oversight import reviews
-from provisioning.oversight.models import Review, Rollback
+from provisioning.oversight.models import Review
 
 from . import change_records, listing
 from . import selectors as console_selectors
 from .actions import Outcome, answer_row, decide
-from .oversight_forms import MassRollbackForm, ReviewFilter
+from .oversight_forms import ReviewFilter
 from .permissions import has_role, require_role
+from .views_rollback import rollback_state
 
 # A mass rollback preview lists this many steps; the rest are counted.
 PREVIEW_LIMIT = 200
@@ -108,20 +105,6 @@ def _review_or_404(review_id: int) -> Review:
     return review
 
 
-def _rollback_state(change_set: ChangeSet) -> dict:
-    """What rolling back ``change_set`` would do, and whether it can."""
-    done = Rollback.objects.filter(original=change_set).select_related("rollback").first()
-    is_rollback = Rollback.objects.filter(rollback=change_set).select_related("original").first()
-    steps = [] if done or is_rollback else reviews.rollback_preview([change_set.pk])
-    return {
-        "rolled_back_by": done,
-        "rollback_of": is_rollback,
-        "steps": steps,
-        "conflicts": [s for s in steps if s.conflict and not s.blocked],
-        "blocked": [s for s in steps if s.blocked],
-    }
-
-
 @require_role("viewer")
 @require_GET
 def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
@@ -135,7 +118,7 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
         "records": change_records.record_rows(records),
         "own": change_set.operator_id is not None and change_set.operator_id == request.user.pk,
         "can_decide": has_role(request.user, "approver"),
-        **_rollback_state(change_set),
+        **rollback_state(change_set),
     }
     return render(request, "console/reviews/detail.html", context)
 
@@ -171,142 +154,3 @@ def review_accept(request: HttpRequest, review_id: int) -> HttpResponse:
     )
     outcome = refusal or Outcome(f"Change set {review.change_set_id} accepted.")
     return _review_answer(request, review.pk, outcome)
-
-
-@require_role("approver")
-@require_http_methods(["GET", "POST"])
-def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpResponse:
-    """Roll back one change set: the preview with its conflicts (GET), then the rollback (POST).
-
-    A conflict (the resource changed since) refuses unless the operator ticks "force".
-    """
-    change_set = console_selectors.change_set_get(change_set_id)
-    if change_set is None:
-        raise Http404("No such change set")
-    review = Review.objects.filter(change_set=change_set).first()
-    status, error = 200, ""
-    if request.method == "POST":
-        force = request.POST.get("force") == "yes"
-        rollback, refusal = decide(
-            request,
-            {"action": "change_set.rollback", "change_set": change_set.pk, "force": force},
-            lambda: reviews.change_set_rollback(
-                change_set_id=change_set.pk, operator=request.user, force=force
-            ),
-        )
-        if refusal is None:
-            messages.success(
-                request,
-                f"Change set {change_set.pk} rolled back as change set {rollback.pk}"
-                + (" (forced over later changes)." if force else "."),
-            )
-            if review is not None:
-                return redirect("console:review_detail", review_id=review.pk)
-            return redirect("console:change_set_detail", change_set_id=rollback.pk)
-        status, error = refusal.status, refusal.message
-    context = {
-        "change_set": change_set,
-        "review": review,
-        "error": error,
-        "records": change_records.record_rows(console_selectors.change_set_records(change_set)),
-        "own": change_set.operator_id is not None and change_set.operator_id == request.user.pk,
-        **_rollback_state(change_set),
-    }
-    return render(request, "console/reviews/rollback.html", context, status=status)
-
-
-def _in_sequence(steps: list[reviews.InverseStep]) -> list[reviews.InverseStep]:
-    """Re-judge the steps of a multi-change-set preview in the order a rollback runs them.
-
-    ``reviews.rollback_preview`` compares every step with the current state, but a
-    rollback undoes the newest change first: an older step on a resource that a newer
-    step also undoes meets the state that newer step restores, not the current one.
-    """
-    newer: dict[tuple, reviews.InverseStep] = {}
-    for step in steps:  # newest first
-        record = step.record
-        key = (record.resource_type, str(record.resource_id))
-        later = newer.get(key)
-        newer[key] = step
-        if later is None:
-            continue
-        if later.record.action == "create":
-            state = None
-        else:
-            state = (later.record.before or {}).get("document")
-        if record.action == "delete":
-            step.blocked = state is not None
-            step.conflict = "A resource with this id exists again." if step.blocked else ""
-        elif state is None:
-            step.blocked, step.conflict = True, "It no longer exists at this point."
-        else:
-            step.blocked = False
-            left = (record.after or {}).get("document")
-            step.conflict = "" if state == left else "It changed between these change sets."
-    return steps
-
-
-@require_role("approver")
-@require_http_methods(["GET", "POST"])
-def mass_rollback(request: HttpRequest) -> HttpResponse:
-    """Roll back everything one SCIM client did in a time range: choose, preview, confirm."""
-    data = request.POST if request.method == "POST" else (request.GET or None)
-    form = MassRollbackForm(data, initial=MassRollbackForm.initial_range())
-    context: dict[str, Any] = {
-        "form": form,
-        "error": "",
-        "time_zone": timezone.get_current_timezone_name(),
-    }
-    status = 200
-    if form.is_bound and not form.is_valid():
-        status = 400
-    elif form.is_bound:
-        ids = reviews.client_change_sets(
-            client=form.cleaned_data["client"],
-            since=form.cleaned_data["since"],
-            until=form.cleaned_data["until"],
-        )
-        if request.method == "POST":
-            seen = {value for value in request.POST.getlist("change_sets") if value.isdecimal()}
-            force = request.POST.get("force") == "yes"
-            if seen != {str(pk) for pk in ids}:
-                status = 409
-                context["error"] = (
-                    "The client's change sets in this range changed since the preview. "
-                    "Review the new preview and confirm again."
-                )
-            elif ids:
-                rolled, refusal = decide(
-                    request,
-                    {
-                        "action": "change_sets.rollback",
-                        "client": str(form.cleaned_data["client"].pk),
-                        "since": form.cleaned_data["since"].isoformat(),
-                        "until": form.cleaned_data["until"].isoformat(),
-                        "count": len(ids),
-                        "force": force,
-                    },
-                    lambda: reviews.change_sets_rollback(
-                        change_set_ids=ids, operator=request.user, force=force
-                    ),
-                )
-                if refusal is None:
-                    messages.success(
-                        request,
-                        f"Rolled back {len(rolled)} change set{'s' if len(rolled) != 1 else ''} "
-                        f"of {form.cleaned_data['client'].name}.",
-                    )
-                    return redirect(reverse("console:audit_list") + "?source=console")
-                status, context["error"] = refusal.status, refusal.message
-        steps = _in_sequence(reviews.rollback_preview(ids[:PREVIEW_LIMIT])) if ids else []
-        context.update(
-            {
-                "change_set_ids": ids,
-                "steps": steps[:PREVIEW_LIMIT],
-                "more_steps": len(ids) > PREVIEW_LIMIT,
-                "conflicts": [s for s in steps if s.conflict and not s.blocked],
-                "blocked": [s for s in steps if s.blocked],
-                "preview": True,
-            }
-        )
-    return render(request, "console/reviews/mass_rollback.html", context, status=status)

@@ -276,10 +276,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.oversight.tasks.expire_pending_operations",
         "schedule": 900.0,
     },
+    # Rollback jobs a lost message left queued or a dead worker left running.
+    "sweep-rollback-jobs": {
+        "task": "provisioning.oversight.tasks.sweep_rollback_jobs",
+        "schedule": 60.0,
+    },
 }
 
 # Held operations expire after this many days unless decided (or held by a quarantine).
 PENDING_OPERATION_TTL_DAYS = env.int("PENDING_OPERATION_TTL_DAYS", default=7)
+# Rollbacks of more change sets (or change records) than this run as a job, off the request.
+SCIMGATE_INLINE_ROLLBACK_LIMIT = env.int("SCIMGATE_INLINE_ROLLBACK_LIMIT", default=5)
+SCIMGATE_INLINE_ROLLBACK_RECORDS = env.int("SCIMGATE_INLINE_ROLLBACK_RECORDS", default=200)
+# A rollback job commits its progress after this many change sets.
+SCIMGATE_ROLLBACK_CHUNK = env.int("SCIMGATE_ROLLBACK_CHUNK", default=10)
 # Where approver notifications point, and an optional webhook (JSON POST) for them.
 SCIMGATE_CONSOLE_URL = env.str("SCIMGATE_CONSOLE_URL", default="http://127.0.0.1:8000")
 SCIMGATE_WEBHOOK_URL = env.str("SCIMGATE_WEBHOOK_URL", default="")

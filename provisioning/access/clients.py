@@ -20,11 +20,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from provisioning.audit.context import change_set_scope
-
 from .models import Role, ScimClient, ScimToken
 from .roles import role_get
 from .token_check import PREFIX_LENGTH, TOKEN_SCHEME, token_digest
+from .units import unit_of_change
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -66,7 +65,7 @@ def scim_client_create(
     if errors:
         raise ValidationError(errors)
 
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         try:
             # A savepoint, so a concurrent create of the same name leaves the outer
             # transaction usable and surfaces as a validation error, not a 500.
@@ -86,7 +85,7 @@ def scim_client_set_role(
 ) -> ScimClient:
     """Give ``client`` another role (audited); effective from its next request."""
     role = role_get(role)
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         locked = ScimClient.objects.select_for_update().get(pk=client.pk)
         if locked.role_id != role.pk:
             locked.role = role
@@ -98,7 +97,7 @@ def scim_client_set_role(
 @transaction.atomic
 def scim_client_delete(*, client: ScimClient, operator: AbstractBaseUser | None = None) -> None:
     """Delete a client and its tokens; resources it created stay, without a source."""
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         client.delete()
 
 
@@ -140,7 +139,7 @@ def scim_token_issue(
     networks = _clean_networks(allowed_networks)
     expires_at = _clean_expiry(expires_at)
     attempts = 0
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         while True:
             prefix = _new_prefix()
             raw = f"{TOKEN_SCHEME}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
@@ -188,7 +187,7 @@ def scim_token_rotate(
     if allowed_networks is None:
         newest = old.order_by("-created_at").first()
         allowed_networks = newest.allowed_networks if newest else []
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         if expire_old_in is not None:
             if expire_old_in < timedelta(0):
                 raise ValidationError({"expire_old_in": "The grace period cannot be negative."})
@@ -217,7 +216,7 @@ def scim_token_update(
         locked.allowed_networks = _clean_networks(allowed_networks)
         fields.append("allowed_networks")
     if fields:
-        with change_set_scope(operator=operator, source="console"):
+        with unit_of_change(operator=operator):
             locked.save(update_fields=fields)
     return locked
 
@@ -227,7 +226,7 @@ def scim_token_revoke(*, token: ScimToken, operator: AbstractBaseUser | None = N
     """Revoke ``token``. Revoking a revoked token keeps its first revocation time."""
     locked = ScimToken.objects.select_for_update().get(pk=token.pk)
     if locked.revoked_at is None:
-        with change_set_scope(operator=operator, source="console"):
+        with unit_of_change(operator=operator):
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["revoked_at"])
     token.revoked_at = locked.revoked_at

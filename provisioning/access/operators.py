@@ -17,9 +17,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from provisioning.audit.context import change_set_scope
-
 from .builtin import OPERATOR_PERMISSIONS, OPERATOR_ROLES
+from .units import unit_of_change
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -78,7 +77,7 @@ def operator_create(
     if not generated:
         validate_password(password, user=candidate)
     groups = ensure_operator_groups()
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         candidate.set_password(password)
         candidate.save()
         candidate.groups.add(groups[role])
@@ -92,6 +91,6 @@ def operator_set_role(
     """Give an operator exactly one operator role (their other operator groups are removed)."""
     _check_operator_role(role)
     groups = ensure_operator_groups()
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         user.groups.remove(*(g for name, g in groups.items() if name != role))
         user.groups.add(groups[role])

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from provisioning.audit.context import change_set_scope
 from provisioning.scim.errors import InvalidPath
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
 from .builtin import BUILTIN_ROLES
 from .models import ALL_PERMISSIONS, Role
+from .units import unit_of_change
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -159,7 +159,7 @@ def scim_role_create(
         }
     )
     _ensure_role_name_free(fields["name"])
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         try:
             with transaction.atomic():
                 return Role.objects.create(**fields)
@@ -202,7 +202,7 @@ def scim_role_update(
         )
     if "name" in fields:
         _ensure_role_name_free(fields["name"], exclude=role.pk)
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         for name, value in fields.items():
             setattr(role, name, value)
         role.save()
@@ -224,5 +224,5 @@ def scim_role_delete(*, role: Role, operator: AbstractBaseUser | None = None) ->
                 "__all__": f"Role “{role.name}” is held by: {', '.join(holders)}; change their role first."
             }
         )
-    with change_set_scope(operator=operator, source="console"):
+    with unit_of_change(operator=operator):
         role.delete()

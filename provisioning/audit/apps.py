@@ -21,6 +21,10 @@ AUDITED_MODELS: dict[str, dict] = {
     "oversight.Approval": {},
     "oversight.Review": {},
     "oversight.Rollback": {},
+    # Who started a rollback job and how it ended; its progress counters are not history.
+    "oversight.RollbackJob": {
+        "exclude_fields": ["done", "attempts", "enqueued_at", "heartbeat_at"]
+    },
     "auth.User": {"exclude_fields": ["password"]},
     "auth.Group": {},
 }
@@ -72,6 +76,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit"
 
     def ready(self) -> None:
+        from provisioning.access.units import register_unit_of_change
         from provisioning.directory import pipeline
         from provisioning.directory.models import Group, User
 
@@ -93,6 +98,7 @@ class AuditConfig(AppConfig):
         pipeline.register_loader(remember_loaded)
 
         context.connect_change_set_creator(change_set_create)
+        register_unit_of_change(context.change_set_scope)
         # SCIMGATE_AUDIT_ENABLED is a benchmarking switch (make bench), never off in production.
         if settings.SCIMGATE_AUDIT_ENABLED:
             _register_audited_models()

@@ -257,3 +257,93 @@ class Rollback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rollback_id} rolls back {self.original_id}"
+
+
+class RollbackJob(models.Model):
+    """A rollback too large for one web request, run by a task in chunks.
+
+    The row is the truth about the work: a lost message or a dead worker only
+    delays it until the sweep enqueues it again (``rollback_jobs.rollback_jobs_sweep``).
+    Its items say which change sets it undoes, in order, and what undid each.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    force = models.BooleanField(default=False)
+    total = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    failed_change_set = models.ForeignKey(
+        "audit.ChangeSet", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Runs begun (first run, task retries, sweeps); the sweep gives up after a few.
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Written after every chunk: a running job whose heartbeat is old lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["enqueued_at"], condition=Q(status="queued"), name="rollback_job_queued_idx"
+            ),
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=Q(status="running"),
+                name="rollback_job_running_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rollback of {self.total} change set(s) ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else self.done * 100 // self.total
+
+
+class RollbackJobItem(models.Model):
+    """One change set a rollback job undoes. ``active`` while its job is queued or
+    running: a change set is in at most one active job (a database constraint)."""
+
+    job = models.ForeignKey(RollbackJob, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()  # 0 is undone first (the newest change set)
+    change_set = models.ForeignKey("audit.ChangeSet", on_delete=models.PROTECT, related_name="+")
+    active = models.BooleanField(default=True)
+    # The change set that undid it, once it has been undone.
+    rollback = models.ForeignKey(
+        "audit.ChangeSet", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="rollback_item_position"),
+            models.UniqueConstraint(
+                fields=["change_set"],
+                condition=Q(active=True),
+                name="one_active_rollback_job_per_change_set",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"change set {self.change_set_id} in {self.job_id}"

@@ -208,27 +208,6 @@ def _apply(step: InverseStep, via) -> list[PendingOperation]:
     return []
 
 
-# Rollbacks of more change sets than this run as a Celery task, off the request.
-INLINE_ROLLBACK_LIMIT = 5
-
-
-def change_sets_rollback_queued(*, change_set_ids: list, operator, force: bool = False) -> bool:
-    """Roll back now if small, else queue the task; True when it was queued.
-
-    The same checks as the rollback itself run first, so an operator hears about
-    four-eyes refusals and repeated rollbacks at once rather than from a task log.
-    """
-    if len(change_set_ids) <= INLINE_ROLLBACK_LIMIT:
-        change_sets_rollback(change_set_ids=change_set_ids, operator=operator, force=force)
-        return False
-    _check_rollbackable(list(ChangeSet.objects.filter(pk__in=change_set_ids)), operator)
-    from .tasks import rollback_change_sets
-
-    ids, pk = [int(i) for i in change_set_ids], operator.pk
-    transaction.on_commit(lambda: rollback_change_sets.delay(ids, pk, force), robust=True)
-    return True
-
-
 def change_set_rollback(*, change_set_id, operator, force: bool = False) -> ChangeSet:
     """Undo one change set as a new change set; conflicts refuse unless ``force``."""
     return change_sets_rollback(change_set_ids=[change_set_id], operator=operator, force=force)[0]

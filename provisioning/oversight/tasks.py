@@ -83,19 +83,23 @@ def _message(event: str, object_id: str) -> tuple[str, str]:
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=30, acks_late=True)
-def rollback_change_sets(self, change_set_ids: list[int], operator_id: int, force: bool = False):
-    """A large rollback, run off the request. Idempotent: change sets already rolled
-    back (by an earlier attempt) are skipped, the rest are undone all or nothing."""
-    from .models import Rollback
-    from .reviews import change_sets_rollback
+def run_rollback_job(self, job_id: str) -> str | None:
+    """Run (or resume) a rollback job. Idempotent: the job's rows say what is left, so a
+    duplicate message, a retry or the sweep only continues where the last run stopped."""
+    from . import rollback_jobs
 
-    operator = get_user_model().objects.get(pk=operator_id)
-    done = set(
-        Rollback.objects.filter(original_id__in=change_set_ids).values_list(
-            "original_id", flat=True
-        )
-    )
-    remaining = [pk for pk in change_set_ids if pk not in done]
-    if remaining:
-        change_sets_rollback(change_set_ids=remaining, operator=operator, force=force)
-    return len(remaining)
+    try:
+        job = rollback_jobs.rollback_job_run(job_id)
+    except Exception as exc:  # a database hiccup or a killed connection: resume later
+        logger.exception("Rollback job %s broke off", job_id)
+        rollback_jobs.rollback_job_note_error(job_id, f"{type(exc).__name__}: {exc}")
+        raise self.retry(exc=exc) from exc
+    return job.status if job is not None else None
+
+
+@shared_task
+def sweep_rollback_jobs() -> int:
+    """Beat's sweep: enqueue rollback jobs a lost message or a dead worker left behind."""
+    from . import rollback_jobs
+
+    return rollback_jobs.rollback_jobs_sweep()

@@ -94,6 +94,7 @@ CONSOLE_URLS = console_urls()
 def test_the_walk_finds_the_console():
     names = {url.name for url in CONSOLE_URLS}
     assert {"console:home", "console:login", "console:logout"} <= names
+    assert {"console:rollback_job_list", "console:rollback_job_detail"} <= names
     assert not any(url.path.startswith("/scim/") for url in CONSOLE_URLS)
 
 

@@ -195,32 +195,6 @@ def test_mass_rollback_of_one_client_in_a_time_range(scim, other_scim, operators
     assert scim.read(f"/Users/{theirs['id']}")["active"] is False
 
 
-def test_large_rollbacks_run_as_a_task(scim, operators, django_capture_on_commit_callbacks):
-    users = [
-        scim.create_user(f"big{i}@x.example", active=True)
-        for i in range(reviews.INLINE_ROLLBACK_LIMIT + 1)
-    ]
-    started = timezone.now()
-    for user in users:
-        scim.patch(f"/Users/{user['id']}", DEACTIVATE)
-    client = ChangeSet.objects.order_by("-id").first().scim_client
-    ids = reviews.client_change_sets(
-        client=client, since=started, until=timezone.now() + timedelta(seconds=1)
-    )
-
-    with django_capture_on_commit_callbacks(execute=True):
-        assert reviews.change_sets_rollback_queued(change_set_ids=ids, operator=operators["alice"])
-        assert (
-            User.objects.filter(active=True).count() == 0
-        )  # nothing yet: the task runs after commit
-
-    assert User.objects.filter(active=True).count() == len(users)
-    # Running the task again (a retry) changes nothing more.
-    from provisioning.oversight.tasks import rollback_change_sets
-
-    assert rollback_change_sets.apply(args=(ids, operators["alice"].pk)).get() == 0
-
-
 def test_the_preview_of_several_change_sets_follows_their_sequence(scim, operators):
     started = timezone.now()
     user = scim.create_user("seq@x.example", active=True)
