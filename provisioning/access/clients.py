@@ -94,13 +94,6 @@ def scim_client_set_role(
     return client
 
 
-@transaction.atomic
-def scim_client_delete(*, client: ScimClient, operator: AbstractBaseUser | None = None) -> None:
-    """Delete a client and its tokens; resources it created stay, without a source."""
-    with unit_of_change(operator=operator):
-        client.delete()
-
-
 def _clean_networks(networks: Iterable[str] | None) -> list[str]:
     """CIDR strings, normalised (``10.0.0.1/8`` → ``10.0.0.0/8``); a bare address is a /32 or /128."""
     cleaned: list[str] = []

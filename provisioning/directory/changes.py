@@ -20,7 +20,7 @@ from provisioning.scim.errors import InvalidValue
 from .models import Group, Membership, User
 from .selectors import group_ancestors
 
-Action = Literal["create", "replace", "patch", "delete"]
+ChangeAction = Literal["create", "replace", "patch", "delete"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class MemberRef:
 
 @dataclass
 class Change:
-    action: Action
+    action: ChangeAction
     resource: User | Group
     client: ScimClient | None
     before: dict | None = None  # writable document before; None for a create

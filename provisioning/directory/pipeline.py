@@ -33,7 +33,6 @@ SCIM = "scim"
 CONSOLE = "console"  # an operator's own action (e.g. deactivate from the console)
 APPROVAL = "approval"  # an approved or released pending operation, applied
 ROLLBACK = "rollback"  # one step of undoing a change set (restores included)
-ORIGINS = (SCIM, CONSOLE, APPROVAL, ROLLBACK)
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,12 @@ class Rollback(models.Model):
     forced = models.BooleanField(default=False)
     created_at = models.DateTimeField()
 
+    class Meta:
+        constraints = [
+            # A change set is undone at most once, even by two rollbacks racing each other.
+            models.UniqueConstraint(fields=["original"], name="one_rollback_per_change_set")
+        ]
+
     def __str__(self) -> str:
         return f"{self.rollback_id} rolls back {self.original_id}"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from provisioning.audit.context import change_set_scope
@@ -260,13 +260,17 @@ def _rollback_one(original: ChangeSet, operator, force: bool) -> ChangeSet:
                 raise ValidationError(f"{step.description}: {refused.detail}") from None
         rollback = scope.ensure_change_set()
     rollback.held_operations = held
-    Rollback.objects.create(
-        original=original,
-        rollback=rollback,
-        operator=operator,
-        forced=bool(conflicts),
-        created_at=timezone.now(),
-    )
+    try:
+        with transaction.atomic():
+            Rollback.objects.create(
+                original=original,
+                rollback=rollback,
+                operator=operator,
+                forced=bool(conflicts),
+                created_at=timezone.now(),
+            )
+    except IntegrityError:  # another rollback of the same change set committed first
+        raise ValidationError(f"Change set {original.pk} has already been rolled back") from None
     Review.objects.filter(change_set=original, status=Review.Status.OPEN).update(
         status=Review.Status.ROLLED_BACK, decided_at=timezone.now(), decided_by=operator
     )

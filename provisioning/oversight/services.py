@@ -2,7 +2,7 @@
 
 Each transition is legal only from the right state, refuses the operator who
 initiated the change (four eyes), and is audited. Applying an approved operation
-happens in a Celery task (``tasks.apply_pending_operation``) that is idempotent:
+happens in a Celery task (``tasks.apply_approved_operations``) that is idempotent:
 the database row, not the broker, says what still has to be applied.
 """
 

@@ -17,6 +17,7 @@ from provisioning.access.operators import operator_create, operator_set_role
 from provisioning.directory import services
 from provisioning.directory.models import Group, User
 from provisioning.oversight.models import PolicyRule
+from provisioning.oversight.rules import policy_rule_set_enabled
 from provisioning.scim.schema import ENTERPRISE_USER, USER
 
 DEMO_CLIENT = "demo-idp"
@@ -121,6 +122,7 @@ class Command(BaseCommand):
     def _oversight(self) -> None:
         """Demo oversight: deletions and privileged-group additions held, deactivations flagged."""
         Group.objects.filter(display_name__iexact=PRIVILEGED).update(privileged=True)
-        PolicyRule.objects.filter(
+        for rule in PolicyRule.objects.filter(
             kind__in=["delete_user", "privileged_membership", "deactivate_user"]
-        ).update(enabled=True)
+        ):
+            policy_rule_set_enabled(rule=rule, enabled=True, operator=None)
