@@ -47,8 +47,10 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scimgate_bench
 BENCH_ARGS ?=
 
 # Creates the database if missing, migrates, loads synthetic data once (reused when present).
+# SCIMGATE_BENCHMARK=true installs the benchmark app, which provides runbench.
 bench: $(STAMP)
-	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(BIN)/python manage.py runbench $(BENCH_ARGS)
+	SCIMGATE_BENCHMARK=true DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} \
+		$(BIN)/python manage.py runbench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -42,13 +42,16 @@ INSTALLED_APPS = [
     "provisioning.access",
     "provisioning.directory",
     "provisioning.scim",
-    # Benchmarks: loadsynthetic and runbench commands (no models).
-    "provisioning.benchmark",
     "auditlog",
     "provisioning.audit",
     "provisioning.oversight",
     "console",
 ]
+# The benchmark app (the loadsynthetic and runbench commands of make bench; no models) is
+# installed only when benchmarking: make bench and the test suite (tests/settings.py) set it.
+SCIMGATE_BENCHMARK = env.bool("SCIMGATE_BENCHMARK", default=False)
+if SCIMGATE_BENCHMARK:
+    INSTALLED_APPS.append("provisioning.benchmark")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

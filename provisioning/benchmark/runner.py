@@ -34,7 +34,8 @@ from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
 from . import measure
-from .synthetic import SyntheticSpec, load_synthetic, scale_group_name, synthetic_client
+from .history import scale_group_name
+from .synthetic import SyntheticSpec, load_synthetic, synthetic_client
 
 BASE_DIR = Path(settings.BASE_DIR)
 RESULTS_DIR = BASE_DIR / "bench" / "results"

@@ -3,16 +3,12 @@
 import pytest
 from django.urls import reverse
 
-from provisioning.access.clients import scim_client_create, scim_token_issue, scim_token_revoke
+from provisioning.access.clients import scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.access.token_check import scim_token_authenticate
+from tests.factories import ScimTokenFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def okta():
-    return scim_client_create(name="okta", role="provisioner")
 
 
 def test_change_page_lists_tokens_without_digest_or_secret(admin_client, okta):
@@ -29,9 +25,9 @@ def test_change_page_lists_tokens_without_digest_or_secret(admin_client, okta):
 
 def test_changelist_counts_only_unrevoked_tokens(admin_client, okta):
     client, _raw = okta
-    revoked, _ = scim_token_issue(client=client)
+    revoked = ScimTokenFactory(client=client)
     scim_token_revoke(token=revoked)
-    scim_token_issue(client=client)
+    ScimTokenFactory(client=client)
     response = admin_client.get(reverse("admin:access_scimclient_changelist"))
     assert response.status_code == 200
     [row] = response.context["cl"].result_list

@@ -12,6 +12,7 @@ from provisioning.access.models import ScimClient
 from provisioning.access.roles import scim_role_create
 from provisioning.directory import services as directory
 from provisioning.directory.models import Group, User
+from tests.factories import ProvisionedGroupFactory, ProvisionedUserFactory, ScimClientFactory
 from tests.scim.conftest import ENTERPRISE_SCHEMA, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ScimApi
 
 pytestmark = pytest.mark.django_db
@@ -46,23 +47,8 @@ REQUESTS = {
 
 
 def api_for(role) -> tuple[ScimApi, ScimClient]:
-    client, token = scim_client_create(name=f"c-{uuid.uuid4().hex[:8]}", role=role)
-    return ScimApi(token), client
-
-
-def make_user(client: ScimClient | None = None, **attrs) -> User:
-    document = {"schemas": [USER_SCHEMA], "userName": f"u-{uuid.uuid4().hex[:10]}", **attrs}
-    return directory.user_create(document=document, client=client)
-
-
-def make_group(client: ScimClient | None = None, members=(), **attrs) -> Group:
-    document = {
-        "schemas": [GROUP_SCHEMA],
-        "displayName": attrs.pop("displayName", f"g-{uuid.uuid4().hex[:10]}"),
-        "members": [{"value": str(m.pk)} for m in members],
-        **attrs,
-    }
-    return directory.group_create(document=document, client=client)
+    client = ScimClientFactory(role=role)
+    return ScimApi(client.raw_token), client
 
 
 def new_document(resource_type: str) -> dict:
@@ -135,7 +121,7 @@ def snapshot(resource) -> tuple:
 @pytest.mark.parametrize("role", list(EXPECTED))
 def test_role_table(role, resource_type, request_name):
     api, client = api_for(role)
-    resource = make_user() if resource_type == "User" else make_group()
+    resource = ProvisionedUserFactory() if resource_type == "User" else ProvisionedGroupFactory()
     before = snapshot(resource)
     status = perform(api, request_name, resource_type, resource)
     allowed = REQUESTS[request_name] in EXPECTED[role][resource_type]
@@ -155,7 +141,7 @@ def test_role_table(role, resource_type, request_name):
 @pytest.mark.parametrize("role", [r for r in EXPECTED if D not in EXPECTED[r]["User"]])
 def test_denied_detail_names_the_missing_permission(role):
     api, _client = api_for(role)
-    user = make_user()
+    user = ProvisionedUserFactory()
     body = api.assert_error(api.delete(f"/Users/{user.pk}"), 403)
     assert body["detail"] == f"Role '{role}' lacks User:delete"
 
@@ -163,7 +149,7 @@ def test_denied_detail_names_the_missing_permission(role):
 @pytest.mark.parametrize("role", list(EXPECTED))
 def test_root_search_covers_only_readable_types(role):
     api, _client = api_for(role)
-    user, group = make_user(), make_group()
+    user, group = ProvisionedUserFactory(), ProvisionedGroupFactory()
     body = api.ok(api.post("/.search", {"schemas": [SEARCH_SCHEMA]}))
     ids = {r["id"] for r in body["Resources"]}
     assert (str(user.pk) in ids) == (R in EXPECTED[role]["User"])
@@ -194,7 +180,7 @@ def test_refused_create_is_refused_before_validation():
 
 def test_bulk_denied_operations_get_their_own_results():
     api, client = api_for("no-delete")
-    doomed, other = make_user(), make_user()
+    doomed, other = ProvisionedUserFactory(), ProvisionedUserFactory()
     ops = [
         {"method": "POST", "path": "/Users", "bulkId": "a", "data": new_document("User")},
         {"method": "DELETE", "path": f"/Users/{doomed.pk}"},
@@ -238,8 +224,8 @@ def regional():
 @pytest.fixture
 def foreign():
     other, _ = scim_client_create(name="hq", role="provisioner")
-    user = make_user(other)
-    group = make_group(other, members=[user])
+    user = ProvisionedUserFactory(client=other)
+    group = ProvisionedGroupFactory(client=other, members=[user])
     return user, group
 
 
@@ -346,7 +332,7 @@ def hr_feed():
 
 def test_patch_changing_a_forbidden_attribute_applies_nothing(hr_feed):
     api, client = hr_feed
-    user = make_user(displayName="Before", active=True)
+    user = ProvisionedUserFactory(displayName="Before", active=True)
     response = api.patch_ops(
         f"/Users/{user.pk}",
         {"op": "replace", "path": "displayName", "value": "After"},
@@ -362,7 +348,7 @@ def test_patch_changing_a_forbidden_attribute_applies_nothing(hr_feed):
 
 def test_pathless_patch_and_put_are_checked_per_attribute(hr_feed):
     api, _client = hr_feed
-    user = make_user(displayName="Before", active=True)
+    user = ProvisionedUserFactory(displayName="Before", active=True)
     response = api.patch_ops(
         f"/Users/{user.pk}", {"op": "replace", "value": {"displayName": "X", "active": False}}
     )
@@ -385,7 +371,7 @@ def test_pathless_patch_and_put_are_checked_per_attribute(hr_feed):
 
 def test_forbidden_extension_attribute(hr_feed):
     api, _client = hr_feed
-    user = make_user()
+    user = ProvisionedUserFactory()
     response = api.patch_ops(
         f"/Users/{user.pk}",
         {
@@ -406,7 +392,7 @@ def test_forbidden_extension_attribute(hr_feed):
 
 def test_no_delete_may_deactivate():
     api, _client = api_for("no-delete")
-    user = make_user(active=True)
+    user = ProvisionedUserFactory(active=True)
     api.ok(api.patch_ops(f"/Users/{user.pk}", {"op": "replace", "path": "active", "value": False}))
     user.refresh_from_db()
     assert user.active is False
@@ -438,8 +424,8 @@ def guarded():
 )
 def test_protected_group_membership(guarded, name, privileged, protected):
     api, client = guarded
-    user = make_user()
-    group = make_group(displayName=name)
+    user = ProvisionedUserFactory()
+    group = ProvisionedGroupFactory(displayName=name)
     Group.objects.filter(pk=group.pk).update(privileged=privileged)
     response = api.patch_ops(
         f"/Groups/{group.pk}", {"op": "add", "path": "members", "value": [{"value": str(user.pk)}]}
@@ -463,8 +449,8 @@ def test_protected_group_membership(guarded, name, privileged, protected):
 
 def test_privileged_groups_are_protected_only_for_roles_that_opt_in():
     api, _client = api_for("provisioner")
-    user = make_user()
-    group = make_group(displayName="Domain Admins")
+    user = ProvisionedUserFactory()
+    group = ProvisionedGroupFactory(displayName="Domain Admins")
     Group.objects.filter(pk=group.pk).update(privileged=True)
     response = api.patch_ops(
         f"/Groups/{group.pk}", {"op": "add", "path": "members", "value": [{"value": str(user.pk)}]}
@@ -476,8 +462,8 @@ def test_privileged_groups_are_protected_only_for_roles_that_opt_in():
 
 def test_protected_group_membership_removal_put_and_bulk(guarded):
     api, _client = guarded
-    user = make_user()
-    group = make_group(displayName="admins", members=[user])
+    user = ProvisionedUserFactory()
+    group = ProvisionedGroupFactory(displayName="admins", members=[user])
     response = api.patch_ops(
         f"/Groups/{group.pk}", {"op": "remove", "path": f'members[value eq "{user.pk}"]'}
     )
@@ -512,6 +498,6 @@ def test_protected_group_membership_removal_put_and_bulk(guarded):
 
 
 def test_console_actions_are_not_subject_to_scim_roles():
-    user = make_user(active=True)
+    user = ProvisionedUserFactory(active=True)
     directory.user_delete(user_id=user.pk, client=None)
     assert not User.objects.filter(pk=user.pk).exists()

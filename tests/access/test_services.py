@@ -18,16 +18,11 @@ pytestmark = pytest.mark.django_db
 TOKEN_SHAPE = re.compile(r"scg_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{43,}")
 
 
-@pytest.fixture
-def client_and_raw():
-    return scim_client_create(name="okta", role="provisioner")
-
-
 # --- creating clients -------------------------------------------------------
 
 
-def test_create_client_issues_one_token(client_and_raw):
-    client, raw = client_and_raw
+def test_create_client_issues_one_token(okta):
+    client, raw = okta
     assert client.name == "okta"
     assert client.role.name == "provisioner"
     assert TOKEN_SHAPE.fullmatch(raw)
@@ -56,7 +51,7 @@ def test_create_client_rejects_too_long_name():
 
 
 @pytest.mark.parametrize("name", ["okta", "OKTA", " Okta "])
-def test_create_client_rejects_duplicate_name_case_insensitively(client_and_raw, name):
+def test_create_client_rejects_duplicate_name_case_insensitively(okta, name):
     with pytest.raises(ValidationError) as exc:
         scim_client_create(name=name, role="provisioner")
     assert "already exists" in exc.value.message_dict["name"][0]
@@ -75,8 +70,8 @@ def test_create_client_rejects_unknown_role(role):
 # --- issuing and storing tokens ---------------------------------------------
 
 
-def test_only_the_digest_is_stored(client_and_raw):
-    client, raw = client_and_raw
+def test_only_the_digest_is_stored(okta):
+    client, raw = okta
     token = client.tokens.get()
     assert token.digest == hashlib.sha256(raw.encode()).hexdigest()
     secret = raw[len(f"scg_{token.prefix}_") :]
@@ -86,8 +81,8 @@ def test_only_the_digest_is_stored(client_and_raw):
         assert secret not in value
 
 
-def test_issued_tokens_are_distinct(client_and_raw):
-    client, raw1 = client_and_raw
+def test_issued_tokens_are_distinct(okta):
+    client, raw1 = okta
     token2, raw2 = scim_token_issue(client=client)
     token3, raw3 = scim_token_issue(client=client)
     assert len({raw1, raw2, raw3}) == 3
@@ -96,8 +91,8 @@ def test_issued_tokens_are_distinct(client_and_raw):
     assert scim_token_authenticate(raw3) == token3
 
 
-def test_issue_retries_on_prefix_collision(client_and_raw, monkeypatch):
-    client, _raw = client_and_raw
+def test_issue_retries_on_prefix_collision(okta, monkeypatch):
+    client, _raw = okta
     taken = client.tokens.get().prefix
     prefixes = iter([taken, "Fresh123"])
     monkeypatch.setattr(clients, "_new_prefix", lambda: next(prefixes))
@@ -109,37 +104,37 @@ def test_issue_retries_on_prefix_collision(client_and_raw, monkeypatch):
 # --- authenticating ---------------------------------------------------------
 
 
-def test_round_trip(client_and_raw):
-    client, raw = client_and_raw
+def test_round_trip(okta):
+    client, raw = okta
     token = scim_token_authenticate(raw)
     assert token is not None
     assert token.client == client
     assert token_prefix_of(raw) == token.prefix
 
 
-def test_wrong_secret_is_rejected(client_and_raw):
-    _client, raw = client_and_raw
+def test_wrong_secret_is_rejected(okta):
+    _client, raw = okta
     last = raw[-1]
     tampered = raw[:-1] + ("A" if last != "A" else "B")
     assert scim_token_authenticate(tampered) is None
 
 
-def test_wrong_prefix_is_rejected(client_and_raw):
-    _client, raw = client_and_raw
+def test_wrong_prefix_is_rejected(okta):
+    _client, raw = okta
     prefix = token_prefix_of(raw)
     other = "Zz999999" if prefix != "Zz999999" else "Yy888888"
     assert scim_token_authenticate(raw.replace(prefix, other, 1)) is None
 
 
-def test_secret_of_one_token_does_not_open_another(client_and_raw):
-    client, raw1 = client_and_raw
+def test_secret_of_one_token_does_not_open_another(okta):
+    client, raw1 = okta
     _token2, raw2 = scim_token_issue(client=client)
     mixed = f"scg_{token_prefix_of(raw1)}_{raw2.split('_', 2)[2]}"
     assert scim_token_authenticate(mixed) is None
 
 
-def test_revoked_token_is_rejected(client_and_raw):
-    client, raw = client_and_raw
+def test_revoked_token_is_rejected(okta):
+    client, raw = okta
     token = client.tokens.get()
     scim_token_revoke(token=token)
     assert token.revoked_at is not None
@@ -147,8 +142,8 @@ def test_revoked_token_is_rejected(client_and_raw):
     assert scim_token_authenticate(raw) is None
 
 
-def test_revoking_twice_keeps_the_first_time(client_and_raw):
-    client, _raw = client_and_raw
+def test_revoking_twice_keeps_the_first_time(okta):
+    client, _raw = okta
     token = client.tokens.get()
     scim_token_revoke(token=token)
     first = ScimToken.objects.get(pk=token.pk).revoked_at
@@ -156,8 +151,8 @@ def test_revoking_twice_keeps_the_first_time(client_and_raw):
     assert ScimToken.objects.get(pk=token.pk).revoked_at == first
 
 
-def test_revoking_one_token_leaves_the_others(client_and_raw):
-    client, raw1 = client_and_raw
+def test_revoking_one_token_leaves_the_others(okta):
+    client, raw1 = okta
     token2, raw2 = scim_token_issue(client=client)
     scim_token_revoke(token=token2)
     assert scim_token_authenticate(raw1) is not None
@@ -194,8 +189,8 @@ def test_malformed_tokens_are_rejected_without_a_query(raw, django_assert_num_qu
     assert token_prefix_of(raw) is None
 
 
-def test_bearer_header_value_is_not_a_token(client_and_raw):
-    _client, raw = client_and_raw
+def test_bearer_header_value_is_not_a_token(okta):
+    _client, raw = okta
     assert scim_token_authenticate(f"Bearer {raw}") is None
     assert scim_token_authenticate(f" {raw}") is None
 
@@ -204,8 +199,8 @@ def test_well_formed_unknown_token_is_rejected():
     assert scim_token_authenticate("scg_abcdefgh_" + "a" * 43) is None
 
 
-def test_token_prefix_of_never_returns_the_secret(client_and_raw):
-    _client, raw = client_and_raw
+def test_token_prefix_of_never_returns_the_secret(okta):
+    _client, raw = okta
     _scheme, prefix, secret = raw.split("_", 2)
     assert token_prefix_of(raw) == prefix
     assert len(prefix) == 8
@@ -215,8 +210,8 @@ def test_token_prefix_of_never_returns_the_secret(client_and_raw):
 # --- last use ---------------------------------------------------------------
 
 
-def test_first_use_is_recorded_on_token_and_client(client_and_raw):
-    client, raw = client_and_raw
+def test_first_use_is_recorded_on_token_and_client(okta):
+    client, raw = okta
     before = timezone.now()
     scim_token_authenticate(raw)
     token = ScimToken.objects.get(client=client)
@@ -225,8 +220,8 @@ def test_first_use_is_recorded_on_token_and_client(client_and_raw):
     assert client.last_used_at == token.last_used_at
 
 
-def test_last_use_is_written_at_most_once_a_minute(client_and_raw, django_assert_num_queries):
-    client, raw = client_and_raw
+def test_last_use_is_written_at_most_once_a_minute(okta, django_assert_num_queries):
+    client, raw = okta
     scim_token_authenticate(raw)
     recorded = ScimToken.objects.get(client=client).last_used_at
 
@@ -247,8 +242,8 @@ def test_last_use_is_written_at_most_once_a_minute(client_and_raw, django_assert
     assert client.last_used_at == token.last_used_at
 
 
-def test_client_last_use_follows_any_of_its_tokens(client_and_raw):
-    client, raw1 = client_and_raw
+def test_client_last_use_follows_any_of_its_tokens(okta):
+    client, raw1 = okta
     _token2, raw2 = scim_token_issue(client=client)
     scim_token_authenticate(raw1)
     old = timezone.now() - timedelta(hours=1)
@@ -259,8 +254,8 @@ def test_client_last_use_follows_any_of_its_tokens(client_and_raw):
     assert token2.last_used_at == client.last_used_at
 
 
-def test_failed_authentication_records_nothing(client_and_raw):
-    client, raw = client_and_raw
+def test_failed_authentication_records_nothing(okta):
+    client, raw = okta
     scim_token_authenticate(raw[:-1] + ("A" if raw[-1] != "A" else "B"))
     scim_token_revoke(token=client.tokens.get())
     scim_token_authenticate(raw)

@@ -28,11 +28,6 @@ from tests.scim.conftest import ScimApi
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def okta():
-    return scim_client_create(name="okta", role="provisioner")
-
-
 def get_users(token: str, address: str = "127.0.0.1"):
     api = ScimApi(token)
     return api, api.get("/Users", REMOTE_ADDR=address)

@@ -14,9 +14,10 @@ from django.test import Client
 from provisioning.audit.models import AuditEntry, AuditSeal, ChangeRecord, ChangeSet, RequestLog
 from provisioning.audit.redaction import redact_body
 from provisioning.audit.sealing import audit_verify
-from provisioning.benchmark import synthetic
+from provisioning.benchmark.history import Plan, ReplayContext, scale_group_name
+from provisioning.benchmark.replay import PartReplay
 from provisioning.benchmark.runner import synthetic_present
-from provisioning.benchmark.synthetic import Plan, SyntheticSpec, load_synthetic, scale_group_name
+from provisioning.benchmark.synthetic import SyntheticSpec, load_synthetic
 from provisioning.directory import selectors
 from provisioning.directory.models import Group, Membership, User, UserEmail
 
@@ -53,11 +54,11 @@ class _Collect:
 
 def _replay(spec: SyntheticSpec, parts: int = 1):
     plan = Plan(spec)
-    context = synthetic._Context(
+    context = ReplayContext(
         uuid.UUID(int=1), "synthetic-idp", "abcdEFGH", 1, 2, 1, 1, 1
     )
     writer = _Collect()
-    results = [synthetic._Part(plan, context, part, parts, writer, lambda m: None).run() for part in range(parts)]
+    results = [PartReplay(plan, context, part, parts, writer, lambda m: None).run() for part in range(parts)]
     return plan, writer, results
 
 

@@ -1,40 +1,35 @@
-"""Console personas (one per operator role) and directory builders.
+"""Console personas: one operator per role and a logged-in client for each, the IdP
+client ``idp``, and a user with every kind of attribute.
 
 Operators get their role from the Django groups the access migration creates,
-exactly as ``createoperator`` does.
+exactly as ``createoperator`` does (``tests.factories.OperatorFactory``). Here
+``admin_client`` is an administrator operator, not pytest-django's superuser.
 """
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group as AuthGroup
 from django.test import Client
 
-from provisioning.access.clients import scim_client_create
-from provisioning.directory import services
-from provisioning.directory.models import User
 from provisioning.scim.schema import ENTERPRISE_USER, USER
+from tests.factories import OperatorFactory, ProvisionedUserFactory, ScimClientFactory
 
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def operator(role: str):
-    user = get_user_model().objects.create_user(username=f"{role}-{uuid.uuid4().hex[:6]}")
-    user.groups.add(AuthGroup.objects.get(name=role))
-    return user
-
-
 @pytest.fixture
 def viewer(db):
-    return operator("viewer")
+    return OperatorFactory(role="viewer")
 
 
 @pytest.fixture
 def approver(db):
-    return operator("approver")
+    return OperatorFactory(role="approver")
+
+
+@pytest.fixture
+def administrator(db):
+    return OperatorFactory(role="administrator")
 
 
 @pytest.fixture
@@ -52,33 +47,23 @@ def approver_client(approver) -> Client:
 
 
 @pytest.fixture
-def idp(db):
-    client, _ = scim_client_create(name="okta-prod", role="provisioner")
+def admin_client(administrator) -> Client:
+    """An administrator operator's session (in tests/console this replaces pytest-django's
+    superuser ``admin_client``)."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(administrator)
     return client
 
 
-def make_user(user_name: str, *, client=None, **extra):
-    document = {"schemas": [USER], "userName": user_name, **extra}
-    return services.user_create(document=document, client=client)
-
-
-def make_group(name: str, members=(), *, client=None):
-    return services.group_create(
-        client=client,
-        document={
-            "displayName": name,
-            "members": [
-                {"value": str(m.pk), "type": "User" if isinstance(m, User) else "Group"}
-                for m in members
-            ],
-        },
-    )
+@pytest.fixture
+def idp(db):
+    return ScimClientFactory(name="okta-prod")
 
 
 def full_user(client=None):
     """A user with every kind of attribute the detail page shows."""
-    return make_user(
-        "ana.silva@example.com",
+    return ProvisionedUserFactory(
+        userName="ana.silva@example.com",
         client=client,
         externalId="ext-1001",
         displayName="Ana Silva",

@@ -18,8 +18,9 @@ from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
 from provisioning.directory import services
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
+from tests.factories import OperatorFactory, ProvisionedGroupFactory, ProvisionedUserFactory
 
-from .conftest import XSS, make_group, make_user, operator
+from .conftest import XSS
 
 pytestmark = pytest.mark.django_db
 
@@ -71,8 +72,8 @@ def test_anonymous_and_roleless_are_refused(client, django_user_model):
 
 
 def test_full_page_then_htmx_partial(viewer_client, idp):
-    make_user("ana@example.com", client=idp)
-    make_user("ben@example.com", client=idp)
+    ProvisionedUserFactory(userName="ana@example.com", client=idp)
+    ProvisionedUserFactory(userName="ben@example.com", client=idp)
     page = viewer_client.get(LIST)
     assert page.status_code == 200 and b"<html" in page.content
     assert b'id="filters"' in page.content and b'id="results"' in page.content
@@ -93,12 +94,12 @@ def test_full_page_then_htmx_partial(viewer_client, idp):
 def test_filters_by_client_resource_action_actor_and_text(viewer_client, idp):
     other, _ = scim_client_create(name="google", role="provisioner")
     with as_client(idp):
-        ana = make_user("ana@example.com", client=idp, title="Engineer")
+        ana = ProvisionedUserFactory(userName="ana@example.com", client=idp, title="Engineer")
     with as_client(other):
-        make_user("ben@example.com", client=other)
+        ProvisionedUserFactory(userName="ben@example.com", client=other)
     with as_client(idp):
         patch(ana, idp, title="Principal Engineer")
-    admin = operator("administrator")
+    admin = OperatorFactory(role="administrator")
     scim_client_set_role(client=other, role="read-only", operator=admin)
 
     def reprs(**query):
@@ -117,7 +118,7 @@ def test_filters_by_client_resource_action_actor_and_text(viewer_client, idp):
 
 
 def test_time_range_and_invalid_values(viewer_client, idp):
-    make_user("ana@example.com", client=idp)
+    ProvisionedUserFactory(userName="ana@example.com", client=idp)
     assert object_reprs(viewer_client.get(LIST, {"since": "2000-01-01T00:00"})) != []
     assert object_reprs(viewer_client.get(LIST, {"until": "2000-01-01T00:00"})) == []
     response = viewer_client.get(LIST, {"since": "yesterday-ish", "action": "explode"})
@@ -128,7 +129,7 @@ def test_time_range_and_invalid_values(viewer_client, idp):
 
 def test_keyset_pages_newest_first(viewer_client):
     for i in range(55):
-        make_user(f"u{i:02d}@example.com")
+        ProvisionedUserFactory(userName=f"u{i:02d}@example.com")
     first = viewer_client.get(LIST, {"resource_type": "User"})
     names = object_reprs(first)
     assert len(names) == 50 and names[0] == "u54@example.com"
@@ -140,8 +141,8 @@ def test_keyset_pages_newest_first(viewer_client):
 
 
 def test_escaping_of_untrusted_values(viewer_client, idp):
-    make_user("mallory@example.com", client=idp, displayName=XSS)
-    make_user(XSS, client=idp)
+    ProvisionedUserFactory(userName="mallory@example.com", client=idp, displayName=XSS)
+    ProvisionedUserFactory(userName=XSS, client=idp)
     html = viewer_client.get(LIST).content.decode()
     assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     html = viewer_client.get(LIST, {"q": XSS}, **HTMX).content.decode()
@@ -159,11 +160,11 @@ def test_viewer_may_not_export(viewer_client):
 
 def test_export_streams_the_current_filter(approver_client, idp):
     with as_client(idp):
-        make_user("ana@example.com", client=idp)
+        ProvisionedUserFactory(userName="ana@example.com", client=idp)
     with as_client(idp):
-        make_user("=cmd|calc@example.com", client=idp)
+        ProvisionedUserFactory(userName="=cmd|calc@example.com", client=idp)
     with as_client(idp):
-        make_group("Team", client=idp)
+        ProvisionedGroupFactory(displayName="Team", client=idp)
     page = approver_client.get(LIST, {"resource_type": "User", "after": "1"}).content.decode()
     assert f'href="{CSV}?resource_type=User"' in page  # the cursor is not part of the filter
 
@@ -195,7 +196,9 @@ def test_export_refuses_an_invalid_filter(approver_client):
 
 
 def test_change_set_shows_who_the_request_and_an_attribute_diff(viewer_client, idp):
-    ana = make_user("ana@example.com", client=idp, title="Engineer", displayName="Ana")
+    ana = ProvisionedUserFactory(
+        userName="ana@example.com", client=idp, title="Engineer", displayName="Ana"
+    )
     patch(ana, idp, title="Principal", displayName=XSS)
     record = ChangeRecord.objects.filter(resource_id=ana.pk, action="patch").get()
     url = reverse("console:change_set_detail", args=[record.change_set_id])
@@ -213,9 +216,9 @@ def test_change_set_shows_who_the_request_and_an_attribute_diff(viewer_client, i
 
 
 def test_change_set_membership_delta_links_members(viewer_client, idp):
-    ana = make_user("ana@example.com", client=idp)
-    ben = make_user("ben@example.com", client=idp)
-    team = make_group("Team", client=idp)
+    ana = ProvisionedUserFactory(userName="ana@example.com", client=idp)
+    ben = ProvisionedUserFactory(userName="ben@example.com", client=idp)
+    team = ProvisionedGroupFactory(displayName="Team", client=idp)
     group_add(team, idp, ana, ben)
     record = ChangeRecord.objects.get(resource_id=team.pk, action="patch")
     response = viewer_client.get(reverse("console:change_set_detail", args=[record.change_set_id]))
@@ -232,8 +235,8 @@ def test_member_deltas_list_the_first_members_and_count_them_all(viewer_client, 
     from console import change_records
 
     monkeypatch.setattr(change_records, "MEMBER_LIMIT", 2)
-    people = [make_user(f"m{i}@example.com", client=idp) for i in range(3)]
-    team = make_group("Team", client=idp)
+    people = [ProvisionedUserFactory(userName=f"m{i}@example.com", client=idp) for i in range(3)]
+    team = ProvisionedGroupFactory(displayName="Team", client=idp)
     group_add(team, idp, *people)
     record = ChangeRecord.objects.get(resource_id=team.pk, action="patch")
     response = viewer_client.get(reverse("console:change_set_detail", args=[record.change_set_id]))
@@ -245,7 +248,7 @@ def test_member_deltas_list_the_first_members_and_count_them_all(viewer_client, 
 
 
 def test_deleted_resources_are_not_links(viewer_client, idp):
-    gone = make_user("gone@example.com", client=idp)
+    gone = ProvisionedUserFactory(userName="gone@example.com", client=idp)
     services.user_delete(user_id=gone.pk, client=idp)
     record = ChangeRecord.objects.get(resource_id=gone.pk, action="delete")
     response = viewer_client.get(reverse("console:change_set_detail", args=[record.change_set_id]))
@@ -256,7 +259,7 @@ def test_deleted_resources_are_not_links(viewer_client, idp):
 
 
 def test_console_change_set_shows_the_entry_diff(viewer_client):
-    admin = operator("administrator")
+    admin = OperatorFactory(role="administrator")
     client, _ = scim_client_create(name="idp", role="provisioner", operator=admin)
     change_set = ChangeSet.objects.get(operator=admin)
     response = viewer_client.get(reverse("console:change_set_detail", args=[change_set.pk]))
@@ -279,9 +282,9 @@ def test_unknown_change_set_is_404(viewer_client):
 
 
 def test_user_and_group_detail_show_their_history(viewer_client, idp):
-    ana = make_user("ana@example.com", client=idp, title="Engineer")
+    ana = ProvisionedUserFactory(userName="ana@example.com", client=idp, title="Engineer")
     patch(ana, idp, title="Principal")
-    team = make_group("Team", [ana], client=idp)
+    team = ProvisionedGroupFactory(displayName="Team", members=[ana], client=idp)
     response = viewer_client.get(reverse("console:user_detail", args=[ana.pk]))
     history = response.context["history"]
     assert [r.action for r in history] == ["patch", "create"]
@@ -298,8 +301,8 @@ def test_user_and_group_detail_show_their_history(viewer_client, idp):
 
 
 def test_history_link_finds_the_resource_in_the_audit_log(viewer_client, idp):
-    ana = make_user("ana@example.com", client=idp)
-    make_user("ben@example.com", client=idp)
+    ana = ProvisionedUserFactory(userName="ana@example.com", client=idp)
+    ProvisionedUserFactory(userName="ben@example.com", client=idp)
     response = viewer_client.get(LIST, {"resource_type": "User", "resource": str(ana.pk)})
     assert object_reprs(response) == ["ana@example.com"]
     assert uuid.UUID(response.context["rows"][0]["entry"].object_pk) == ana.pk
@@ -312,9 +315,9 @@ def test_the_page_costs_the_same_queries_for_more_rows(viewer_client, idp):
         return len(captured)
 
     with as_client(idp):
-        make_user("first@example.com", client=idp)
+        ProvisionedUserFactory(userName="first@example.com", client=idp)
     few = queries()
     for i in range(15):
         with as_client(idp):
-            make_user(f"u{i}@example.com", client=idp)
+            ProvisionedUserFactory(userName=f"u{i}@example.com", client=idp)
     assert queries() == few

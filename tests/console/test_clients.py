@@ -20,25 +20,11 @@ from provisioning.access.roles import scim_role_create
 from provisioning.audit.models import AuditEntry, ChangeSet, RequestLog
 from provisioning.audit.request_log import request_log_write
 
-from .conftest import operator
-
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("console:client_list")
 NEW = reverse("console:client_create")
 SCRIPT = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def administrator():
-    return operator("administrator")
-
-
-@pytest.fixture
-def admin_client(administrator) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(administrator)
-    return client
 
 
 def csrf(client: Client, url: str = LIST) -> dict:

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from provisioning.directory import selectors
 from provisioning.directory.models import User
+from tests.factories import ProvisionedGroupFactory, ProvisionedUserFactory
 
-from .conftest import XSS, make_group, make_user
+from .conftest import XSS
 
 HOME = reverse("console:home")
 
@@ -28,10 +29,10 @@ def test_anonymous_goes_to_login_roleless_is_refused(client, django_user_model):
 
 @pytest.mark.django_db
 def test_totals_and_clients(viewer_client, idp):
-    make_user("on@example.com", active=True, client=idp)
-    make_user("unset@example.com", client=idp)
-    make_user("off@example.com", active=False)
-    make_group("Team")
+    ProvisionedUserFactory(userName="on@example.com", active=True, client=idp)
+    ProvisionedUserFactory(userName="unset@example.com", client=idp)
+    ProvisionedUserFactory(userName="off@example.com", active=False)
+    ProvisionedGroupFactory(displayName="Team")
     idp.name = XSS
     idp.last_used_at = timezone.now() - dt.timedelta(hours=2)
     idp.save()
@@ -89,8 +90,8 @@ def test_activity_counts_created_and_modified_per_day_in_one_query():
 
 @pytest.mark.django_db
 def test_chart_is_drawn_from_the_counts(viewer_client):
-    make_user("a@example.com")
-    make_user("b@example.com")
+    ProvisionedUserFactory(userName="a@example.com")
+    ProvisionedUserFactory(userName="b@example.com")
     response = viewer_client.get(HOME)
     chart = response.context["chart"]
     today = chart["groups"][-1]

@@ -13,9 +13,10 @@ from django.utils import timezone
 from provisioning.access.clients import scim_client_create
 from provisioning.directory.models import Group, Membership, User
 from provisioning.oversight.models import PendingOperation, PolicyRule
+from tests.factories import ProvisionedGroupFactory, ProvisionedUserFactory
 from tests.scim.conftest import ScimApi
 
-from .conftest import XSS, make_group, make_user
+from .conftest import XSS
 
 LIST = reverse("console:group_list")
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -31,7 +32,7 @@ def names(response) -> list[str]:
 
 @pytest.mark.django_db
 def test_anonymous_and_roleless_are_refused(client, django_user_model):
-    group = make_group("Team")
+    group = ProvisionedGroupFactory(displayName="Team")
     for url in (LIST, detail(group)):
         assert client.get(url).status_code == 302
     client.force_login(django_user_model.objects.create_user(username="nobody"))
@@ -48,9 +49,12 @@ def test_unknown_group_is_404(viewer_client):
 
 @pytest.mark.django_db
 def test_list_full_page_and_partial_with_counts(viewer_client):
-    a, b = make_user("a@example.com"), make_user("b@example.com")
-    inner = make_group("Inner", [a])
-    make_group("Outer", [a, b, inner], client=None)
+    a, b = (
+        ProvisionedUserFactory(userName="a@example.com"),
+        ProvisionedUserFactory(userName="b@example.com"),
+    )
+    inner = ProvisionedGroupFactory(displayName="Inner", members=[a])
+    ProvisionedGroupFactory(displayName="Outer", members=[a, b, inner], client=None)
     page = viewer_client.get(LIST)
     assert b"<html" in page.content and "HX-Request" in page["Vary"]
     rows = {g.display_name: (g.user_count, g.group_count) for g in page.context["page"].items}
@@ -64,8 +68,8 @@ def test_list_full_page_and_partial_with_counts(viewer_client):
 
 @pytest.mark.django_db
 def test_search_by_external_id_and_sorting(viewer_client):
-    make_group("beta")
-    make_group("Alpha")
+    ProvisionedGroupFactory(displayName="beta")
+    ProvisionedGroupFactory(displayName="Alpha")
     Group.objects.filter(display_name="beta").update(external_id="EXT-9")
     assert names(viewer_client.get(LIST, {"q": "ext-9"})) == ["beta"]
     assert names(viewer_client.get(LIST)) == ["Alpha", "beta"]
@@ -79,7 +83,7 @@ def test_list_never_loads_members(viewer_client):
         User(user_name=f"m{i}@example.com", created=timezone.now(), last_modified=timezone.now())
         for i in range(300)
     )
-    group = make_group("Big")
+    group = ProvisionedGroupFactory(displayName="Big")
     Membership.objects.bulk_create(Membership(group=group, user=u) for u in users)
     with CaptureQueriesContext(connection) as ctx:
         response = viewer_client.get(LIST, **HTMX)
@@ -95,7 +99,7 @@ def test_detail_pages_members_by_keyset(viewer_client):
     users = User.objects.bulk_create(
         User(user_name=f"m{i:03d}@example.com", created=now, last_modified=now) for i in range(120)
     )
-    group = make_group("Big")
+    group = ProvisionedGroupFactory(displayName="Big")
     Membership.objects.bulk_create(Membership(group=group, user=u) for u in users)
 
     first = viewer_client.get(detail(group))
@@ -127,9 +131,9 @@ def test_detail_pages_members_by_keyset(viewer_client):
 
 @pytest.mark.django_db
 def test_detail_shows_nested_and_parent_groups(viewer_client):
-    ana = make_user("ana@example.com", displayName="Ana")
-    child = make_group("Child", [ana])
-    parent = make_group("Parent", [child])
+    ana = ProvisionedUserFactory(userName="ana@example.com", displayName="Ana")
+    child = ProvisionedGroupFactory(displayName="Child", members=[ana])
+    parent = ProvisionedGroupFactory(displayName="Parent", members=[child])
     html = viewer_client.get(detail(child)).content.decode()
     assert "Parent" in html and "Ana" in html
     html = viewer_client.get(detail(parent)).content.decode()
@@ -139,8 +143,8 @@ def test_detail_shows_nested_and_parent_groups(viewer_client):
 
 @pytest.mark.django_db
 def test_group_names_are_escaped(viewer_client):
-    user = make_user("a@example.com", displayName=XSS)
-    group = make_group(XSS, [user])
+    user = ProvisionedUserFactory(userName="a@example.com", displayName=XSS)
+    group = ProvisionedGroupFactory(displayName=XSS, members=[user])
     for response in (viewer_client.get(LIST), viewer_client.get(detail(group))):
         html = response.content.decode()
         assert XSS not in html

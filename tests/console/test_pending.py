@@ -11,16 +11,21 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import services as directory
 from provisioning.directory.models import User
 from provisioning.directory.pipeline import OperationHeld
 from provisioning.oversight.models import PendingOperation, PolicyRule
 from provisioning.scim.patch import parse_patch_request
+from tests.factories import (
+    OperatorFactory,
+    ProvisionedGroupFactory,
+    ProvisionedUserFactory,
+    ScimClientFactory,
+)
 from tests.scim.conftest import PATCH_SCHEMA, ScimApi
 
-from .conftest import XSS, csrf_token, make_group, make_user, operator
+from .conftest import XSS, csrf_token
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +39,7 @@ DEACTIVATE = {
 
 @pytest.fixture
 def scim(db) -> ScimApi:
-    _client, token = scim_client_create(name="entra-prod", role="provisioner")
-    return ScimApi(token)
+    return ScimApi(ScimClientFactory(name="entra-prod").raw_token)
 
 
 def rule(kind: str, action: str = "hold", **extra) -> PolicyRule:
@@ -56,7 +60,7 @@ def url(name: str, pending) -> str:
 @pytest.fixture
 def second_approver_client(db) -> Client:
     client = Client(enforce_csrf_checks=True)
-    client.force_login(operator("approver"))
+    client.force_login(OperatorFactory(role="approver"))
     return client
 
 
@@ -198,7 +202,10 @@ def test_detail_shows_drift_since_the_hold(scim, viewer_client):
 
 def test_detail_shows_membership_additions_and_removals(scim, viewer_client):
     rule("attribute_change", attributes=["members"])
-    a, b = make_user("a@example.com"), make_user("b@example.com")
+    a, b = (
+        ProvisionedUserFactory(userName="a@example.com"),
+        ProvisionedUserFactory(userName="b@example.com"),
+    )
     group = scim.create_group("Admins", members=[{"value": str(a.pk)}])
     body = {
         "schemas": [PATCH_SCHEMA],
@@ -396,7 +403,7 @@ def test_a_held_console_deactivation_links_the_pending_operation(
     approver_client, approver, second_approver_client, django_capture_on_commit_callbacks
 ):
     rule("deactivate_user", applies_to_console=True)
-    user = make_user("ops@example.com", active=True)
+    user = ProvisionedUserFactory(userName="ops@example.com", active=True)
     detail = reverse("console:user_detail", args=[user.pk])
 
     response = post(
@@ -429,7 +436,7 @@ def test_a_held_console_deactivation_links_the_pending_operation(
 
 
 def test_a_console_deactivation_is_audited_as_the_operator(approver_client, approver):
-    user = make_user("plain@example.com", active=True)
+    user = ProvisionedUserFactory(userName="plain@example.com", active=True)
     detail = reverse("console:user_detail", args=[user.pk])
     post(
         approver_client,
@@ -453,7 +460,7 @@ def test_bulk_approve_confirms_then_decides_each(
     rule("delete_user")
     rule("deactivate_user", applies_to_console=True)
     (u1, p1), (u2, p2) = held_delete(scim, "b1@example.com"), held_delete(scim, "b2@example.com")
-    mine = make_user("mine@example.com", active=True)
+    mine = ProvisionedUserFactory(userName="mine@example.com", active=True)
     with pytest.raises(OperationHeld):
         directory.user_patch(
             user_id=mine.pk,
@@ -550,5 +557,7 @@ def test_the_navigation_counts_cost_a_constant_number_of_queries(scim, viewer_cl
 
 
 def test_group_list_still_renders_with_groups(viewer_client):
-    make_group("Team", [make_user("t@example.com")])
+    ProvisionedGroupFactory(
+        displayName="Team", members=[ProvisionedUserFactory(userName="t@example.com")]
+    )
     assert viewer_client.get(reverse("console:group_list")).status_code == 200

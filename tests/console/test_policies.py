@@ -12,25 +12,13 @@ from django.urls import reverse
 from provisioning.audit.models import AuditEntry
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
 
-from .conftest import XSS, csrf_token, operator
+from .conftest import XSS, csrf_token
 
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("console:policy_list")
 NEW = reverse("console:policy_create")
 MANAGER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
-
-
-@pytest.fixture
-def admin_user(db):
-    return operator("administrator")
-
-
-@pytest.fixture
-def admin_client(admin_user) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(admin_user)
-    return client
 
 
 def post(client: Client, path: str, data: dict):
@@ -84,7 +72,7 @@ def test_only_administrators_change_policies(approver_client, viewer_client):
     assert rule.enabled is False
 
 
-def test_creating_a_rule_canonicalises_attributes_and_is_audited(admin_client, admin_user, idp):
+def test_creating_a_rule_canonicalises_attributes_and_is_audited(admin_client, administrator, idp):
     response = post(admin_client, NEW, rule_data(clients=[str(idp.pk)], two_approvers="on"))
     assert response.status_code == 302
     rule = PolicyRule.objects.get(name="Hold title changes")
@@ -92,7 +80,7 @@ def test_creating_a_rule_canonicalises_attributes_and_is_audited(admin_client, a
     assert list(rule.clients.all()) == [idp]
     assert rule.two_approvers and rule.enabled
     entry = audit_entries(rule).first()
-    assert entry.actor == admin_user
+    assert entry.actor == administrator
     assert entry.change_set.source == "console"
     assert entry.change_set.request["console"] == {"action": "policy.create"}
 
@@ -167,7 +155,7 @@ def test_rule_names_are_escaped(admin_client):
     assert XSS not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
 
 
-def test_the_circuit_breaker_thresholds(admin_client, admin_user):
+def test_the_circuit_breaker_thresholds(admin_client, administrator):
     url = reverse("console:circuit_breaker_edit")
     assert admin_client.get(url).status_code == 200
     data = {
@@ -192,5 +180,5 @@ def test_the_circuit_breaker_thresholds(admin_client, admin_user):
     entry = AuditEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(CircuitBreaker)
     ).latest("id")
-    assert entry.actor == admin_user
+    assert entry.actor == administrator
     assert "<strong>20</strong> times within" in admin_client.get(LIST).content.decode()

@@ -7,13 +7,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import AuditEntry
 from provisioning.directory.models import User
 from provisioning.oversight.models import CircuitBreaker, PendingOperation, Quarantine
+from tests.factories import ScimClientFactory
 from tests.scim.conftest import PATCH_SCHEMA, ScimApi
 
-from .conftest import csrf_token, operator
+from .conftest import csrf_token
 
 pytestmark = pytest.mark.django_db
 
@@ -25,26 +25,13 @@ DEACTIVATE = {
 
 
 @pytest.fixture
-def admin_user(db):
-    return operator("administrator")
-
-
-@pytest.fixture
-def admin_client(admin_user) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def quarantine(db):
     """A burst of 5 deactivations against a limit of 2: 2 applied, 3 held in quarantine."""
     CircuitBreaker.objects.update_or_create(
         pk=CircuitBreaker.objects.values_list("pk", flat=True).first() or 1,
         defaults={"max_operations": 2, "window_minutes": 10, "enabled": True},
     )
-    _client, token = scim_client_create(name="burst-idp", role="provisioner")
-    scim = ScimApi(token)
+    scim = ScimApi(ScimClientFactory(name="burst-idp").raw_token)
     users = [scim.create_user(f"b{i}@example.com", active=True) for i in range(5)]
     statuses = [scim.patch(f"/Users/{u['id']}", DEACTIVATE).status_code for u in users]
     assert statuses == [200, 200, 202, 202, 202]
@@ -87,7 +74,7 @@ def test_release_and_discard_need_the_administrator(quarantine, approver_client,
 
 
 def test_releasing_all_confirms_then_applies_them(
-    quarantine, admin_client, admin_user, django_capture_on_commit_callbacks
+    quarantine, admin_client, administrator, django_capture_on_commit_callbacks
 ):
     q, users = quarantine
     confirm = admin_client.get(url("quarantine_release", q), {"scope": "all"})
@@ -103,11 +90,11 @@ def test_releasing_all_confirms_then_applies_them(
         )
     assert response.status_code == 302
     q.refresh_from_db()
-    assert (q.status, q.ended_by) == (Quarantine.Status.RELEASED, admin_user)
+    assert (q.status, q.ended_by) == (Quarantine.Status.RELEASED, administrator)
     assert not User.objects.filter(active=True).exists()
     # The quarantine's end is audited as the administrator's console action.
     entry = AuditEntry.objects.filter(object_pk=str(q.pk)).latest("id")
-    assert entry.actor == admin_user and entry.change_set.source == "console"
+    assert entry.actor == administrator and entry.change_set.source == "console"
 
     again = post(admin_client, url("quarantine_release", q), {"scope": "all", "confirm": "yes"})
     assert again.status_code == 400

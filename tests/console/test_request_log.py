@@ -16,6 +16,7 @@ from django.utils import timezone
 from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet, RequestLog
 from provisioning.audit.request_log import request_log_write
+from tests.factories import ScimClientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,8 @@ def paths(response) -> list[tuple[str, str, int]]:
 @pytest.fixture
 def traffic(db):
     """Real SCIM requests through the middleware: a create, a read, a conflict, a bad token."""
-    client, token = scim_client_create(name="okta", role="provisioner")
+    client = ScimClientFactory(name="okta")
+    token = client.raw_token
     body = {"schemas": [USER_SCHEMA], "userName": "ana@example.com", "password": "Hunter2-Secret"}
     assert scim(token, "POST", "/Users", body).status_code == 201
     assert scim(token, "GET", "/Users").status_code == 200

@@ -10,14 +10,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.access.clients import scim_client_create
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import services as directory
 from provisioning.oversight.models import PolicyRule, Review, Rollback
 from provisioning.scim.patch import parse_patch_request
+from tests.factories import ProvisionedUserFactory, ScimClientFactory
 from tests.scim.conftest import PATCH_SCHEMA, ScimApi
 
-from .conftest import XSS, csrf_token, make_user
+from .conftest import XSS, csrf_token
 
 pytestmark = pytest.mark.django_db
 
@@ -35,8 +35,7 @@ RENAME = {
 
 @pytest.fixture
 def scim(db) -> ScimApi:
-    _client, token = scim_client_create(name="okta-prod", role="provisioner")
-    return ScimApi(token)
+    return ScimApi(ScimClientFactory(name="okta-prod").raw_token)
 
 
 @pytest.fixture
@@ -164,7 +163,7 @@ def test_four_eyes_on_a_console_change(approver_client, approver):
         action="flag",
         applies_to_console=True,
     )
-    user = make_user("mine@example.com", active=True)
+    user = ProvisionedUserFactory(userName="mine@example.com", active=True)
     from provisioning.audit.context import change_set_scope
 
     with change_set_scope(operator=approver, source="console"):

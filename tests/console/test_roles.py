@@ -8,10 +8,8 @@ from django.urls import reverse
 
 from provisioning.access.clients import scim_client_create
 from provisioning.access.models import Role
-from provisioning.access.roles import scim_role_create
 from provisioning.audit.models import ChangeSet
-
-from .conftest import operator
+from tests.factories import ScimRoleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,29 +18,13 @@ NEW = reverse("console:role_create")
 MANAGER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
 
 
-@pytest.fixture
-def administrator():
-    return operator("administrator")
-
-
-@pytest.fixture
-def admin_client(administrator) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(administrator)
-    return client
-
-
 def csrf(client: Client) -> dict:
     assert client.get(LIST).status_code == 200
     return {"csrfmiddlewaretoken": client.cookies["csrftoken"].value}
 
 
-def custom_role(name="helpdesk", **extra):
-    return scim_role_create(name=name, permissions=extra.pop("permissions", ["User:read"]), **extra)
-
-
 def test_viewer_reads_roles_but_cannot_change_them(viewer_client, approver_client):
-    role = custom_role()
+    role = ScimRoleFactory(name="helpdesk")
     for http in (viewer_client, approver_client):
         assert http.get(LIST).status_code == 200
         assert http.get(reverse("console:role_detail", args=[role.pk])).status_code == 200
@@ -61,7 +43,9 @@ def test_viewer_reads_roles_but_cannot_change_them(viewer_client, approver_clien
 
 
 def test_list_shows_builtin_and_custom_roles_with_usage(viewer_client):
-    role = custom_role(own_resources_only=True, forbidden_attributes=["active"])
+    role = ScimRoleFactory(
+        name="helpdesk", own_resources_only=True, forbidden_attributes=["active"]
+    )
     scim_client_create(name="helpdesk-idp", role=role)
     response = viewer_client.get(LIST)
     names = [item["role"].name for item in response.context["roles"]]
@@ -96,7 +80,7 @@ def test_create_from_the_matrix(admin_client, administrator):
 
 
 def test_matrix_checkboxes_render_the_roles_permissions(admin_client):
-    role = custom_role(permissions=["User:read", "Group:delete"])
+    role = ScimRoleFactory(name="helpdesk", permissions=["User:read", "Group:delete"])
     html = admin_client.get(reverse("console:role_edit", args=[role.pk])).content.decode()
     assert 'value="User:read" id="id_permissions_User_read" checked' in html
     assert 'value="Group:delete" id="id_permissions_Group_delete" checked' in html
@@ -127,7 +111,7 @@ def test_service_validation_errors_come_back_on_the_form(admin_client):
 
 
 def test_edit_a_custom_role(admin_client):
-    role = custom_role()
+    role = ScimRoleFactory(name="helpdesk")
     url = reverse("console:role_edit", args=[role.pk])
     data = {
         **csrf(admin_client),
@@ -167,7 +151,7 @@ def test_a_builtin_role_changes_only_its_description(admin_client):
 
 
 def test_delete_confirms_then_deletes_an_unused_role(admin_client):
-    role = custom_role()
+    role = ScimRoleFactory(name="helpdesk")
     confirm = admin_client.get(reverse("console:role_delete_confirm", args=[role.pk]))
     assert confirm.status_code == 200 and b"Delete role" in confirm.content
     assert Role.objects.filter(pk=role.pk).exists()
@@ -178,7 +162,7 @@ def test_delete_confirms_then_deletes_an_unused_role(admin_client):
 
 
 def test_a_role_in_use_is_not_deleted(admin_client):
-    role = custom_role()
+    role = ScimRoleFactory(name="helpdesk")
     scim_client_create(name="holder", role=role)
     confirm = admin_client.get(
         reverse("console:role_delete_confirm", args=[role.pk])
@@ -195,7 +179,7 @@ def test_unknown_role_is_404(viewer_client):
 
 
 def test_role_names_are_escaped(viewer_client):
-    role = custom_role(name="<img src=x onerror=alert(1)>", description="<b>x</b>")
+    role = ScimRoleFactory(name="<img src=x onerror=alert(1)>", description="<b>x</b>")
     for url in (LIST, reverse("console:role_detail", args=[role.pk])):
         html = viewer_client.get(url).content.decode()
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group as AuthGroup
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.converters import (
@@ -28,6 +27,7 @@ from django.urls.converters import (
 from django.urls.resolvers import RoutePattern
 
 from provisioning.access.builtin import OPERATOR_ROLES
+from tests.factories import OperatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -109,12 +109,6 @@ def test_every_console_view_declares_a_role(url):
     )
 
 
-def _operator(role: str):
-    user = get_user_model().objects.create_user(username=f"{role}-{uuid.uuid4().hex[:6]}")
-    user.groups.add(AuthGroup.objects.get(name=role))
-    return user
-
-
 def _request(client: Client, path: str, *, htmx: bool):
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     response = client.get(path, **headers)
@@ -144,7 +138,7 @@ def test_anonymous_is_sent_to_login(url, htmx):
 @pytest.mark.parametrize("url", CHECKED, ids=lambda u: u.name)
 def test_operators_are_checked_against_the_required_role(url, role, htmx):
     client = Client()
-    client.force_login(_operator(role))
+    client.force_login(OperatorFactory(role=role))
     response = _request(client, url.path, htmx=htmx)
     allowed = OPERATOR_ROLES.index(role) >= OPERATOR_ROLES.index(url.required_role)
     if allowed:
@@ -178,10 +172,7 @@ PASSWORD = "a long and unusual passphrase"
 
 @pytest.fixture
 def viewer_account():
-    user = _operator("viewer")
-    user.set_password(PASSWORD)
-    user.save()
-    return user
+    return OperatorFactory(role="viewer", password=PASSWORD)
 
 
 def test_login_then_logout(viewer_account):

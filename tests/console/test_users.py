@@ -17,9 +17,10 @@ from provisioning.access.clients import scim_client_create
 from provisioning.directory.models import User
 from provisioning.oversight import services as oversight
 from provisioning.oversight.models import PendingOperation, PolicyRule
+from tests.factories import OperatorFactory, ProvisionedGroupFactory, ProvisionedUserFactory
 from tests.scim.conftest import ScimApi
 
-from .conftest import XSS, csrf_token, full_user, make_group, make_user, operator
+from .conftest import XSS, csrf_token, full_user
 
 LIST = reverse("console:user_list")
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -38,7 +39,7 @@ def names(response) -> list[str]:
 
 @pytest.mark.django_db
 def test_anonymous_is_sent_to_login(client):
-    user = make_user("x@example.com")
+    user = ProvisionedUserFactory(userName="x@example.com")
     for url in (LIST, detail(user)):
         response = client.get(url)
         assert response.status_code == 302
@@ -69,7 +70,7 @@ def test_unknown_user_is_404(viewer_client):
 
 @pytest.mark.django_db
 def test_full_page_then_htmx_partial(viewer_client):
-    make_user("ana@example.com")
+    ProvisionedUserFactory(userName="ana@example.com")
     page = viewer_client.get(LIST)
     assert b"<html" in page.content and b'id="filters"' in page.content
     assert b'id="results"' in page.content
@@ -103,10 +104,14 @@ def test_search_box_is_live_and_debounced(viewer_client):
 
 @pytest.mark.django_db
 def test_search_matches_each_searchable_attribute(viewer_client):
-    make_user("alpha@example.com", displayName="Zed Quux")
-    make_user("bravo@example.com", name={"givenName": "Wilhelmina", "familyName": "Okonkwo"})
-    make_user("charlie@example.com", emails=[{"value": "c.primary@corp.test", "primary": True}])
-    make_user("delta@example.com", externalId="EXT-777")
+    ProvisionedUserFactory(userName="alpha@example.com", displayName="Zed Quux")
+    ProvisionedUserFactory(
+        userName="bravo@example.com", name={"givenName": "Wilhelmina", "familyName": "Okonkwo"}
+    )
+    ProvisionedUserFactory(
+        userName="charlie@example.com", emails=[{"value": "c.primary@corp.test", "primary": True}]
+    )
+    ProvisionedUserFactory(userName="delta@example.com", externalId="EXT-777")
     for term, expected in [
         ("ALPHA", "alpha@example.com"),
         ("quux", "alpha@example.com"),
@@ -120,18 +125,18 @@ def test_search_matches_each_searchable_attribute(viewer_client):
 
 @pytest.mark.django_db
 def test_search_treats_like_wildcards_literally(viewer_client):
-    make_user("a_b@example.com")
-    make_user("axb@example.com")
+    ProvisionedUserFactory(userName="a_b@example.com")
+    ProvisionedUserFactory(userName="axb@example.com")
     assert names(viewer_client.get(LIST, {"q": "a_b"})) == ["a_b@example.com"]
     assert names(viewer_client.get(LIST, {"q": "%"})) == []
 
 
 @pytest.mark.django_db
 def test_filters_active_source_and_group(viewer_client, idp):
-    on = make_user("on@example.com", active=True, client=idp)
-    make_user("off@example.com", active=False)
-    unset = make_user("unset@example.com")
-    group = make_group("Team", [on, unset])
+    on = ProvisionedUserFactory(userName="on@example.com", active=True, client=idp)
+    ProvisionedUserFactory(userName="off@example.com", active=False)
+    unset = ProvisionedUserFactory(userName="unset@example.com")
+    group = ProvisionedGroupFactory(displayName="Team", members=[on, unset])
 
     assert names(viewer_client.get(LIST, {"active": "no"})) == ["off@example.com"]
     # An absent ``active`` counts as active, as on the dashboard.
@@ -155,7 +160,7 @@ def test_filters_active_source_and_group(viewer_client, idp):
 
 @pytest.mark.django_db
 def test_invalid_filter_values_are_reported_not_fatal(viewer_client):
-    make_user("a@example.com")
+    ProvisionedUserFactory(userName="a@example.com")
     response = viewer_client.get(LIST, {"active": "maybe", "group": "not-a-uuid"})
     assert response.status_code == 200
     assert names(response) == ["a@example.com"]
@@ -167,9 +172,9 @@ def test_invalid_filter_values_are_reported_not_fatal(viewer_client):
 
 @pytest.mark.django_db
 def test_sortable_columns_and_direction(viewer_client):
-    make_user("b@example.com", displayName="Alpha")
-    make_user("a@example.com", displayName="Charlie")
-    make_user("c@example.com", displayName="bravo")
+    ProvisionedUserFactory(userName="b@example.com", displayName="Alpha")
+    ProvisionedUserFactory(userName="a@example.com", displayName="Charlie")
+    ProvisionedUserFactory(userName="c@example.com", displayName="bravo")
     assert names(viewer_client.get(LIST)) == ["a@example.com", "b@example.com", "c@example.com"]
     assert names(viewer_client.get(LIST, {"sort": "-userName"})) == [
         "c@example.com",
@@ -192,8 +197,8 @@ def test_sortable_columns_and_direction(viewer_client):
     "sort", ["password", "-attributes", "user_name; DROP TABLE x", "__class__"]
 )
 def test_unknown_sort_keys_fall_back_to_the_default(viewer_client, sort):
-    make_user("b@example.com")
-    make_user("a@example.com")
+    ProvisionedUserFactory(userName="b@example.com")
+    ProvisionedUserFactory(userName="a@example.com")
     response = viewer_client.get(LIST, {"sort": sort})
     assert response.status_code == 200
     assert names(response) == ["a@example.com", "b@example.com"]
@@ -282,8 +287,8 @@ def test_page_cost_is_constant_and_count_is_capped(viewer_client, settings, monk
 @pytest.mark.django_db
 def test_detail_shows_attributes_extension_groups_and_json(viewer_client, idp):
     user = full_user(client=idp)
-    team = make_group("Platform", [user])
-    make_group("Engineering", [team])
+    team = ProvisionedGroupFactory(displayName="Platform", members=[user])
+    ProvisionedGroupFactory(displayName="Engineering", members=[team])
     html = viewer_client.get(detail(user)).content.decode()
     for text in (
         "ana.silva@example.com",
@@ -305,13 +310,13 @@ def test_detail_shows_attributes_extension_groups_and_json(viewer_client, idp):
 
 @pytest.mark.django_db
 def test_untrusted_strings_are_escaped_everywhere(viewer_client):
-    user = make_user(
-        "xss@example.com",
+    user = ProvisionedUserFactory(
+        userName="xss@example.com",
         displayName=XSS,
         title=XSS,
         emails=[{"value": "xss@example.com", "type": XSS}],
     )
-    make_group(XSS, [user])
+    ProvisionedGroupFactory(displayName=XSS, members=[user])
     escaped = "&lt;img src=x onerror=alert(1)&gt;"
     for response in (
         viewer_client.get(LIST),
@@ -328,7 +333,7 @@ def test_untrusted_strings_are_escaped_everywhere(viewer_client):
 
 @pytest.mark.django_db
 def test_viewer_sees_no_actions_and_cannot_post(viewer_client):
-    user = make_user("a@example.com", active=True)
+    user = ProvisionedUserFactory(userName="a@example.com", active=True)
     html = viewer_client.get(detail(user)).content.decode()
     assert "Deactivate" not in html and "Reactivate" not in html
     for name in ("user_deactivate", "user_reactivate", "user_deactivate_confirm"):
@@ -340,7 +345,7 @@ def test_viewer_sees_no_actions_and_cannot_post(viewer_client):
 
 @pytest.mark.django_db
 def test_approver_deactivates_after_confirming_then_reactivates(approver_client):
-    user = make_user("a@example.com", active=True)
+    user = ProvisionedUserFactory(userName="a@example.com", active=True)
     html = approver_client.get(detail(user)).content.decode()
     confirm_url = reverse("console:user_deactivate_confirm", args=[user.pk])
     assert f'href="{confirm_url}"' in html
@@ -371,7 +376,7 @@ def test_approver_deactivates_after_confirming_then_reactivates(approver_client)
 
 @pytest.mark.django_db
 def test_actions_need_csrf_and_post(approver_client):
-    user = make_user("a@example.com", active=True)
+    user = ProvisionedUserFactory(userName="a@example.com", active=True)
     url = reverse("console:user_deactivate", args=[user.pk])
     assert approver_client.post(url, {"version": user.version}).status_code == 403
     assert approver_client.get(url).status_code == 405
@@ -384,7 +389,7 @@ def test_actions_need_csrf_and_post(approver_client):
 
 @pytest.mark.django_db
 def test_stale_version_is_refused_with_a_message(approver_client):
-    user = make_user("a@example.com", active=True)
+    user = ProvisionedUserFactory(userName="a@example.com", active=True)
     token = csrf_token(approver_client, detail(user))
     response = approver_client.post(
         reverse("console:user_deactivate", args=[user.pk]),
@@ -447,7 +452,7 @@ def test_a_held_delete_shows_on_the_user_page_as_waiting(scim, viewer_client):
 @pytest.mark.django_db
 def test_a_rejected_delete_shows_the_drift_and_the_decision(scim, viewer_client):
     user, pending = held_delete(scim, "kept@example.com")
-    approver = operator("approver")
+    approver = OperatorFactory(role="approver")
     oversight.pending_reject(pending_id=pending.pk, operator=approver, reason="Still employed")
     section = held_section(viewer_client.get(detail(user)))
     assert "The identity provider believes this was applied." in section
@@ -470,7 +475,7 @@ def test_an_expired_delete_shows_the_drift(scim, viewer_client):
 @pytest.mark.django_db
 def test_another_users_held_change_is_not_shown(scim, viewer_client):
     held_delete(scim, "other@example.com")
-    bystander = make_user("bystander@example.com")
+    bystander = ProvisionedUserFactory(userName="bystander@example.com")
     response = viewer_client.get(detail(bystander))
     assert response.context["held"].count == 0
     assert held_section(response) == ""

@@ -1,16 +1,14 @@
 import pytest
-from django.contrib.auth import get_user_model
 
-from provisioning.access.clients import scim_client_create
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
+from tests.factories import OperatorFactory, ScimClientFactory
 from tests.scim.conftest import ScimApi, scim  # noqa: F401
 
 
 @pytest.fixture
 def operators(db):
-    users = get_user_model().objects
     return {
-        name: users.create_user(username=name, password=None, email=f"{name}@ops.example")
+        name: OperatorFactory(username=name, email=f"{name}@ops.example", role=None)
         for name in ("alice", "bob", "carol")
     }
 
@@ -25,8 +23,7 @@ def hold_rule(db):
 
 @pytest.fixture
 def other_scim(db):
-    _, token = scim_client_create(name="second-idp", role="provisioner")
-    return ScimApi(token)
+    return ScimApi(ScimClientFactory(name="second-idp").raw_token)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
+from tests.factories import UserFactory
 from tests.scim.conftest import GROUP_SCHEMA, USER_SCHEMA, ScimApi
 
 WRONG_TYPE = ("invalidValue", "invalidSyntax")
@@ -171,22 +172,10 @@ def test_malformed_filter_in_search_request_is_invalid_filter(scim, alice):
     scim.assert_error(scim.post("/Users/.search", body), 400, "invalidFilter")
 
 
-def make_users(n: int) -> None:
-    now = timezone.now()
-    User.objects.bulk_create(
-        User(
-            user_name=f"bulk{i:05d}@x.com",
-            created=now + timedelta(microseconds=i),
-            last_modified=now,
-        )
-        for i in range(n)
-    )
-
-
 def test_huge_count_is_capped_at_advertised_max_results(scim):
     max_results = scim.read("/ServiceProviderConfig")["filter"]["maxResults"]
     assert isinstance(max_results, int) and max_results > 0
-    make_users(max_results + 1)
+    UserFactory.create_bulk(max_results + 1)
 
     body = scim.search("/Users", count=100000)
 
@@ -206,7 +195,9 @@ def test_huge_count_is_capped_at_advertised_max_results(scim):
     ],
 )
 def test_out_of_range_paging_is_tolerated(scim, params, start_index, items):
-    make_users(3)
+    now = timezone.now()
+    for i in range(3):
+        UserFactory(user_name=f"bulk{i:05d}@x.com", created=now + timedelta(microseconds=i))
 
     body = scim.search("/Users", **params)
 

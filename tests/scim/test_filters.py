@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from provisioning.directory.models import Group, Membership, User, UserEmail
+from provisioning.directory.models import Group, Membership, User
 from provisioning.directory.query import filter_to_q, membership_q, sort_expression
 from provisioning.scim.errors import InvalidFilter, InvalidPath, InvalidValue
 from provisioning.scim.filters import (
@@ -25,6 +25,7 @@ from provisioning.scim.filters import (
     parse_patch_path,
 )
 from provisioning.scim.schema import ENTERPRISE_USER, GROUP_SCHEMA, USER, USER_SCHEMA
+from tests.factories import GroupFactory, UserFactory
 
 EMAILS = USER_SCHEMA.core_attribute("emails")
 MEMBERS = GROUP_SCHEMA.core_attribute("members")
@@ -370,23 +371,10 @@ def test_matches_rejects_unknown_sub_attribute_and_bad_types():
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def make_user(user_name: str, *, emails=(), minutes: int = 0, **columns) -> User:
-    when = T0 + timedelta(minutes=minutes)
-    user = User.objects.create(user_name=user_name, created=when, last_modified=when, **columns)
-    for value, type_, primary in emails:
-        UserEmail.objects.create(user=user, value=value, type=type_, primary=primary)
-    return user
-
-
-def make_group(name: str, *, minutes: int = 0, **columns) -> Group:
-    when = T0 + timedelta(minutes=minutes)
-    return Group.objects.create(display_name=name, created=when, last_modified=when, **columns)
-
-
 @pytest.fixture
 def people(db):
-    alice = make_user(
-        "alice@x.com",
+    alice = UserFactory(
+        user_name="alice@x.com",
         external_id="Ext-A",
         display_name="Alice Liddell",
         given_name="Alice",
@@ -395,21 +383,21 @@ def people(db):
         manager_id="boss-1",
         active=True,
         emails=[("alice@x.com", "work", True), ("alice@home.org", "home", False)],
-        minutes=0,
+        created=T0,
     )
     # Her work email and her @x email are different elements.
-    bob = make_user(
-        "Bob@Y.org",
+    bob = UserFactory(
+        user_name="Bob@Y.org",
         external_id="ext-b",
         display_name="Bob_Builder",
         family_name="Builder",
         employee_number="1000",
         active=False,
         emails=[("bob@y.org", "work", True), ("bob@x.com", "home", False)],
-        minutes=10,
+        created=T0 + timedelta(minutes=10),
     )
     # No externalId, no emails, never sent ``active`` (NULL).
-    carol = make_user("carol", display_name="", minutes=20)
+    carol = UserFactory(user_name="carol", display_name="", created=T0 + timedelta(minutes=20))
     return {"alice": alice, "bob": bob, "carol": carol}
 
 
@@ -586,7 +574,7 @@ class TestUserFilters:
         assert users(text) == {"carol"}
 
     def test_unicode_value_roundtrip(self, db):
-        make_user("josé@x.com", display_name="José")
+        UserFactory(user_name="josé@x.com", display_name="José", created=T0)
         assert users('userName eq "jos\\u00e9@x.com"') == {"josé@x.com"}
         assert users('displayName eq "José"') == {"josé@x.com"}
 
@@ -599,9 +587,9 @@ class TestUserFilters:
 class TestGroupFilters:
     @pytest.fixture
     def org(self, people):
-        admins = make_group("Admins", external_id="G-1")
-        staff = make_group("Staff", minutes=5)
-        empty = make_group("Empty_Group", minutes=10)
+        admins = GroupFactory(display_name="Admins", external_id="G-1", created=T0)
+        staff = GroupFactory(display_name="Staff", created=T0 + timedelta(minutes=5))
+        empty = GroupFactory(display_name="Empty_Group", created=T0 + timedelta(minutes=10))
         Membership.objects.create(group=admins, user=people["alice"], display="Alice L")
         Membership.objects.create(group=staff, user=people["bob"])
         Membership.objects.create(group=staff, member_group=admins, display="Admins")
@@ -682,8 +670,8 @@ def test_sort_expression(people):
     assert sorted_users("active") == ["Bob@Y.org", "alice@x.com", "carol"]  # NULL last
     assert sorted_users("active", descending=True) == ["alice@x.com", "Bob@Y.org", "carol"]
     assert sorted_users("name.familyName") == ["carol", "Bob@Y.org", "alice@x.com"]
-    make_group("beta")
-    make_group("Alpha")
+    GroupFactory(display_name="beta", created=T0)
+    GroupFactory(display_name="Alpha", created=T0)
     order = sort_expression("displayName", "Group", False)
     ordered = Group.objects.order_by(order, "pk").values_list("display_name", flat=True)
     assert list(ordered) == ["Alpha", "beta"]
@@ -691,8 +679,8 @@ def test_sort_expression(people):
 
 @pytest.mark.django_db
 def test_sort_by_primary_email(db):
-    make_user("u1", primary_email="Zed@x.com")
-    make_user("u2", primary_email="amy@x.com")
+    UserFactory(user_name="u1", primary_email="Zed@x.com", created=T0)
+    UserFactory(user_name="u2", primary_email="amy@x.com", created=T0)
     assert sorted_users("emails.value") == ["u2", "u1"]
     assert sorted_users("emails", descending=True) == ["u1", "u2"]
 

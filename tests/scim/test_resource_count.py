@@ -1,6 +1,5 @@
 """The trigger-kept user and group totals behind unfiltered SCIM lists."""
 
-import uuid
 
 import pytest
 from django.db import connection, transaction
@@ -8,16 +7,9 @@ from django.utils import timezone
 
 from provisioning.directory import selectors
 from provisioning.directory.models import Group, ResourceCount, User
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def new_users(n: int) -> list[User]:
-    now = timezone.now()
-    return User.objects.bulk_create(
-        User(user_name=f"c-{uuid.uuid4().hex[:10]}@x.test", created=now, last_modified=now)
-        for _ in range(n)
-    )
 
 
 def totals() -> tuple[int | None, int | None]:
@@ -26,7 +18,7 @@ def totals() -> tuple[int | None, int | None]:
 
 def test_counters_follow_every_insert_and_delete():
     assert totals() == (User.objects.count(), Group.objects.count())
-    users = new_users(7)
+    users = UserFactory.create_bulk(7)
     now = timezone.now()
     Group.objects.create(display_name="counted", created=now, last_modified=now)
     assert totals() == (User.objects.count(), Group.objects.count())
@@ -41,7 +33,7 @@ def test_counters_follow_every_insert_and_delete():
 def test_a_rolled_back_write_leaves_the_counter_as_it_was():
     before = totals()
     with pytest.raises(RuntimeError), transaction.atomic():
-        new_users(5)
+        UserFactory.create_bulk(5)
         assert selectors.resource_total(User) == before[0] + 5
         raise RuntimeError("abort")
     assert totals() == before
@@ -57,7 +49,7 @@ def test_scim_totals_match_the_table_through_creates_and_deletes(scim):
 
 
 def test_without_a_counter_row_the_total_is_counted(scim):
-    new_users(5)
+    UserFactory.create_bulk(5)
     ResourceCount.objects.all().delete()
     assert selectors.resource_total(User) is None
     assert scim.get("/Users", params={"count": 2}).json()["totalResults"] == 5
@@ -65,7 +57,7 @@ def test_without_a_counter_row_the_total_is_counted(scim):
 
 @pytest.mark.django_db(transaction=True)
 def test_truncate_resets_the_counter_on_postgres(on_postgres):
-    new_users(3)
+    UserFactory.create_bulk(3)
     ResourceCount.objects.update_or_create(resource_type="User", defaults={"total": 3})
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE directory_user CASCADE")

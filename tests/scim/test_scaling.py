@@ -2,36 +2,17 @@
 
 import json
 import threading
-import uuid
 
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from provisioning.directory import services
-from provisioning.directory.models import Group, Membership, User
+from provisioning.directory.models import Membership
 from provisioning.scim.patch import parse_patch_request
+from tests.factories import GroupFactory, UserFactory
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-def make_users(n: int, prefix: str = "u") -> list[User]:
-    now = timezone.now()
-    users = [
-        User(user_name=f"{prefix}{i}-{uuid.uuid4().hex[:6]}@x.test", created=now, last_modified=now)
-        for i in range(n)
-    ]
-    return User.objects.bulk_create(users)
-
-
-def make_group(members: list[User]) -> Group:
-    now = timezone.now()
-    group = Group.objects.create(
-        display_name=f"g-{uuid.uuid4().hex[:8]}", created=now, last_modified=now
-    )
-    Membership.objects.bulk_create(Membership(group=group, user=u) for u in members)
-    return group
 
 
 @pytest.fixture
@@ -51,8 +32,9 @@ def queries_for(scim, method, path, body=None, **kw):
 
 @pytest.mark.django_db
 def test_membership_patch_costs_the_same_for_10_and_1000_members(scim):
-    small, large = make_group(make_users(10, "s")), make_group(make_users(1000, "l"))
-    newcomers = make_users(2, "n")
+    small = GroupFactory(members=UserFactory.create_bulk(10))
+    large = GroupFactory(members=UserFactory.create_bulk(1000))
+    newcomers = UserFactory.create_bulk(2)
 
     def add_and_remove(group, user):
         body = {
@@ -79,7 +61,7 @@ def test_membership_patch_costs_the_same_for_10_and_1000_members(scim):
 
 @pytest.mark.django_db
 def test_excluded_members_does_not_query_memberships(scim):
-    group = make_group(make_users(5))
+    group = GroupFactory(members=UserFactory.create_bulk(5))
     queries = queries_for(
         scim, "GET", f"/Groups/{group.pk}", params={"excludedAttributes": "members"}
     )
@@ -99,9 +81,9 @@ def test_excluded_members_does_not_query_memberships(scim):
 @pytest.mark.django_db
 @pytest.mark.parametrize("resource", ["Users", "Groups"])
 def test_list_pages_cost_a_constant_number_of_queries(scim, resource):
-    users = make_users(60)
+    users = UserFactory.create_bulk(60)
     for i in range(0, 60, 6):
-        make_group(users[i : i + 6])
+        GroupFactory(members=users[i : i + 6])
 
     # Full pages (10 groups, 60 users): the total from the counter row (no COUNT over
     # the table), then the page.
@@ -118,7 +100,7 @@ def test_list_pages_cost_a_constant_number_of_queries(scim, resource):
 
 @pytest.mark.django_db
 def test_a_page_that_is_not_full_needs_no_count(scim):
-    users = make_users(7)
+    users = UserFactory.create_bulk(7)
     # A filter by userName: one row, the whole result; its length is the total.
     queries = queries_for(scim, "GET", "/Users", params={"filter": f'userName eq "{users[3].user_name}"'})
     assert not [q for q in queries if "count(" in q["sql"].lower()]
@@ -138,9 +120,9 @@ def test_a_page_that_is_not_full_needs_no_count(scim):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_member_patches_lose_nothing_on_postgres(on_postgres):
-    group = make_group([])
+    group = GroupFactory()
     per_thread = 15
-    batches = [make_users(per_thread, "a"), make_users(per_thread, "b")]
+    batches = [UserFactory.create_bulk(per_thread), UserFactory.create_bulk(per_thread)]
     failures = []
     start = threading.Barrier(2)
 
@@ -178,8 +160,9 @@ def test_concurrent_member_patches_lose_nothing_on_postgres(on_postgres):
 def test_full_group_get_is_streamed_with_constant_queries(scim):
     """The whole group is streamed from a cursor: same queries for 5 and 300 members, and
     the same document the in-memory renderer produces."""
-    small, large = make_group(make_users(5, "f")), make_group(make_users(300, "g"))
-    nested = make_group([])
+    small = GroupFactory(members=UserFactory.create_bulk(5))
+    large = GroupFactory(members=UserFactory.create_bulk(300))
+    nested = GroupFactory()
     Membership.objects.create(group=large, member_group=nested, display="Nested")
 
     def streamed(group):

@@ -1,0 +1,105 @@
+"""The audit rows of one synthetic write: its change set (with the request as the
+middleware stores it), its change record (snapshots, membership delta, search text) and
+its django-auditlog entry, each with the content hash the model computes on save.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from auditlog.diff import model_instance_diff
+from django.db.models import Model
+
+from provisioning.audit.change_sets import _record_search_text, member_json, snapshot
+from provisioning.audit.entries import stamp_audit_entry
+from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
+from provisioning.directory.changes import Change
+from provisioning.directory.models import User
+
+from .history import IDP_ADDRESS, Event, ReplayContext
+
+
+def audit_rows(
+    context: ReplayContext,
+    event: Event,
+    change: Change,
+    *,
+    correlation_id: uuid.UUID,
+    method: str,
+    path: str,
+    body: dict,
+    raw: bytes,
+    old: Model | None,
+) -> tuple[ChangeSet, ChangeRecord, AuditEntry]:
+    """The change set, change record and audit entry the request path writes for ``change``.
+
+    ``old`` is the row before the write (None for a create); ``raw`` is ``body`` as sent.
+    """
+    resource = change.resource
+    change_set = ChangeSet(
+        id=context.change_set_base + event.index,
+        correlation_id=correlation_id,
+        created_at=event.at,
+        source=ChangeSet.Source.SCIM,
+        scim_client_id=context.client_id,
+        actor_repr=context.client_name,
+        remote_addr=IDP_ADDRESS,
+        # What the middleware stores is redact_body(raw)[0]: these bodies carry no
+        # secrets, so it is the body itself (tests check the two agree).
+        request={"method": method, "path": path, "query": "", "body": body, "body_size": len(raw)},
+    )
+    # As audit.change_sets._record builds it: a patch's before is one version back.
+    if change.action == "create":
+        before = None
+    else:
+        before = snapshot(resource, change.before, version=resource.version - 1)
+        before.pop("lastModified")
+    document = change.after if change.after is not None else change.before or {}
+    name = document.get("userName") or document.get("displayName") or ""
+    record = ChangeRecord(
+        id=context.record_base + event.index,
+        change_set_id=change_set.id,
+        created_at=event.at,
+        action=change.action,
+        resource_type=change.resource_type,
+        resource_id=resource.pk,
+        resource_name=str(name)[:255],
+        before=before,
+        after=snapshot(resource, change.after),
+        changed_attributes=sorted(change.changed_attributes),
+        members_added=[member_json(ref) for ref in change.members_added],
+        members_removed=[member_json(ref) for ref in change.members_removed],
+    )
+    record.search_text = _record_search_text(record, change)
+    # django-auditlog's own diff, as its post_save receiver computes it (for an update,
+    # over the fields that differ: the others contribute nothing to it).
+    if old is None:
+        changes = model_instance_diff(None, resource, use_json_for_changes=True)
+    else:
+        differing = [
+            f.name
+            for f in resource._meta.concrete_fields
+            if getattr(old, f.attname) != getattr(resource, f.attname)
+        ]
+        changes = model_instance_diff(
+            old, resource, fields_to_check=differing, use_json_for_changes=True
+        )
+    entry = AuditEntry(
+        id=context.entry_base + event.index,
+        change_set_id=change_set.id,
+        content_type_id=context.user_type_id if isinstance(resource, User) else context.group_type_id,
+        object_pk=str(resource.pk),
+        object_repr=str(resource),
+        action=AuditEntry.Action.CREATE if old is None else AuditEntry.Action.UPDATE,
+        changes=changes,
+        remote_addr=IDP_ADDRESS,
+        timestamp=event.at,
+        scim_client_id=context.client_id,
+    )
+    stamp_audit_entry(AuditEntry, entry)  # search text, secrets dropped: the pre_save receiver
+    entry.cid = str(correlation_id)  # outside a scope the stamp leaves it empty
+    # Times are at millisecond precision and JSON values JSON-native by construction, so
+    # the hash is the one the model computes on save (normalise_for_hash changes nothing).
+    for row in (change_set, record, entry):
+        row.content_hash = row.compute_hash()
+    return change_set, record, entry

@@ -1,0 +1,12 @@
+"""The test suite's settings: the project's own, with the benchmark app installed.
+
+tests/benchmark runs the benchmark app's commands (loadsynthetic), and the app is
+installed only with SCIMGATE_BENCHMARK on. pytest-django loads the settings once,
+before any conftest runs, so the switch is set here, ahead of them.
+"""
+
+import os
+
+os.environ["SCIMGATE_BENCHMARK"] = "true"
+
+from provisioning.settings import *  # noqa: E402, F403
