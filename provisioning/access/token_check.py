@@ -132,7 +132,7 @@ def _token_query(connection) -> tuple[str, list[tuple[type, list[str], list[tupl
     return _token_queries[connection.vendor]
 
 
-def _token_by_prefix(prefix: str) -> ScimToken | None:
+def token_by_prefix(prefix: str) -> ScimToken | None:
     """The token with this prefix, its client and the client's role, from one query.
 
     Every SCIM request runs this, so the statement is written once from the models'
@@ -176,7 +176,7 @@ def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimTok
     prefix = token_prefix_of(raw)
     if prefix is None:
         raise TokenRejected("invalid")
-    token = _token_by_prefix(prefix)
+    token = token_by_prefix(prefix)
     if token is None or not hmac.compare_digest(token.digest, token_digest(raw)):
         raise TokenRejected("invalid", prefix)
     now = timezone.now()

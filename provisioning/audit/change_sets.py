@@ -113,7 +113,7 @@ def _record(scope: context.ChangeSetScope, change: Change) -> ChangeRecord:
         members_added=[member_json(ref) for ref in change.members_added],
         members_removed=[member_json(ref) for ref in change.members_removed],
     )
-    record.search_text = _record_search_text(record, change)
+    record.search_text = record_search_text(record, change)
     record.save()
     return record
 
@@ -214,7 +214,8 @@ def capture_relations(sender, instance, **kwargs) -> None:
     setattr(instance, _RELATIONS_ATTR, relations)
 
 
-def _record_search_text(record: ChangeRecord, change: Change) -> str:
+def record_search_text(record: ChangeRecord, change: Change) -> str:
+    """The text the audit search matches for a change record (synthetic loads write it too)."""
     parts = [record.resource_type, str(record.resource_id), record.resource_name]
     before, after = change.before or {}, change.after or {}
     for key in sorted(change.changed_attributes - {"members"}):

@@ -10,7 +10,7 @@ import uuid
 from auditlog.diff import model_instance_diff
 from django.db.models import Model
 
-from provisioning.audit.change_sets import _record_search_text, member_json, snapshot
+from provisioning.audit.change_sets import member_json, record_search_text, snapshot
 from provisioning.audit.entries import stamp_audit_entry
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
 from provisioning.directory.changes import Change
@@ -70,7 +70,7 @@ def audit_rows(
         members_added=[member_json(ref) for ref in change.members_added],
         members_removed=[member_json(ref) for ref in change.members_removed],
     )
-    record.search_text = _record_search_text(record, change)
+    record.search_text = record_search_text(record, change)
     # django-auditlog's own diff, as its post_save receiver computes it (for an update,
     # over the fields that differ: the others contribute nothing to it).
     if old is None:

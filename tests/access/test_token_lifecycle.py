@@ -203,7 +203,7 @@ def test_rate_limit_is_per_client_with_retry_after(okta):
 def test_the_token_lookup_loads_what_the_orm_loads(okta):
     """Authentication reads token, client and role with one hand-written query; every
     field comes back exactly as the ORM would load it (types and values)."""
-    from provisioning.access.token_check import _token_by_prefix
+    from provisioning.access.token_check import token_by_prefix
 
     client, raw = okta
     token = ScimToken.objects.get(client=client)
@@ -212,7 +212,7 @@ def test_the_token_lookup_loads_what_the_orm_loads(okta):
         expires_at=timezone.now() + timedelta(days=3),
         allowed_networks=["10.0.0.0/8", "2001:db8::/32"],
     )
-    loaded = _token_by_prefix(token_prefix_of(raw))
+    loaded = token_by_prefix(token_prefix_of(raw))
     expected = ScimToken.objects.select_related("client", "client__role").get(pk=token.pk)
     for left, right in (
         (loaded, expected),
@@ -223,4 +223,4 @@ def test_the_token_lookup_loads_what_the_orm_loads(okta):
             assert getattr(left, field.attname) == getattr(right, field.attname), field.name
             assert type(getattr(left, field.attname)) is type(getattr(right, field.attname)), field.name
     assert loaded.expires_at.tzinfo is not None and loaded.client.role.permissions
-    assert _token_by_prefix("NoSuchPx") is None
+    assert token_by_prefix("NoSuchPx") is None

@@ -15,8 +15,9 @@ from provisioning.directory.models import User
 from provisioning.oversight import rollback_jobs
 from provisioning.oversight.models import Rollback, RollbackJob
 from provisioning.scim.patch import PatchOperation
+from tests.factories import ProvisionedUserFactory
 
-from .conftest import XSS, csrf_token, make_user
+from .conftest import XSS, csrf_token
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,10 @@ def deactivate(user, client) -> int:
 @pytest.fixture
 def deactivated(idp):
     """Seven users the IdP deactivated, one change set each; more than a request undoes."""
-    users = [make_user(f"u{i}@example.com", client=idp, active=True) for i in range(7)]
+    users = [
+        ProvisionedUserFactory(userName=f"u{i}@example.com", client=idp, active=True)
+        for i in range(7)
+    ]
     return users, [deactivate(user, idp) for user in users]
 
 
@@ -147,7 +151,7 @@ def test_a_change_set_with_many_records_rolls_back_as_a_job(
     monkeypatch.setattr(rollback_jobs, "INLINE_RECORDS", 2)
     with change_set_scope(client=idp, source="scim"):
         for i in range(3):
-            make_user(f"bulk{i}@example.com", client=idp)
+            ProvisionedUserFactory(userName=f"bulk{i}@example.com", client=idp)
     change_set = ChangeSet.objects.order_by("-id").first()
     url = reverse("console:change_set_rollback", args=[change_set.pk])
     token = csrf_token(approver_client, url)
@@ -164,7 +168,10 @@ def test_a_change_set_with_many_records_rolls_back_as_a_job(
 def test_a_failed_job_says_where_and_why_it_stopped(
     idp, approver, viewer_client, django_capture_on_commit_callbacks
 ):
-    users = [make_user(f"f{i}@example.com", client=idp, active=True) for i in range(7)]
+    users = [
+        ProvisionedUserFactory(userName=f"f{i}@example.com", client=idp, active=True)
+        for i in range(7)
+    ]
     ids = [deactivate(user, idp) for user in users]
     # The oldest user changes afterwards (to a name that must be shown escaped).
     directory.user_patch(
@@ -188,7 +195,7 @@ def test_a_failed_job_says_where_and_why_it_stopped(
 
 
 def test_small_rollbacks_still_run_in_the_request(idp, approver_client):
-    user = make_user("small@example.com", client=idp, active=True)
+    user = ProvisionedUserFactory(userName="small@example.com", client=idp, active=True)
     change_set = deactivate(user, idp)
     url = reverse("console:change_set_rollback", args=[change_set])
     token = csrf_token(approver_client, url)
