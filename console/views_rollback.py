@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_http_methods
 
 from provisioning.audit.models import ChangeSet
@@ -55,6 +56,30 @@ def rollback_state(change_set: ChangeSet) -> dict:
         "conflicts": [s for s in steps if s.conflict and not s.blocked],
         "blocked": [s for s in steps if s.blocked],
     }
+
+
+def _tell_held(request: HttpRequest, rollbacks: list[ChangeSet]) -> None:
+    """Say which rollback steps policy held: they wait for another approver."""
+    held = [pending for rollback in rollbacks for pending in rollback.held_operations]
+    if not held:
+        return
+    links = format_html_join(
+        ", ",
+        '<a href="{}">{} {}</a>',
+        (
+            (reverse("console:pending_detail", args=[p.pk]), p.action, p.resource_label)
+            for p in held
+        ),
+    )
+    messages.warning(
+        request,
+        format_html(
+            "Policy held {} step{} of the rollback; another approver decides: {}",
+            len(held),
+            "" if len(held) == 1 else "s",
+            links,
+        ),
+    )
 
 
 def _job_started(request: HttpRequest, job: RollbackJob) -> HttpResponse:
@@ -97,6 +122,7 @@ def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpRespons
                 f"Change set {change_set.pk} rolled back as change set {rollback.pk}"
                 + (" (forced over later changes)." if force else "."),
             )
+            _tell_held(request, started.rollbacks)
             if review is not None:
                 return redirect("console:review_detail", review_id=review.pk)
             return redirect("console:change_set_detail", change_set_id=rollback.pk)
@@ -196,6 +222,7 @@ def mass_rollback(request: HttpRequest) -> HttpResponse:
                         f"Rolled back {len(rolled)} change set{'s' if len(rolled) != 1 else ''} "
                         f"of {form.cleaned_data['client'].name}.",
                     )
+                    _tell_held(request, rolled)
                     return redirect(reverse("console:audit_list") + "?source=console")
                 status, context["error"] = refusal.status, refusal.message
         steps = _in_sequence(reviews.rollback_preview(ids[:PREVIEW_LIMIT])) if ids else []

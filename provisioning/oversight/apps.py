@@ -9,6 +9,9 @@ class OversightConfig(AppConfig):
     def ready(self) -> None:
         from provisioning.directory import pipeline
 
+        # Registers the Celery tasks in every process (web included): the services
+        # queue them by name (``services.queued_task``).
+        from . import tasks  # noqa: F401
         from .policy import breaker_gate, destructive_recorder, policy_gate
         from .reviews import flag_recorder
         from .services import hold_operation

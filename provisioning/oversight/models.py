@@ -339,6 +339,8 @@ class RollbackJobItem(models.Model):
     rollback = models.ForeignKey(
         "audit.ChangeSet", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Pending operations its steps became where policy held them (ids), awaiting approval.
+    held_operations = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["job", "position"]

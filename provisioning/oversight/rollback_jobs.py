@@ -254,7 +254,7 @@ def _run_chunk(job_id, size: int) -> bool:
     if todo:
         try:
             with transaction.atomic():
-                reviews.change_sets_rollback(
+                rollbacks = reviews.change_sets_rollback(
                     change_set_ids=todo, operator=job.operator, force=job.force
                 )
         except _refusals() as error:
@@ -266,10 +266,14 @@ def _run_chunk(job_id, size: int) -> bool:
         undone.update(
             Rollback.objects.filter(original_id__in=todo).values_list("original_id", "rollback_id")
         )
+        held = {r.pk: [str(p.pk) for p in r.held_operations] for r in rollbacks}
+    else:
+        held = {}
     finished = [item for item in items if item.change_set_id in undone]
     for item in finished:
         item.rollback_id = undone[item.change_set_id]
-    RollbackJobItem.objects.bulk_update(finished, ["rollback"])
+        item.held_operations = held.get(item.rollback_id, [])
+    RollbackJobItem.objects.bulk_update(finished, ["rollback", "held_operations"])
     if len(finished) < len(items):
         missing = next(i.change_set_id for i in items if i.change_set_id not in undone)
         _fail_at(job, missing, "the rollback recorded no change set for it")
