@@ -1,9 +1,7 @@
 """The console's navigation: sections, their pages, the role each needs, the counts they show.
 
-Pages that later work adds (pending operations, flagged changes, clients,
-roles, policies, audit log, request log) get an entry here when the page
-exists; ``count`` is for numbers that need an operator's attention, such as
-pending operations, and is shown next to the link.
+A new page gets an entry here; ``count`` is for numbers that need an operator's
+attention, such as pending operations, and is shown next to the link.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ SECTIONS: list[Section] = [
             Link("Policies", "console:policy_list"),
         ],
     ),
-    # Logs: audit log, request log.
     Section(
         "Logs",
         [Link("Audit log", "console:audit_list"), Link("Request log", "console:request_list")],

@@ -3,8 +3,7 @@
 Roles are ordered viewer < approver < administrator; each is a Django group
 holding the ``access.console_*`` permissions, so the check reads permissions
 (a superuser has them all and counts as administrator). Every console view is
-wrapped in ``require_role`` (function views) or uses ``RoleRequiredMixin``
-(class-based views); both mark the view with ``required_role`` so the
+wrapped in ``require_role``, which marks it with ``required_role`` so the
 URL-walk test can prove no view was left unchecked.
 """
 
@@ -85,17 +84,3 @@ def require_role(role: str) -> Callable[[Callable[..., HttpResponse]], Callable[
         return checked
 
     return decorator
-
-
-class RoleRequiredMixin:
-    """For class-based views: set ``required_role``; checked before dispatch."""
-
-    required_role: str = ""
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if self.required_role not in OPERATOR_ROLES:
-            raise ValueError(f"{type(self).__name__}.required_role must be one of {OPERATOR_ROLES}")
-        refusal = _refuse(request, self.required_role)
-        if refusal is not None:
-            return refusal
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]

@@ -1,9 +1,9 @@
 """Every console URL checks the operator's role on the server.
 
 The URLs are read from the URL configuration, not listed by hand: a view added
-later without ``require_role`` (or ``RoleRequiredMixin``) fails here. Each URL
-is requested by an anonymous user and by an operator of every role, as a plain
-request and as an htmx request, with the method the view accepts.
+later without ``require_role`` fails here. Each URL is requested by an anonymous
+user and by an operator of every role, as a plain request and as an htmx
+request, with the method the view accepts.
 """
 
 from __future__ import annotations
@@ -53,10 +53,7 @@ class ConsoleUrl:
 
     @property
     def required_role(self) -> str | None:
-        view_class = getattr(self.view, "view_class", None)
-        return getattr(self.view, "required_role", None) or getattr(
-            view_class, "required_role", None
-        )
+        return getattr(self.view, "required_role", None)
 
 
 def _fill(route: str, converters: dict) -> str:
@@ -107,7 +104,7 @@ def test_every_console_view_declares_a_role(url):
         return
     assert url.required_role in OPERATOR_ROLES, (
         f"{url.name} ({url.path}) has no role check: decorate the view with "
-        "console.permissions.require_role(...) or use RoleRequiredMixin"
+        "console.permissions.require_role(...)"
     )
 
 
