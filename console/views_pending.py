@@ -175,7 +175,7 @@ def _pending_answer(request: HttpRequest, pending_id: uuid.UUID, outcome: Outcom
 @require_POST
 def pending_approve(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     pending = _pending_or_404(pending_id)
-    result, refusal = decide(
+    _, refusal = decide(
         request,
         {"action": "pending.approve", "pending": str(pending.pk)},
         lambda: services.pending_approve(pending_id=pending.pk, operator=request.user),

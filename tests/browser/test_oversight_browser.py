@@ -187,6 +187,35 @@ def test_rejecting_inline_with_a_reason_and_bulk_approval(live_server, page, scr
     assert all(idp.call("GET", f"/Users/{u['id']}")[0] == 404 for u in users[1:])
 
 
+def test_the_user_page_shows_held_and_rejected_idp_changes(live_server, page, screenshot):
+    enable("Hold user deletions")
+    PolicyRule.objects.update_or_create(
+        name="Hold deactivations",
+        defaults={"kind": "deactivate_user", "action": "hold", "enabled": True},
+    )
+    idp = Idp(live_server)
+    user = idp.create_user("drift@example.com", displayName="Dri Ft", active=True)
+    assert idp.call("DELETE", f"/Users/{user['id']}")[0] == 202
+    login(page, live_server, "approver")
+    page.goto(f"{live_server.url}/pending/")
+    row = page.locator("#results tbody tr").filter(has_text="drift@example.com")
+    row.get_by_text("Reject…").click()
+    row.get_by_label("Reason for rejecting").fill("Still employed")
+    row.get_by_role("button", name="Reject", exact=True).click()
+    page.wait_for_selector("#results tr.decided")
+    assert idp.call("PATCH", f"/Users/{user['id']}", DEACTIVATE)[0] == 202
+
+    page.goto(f"{live_server.url}/users/{user['id']}/")
+    held = page.locator("#held-changes")
+    expect(held.get_by_text("Waiting for approval")).to_be_visible()
+    expect(held.get_by_text("The identity provider believes this was applied.")).to_be_visible()
+    expect(held.get_by_text("never applied")).to_be_visible()
+    screenshot("user-detail-held-changes")
+    held.get_by_role("link", name="See the decision").click()
+    page.wait_for_url(re.compile(r"/pending/[0-9a-f-]+/$"))
+    expect(page.get_by_text("Still employed").first).to_be_visible()
+
+
 def test_a_flagged_deactivation_is_rolled_back_in_the_browser(live_server, page, screenshot):
     enable("Flag deactivations")
     idp = Idp(live_server)
