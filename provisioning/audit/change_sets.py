@@ -28,6 +28,7 @@ from provisioning.scim.resources import copy_json, isoformat
 
 from . import context
 from .models import AuditEntry, ChangeRecord, ChangeSet
+from .redaction import redact
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -62,7 +63,9 @@ def change_set_create(
         scim_client=client,
         actor_repr=actor_repr[:255],
         remote_addr=normalise_ip(remote_addr),
-        request=request,
+        # Whoever opened the scope, no secret is kept forever (callers redact already:
+        # redacting again is a no-op, and a caller that forgot is covered).
+        request=redact(request) if request is not None else None,
     )
 
 

@@ -109,8 +109,8 @@ class AuditMiddleware:
             limit = settings.SCIMGATE_REQUEST_LOG_MAX_BODY
             user = getattr(request, "user", None)
             response_bytes = b"" if response.streaming else response.content
-            request_text = redact_body_text(body or b"")
-            response_text = redact_body_text(response_bytes)
+            request_text = redact_body_text(body or b"", request.content_type)
+            response_text = redact_body_text(response_bytes, response.get("Content-Type"))
             request_size = len(body) if body is not None else int(request.META.get("CONTENT_LENGTH") or 0)
             request_stored = truncate(request_text, limit)
             response_stored = truncate(response_text, limit)
@@ -153,7 +153,8 @@ def _describe(request: HttpRequest, body: bytes | None = None) -> dict:
         "query": redact_query(request.META.get("QUERY_STRING", "")),
     }
     if body:
-        parsed, text = redact_body(body)
+        # JSON as its redacted value; anything else as redacted pairs or a masked shape.
+        parsed, text = redact_body(body, request.content_type)
         limit = settings.SCIMGATE_REQUEST_LOG_MAX_BODY
         if len(text.encode()) <= limit:
             document["body"] = parsed if parsed is not None else text
