@@ -9,12 +9,16 @@ operations are all checked the same way.
 Console actions carry no client and are governed by operator roles instead.
 
 Ownership is answered with 404, not 403: a client limited to its own
-resources must not learn that others exist.
+resources must not learn that others exist. ``read_scope`` carries the same rule
+into references: a user's ``groups`` and a group's ``members`` list only what the
+client may read, and error messages name only those.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from django.db.models import QuerySet
@@ -51,6 +55,38 @@ def scope_queryset(client: ScimClient | None, resource_type: str, queryset: Q_) 
     if client is not None and client.role.own_resources_only:
         return queryset.filter(source=client)
     return queryset
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """Which users and groups a client may read: by resource type, and only the ones it
+    created when its role is limited to its own (``source_id``; None: anyone's)."""
+
+    users: bool = True
+    groups: bool = True
+    source_id: uuid.UUID | None = None
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.users and self.groups and self.source_id is None
+
+    def reads(self, resource_type: str, source_id: uuid.UUID | None) -> bool:
+        allowed = self.users if resource_type == "User" else self.groups
+        return allowed and (self.source_id is None or source_id == self.source_id)
+
+
+EVERYTHING = ReadScope()
+
+
+def read_scope(client: ScimClient | None) -> ReadScope:
+    """What ``client`` may read; no client (the console, a command): everything."""
+    if client is None:
+        return EVERYTHING
+    return ReadScope(
+        users=can(client, "User", "read"),
+        groups=can(client, "Group", "read"),
+        source_id=client.pk if client.role.own_resources_only else None,
+    )
 
 
 def owns(client: ScimClient | None, resource) -> bool:
@@ -113,8 +149,11 @@ def authorize_change(change: Change) -> None:
         foreign = change.members_not_from(client)
         if foreign:
             # The same answer as for an id that does not exist at all, so the
-            # difference does not reveal that another client's resource exists.
-            raise InvalidValue(f"Members do not exist: {foreign[0]}")
+            # difference does not reveal that another client's resource exists; an id
+            # is named only if the client sent it (an added member), never one that a
+            # removal by filter or a replace found among the members.
+            sent = [ref.id for ref in change.members_added if ref.id in set(foreign)]
+            raise InvalidValue(f"Members do not exist: {sent[0]}" if sent else "Members do not exist")
     if change.resource_type != "Group" or change.action == "delete":
         return
     name = change.display_name
@@ -126,11 +165,18 @@ def authorize_change(change: Change) -> None:
                     f"Role '{role.name}' may not change the membership of protected group "
                     f"'{protected}'"
                 )
+        scope = read_scope(client)
         for outer in change.enclosing_groups():
             if protects(client, name=outer.display_name, privileged=outer.privileged):
+                # An enclosing group the client may not read is not named.
+                named = (
+                    f"protected group '{outer.display_name}'"
+                    if scope.reads("Group", outer.source_id)
+                    else "a protected group"
+                )
                 raise Forbidden(
                     f"Role '{role.name}' may not change the membership of group '{name}': "
-                    f"it is nested in protected group '{outer.display_name}'"
+                    f"it is nested in {named}"
                 )
     if change.renamed:
         into, out_of = protects(client, name=name), protects(client, name=old)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -274,6 +275,28 @@ def export_jsonl(queryset: QuerySet, *, chunk_size: int = 2000) -> Iterator[str]
         yield json.dumps(dict(zip(names, row, strict=True)), cls=DjangoJSONEncoder) + "\n"
 
 
+# OWASP "CSV Injection": a spreadsheet may read a cell starting with one of these as a
+# formula. Tab and carriage return are on the list because spreadsheets drop them on
+# import and read what follows; the full-width forms because some locales fold them.
+_FORMULA_LEADS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+
+
+def _first_visible(value: str) -> str:
+    """The first character an import that trims blanks would see: whitespace (Unicode's
+    too), control and format characters (zero-width space, byte-order mark) skipped."""
+    for char in value:
+        if not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf"):
+            return char
+    return ""
+
+
 def _defuse(value: Any) -> Any:
-    """Text starting with = + - @ gets a leading ' so spreadsheets do not evaluate IdP-sent text."""
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+    """Text that a spreadsheet could take for a formula gets a leading ``'`` (OWASP's
+    advice), so IdP-sent text is shown, never evaluated: text starting with ``= + - @``,
+    tab, carriage return or line feed, or with one of ``= + - @`` after leading blanks.
+    Other values are exported as they are."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in _FORMULA_LEADS or _first_visible(value) in _FORMULA_LEADS:
+        return "'" + value
+    return value

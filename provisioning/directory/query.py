@@ -87,6 +87,8 @@ class _Rows:
     model: type[Model]
     outer: str
     columns: dict[str, _Column]
+    # Only these rows count (the members a reader may see); None: every row.
+    scope: Q | None = None
 
 
 _ALWAYS = Q(pk__isnull=False)  # Q() would vanish, and ~Q() would then match everything
@@ -163,19 +165,25 @@ def _lookup(
     return resolved, target, entry
 
 
-def filter_to_q(node: Node, resource: str) -> Q:
+def filter_to_q(node: Node, resource: str, *, visible_members: Q | None = None) -> Q:
     """Translate a parsed filter into a ``Q`` for the ``User`` or ``Group`` model.
 
     Only allow-listed attributes are accepted; anything else raises
     ``InvalidFilter`` naming the attribute, so a filter never silently widens.
+    ``visible_members`` (a ``Q`` over ``Membership``) limits ``members`` conditions to
+    the members the reader may see, so a filter matches what the response shows and
+    cannot probe for the others.
     """
+    scoped = {"visible_members": visible_members}
     if isinstance(node, And):
-        return filter_to_q(node.left, resource) & filter_to_q(node.right, resource)
+        return filter_to_q(node.left, resource, **scoped) & filter_to_q(node.right, resource, **scoped)
     if isinstance(node, Or):
-        return filter_to_q(node.left, resource) | filter_to_q(node.right, resource)
+        return filter_to_q(node.left, resource, **scoped) | filter_to_q(node.right, resource, **scoped)
     if isinstance(node, Not):
-        return ~filter_to_q(node.expr, resource)
+        return ~filter_to_q(node.expr, resource, **scoped)
     resolved, target, entry = _lookup(node.path, resource, InvalidFilter)
+    if isinstance(entry, _Rows) and entry.model is Membership and visible_members is not None:
+        entry = replace(entry, scope=visible_members)
     if isinstance(node, ValuePath):
         if not isinstance(entry, _Rows) or resolved.sub_attribute is not None:
             raise InvalidFilter(f"'{node.path}' does not take a value filter")
@@ -203,7 +211,10 @@ def membership_q(node: Node) -> Q:
 
 
 def _exists(rows: _Rows, condition: Q) -> Q:
-    return Q(Exists(rows.model.objects.filter(condition, **{rows.outer: OuterRef("pk")})))
+    elements = rows.model.objects.filter(condition, **{rows.outer: OuterRef("pk")})
+    if rows.scope is not None:
+        elements = elements.filter(rows.scope)
+    return Q(Exists(elements))
 
 
 def _element_q(node: Node, attribute: Attribute, rows: _Rows) -> Q:

@@ -15,6 +15,8 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
+from provisioning.access.authorization import EVERYTHING, ReadScope
+
 from .models import Group, Membership, ResourceCount, User
 
 # From this offset on, ``page`` selects the page's keys first, then their rows.
@@ -92,36 +94,54 @@ def group_named(display_name: str) -> Group | None:
 MAX_NESTING = 10
 
 
-def groups_of_users(user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple]]:
+def groups_of_users(
+    user_ids: Iterable[uuid.UUID], scope: ReadScope = EVERYTHING
+) -> dict[uuid.UUID, list[tuple]]:
     """Direct and indirect groups of each user: {user_id: [(group_id, displayName, type)]}.
 
     One query whatever the page size or nesting: a recursive walk up from the users'
     direct memberships, at most ``MAX_NESTING`` levels. Direct groups come first (in
     membership order), then indirect ones ordered by id.
+
+    Only groups ``scope`` may read are listed, and the walk goes up through those
+    alone: a group reached only through one the reader cannot see is not shown either,
+    so its ``indirect`` entry does not hint at a hidden group in between.
     """
     user_ids = list(user_ids)
     result: dict[uuid.UUID, list[tuple]] = defaultdict(list)
-    if not user_ids:
+    if not user_ids or not scope.groups:
         return result
     membership, group = Membership._meta.db_table, Group._meta.db_table
     prepare = Membership._meta.get_field("user").target_field.get_db_prep_value
     placeholders = ", ".join(["%s"] * len(user_ids))
+    ids = [prepare(pk, connection, prepared=False) for pk in user_ids]
+    visible_m = visible_p = ""
+    direct_params, step_params = [], []
+    if scope.source_id is not None:
+        source = Group._meta.get_field("source").get_db_prep_value(
+            scope.source_id, connection, prepared=False
+        )
+        # Table names come from the models; the source is a parameter.
+        owned = "AND EXISTS (SELECT 1 FROM {table} v WHERE v.id = {alias}.group_id AND v.source_id = %s)"
+        visible_m = owned.format(table=group, alias="m")
+        visible_p = owned.format(table=group, alias="p")
+        direct_params, step_params = [source], [source]
     # Table names come from the models; every value is a parameter.
     sql = f"""
         WITH RECURSIVE reach(user_id, group_id, depth, position) AS (
             SELECT m.user_id, m.group_id, 0, m.id FROM {membership} m
-            WHERE m.user_id IN ({placeholders})
+            WHERE m.user_id IN ({placeholders}) {visible_m}
           UNION
             SELECT r.user_id, p.group_id, r.depth + 1, 0
             FROM reach r JOIN {membership} p ON p.member_group_id = r.group_id
-            WHERE r.depth < %s
+            WHERE r.depth < %s {visible_p}
         )
         SELECT r.user_id, r.group_id,
                (SELECT g.display_name FROM {group} g WHERE g.id = r.group_id),
                MIN(r.depth), MAX(r.position)
         FROM reach r GROUP BY r.user_id, r.group_id
     """  # noqa: S608
-    params = [prepare(pk, connection, prepared=False) for pk in user_ids] + [MAX_NESTING]
+    params = [*ids, *direct_params, MAX_NESTING, *step_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -144,7 +164,7 @@ def group_ancestors(group_ids: Iterable[uuid.UUID]) -> list[Group]:
     """Every group that contains one of ``group_ids``, directly or through nesting at any depth.
 
     One recursive query; ``UNION`` drops rows already reached, so it ends even on a
-    cycle left by older data. Loads only id, displayName and the privileged flag.
+    cycle left by older data. Loads only id, displayName, the privileged flag and the source.
     """
     group_ids = list(group_ids)
     if not group_ids:
@@ -159,22 +179,49 @@ def group_ancestors(group_ids: Iterable[uuid.UUID]) -> list[Group]:
           UNION
             SELECT m.group_id FROM up JOIN {membership} m ON m.member_group_id = up.id
         )
-        SELECT g.id, g.display_name, g.privileged FROM {group} g WHERE g.id IN (SELECT id FROM up)
+        SELECT g.id, g.display_name, g.privileged, g.source_id
+        FROM {group} g WHERE g.id IN (SELECT id FROM up)
     """  # noqa: S608
     params = [prepare(pk, connection, prepared=False) for pk in group_ids]
     return list(Group.objects.raw(sql, params))
 
 
-def members_of_groups(group_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[tuple]]:
-    """{group_id: [(member_id, is_group, display)]} in one query, in insertion order."""
-    result: dict[uuid.UUID, list[tuple]] = defaultdict(list)
-    rows = (
-        Membership.objects.filter(group_id__in=list(group_ids))
-        .order_by("group_id", "id")
-        .values_list("group_id", "user_id", "member_group_id", "display")
-        .iterator(chunk_size=5000)
+def visible_members(scope: ReadScope) -> Q | None:
+    """The memberships whose member ``scope`` may read, as a ``Q`` over ``Membership``
+    (None: every member). Used for rendering ``members`` and for filters on them."""
+    if scope.unrestricted:
+        return None
+    q = Q(pk__isnull=False)
+    if not scope.users:
+        q &= Q(user__isnull=True)
+    if not scope.groups:
+        q &= Q(member_group__isnull=True)
+    if scope.source_id is not None:
+        q &= Q(user__source_id=scope.source_id) | Q(member_group__source_id=scope.source_id)
+    return q
+
+
+def member_rows(group_ids: Iterable[uuid.UUID], scope: ReadScope = EVERYTHING) -> QuerySet:
+    """``(group_id, user_id, member_group_id, display)`` of the groups' members that
+    ``scope`` may read, in membership (insertion) order."""
+    rows = Membership.objects.filter(group_id__in=list(group_ids))
+    visible = visible_members(scope)
+    if visible is not None:
+        rows = rows.filter(visible)
+    return rows.order_by("group_id", "id").values_list(
+        "group_id", "user_id", "member_group_id", "display"
     )
-    for group_id, user_id, member_group_id, display in rows:
+
+
+def members_of_groups(
+    group_ids: Iterable[uuid.UUID], scope: ReadScope = EVERYTHING
+) -> dict[uuid.UUID, list[tuple]]:
+    """{group_id: [(member_id, is_group, display)]} in one query, in insertion order;
+    only members ``scope`` may read."""
+    result: dict[uuid.UUID, list[tuple]] = defaultdict(list)
+    for group_id, user_id, member_group_id, display in member_rows(group_ids, scope).iterator(
+        chunk_size=5000
+    ):
         result[group_id].append((user_id or member_group_id, member_group_id is not None, display))
     return result
 

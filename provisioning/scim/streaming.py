@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
 
-from provisioning.directory.models import Group, Membership
+from provisioning.access.authorization import EVERYTHING, ReadScope
+from provisioning.directory import selectors
+from provisioning.directory.models import Group
 
 from . import resources
 
@@ -27,21 +29,19 @@ def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def group_document_chunks(group: Group, base_url: str, *, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The group's SCIM document as JSON, members streamed in membership (insertion) order."""
+def group_document_chunks(
+    group: Group, base_url: str, *, chunk: int = CHUNK, scope: ReadScope = EVERYTHING
+) -> Iterator[bytes]:
+    """The group's SCIM document as JSON, members streamed in membership (insertion) order;
+    only the members ``scope`` may read."""
     placeholder = f"members-{uuid.uuid4().hex}"
     document = resources.group_document(group, base_url, members=placeholder)  # type: ignore[arg-type]
     head, tail = _dumps(document).split(_dumps(placeholder), 1)
     yield (head + "[").encode()
-    rows = (
-        Membership.objects.filter(group_id=group.pk)
-        .order_by("id")
-        .values_list("user_id", "member_group_id", "display")
-        .iterator(chunk_size=chunk)
-    )
+    rows = selectors.member_rows([group.pk], scope).iterator(chunk_size=chunk)
     buffer: list[str] = []
     first = True
-    for user_id, member_group_id, display in rows:
+    for _group_id, user_id, member_group_id, display in rows:
         entry = resources.member_entry(
             user_id or member_group_id, member_group_id is not None, display, base_url
         )
@@ -54,7 +54,11 @@ def group_document_chunks(group: Group, base_url: str, *, chunk: int = CHUNK) ->
     yield ("]" + tail).encode()
 
 
-def streamed_group_response(group: Group, base_url: str, content_type: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(group_document_chunks(group, base_url), content_type=content_type)
+def streamed_group_response(
+    group: Group, base_url: str, content_type: str, scope: ReadScope = EVERYTHING
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        group_document_chunks(group, base_url, scope=scope), content_type=content_type
+    )
     response["ETag"] = group.etag
     return response

@@ -37,13 +37,26 @@ class ResourceType:
     schema: ResourceSchema
     queryset: Callable
 
-    def render(self, items: list, base_url: str, attributes: list, excluded: list) -> list[dict]:
-        """Render a page of resources with a constant number of queries."""
+    def render(
+        self,
+        items: list,
+        base_url: str,
+        attributes: list,
+        excluded: list,
+        scope: authorization.ReadScope,
+    ) -> list[dict]:
+        """Render a page of resources with a constant number of queries.
+
+        A user's ``groups`` and a group's ``members`` list only what ``scope`` (the
+        reading client's) may read: a client without Group:read sees no groups, an
+        ownership-limited one only its own (RFC 7643 §4.1.2, §4.2; others do not exist
+        for it).
+        """
         ids = [item.pk for item in items]
         if self.name == "User":
             groups = {}
             if resources.requests_attribute(USER_SCHEMA, "groups", attributes, excluded):
-                groups = selectors.groups_of_users(ids)
+                groups = selectors.groups_of_users(ids, scope)
             documents = [
                 resources.user_document(
                     user, base_url, _group_entries(groups.get(user.pk, ()), base_url)
@@ -53,7 +66,7 @@ class ResourceType:
         else:
             members = None
             if resources.requests_attribute(GROUP_SCHEMA, "members", attributes, excluded):
-                members = selectors.members_of_groups(ids)
+                members = selectors.members_of_groups(ids, scope)
             documents = [
                 resources.group_document(
                     group,
@@ -165,10 +178,16 @@ def _order(resource_type: ResourceType, query: ListQuery) -> list:
     return [sort_expression(query.sort_by, resource_type.name, query.descending)]
 
 
-def _filter_q(resource_type: ResourceType, query: ListQuery) -> Q | None:
+def _filter_q(
+    resource_type: ResourceType, query: ListQuery, client: ScimClient | None = None
+) -> Q | None:
     if not query.filter:
         return None
-    return filter_to_q(filters.parse_filter(query.filter), resource_type.name)
+    # Conditions on members see only the members the client may read (as rendered).
+    visible = selectors.visible_members(authorization.read_scope(client))
+    return filter_to_q(
+        filters.parse_filter(query.filter), resource_type.name, visible_members=visible
+    )
 
 
 def list_response(resources_: list[dict], total: int, query: ListQuery) -> dict:
@@ -227,7 +246,11 @@ class ResourceView(ScimView):
         query = list_query(request.query_params)
         attributes, excluded = _projection(self.resource_type.schema, query)
         [document] = self.resource_type.render(
-            [resource], self.base_url(request), attributes, excluded
+            [resource],
+            self.base_url(request),
+            attributes,
+            excluded,
+            authorization.read_scope(request.user),
         )
         headers = {"ETag": resource.etag}
         if status == 201:
@@ -237,14 +260,20 @@ class ResourceView(ScimView):
     def search(self, request, query: ListQuery) -> Response:
         queryset = readable(request.user, self.resource_type)
         attributes, excluded = _projection(self.resource_type.schema, query)
-        q = _filter_q(self.resource_type, query)
+        q = _filter_q(self.resource_type, query, request.user)
         total, items = selectors.page(
             queryset if q is None else queryset.filter(q),
             order=_order(self.resource_type, query),
             offset=query.start_index - 1,
             limit=query.count,
         )
-        documents = self.resource_type.render(items, self.base_url(request), attributes, excluded)
+        documents = self.resource_type.render(
+            items,
+            self.base_url(request),
+            attributes,
+            excluded,
+            authorization.read_scope(request.user),
+        )
         return Response(list_response(documents, total, query))
 
 
@@ -269,7 +298,10 @@ class ItemView(ResourceView):
         ):
             # The whole group: members streamed from a cursor, never one list in memory.
             return streaming.streamed_group_response(
-                resource, self.base_url(request), ScimRenderer.media_type
+                resource,
+                self.base_url(request),
+                ScimRenderer.media_type,
+                authorization.read_scope(request.user),
             )
         return self.respond(request, resource)
 
@@ -342,7 +374,7 @@ class RootSearch(ScimView):
         plans, failures = [], []
         for resource_type in types:
             try:
-                plans.append((resource_type, _filter_q(resource_type, query)))
+                plans.append((resource_type, _filter_q(resource_type, query, client)))
             except errors.InvalidFilter as exc:
                 failures.append(exc)
         if not plans:
@@ -362,5 +394,7 @@ class RootSearch(ScimView):
             total += type_total
             offset = max(0, offset - type_total)
             remaining -= len(items)
-            documents += resource_type.render(items, base_url, attributes, excluded)
+            documents += resource_type.render(
+                items, base_url, attributes, excluded, authorization.read_scope(client)
+            )
         return Response(list_response(documents, total, query))

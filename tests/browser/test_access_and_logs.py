@@ -270,7 +270,7 @@ def test_audit_log_free_text_search_and_change_set(live_server, page, screenshot
     page.evaluate("window.__sameDocument = true")
     page.get_by_label("Search").press_sequentially("Principal", delay=40)
     page.wait_for_url(re.compile(r"q=Principal"))
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 1")
     assert "ana.silva@example.com" in rows.first.inner_text()
     assert page.evaluate("window.__sameDocument") is True
     screenshot("audit-log-search")
@@ -314,11 +314,11 @@ def test_audit_log_free_text_search_and_change_set(live_server, page, screenshot
     screenshot("request-log")
     page.get_by_label("Status").select_option("4")
     page.wait_for_url(re.compile(r"status=4"))
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 1")
     assert "AbCdEfGh…" in page.locator("#results tbody tr").first.inner_text()
     screenshot("request-log-4xx")
     page.get_by_label("Status").select_option("")
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 7")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 7")
     page.locator("#results tbody tr").filter(has_text="PATCH").first.get_by_role(
         "link"
     ).first.click()

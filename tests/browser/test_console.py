@@ -116,7 +116,7 @@ def test_live_search_updates_results_without_reload(live_server, page, screensho
     page.evaluate("window.__sameDocument = true")
     page.get_by_label("Search").press_sequentially("okaf", delay=40)
     page.wait_for_url(re.compile(r"q=okaf"))
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 1")
     assert rows.first.get_by_role("link").inner_text() == "ben.okafor@example.com"
     assert page.evaluate("window.__sameDocument") is True
     screenshot("users-search")
@@ -124,15 +124,15 @@ def test_live_search_updates_results_without_reload(live_server, page, screensho
     page.get_by_label("Search").fill("")
     page.get_by_label("Status").select_option("no")
     page.wait_for_url(re.compile(r"active=no"))
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 1")
     assert "chloe.martin@example.com" in rows.first.inner_text()
 
     page.get_by_label("Status").select_option("")
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 5")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 5")
     page.get_by_role("link", name=re.compile(r"^userName")).click()
     page.wait_for_url(re.compile(r"sort=-userName"))
     page.wait_for_function(
-        "document.querySelector('#results tbody tr a').textContent === 'mallory@example.com'"
+        "() => document.querySelector('#results tbody tr a').textContent === 'mallory@example.com'"
     )
     assert page.evaluate("window.__sameDocument") is True
     # The sort survives a new search.
@@ -213,7 +213,7 @@ def test_untrusted_display_name_is_text(live_server, page, screenshot):
 
     page.goto(f"{live_server.url}/users/")
     page.get_by_label("Search").press_sequentially("mallory", delay=20)
-    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 1")
     assert page.locator("#results").get_by_text(XSS).is_visible()
     page.get_by_role("link", name="mallory@example.com").click()
     page.wait_for_url(re.compile(r"/users/[0-9a-f-]{36}/$"))
@@ -250,27 +250,27 @@ def test_pages_and_sorting_swap_the_results_in_place(live_server, page, screensh
     top.get_by_role("link", name="Next →").click()
     page.wait_for_url(re.compile(r"after="))
     page.wait_for_function(
-        "document.querySelector('#results tbody tr a').textContent === 'u050@example.com'"
+        "() => document.querySelector('#results tbody tr a').textContent === 'u050@example.com'"
     )
     screenshot("users-page-2")
     page.get_by_role("navigation", name="Users pages, bottom").get_by_role(
         "link", name="Next →"
     ).click()
     page.wait_for_function(
-        "document.querySelector('#results tbody tr a').textContent === 'u100@example.com'"
+        "() => document.querySelector('#results tbody tr a').textContent === 'u100@example.com'"
     )
     assert page.locator("#results tbody tr").count() == 20
     page.get_by_role("navigation", name="Users pages, top").get_by_role(
         "link", name="← Previous"
     ).click()
     page.wait_for_function(
-        "document.querySelector('#results tbody tr a').textContent === 'u050@example.com'"
+        "() => document.querySelector('#results tbody tr a').textContent === 'u050@example.com'"
     )
     assert page.evaluate("window.__sameDocument") is True
     # Back restores the earlier page from htmx's history.
     page.go_back()
     page.wait_for_function(
-        "document.querySelector('#results tbody tr a').textContent === 'u100@example.com'"
+        "() => document.querySelector('#results tbody tr a').textContent === 'u100@example.com'"
     )
     # Keyboard: the skip link is the first stop and moves focus to the content.
     page.goto(f"{live_server.url}/users/")
