@@ -151,6 +151,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 # Lock the username from that address: one attacker cannot lock an operator out everywhere.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The client's address behind SCIMGATE_TRUSTED_PROXIES, as everywhere else: five wrong
+# passwords from one operator behind the proxy lock out that operator's address only.
+AXES_CLIENT_IP_CALLABLE = "provisioning.access.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 

@@ -10,7 +10,6 @@ failure is logged and swallowed.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
+from provisioning.access.client_address import client_address
 from provisioning.access.models import ScimClient
 from provisioning.access.token_check import token_prefix_of
 
@@ -33,40 +33,6 @@ ADMIN_PREFIX = "/admin/"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-def _networks(values) -> list:
-    networks = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            logger.warning("Ignoring invalid SCIMGATE_TRUSTED_PROXIES entry %r", value)
-    return networks
-
-
-def _trusted(address: str, networks: list) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(request: HttpRequest, trusted_proxies: list) -> str | None:
-    """REMOTE_ADDR, unless it is a trusted proxy: then the nearest X-Forwarded-For hop not ours.
-
-    Walking from the right means a client cannot pick its address by sending
-    its own X-Forwarded-For: only hops appended by our proxies are believed.
-    """
-    remote = request.META.get("REMOTE_ADDR") or None
-    if not remote or not trusted_proxies or not _trusted(remote, trusted_proxies):
-        return remote
-    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _trusted(hop, trusted_proxies):
-            return hop
-    return hops[0] if hops else remote
-
-
 def _bearer_prefix(request: HttpRequest) -> str:
     parts = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(parts) == 2 and parts[0].lower() == "bearer":
@@ -77,10 +43,10 @@ def _bearer_prefix(request: HttpRequest) -> str:
 class AuditMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.trusted_proxies = _networks(settings.SCIMGATE_TRUSTED_PROXIES)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        address = client_address(request, self.trusted_proxies)
+        # Resolved here, once, for everything that asks later (audit, tokens, rate limits).
+        address = client_address(request)
         with request_context(remote_addr=address, http_request=request) as ctx:
             if request.path.startswith(SCIM_PREFIX):
                 return self._scim(request, ctx.correlation_id)
@@ -123,7 +89,7 @@ class AuditMiddleware:
                 query=redact_query(request.META.get("QUERY_STRING", "")),
                 status=response.status_code,
                 latency_ms=round(latency_ms, 3),
-                remote_addr=client_address(request, self.trusted_proxies),
+                remote_addr=client_address(request),
                 request_body=request_stored,
                 request_size=request_size,
                 request_truncated=len(request_stored) < len(request_text),

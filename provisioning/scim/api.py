@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from provisioning.access.client_address import client_address
 from provisioning.access.models import ScimClient
 from provisioning.access.token_check import (
     TokenRejected,
@@ -91,8 +92,8 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise errors.Unauthorized("The bearer token is not valid") from None
-        # REMOTE_ADDR: the peer; a trusted-proxy setting may later derive it from headers.
-        address = request.META.get("REMOTE_ADDR")
+        # The client behind our trusted proxies, not the proxy (SCIMGATE_TRUSTED_PROXIES).
+        address = client_address(request)
         try:
             token = scim_token_verify(raw, address=address)
         except TokenRejected as exc:
