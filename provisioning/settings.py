@@ -225,6 +225,9 @@ SCIM = {
 # Requests per SCIM client, e.g. "600/min" (DRF rate syntax); unset: no limit. Counted
 # in the default cache, so several web processes need a shared one (CACHE_URL=redis://...).
 SCIM_RATE_LIMIT = env.str("SCIM_RATE_LIMIT", default="") or None
+# Requests without valid credentials (and to the public discovery endpoints), per client
+# address (provisioning/access/client_address.py), answered 429 beyond it; empty: no limit.
+SCIM_UNAUTHENTICATED_RATE_LIMIT = env.str("SCIM_UNAUTHENTICATED_RATE_LIMIT", default="60/min") or None
 # Bulk requests may be larger than ordinary requests; Django's cap must allow them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(DATA_UPLOAD_MAX_MEMORY_SIZE, SCIM["BULK_MAX_PAYLOAD_SIZE"])
 
@@ -288,6 +291,10 @@ SCIMGATE_AUDIT_ENABLED = env.bool("SCIMGATE_AUDIT_ENABLED", default=True)
 # Benchmarking only: mount the framework-floor view at /bench/floor (provisioning/benchmark/floor.py).
 SCIMGATE_BENCH_FLOOR = env.bool("SCIMGATE_BENCH_FLOOR", default=False)
 SCIMGATE_REQUEST_LOG_MAX_BODY = env.int("SCIMGATE_REQUEST_LOG_MAX_BODY", default=64 * 1024)
+# Anyone can send a body: of a request without valid credentials only this much is kept.
+SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY = env.int(
+    "SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY", default=1024
+)
 REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)
 # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: use REMOTE_ADDR.
 SCIMGATE_TRUSTED_PROXIES = env.list("SCIMGATE_TRUSTED_PROXIES", default=[])

@@ -1,5 +1,6 @@
 """One notion of the client's address behind trusted proxies (SCIMGATE_TRUSTED_PROXIES),
-used by the request log, token network restrictions and django-axes' login lockout.
+used by the request log, token network restrictions, the SCIM rate limit for requests
+without credentials and django-axes' login lockout.
 
 The proxy of these tests is 10.0.0.2. Through it (trusted), a request's client is the
 nearest X-Forwarded-For hop that is not a trusted proxy; from anywhere else, the peer
@@ -121,6 +122,23 @@ def test_request_log_records_the_client_behind_the_proxy(behind_proxy):
         ALICE,
         "192.0.2.50",
     ]
+
+
+@pytest.mark.django_db
+def test_requests_without_credentials_are_rate_limited_per_client_behind_the_proxy(
+    behind_proxy, settings
+):
+    settings.SCIM_UNAUTHENTICATED_RATE_LIMIT = "2/min"
+    anonymous = ScimApi(None)
+    for _ in range(2):
+        anonymous.assert_error(anonymous.get("/Users", **through_proxy(ALICE)), 401)
+    limited = anonymous.get("/Users", **through_proxy(ALICE))
+    anonymous.assert_error(limited, 429)
+    assert int(limited["Retry-After"]) > 0
+    # Another client behind the same proxy has its own count.
+    anonymous.assert_error(anonymous.get("/Users", **through_proxy(BOB)), 401)
+    # A client cannot escape its count by writing its own X-Forwarded-For.
+    anonymous.assert_error(anonymous.get("/Users", **through_proxy(ALICE, spoofed=BOB)), 429)
 
 
 PASSWORD = "a long and unusual passphrase"

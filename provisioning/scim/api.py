@@ -139,6 +139,24 @@ class ScimClientThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": client.pk}
 
 
+class UnauthenticatedThrottle(SimpleRateThrottle):
+    """Requests without valid credentials, per client address, at
+    ``settings.SCIM_UNAUTHENTICATED_RATE_LIMIT`` ("60/min"); unset: no limit.
+
+    Bounds token guessing and what anonymous senders add to the request log. Counted
+    before anything else about the request is checked (``ScimView.initial``), so a
+    client with a valid token is never held back by others at its address.
+    """
+
+    scope = "scim-unauthenticated"
+
+    def get_rate(self):
+        return getattr(settings, "SCIM_UNAUTHENTICATED_RATE_LIMIT", None) or None
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request) or "unknown"}
+
+
 def record_denied(request, error: errors.ScimError) -> None:
     """Count a 403 against the client that received it (Bulk: once per refused operation)."""
     if error.status != 403:
@@ -203,12 +221,38 @@ class ScimView(APIView):
         return scim_exception_handler
 
     def initial(self, request, *args, **kwargs):
+        self.check_unauthenticated_rate(request)
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > self.max_body_size():
+        if length.isascii() and length.isdigit():
+            # Longer than any limit before int() is asked (it refuses over 4,300 digits).
+            digits = length.lstrip("0") or "0"
+            too_large = len(digits) > 18 or int(digits) > self.max_body_size()
+        else:
+            too_large = False
+        if too_large:
             raise errors.PayloadTooLarge(
                 f"The request body exceeds {self.max_body_size()} bytes"
             )
         super().initial(request, *args, **kwargs)
+
+    def check_unauthenticated_rate(self, request) -> None:
+        """Count a request without valid credentials against its address; 429 beyond the rate.
+
+        Authenticates first (DRF keeps the result), so a rejected token is counted too and
+        its 401 raised as it would have been.
+        """
+        try:
+            authenticated = isinstance(request.user, ScimClient)
+        except (errors.Unauthorized, drf.AuthenticationFailed, drf.NotAuthenticated):
+            self._throttle_unauthenticated(request)
+            raise
+        if not authenticated:
+            self._throttle_unauthenticated(request)
+
+    def _throttle_unauthenticated(self, request) -> None:
+        throttle = UnauthenticatedThrottle()
+        if not throttle.allow_request(request, self):
+            raise drf.Throttled(wait=throttle.wait())
 
     def max_body_size(self) -> int:
         return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
