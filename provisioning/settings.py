@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before WhiteNoise's runserver: its own extends it to read chunked request bodies.
+    "provisioning.scim",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -41,7 +43,6 @@ INSTALLED_APPS = [
     "template_partials",
     "provisioning.access",
     "provisioning.directory",
-    "provisioning.scim",
     "auditlog",
     "provisioning.audit",
     "provisioning.oversight",
