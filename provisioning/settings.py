@@ -110,6 +110,12 @@ else:
     # Without it, a connection broken by a database restart fails one request per
     # worker (an IdP retries it) and is then replaced.
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=False))
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A database host that does not answer fails the request (SCIM: 503 with Retry-After)
+        # within seconds, well inside gunicorn's worker timeout.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,6 +1,6 @@
-"""HTTP transport: chunked request bodies under gunicorn and Django's runserver, and
-gunicorn's limits (provisioning/gunicorn_conf.py) letting every request the application
-accepts reach it.
+"""HTTP transport: chunked request bodies under gunicorn and Django's runserver, gunicorn's
+limits (provisioning/gunicorn_conf.py) letting every request the application accepts
+reach it, and a database that cannot be reached answered 503 with Retry-After.
 
 The server tests start real processes on free ports, serving a SQLite database of
 their own (migrated once per module), and speak to them with http.client.
@@ -23,15 +23,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import OperationalError, connections
+from django.test import Client
 
 from provisioning.scim.management.commands.runserver import MalformedChunks, read_chunked
 from provisioning.wsgi import ChunkedBodies
+from tests.factories import ScimClientFactory
 from tests.scim.conftest import (
     ERROR_SCHEMA,
     LIST_SCHEMA,
     PATCH_SCHEMA,
     SCIM_JSON,
     USER_SCHEMA,
+    ScimApi,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,3 +335,67 @@ def test_gunicorn_passes_large_and_many_headers(gunicorn):
     status, response_headers, body = call(port, "GET", "/scim/v2/Users", token=token, headers=headers)
     assert status == 200
     assert scim_body(status, response_headers, body)["schemas"] == [LIST_SCHEMA]
+
+
+# --- A database that cannot be reached ----------------------------------------------------
+
+
+def test_gunicorn_answers_503_when_the_database_cannot_be_reached(tmp_path):
+    pytest.importorskip("gunicorn")
+    port, closed = free_port(), free_port()  # nothing listens on the second
+    env = server_environ(f"postgres://scimgate@127.0.0.1:{closed}/scimgate")
+    with serving(gunicorn_command(port), env, port, tmp_path / "server.log"):
+        status, headers, body = call(
+            port, "GET", "/scim/v2/Users", token="scg_AbCdEfGh_" + "x" * 43
+        )
+    assert status == 503
+    error = scim_body(status, headers, body)
+    assert (error["schemas"], error["status"]) == ([ERROR_SCHEMA], "503")
+    assert int(headers["retry-after"]) > 0
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection to server failed: Connection refused")
+
+    return lambda: monkeypatch.setattr(connections["default"], "ensure_connection", refuse)
+
+
+@pytest.mark.django_db
+def test_a_database_outage_in_the_view_or_authentication_is_a_scim_503(database_down, caplog):
+    scim = ScimApi(ScimClientFactory().raw_token)
+    scim.create_user("before")
+    database_down()
+    response = scim.get("/Users")
+    body = scim.assert_error(response, 503)
+    assert response["Retry-After"] == "30"
+    assert "Connection refused" not in body["detail"]
+    assert "Database unavailable in SCIM endpoint" in caplog.text
+
+
+class DatabaseDownMiddleware:
+    """A middleware that needs the database before the view runs, while it is down."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raise OperationalError("connection to server failed: Connection refused")
+
+
+@pytest.mark.django_db
+def test_a_database_outage_before_the_view_is_a_scim_503_too(settings):
+    audit = settings.MIDDLEWARE.index("provisioning.audit.middleware.AuditMiddleware")
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[: audit + 1],
+        "tests.test_transport.DatabaseDownMiddleware",
+        *settings.MIDDLEWARE[audit + 1 :],
+    ]
+    client = Client(raise_request_exception=False)
+    response = client.get("/scim/v2/Users")
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert response["Content-Type"] == SCIM_JSON
+    assert json.loads(response.content)["schemas"] == [ERROR_SCHEMA]
+    # Elsewhere, Django's own error page.
+    assert client.get("/login/").status_code == 500

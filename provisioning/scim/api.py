@@ -7,11 +7,15 @@ Authorization (what a client's role allows) is not here: reads are checked in
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.negotiation import BaseContentNegotiation
@@ -181,9 +185,19 @@ def scim_exception_handler(exc, context) -> Response:
     return response
 
 
+# How long an IdP is asked to wait when the database cannot be reached.
+UNAVAILABLE_RETRY_AFTER = 30
+
+
 def as_scim_error(exc) -> errors.ScimError:
     if isinstance(exc, errors.ScimError):
         return exc
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable, restarting or overloaded: retry later (RFC 9110 §15.6.4).
+        logger.error("Database unavailable in SCIM endpoint: %s", exc, exc_info=exc)
+        error = errors.ScimError("The service is temporarily unavailable; retry later", status=503)
+        error.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return error
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         return errors.Unauthorized("Authentication required: send a bearer token")
     if isinstance(exc, drf.PermissionDenied):
@@ -207,6 +221,25 @@ def as_scim_error(exc) -> errors.ScimError:
         return errors.PayloadTooLarge("The request body is too large")
     logger.exception("Unhandled error in SCIM endpoint")
     return errors.ScimError("Internal server error", status=500)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a failure outside the SCIM views on a SCIM path (in a middleware,
+    before DRF ran) is still a SCIM Error, 503 with Retry-After if the database is down."""
+    if not request.path.startswith("/scim/v2/"):
+        return defaults.server_error(request)
+    exc = sys.exc_info()[1]
+    error = (
+        as_scim_error(exc)
+        if exc is not None
+        else errors.ScimError("Internal server error", status=500)
+    )
+    response = HttpResponse(
+        json.dumps(error.to_dict()), status=error.status, content_type=SCIM_CONTENT_TYPE
+    )
+    for header, value in error.headers.items():
+        response[header] = value
+    return response
 
 
 class ScimView(APIView):
