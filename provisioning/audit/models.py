@@ -285,8 +285,9 @@ class RequestLog(models.Model):
     response_body = models.TextField(blank=True, default="")
     response_size = models.PositiveIntegerField(default=0)
     response_truncated = models.BooleanField(default=False)
-    # Some of the request could not be stored as sent (bytes that are not UTF-8, NUL, lone
-    # surrogates): those characters are written as backslash escapes (\x00, \xff, \ud800).
+    # Some of the request could not be stored as sent (NUL, lone surrogates, bytes that are
+    # not UTF-8): such characters are written as backslash escapes (\x00, \ud800), a body
+    # that is not UTF-8 is kept masked (redaction.unparsed_summary).
     escaped = models.BooleanField(default=False)
 
     class Meta:
