@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before WhiteNoise's runserver: its own extends it to read chunked request bodies.
+    "provisioning.scim",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -41,7 +43,6 @@ INSTALLED_APPS = [
     "template_partials",
     "provisioning.access",
     "provisioning.directory",
-    "provisioning.scim",
     "auditlog",
     "provisioning.audit",
     "provisioning.oversight",
@@ -109,6 +110,12 @@ else:
     # Without it, a connection broken by a database restart fails one request per
     # worker (an IdP retries it) and is then replaced.
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=False))
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A database host that does not answer fails the request (SCIM: 503 with Retry-After)
+        # within seconds, well inside gunicorn's worker timeout.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -151,6 +158,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 # Lock the username from that address: one attacker cannot lock an operator out everywhere.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The client's address behind SCIMGATE_TRUSTED_PROXIES, as everywhere else: five wrong
+# passwords from one operator behind the proxy lock out that operator's address only.
+AXES_CLIENT_IP_CALLABLE = "provisioning.access.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -222,6 +232,9 @@ SCIM = {
 # Requests per SCIM client, e.g. "600/min" (DRF rate syntax); unset: no limit. Counted
 # in the default cache, so several web processes need a shared one (CACHE_URL=redis://...).
 SCIM_RATE_LIMIT = env.str("SCIM_RATE_LIMIT", default="") or None
+# Requests without valid credentials (and to the public discovery endpoints), per client
+# address (provisioning/access/client_address.py), answered 429 beyond it; empty: no limit.
+SCIM_UNAUTHENTICATED_RATE_LIMIT = env.str("SCIM_UNAUTHENTICATED_RATE_LIMIT", default="60/min") or None
 # Bulk requests may be larger than ordinary requests; Django's cap must allow them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(DATA_UPLOAD_MAX_MEMORY_SIZE, SCIM["BULK_MAX_PAYLOAD_SIZE"])
 
@@ -285,6 +298,10 @@ SCIMGATE_AUDIT_ENABLED = env.bool("SCIMGATE_AUDIT_ENABLED", default=True)
 # Benchmarking only: mount the framework-floor view at /bench/floor (provisioning/benchmark/floor.py).
 SCIMGATE_BENCH_FLOOR = env.bool("SCIMGATE_BENCH_FLOOR", default=False)
 SCIMGATE_REQUEST_LOG_MAX_BODY = env.int("SCIMGATE_REQUEST_LOG_MAX_BODY", default=64 * 1024)
+# Anyone can send a body: of a request without valid credentials only this much is kept.
+SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY = env.int(
+    "SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY", default=1024
+)
 REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)
 # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: use REMOTE_ADDR.
 SCIMGATE_TRUSTED_PROXIES = env.list("SCIMGATE_TRUSTED_PROXIES", default=[])

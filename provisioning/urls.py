@@ -8,6 +8,9 @@ urlpatterns = [
     path("", include("console.urls")),
 ]
 
+# Uncaught failures on SCIM paths answer a SCIM Error (503 when the database is down).
+handler500 = "provisioning.scim.api.server_error"
+
 if settings.SCIMGATE_BENCH_FLOOR:
     # Benchmarking only: the framework floor for make bench (provisioning/benchmark/floor.py).
     from provisioning.benchmark.floor import floor

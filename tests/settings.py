@@ -10,3 +10,7 @@ import os
 os.environ["SCIMGATE_BENCHMARK"] = "true"
 
 from provisioning.settings import *  # noqa: E402, F403
+
+# Requests without credentials are limited per address (60/min by default); tests send
+# many from 127.0.0.1 (discovery checks, fuzzing). Tests of the limit set their own rate.
+SCIM_UNAUTHENTICATED_RATE_LIMIT = "10000/min"

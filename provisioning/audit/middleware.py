@@ -10,8 +10,8 @@ failure is logged and swallowed.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -19,52 +19,19 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
+from provisioning.access.client_address import client_address
 from provisioning.access.models import ScimClient
 from provisioning.access.token_check import token_prefix_of
 
 from .context import change_set_scope, request_context
 from .redaction import redact_body, redact_body_text, redact_query, truncate
-from .request_log import request_log_write
+from .request_log import request_log_write, storable_text
 
 logger = logging.getLogger(__name__)
 
 SCIM_PREFIX = "/scim/v2/"
 ADMIN_PREFIX = "/admin/"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-def _networks(values) -> list:
-    networks = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            logger.warning("Ignoring invalid SCIMGATE_TRUSTED_PROXIES entry %r", value)
-    return networks
-
-
-def _trusted(address: str, networks: list) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(request: HttpRequest, trusted_proxies: list) -> str | None:
-    """REMOTE_ADDR, unless it is a trusted proxy: then the nearest X-Forwarded-For hop not ours.
-
-    Walking from the right means a client cannot pick its address by sending
-    its own X-Forwarded-For: only hops appended by our proxies are believed.
-    """
-    remote = request.META.get("REMOTE_ADDR") or None
-    if not remote or not trusted_proxies or not _trusted(remote, trusted_proxies):
-        return remote
-    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _trusted(hop, trusted_proxies):
-            return hop
-    return hops[0] if hops else remote
 
 
 def _bearer_prefix(request: HttpRequest) -> str:
@@ -77,10 +44,10 @@ def _bearer_prefix(request: HttpRequest) -> str:
 class AuditMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.trusted_proxies = _networks(settings.SCIMGATE_TRUSTED_PROXIES)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        address = client_address(request, self.trusted_proxies)
+        # Resolved here, once, for everything that asks later (audit, tokens, rate limits).
+        address = client_address(request)
         with request_context(remote_addr=address, http_request=request) as ctx:
             if request.path.startswith(SCIM_PREFIX):
                 return self._scim(request, ctx.correlation_id)
@@ -106,33 +73,86 @@ class AuditMiddleware:
 
     def _log(self, request, response, body: bytes | None, latency_ms: float, correlation_id) -> None:
         try:
-            limit = settings.SCIMGATE_REQUEST_LOG_MAX_BODY
             user = getattr(request, "user", None)
+            client = user if isinstance(user, ScimClient) else None
+            # Anyone can send a body: without valid credentials only a prefix of it is kept.
+            limit = (
+                settings.SCIMGATE_REQUEST_LOG_MAX_BODY
+                if client is not None
+                else settings.SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY
+            )
             response_bytes = b"" if response.streaming else response.content
-            request_text = redact_body_text(body or b"", request.content_type)
-            response_text = redact_body_text(response_bytes, response.get("Content-Type"))
-            request_size = len(body) if body is not None else int(request.META.get("CONTENT_LENGTH") or 0)
+            request_text, request_escaped = _body_text(body or b"", request.content_type)
+            response_text, response_escaped = _body_text(
+                response_bytes, response.get("Content-Type")
+            )
             request_stored = truncate(request_text, limit)
             response_stored = truncate(response_text, limit)
             request_log_write(
                 correlation_id=correlation_id,
-                scim_client_id=user.pk if isinstance(user, ScimClient) else None,
+                scim_client_id=client.pk if client is not None else None,
                 token_prefix=_bearer_prefix(request),
-                method=request.method[:10],
-                path=request.path[:2048],
+                method=request.method,
+                path=request.path,
                 query=redact_query(request.META.get("QUERY_STRING", "")),
                 status=response.status_code,
                 latency_ms=round(latency_ms, 3),
-                remote_addr=client_address(request, self.trusted_proxies),
+                remote_addr=client_address(request),
                 request_body=request_stored,
-                request_size=request_size,
+                request_size=_request_size(request, body),
                 request_truncated=len(request_stored) < len(request_text),
                 response_body=response_stored,
                 response_size=len(response_bytes),
                 response_truncated=len(response_stored) < len(response_text),
+                escaped=request_escaped or response_escaped,
             )
         except Exception:  # noqa: BLE001 - the request log must never fail a request
             logger.exception("Could not write the SCIM request log")
+
+
+# A JSON escape of a UTF-16 surrogate (after an odd run of backslashes: a real escape);
+# ``low`` is the escape that completes a high surrogate into a pair.
+_SURROGATE_ESCAPE = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?P<low>\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    rb"|[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
+def _unstorable(raw: bytes) -> bool:
+    """Whether a body holds what no text column of every database can hold as sent:
+    bytes that are not UTF-8, NUL, a lone surrogate (as a JSON escape)."""
+    if b"\x00" in raw:
+        return True
+    if not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return True
+    return b"\\u" in raw and any(m["low"] is None for m in _SURROGATE_ESCAPE.finditer(raw))
+
+
+def _body_text(raw: bytes, content_type: str | None) -> tuple[str, bool]:
+    """The redacted text of a body as stored, and whether the body held what a column
+    cannot hold as sent (the row is then flagged ``escaped``).
+
+    Redaction keeps such a body escaped (JSON) or masked (what it cannot parse); whatever
+    is left that a column cannot hold is escaped here (``\\x00``, ``\\ud800``).
+    """
+    text, escaped = storable_text(redact_body_text(raw, content_type))
+    return text, escaped or _unstorable(raw)
+
+
+def _request_size(request: HttpRequest, body: bytes | None) -> int:
+    """The body's size; the announced Content-Length for a body not read (too large)."""
+    if body is not None:
+        return len(body)
+    announced = request.META.get("CONTENT_LENGTH") or ""
+    if not (announced.isascii() and announced.isdigit()):
+        return 0
+    # Any size beyond the column is stored as the column's maximum by the writer (and
+    # int() refuses strings of more than 4,300 digits).
+    digits = announced.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _read_body(request: HttpRequest) -> bytes | None:

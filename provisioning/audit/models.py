@@ -10,7 +10,7 @@
 - ``AuditSeal``: tamper evidence. Every audit row carries an HMAC of its
   content, computed as it is written (no shared row to wait on); a periodic
   task seals rows in id order into batches chained to the previous batch.
-- ``RequestLog``: every request to ``/scim/v2/``, secrets redacted.
+- ``RequestLog``: every request to ``/scim/v2/``, secrets redacted, whatever it carried.
 """
 
 from __future__ import annotations
@@ -285,6 +285,10 @@ class RequestLog(models.Model):
     response_body = models.TextField(blank=True, default="")
     response_size = models.PositiveIntegerField(default=0)
     response_truncated = models.BooleanField(default=False)
+    # Some of the request could not be stored as sent (NUL, lone surrogates, bytes that are
+    # not UTF-8): such characters are written as backslash escapes (\x00, \ud800), a body
+    # that is not UTF-8 is kept masked (redaction.unparsed_summary).
+    escaped = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-id"]

@@ -1,22 +1,76 @@
 """The SCIM request log: one row per request, written so that it never fails or slows the
 request, and pruned after the retention period (the audit trail itself is kept).
+
+Whatever a request carried, its row can be written: text no column of every database
+can hold (NUL, which PostgreSQL refuses; lone surrogates, which are not UTF-8) is stored
+as backslash escapes and the row flagged ``escaped``; numbers beyond a column (an
+announced Content-Length of 10**20) are stored as the column's limit.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DataError, IntegrityError, OperationalError, models, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
 from .change_sets import normalise_ip
 from .models import RequestLog
 
 logger = logging.getLogger(__name__)
+
+
+# Characters no text column of every database can hold.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def storable_text(text: str) -> tuple[str, bool]:
+    """``text`` with NUL and lone surrogates as backslash escapes (``\\x00``, ``\\ud800``),
+    and whether there were any."""
+    if not _UNSTORABLE.search(text):
+        return text, False
+    return _UNSTORABLE.sub(_escape, text), True
+
+
+def _integer_range(field: models.Field) -> tuple[int, int]:
+    # The portable ranges (PostgreSQL's): SQLite would take more, and rows should read
+    # the same on every database.
+    return BaseDatabaseOperations.integer_field_ranges[field.get_internal_type()]
+
+
+def _storable(fields: dict[str, Any]) -> dict[str, Any]:
+    """The row's values as every database stores them: text escaped and cut to its
+    column, integers clamped to theirs, the address normalised; ``escaped`` set when any
+    text was escaped here or before (by the caller, for a body that was not UTF-8)."""
+    values = dict(fields)
+    escaped = bool(values.get("escaped"))
+    for field in _REQUEST_LOG_FIELDS:
+        value = values.get(field.attname)
+        if isinstance(value, str) and isinstance(field, models.CharField | models.TextField):
+            value, changed = storable_text(value)
+            escaped |= changed
+            if field.max_length is not None:
+                value = value[: field.max_length]
+        elif isinstance(field, models.IntegerField) and isinstance(value, int):
+            low, high = _integer_range(field)
+            value = min(max(value, low), high)
+        else:
+            continue
+        values[field.attname] = value
+    values["remote_addr"] = normalise_ip(values.get("remote_addr"))
+    values["escaped"] = escaped
+    return values
 
 
 def request_log_write(**fields: Any) -> RequestLog | None:
@@ -26,19 +80,59 @@ def request_log_write(**fields: Any) -> RequestLog | None:
     its own transaction only): the request waits for no disk flush for a debugging aid.
     A database crash can lose the last fraction of a second of request-log rows, never
     corrupt them; the audit trail commits with its change, synchronously, as before.
+
+    Should the database still refuse the row's content, it is written again without its
+    bodies and query, so that the request itself is never missing from the log.
     """
     try:
-        fields["remote_addr"] = normalise_ip(fields.get("remote_addr"))
-        row = RequestLog(**fields)
-        connection = transaction.get_connection()
-        if connection.vendor == "postgresql":
-            _insert_asynchronously(connection, row)
-        else:
-            _insert_retrying_locks(row)
+        row = RequestLog(**_storable(fields))
+    except Exception:  # noqa: BLE001 - any failure is logged and swallowed
+        logger.exception("Could not write the SCIM request log")
+        return None
+    try:
+        _insert(row)
+        return row
+    except (DataError, IntegrityError, ValueError, OverflowError):
+        logger.exception("Could not write the SCIM request log as sent; writing it without bodies")
+    except Exception:  # noqa: BLE001 - any failure is logged and swallowed
+        logger.exception("Could not write the SCIM request log")
+        return None
+    try:
+        row = RequestLog(
+            **_storable(
+                {
+                    **fields,
+                    "query": "",
+                    "request_body": "",
+                    "response_body": "",
+                    "request_truncated": bool(fields.get("request_body")),
+                    "response_truncated": bool(fields.get("response_body")),
+                    "escaped": True,
+                }
+            )
+        )
+        _insert(row)
         return row
     except Exception:  # noqa: BLE001 - any failure is logged and swallowed
         logger.exception("Could not write the SCIM request log")
         return None
+
+
+def _insert(row: RequestLog) -> None:
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        # Inside a transaction (a test's, a command's) a refused row must not abort it.
+        with transaction.atomic():
+            _insert_now(connection, row)
+    else:
+        _insert_now(connection, row)
+
+
+def _insert_now(connection, row: RequestLog) -> None:
+    if connection.vendor == "postgresql":
+        _insert_asynchronously(connection, row)
+    else:
+        _insert_retrying_locks(row)
 
 
 def _insert_retrying_locks(row: RequestLog, attempts: int = 5) -> None:

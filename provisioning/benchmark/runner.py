@@ -166,7 +166,8 @@ def gunicorn(*, workers: int, threads: int, env: dict[str, str]) -> Iterator[str
     """A gunicorn serving the project on a free port; yields its base URL, stops it after."""
     port = free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "provisioning.wsgi",
+        # The production settings (limits, forwarded headers), with the bench's sizes.
+        sys.executable, "-m", "gunicorn", "--config", "provisioning/gunicorn_conf.py",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
         "--threads", str(threads),
@@ -174,6 +175,7 @@ def gunicorn(*, workers: int, threads: int, env: dict[str, str]) -> Iterator[str
         "--backlog", "2048",
         "--log-level", "warning",
         "--timeout", "120",
+        "--no-control-socket",  # two run side by side; neither needs gunicornc
     ]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=subprocess.DEVNULL

@@ -7,11 +7,15 @@ Authorization (what a client's role allows) is not here: reads are checked in
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.negotiation import BaseContentNegotiation
@@ -22,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from provisioning.access.client_address import client_address
 from provisioning.access.models import ScimClient
 from provisioning.access.token_check import (
     TokenRejected,
@@ -91,8 +96,8 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise errors.Unauthorized("The bearer token is not valid") from None
-        # REMOTE_ADDR: the peer; a trusted-proxy setting may later derive it from headers.
-        address = request.META.get("REMOTE_ADDR")
+        # The client behind our trusted proxies, not the proxy (SCIMGATE_TRUSTED_PROXIES).
+        address = client_address(request)
         try:
             token = scim_token_verify(raw, address=address)
         except TokenRejected as exc:
@@ -138,6 +143,24 @@ class ScimClientThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": client.pk}
 
 
+class UnauthenticatedThrottle(SimpleRateThrottle):
+    """Requests without valid credentials, per client address, at
+    ``settings.SCIM_UNAUTHENTICATED_RATE_LIMIT`` ("60/min"); unset: no limit.
+
+    Bounds token guessing and what anonymous senders add to the request log. Counted
+    before anything else about the request is checked (``ScimView.initial``), so a
+    client with a valid token is never held back by others at its address.
+    """
+
+    scope = "scim-unauthenticated"
+
+    def get_rate(self):
+        return getattr(settings, "SCIM_UNAUTHENTICATED_RATE_LIMIT", None) or None
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request) or "unknown"}
+
+
 def record_denied(request, error: errors.ScimError) -> None:
     """Count a 403 against the client that received it (Bulk: once per refused operation)."""
     if error.status != 403:
@@ -162,9 +185,19 @@ def scim_exception_handler(exc, context) -> Response:
     return response
 
 
+# How long an IdP is asked to wait when the database cannot be reached.
+UNAVAILABLE_RETRY_AFTER = 30
+
+
 def as_scim_error(exc) -> errors.ScimError:
     if isinstance(exc, errors.ScimError):
         return exc
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable, restarting or overloaded: retry later (RFC 9110 §15.6.4).
+        logger.error("Database unavailable in SCIM endpoint: %s", exc, exc_info=exc)
+        error = errors.ScimError("The service is temporarily unavailable; retry later", status=503)
+        error.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return error
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         return errors.Unauthorized("Authentication required: send a bearer token")
     if isinstance(exc, drf.PermissionDenied):
@@ -190,6 +223,25 @@ def as_scim_error(exc) -> errors.ScimError:
     return errors.ScimError("Internal server error", status=500)
 
 
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a failure outside the SCIM views on a SCIM path (in a middleware,
+    before DRF ran) is still a SCIM Error, 503 with Retry-After if the database is down."""
+    if not request.path.startswith("/scim/v2/"):
+        return defaults.server_error(request)
+    exc = sys.exc_info()[1]
+    error = (
+        as_scim_error(exc)
+        if exc is not None
+        else errors.ScimError("Internal server error", status=500)
+    )
+    response = HttpResponse(
+        json.dumps(error.to_dict()), status=error.status, content_type=SCIM_CONTENT_TYPE
+    )
+    for header, value in error.headers.items():
+        response[header] = value
+    return response
+
+
 class ScimView(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [ScimClientRequired]
@@ -202,12 +254,38 @@ class ScimView(APIView):
         return scim_exception_handler
 
     def initial(self, request, *args, **kwargs):
+        self.check_unauthenticated_rate(request)
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > self.max_body_size():
+        if length.isascii() and length.isdigit():
+            # Longer than any limit before int() is asked (it refuses over 4,300 digits).
+            digits = length.lstrip("0") or "0"
+            too_large = len(digits) > 18 or int(digits) > self.max_body_size()
+        else:
+            too_large = False
+        if too_large:
             raise errors.PayloadTooLarge(
                 f"The request body exceeds {self.max_body_size()} bytes"
             )
         super().initial(request, *args, **kwargs)
+
+    def check_unauthenticated_rate(self, request) -> None:
+        """Count a request without valid credentials against its address; 429 beyond the rate.
+
+        Authenticates first (DRF keeps the result), so a rejected token is counted too and
+        its 401 raised as it would have been.
+        """
+        try:
+            authenticated = isinstance(request.user, ScimClient)
+        except (errors.Unauthorized, drf.AuthenticationFailed, drf.NotAuthenticated):
+            self._throttle_unauthenticated(request)
+            raise
+        if not authenticated:
+            self._throttle_unauthenticated(request)
+
+    def _throttle_unauthenticated(self, request) -> None:
+        throttle = UnauthenticatedThrottle()
+        if not throttle.allow_request(request, self):
+            raise drf.Throttled(wait=throttle.wait())
 
     def max_body_size(self) -> int:
         return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
