@@ -194,6 +194,18 @@ SCIM = {
     "BULK_MAX_PAYLOAD_SIZE": env.int("SCIM_BULK_MAX_PAYLOAD_SIZE", default=1024 * 1024),
     "DOCUMENTATION_URI": env.str("SCIM_DOCUMENTATION_URI", default=""),
 }
+# What one request may ask and one resource may hold (provisioning/scim/limits.py): the
+# values of a multi-valued attribute (emails, phoneNumbers, roles, ...) of one resource;
+# group members named by one request (a group itself may hold any number); PATCH
+# operations of one request; the size of one stored resource as JSON (group members not
+# counted). A Bulk request counts as one request.
+SCIM_MAX_MULTI_VALUES = env.int("SCIM_MAX_MULTI_VALUES", default=100)
+SCIM_MAX_MEMBERS_PER_REQUEST = env.int("SCIM_MAX_MEMBERS_PER_REQUEST", default=10000)
+SCIM_MAX_PATCH_OPERATIONS = env.int("SCIM_MAX_PATCH_OPERATIONS", default=1000)
+# The work one request's PATCH paths may cause: 1 unit per path character, 3 per value a
+# value filter's comparison examines, 8 per value written (roughly microseconds).
+SCIM_MAX_PATCH_WORK = env.int("SCIM_MAX_PATCH_WORK", default=300_000)
+SCIM_MAX_DOCUMENT_BYTES = env.int("SCIM_MAX_DOCUMENT_BYTES", default=128 * 1024)
 # Requests per SCIM client, e.g. "600/min" (DRF rate syntax); unset: no limit. Counted
 # in the default cache, so several web processes need a shared one (CACHE_URL=redis://...).
 SCIM_RATE_LIMIT = env.str("SCIM_RATE_LIMIT", default="") or None

@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning.access import authorization
 from provisioning.access.models import ScimClient
-from provisioning.scim import resources
+from provisioning.scim import limits, resources
 from provisioning.scim.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from provisioning.scim.filters import matches
 from provisioning.scim.patch import PatchOperation, apply_patch
@@ -119,9 +119,13 @@ def _commit(change: Change, via: Via) -> pipeline.Write:
     ``pipeline.Held``; ``_write`` turns that into a stored pending operation.
     """
     change.operator = via.operator
+    write = via.write(change)
+    if write.origin != pipeline.ROLLBACK:
+        # A rollback puts back what was stored, whatever today's limits.
+        limits.check_change(change.before, change.after, change.resource_type)
     if change.resource_type == "Group":
         _refuse_cycles(change)
-    return pipeline.commit(via.write(change), _apply)
+    return pipeline.commit(write, _apply)
 
 
 def _apply(change: Change) -> None:
@@ -246,6 +250,7 @@ def user_create(
     """Create a user from a SCIM document (``userName`` unique case-insensitively)."""
     # Refuse before validating, so a client without the permission learns nothing.
     authorization.require(client, "User", "create")
+    limits.check_request_values(USER_SCHEMA, document)
     after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     now = timezone.now()
     user = User(created=now, last_modified=now, source=client)
@@ -269,8 +274,9 @@ def user_replace(
     """PUT: replace every writable attribute with the document's values."""
     user = _lock(User, user_id, client, "replace")
     _check_version(user, if_match)
-    after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     before = resources.user_editable_document(user)
+    limits.check_request_values(USER_SCHEMA, document, before)
+    after = _normalised_user(resources.clean_document(USER_SCHEMA, document))
     _commit(
         Change("replace", user, client, before, after, request={"document": document}),
         _via(operator, via),
@@ -405,6 +411,7 @@ def group_create(
 ) -> Group:
     # Refuse before validating, so a client without the permission learns nothing.
     authorization.require(client, "Group", "create")
+    limits.check_request_values(GROUP_SCHEMA, document)
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
     now = timezone.now()
     group = Group(created=now, last_modified=now, source=client)
@@ -431,10 +438,11 @@ def group_replace(
     """PUT: the document's attributes and exactly its members (reads every member id)."""
     group = _lock(Group, group_id, client, "replace")
     _check_version(group, if_match)
+    before = resources.group_editable_document(group)
+    limits.check_request_values(GROUP_SCHEMA, document, before)
     cleaned = resources.clean_document(GROUP_SCHEMA, document)
     plan = MemberPlan(group)
     plan.replace(resolve_members(group, cleaned.get("members", [])))
-    before = resources.group_editable_document(group)
     after = _normalised_group(cleaned)
     _commit(
         _group_change("replace", group, client, before, after, plan, {"document": document}),
