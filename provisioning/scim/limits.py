@@ -10,8 +10,9 @@ request and the audit trail of a change stay bounded.
 - operations of one PATCH request: at most ``SCIM_MAX_PATCH_OPERATIONS`` (413);
 - the work of one request's PATCH paths: at most ``SCIM_MAX_PATCH_WORK`` units (400
   ``tooMany``), counted as ``PATH_CHARACTER`` per character of a path (parsing),
-  ``COMPARISON`` per value a value filter's comparison examines and ``WRITE`` per value
-  written into a multi-valued attribute (the weights are roughly microseconds).
+  ``COMPARISON`` per value a value filter's comparison examines, ``WRITE`` per value
+  written into a multi-valued attribute and ``MEMBER_ROW`` per member of the group a
+  member filter other than ``value eq`` reads (the weights are roughly microseconds).
   Equality filters (``emails[value eq "x"]``, what IdPs send) are looked up, not
   compared with every value, and cost only the values they find;
 - a Bulk request counts the PATCH operations, members and filter work of all its
@@ -134,6 +135,9 @@ def check_members(count: int) -> None:
 PATH_CHARACTER = 1
 COMPARISON = 3
 WRITE = 8
+# A member filter other than ``value eq`` is evaluated by the database over every
+# membership of the group: one unit per member.
+MEMBER_ROW = 1
 
 
 def check_operations(count: int) -> None:
@@ -190,7 +194,12 @@ def budget() -> Budget:
 
 @contextmanager
 def request_budget() -> Iterator[Budget]:
-    """One budget for everything served inside (a Bulk request's operations)."""
+    """One budget for everything served inside: a Bulk request's operations, a write
+    service's steps. Inside another, the outer budget goes on counting."""
+    current = _budget.get()
+    if current is not None:
+        yield current
+        return
     shared = Budget()
     token = _budget.set(shared)
     try:
