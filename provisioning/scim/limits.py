@@ -217,16 +217,23 @@ def document_size(document: dict) -> int:
     )
 
 
+# A resource stored larger than the limit may still grow this much per change (a
+# deactivation, a new title), so that it can be kept up to date, and no more.
+STORED_GROWTH = 1024
+
+
 def check_change(before: dict | None, after: dict | None, resource_type: str) -> None:
     """What a write leaves, checked once it is planned (every write passes here): no
     resource larger than the limit, no multi-valued attribute over its limit. A resource
-    stored before a limit existed may stay as it is or shrink, not grow."""
+    stored before a limit existed may stay as it is or shrink, not grow (its size by at
+    most ``STORED_GROWTH`` bytes)."""
     if after is None:
         return
     _check_lists(after, before or {})
     limit = max_document_bytes()
     size = document_size(after)
-    if size > limit and (before is None or size > document_size(before)):
+    if size > limit and (before is None or size > max(limit, document_size(before)) + STORED_GROWTH
+                         or document_size(before) <= limit):
         raise PayloadTooLarge(
             f"The {resource_type} would take {size} bytes as JSON; at most {limit} are "
             "accepted per resource (group members are not counted)"
