@@ -232,12 +232,16 @@ def check_change(before: dict | None, after: dict | None, resource_type: str) ->
     _check_lists(after, before or {})
     limit = max_document_bytes()
     size = document_size(after)
-    if size > limit and (before is None or size > max(limit, document_size(before)) + STORED_GROWTH
-                         or document_size(before) <= limit):
-        raise PayloadTooLarge(
-            f"The {resource_type} would take {size} bytes as JSON; at most {limit} are "
-            "accepted per resource (group members are not counted)"
-        )
+    if size <= limit:
+        return
+    if before is not None:
+        stored = document_size(before)
+        if stored > limit and size <= stored + STORED_GROWTH:
+            return
+    raise PayloadTooLarge(
+        f"The {resource_type} would take {size} bytes as JSON; at most {limit} are "
+        "accepted per resource (group members are not counted)"
+    )
 
 
 def _check_lists(document: dict, stored: dict) -> None:
