@@ -74,7 +74,7 @@ def _worst_section(worst: dict) -> str:
         f"\nWorst single requests (HTTP against gunicorn, each sent {worst.get('repeat')} times; "
         f"limits: {limits.get('multi_values')} values per multi-valued attribute, "
         f"{limits.get('patch_operations')} PATCH operations and {limits.get('members_per_request')} "
-        f"members per request, PATCH work {limits.get('patch_work')} units, "
+        f"members per request, work {limits.get('request_work')} units per request, "
         f"{limits.get('document_bytes')} bytes per resource, Bulk {limits.get('bulk_operations')} "
         f"operations / {limits.get('bulk_payload_bytes')} bytes, body {limits.get('body_bytes')} bytes)\n"
     ]

@@ -174,6 +174,8 @@ def gunicorn(*, workers: int, threads: int, env: dict[str, str]) -> Iterator[str
         "--backlog", "2048",
         "--log-level", "warning",
         "--timeout", "120",
+        # A request line as long as the app accepts (a 4,096-character filter, URL-encoded).
+        "--limit-request-line", "8190",
     ]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=subprocess.DEVNULL

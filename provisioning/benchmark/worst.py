@@ -355,7 +355,7 @@ class Worst:
         def member_scans(_: int) -> Request:
             group_id = largest[0]
             size = Membership.objects.filter(group_id=group_id).count()
-            fit = limits.max_patch_work() // max(1, size * limits.MEMBER_ROW)
+            fit = limits.max_request_work() // max(1, size * limits.MEMBER_ROW)
             ops = [{"op": "remove", "path": f'members[display co "no such member {n}"]'} for n in range(max(1, fit))]
             return patch(f"/Groups/{group_id}", ops)
 
@@ -448,7 +448,7 @@ def worst_requests(
             "multi_values": limits.max_multi_values(),
             "members_per_request": limits.max_members_per_request(),
             "patch_operations": limits.max_patch_operations(),
-            "patch_work": limits.max_patch_work(),
+            "request_work": limits.max_request_work(),
             "document_bytes": limits.max_document_bytes(),
             "bulk_operations": settings.SCIM["BULK_MAX_OPERATIONS"],
             "bulk_payload_bytes": settings.SCIM["BULK_MAX_PAYLOAD_SIZE"],

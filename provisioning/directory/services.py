@@ -123,7 +123,12 @@ def _commit(change: Change, via: Via) -> pipeline.Write:
     write = via.write(change)
     if write.origin != pipeline.ROLLBACK:
         # A rollback puts back what was stored, whatever today's limits.
-        limits.check_change(change.before, change.after, change.resource_type)
+        limits.check_change(
+            change.before,
+            change.after,
+            change.resource_type,
+            members_changed=len(change.members_added) + len(change.members_removed),
+        )
     if change.resource_type == "Group":
         _refuse_cycles(change)
     return pipeline.commit(write, _apply)
@@ -181,7 +186,8 @@ def _write(service):
     def wrapper(*args, **kwargs):
         try:
             # One budget of per-request limits (the Bulk request's, inside one).
-            with limits.request_budget(), transaction.atomic():
+            with limits.request_budget() as budget, transaction.atomic():
+                budget.begin_write()
                 return service(*args, **kwargs)
         except pipeline.Held as held:
             with transaction.atomic():

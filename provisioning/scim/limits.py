@@ -8,15 +8,19 @@ request and the audit trail of a change stay bounded.
   value of a PATCH's operations together): at most ``SCIM_MAX_MEMBERS_PER_REQUEST``
   (413). A group may hold any number of members; they are changed in deltas;
 - operations of one PATCH request: at most ``SCIM_MAX_PATCH_OPERATIONS`` (413);
-- the work of one request's PATCH paths: at most ``SCIM_MAX_PATCH_WORK`` units (400
-  ``tooMany``), counted as ``PATH_CHARACTER`` per character of a path (parsing),
-  ``COMPARISON`` per value a value filter's comparison examines, ``WRITE`` per value
-  written into a multi-valued attribute and ``MEMBER_ROW`` per member of the group a
-  member filter other than ``value eq`` reads (the weights are roughly microseconds).
-  Equality filters (``emails[value eq "x"]``, what IdPs send) are looked up, not
-  compared with every value, and cost only the values they find;
-- a Bulk request counts the PATCH operations, members and filter work of all its
-  operations together against these limits, as one request;
+- the work of one request: at most ``SCIM_MAX_REQUEST_WORK`` units, roughly
+  microseconds of this server's time: ``PATH_CHARACTER`` per character of a PATCH
+  path (parsing), ``COMPARISON`` per value a value filter's comparison examines,
+  ``WRITE`` per value written into a multi-valued attribute, ``MEMBER_ROW`` per member
+  of the group a member filter other than ``value eq`` reads (400 ``tooMany``, which
+  RFC 7644 §3.12 names for PATCH filters); ``RESOURCE_WRITE`` per resource written
+  plus one unit per ``DOCUMENT_BYTES_PER_UNIT`` bytes it weighs and ``MEMBER_CHANGE``
+  per member a group gains or loses (413). Equality
+  filters (``emails[value eq "x"]``, what IdPs send) are looked up, not compared with
+  every value, and cost only the values they find. One ordinary write costs a few
+  thousand units; only Bulk requests and pathological PATCH requests meet the limit;
+- a Bulk request counts the PATCH operations, members and work of all its operations
+  together against these limits, as one request;
 - the stored document (the resource's writable attributes as compact JSON, group
   members excluded) after a write: at most ``SCIM_MAX_DOCUMENT_BYTES`` (413).
 
@@ -60,8 +64,8 @@ def max_document_bytes() -> int:
     return settings.SCIM_MAX_DOCUMENT_BYTES
 
 
-def max_patch_work() -> int:
-    return settings.SCIM_MAX_PATCH_WORK
+def max_request_work() -> int:
+    return settings.SCIM_MAX_REQUEST_WORK
 
 
 def is_group_members(attribute: Attribute) -> bool:
@@ -131,13 +135,18 @@ def check_members(count: int) -> None:
         )
 
 
-# Weights of the PATCH work budget, roughly the microseconds each costs.
-PATH_CHARACTER = 1
+# Weights of the work budget, roughly the microseconds each costs.
+PATH_CHARACTER = 2
 COMPARISON = 3
 WRITE = 8
 # A member filter other than ``value eq`` is evaluated by the database over every
 # membership of the group: one unit per member.
 MEMBER_ROW = 1
+# A resource written (its transaction, audit rows and request-log share), its weight,
+# and each member a group gains or loses (a row written or deleted, and its audit entry).
+RESOURCE_WRITE = 4_000
+DOCUMENT_BYTES_PER_UNIT = 1
+MEMBER_CHANGE = 100
 
 
 def check_operations(count: int) -> None:
@@ -160,6 +169,7 @@ class Budget:
         self.operations = 0
         self.members = 0
         self.work = 0
+        self.writes = 0
 
     def count_operations(self, count: int) -> None:
         self.operations += count
@@ -170,9 +180,10 @@ class Budget:
         check_members(self.members)
 
     def count_work(self, units: int) -> None:
-        """Work of PATCH paths, in ``PATH_CHARACTER``, ``COMPARISON`` and ``WRITE`` units."""
+        """Work of PATCH paths and filters (``PATH_CHARACTER``, ``COMPARISON``, ``WRITE``
+        and ``MEMBER_ROW`` units)."""
         self.work += units
-        limit = max_patch_work()
+        limit = max_request_work()
         if self.work > limit:
             # RFC 7644 §3.12 names tooMany for PATCH path filters that select more
             # than the server is willing to process.
@@ -181,6 +192,28 @@ class Budget:
                 "values than accepted in one request; send fewer operations, narrower "
                 f"filters or shorter paths (limit: {limit} units)",
                 scim_type="tooMany",
+            )
+
+    def begin_write(self) -> None:
+        """A write starts: counted before it reads anything, so that a Bulk request whose
+        work is spent refuses its remaining operations at once."""
+        self.writes += 1
+        self._count_written(RESOURCE_WRITE)
+
+    def count_written(self, document_bytes: int, members_changed: int = 0) -> None:
+        """What a planned write will store: its resource's size, its membership delta."""
+        self._count_written(
+            document_bytes // DOCUMENT_BYTES_PER_UNIT + members_changed * MEMBER_CHANGE
+        )
+
+    def _count_written(self, units: int) -> None:
+        self.work += units
+        limit = max_request_work()
+        if self.work > limit:
+            raise PayloadTooLarge(
+                "This request would write more than the server accepts in one request "
+                f"({self.writes} resources so far; limit: {limit} units); send the rest in "
+                "another request"
             )
 
 
@@ -222,16 +255,23 @@ def document_size(document: dict) -> int:
 STORED_GROWTH = 1024
 
 
-def check_change(before: dict | None, after: dict | None, resource_type: str) -> None:
+def check_change(
+    before: dict | None, after: dict | None, resource_type: str, *, members_changed: int = 0
+) -> None:
     """What a write leaves, checked once it is planned (every write passes here): no
-    resource larger than the limit, no multi-valued attribute over its limit. A resource
+    resource larger than the limit, no multi-valued attribute over its limit, no more
+    work than the request may do (its size and membership delta counted). A resource
     stored before a limit existed may stay as it is or shrink, not grow (its size by at
     most ``STORED_GROWTH`` bytes)."""
     if after is None:
+        budget().count_written(0, members_changed)
         return
     _check_lists(after, before or {})
     limit = max_document_bytes()
     size = document_size(after)
+    # A resource stored larger than the limit is counted as large as allowed: one write of
+    # it always fits in a request (it can be deactivated), a Bulk of them does not.
+    budget().count_written(min(size, limit), members_changed)
     if size <= limit:
         return
     if before is not None:

@@ -16,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from provisioning.directory.models import Group, Membership, User
+from provisioning.scim import limits
 from provisioning.scim import patch as patch_engine
 from tests.scim.conftest import GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA
 
@@ -138,18 +139,21 @@ def test_value_filter_operations_evaluate_only_the_values_they_name(scim, settin
 
 
 def test_filters_that_cannot_be_looked_up_are_scanned_within_the_work_limit(scim, settings):
-    settings.SCIM_MAX_PATCH_WORK = 5_000
+    settings.SCIM_MAX_REQUEST_WORK = 20_000
     user = scim.create_user(emails=emails(100))
     path = f"/Users/{user['id']}"
     text = 'emails[value co "u7"].display'
     # Per operation: its path parsed, one comparison on 100 values, 11 values written
     # (u7, u70..u79).
-    per_operation = len(text) * 1 + 100 * 3 + 11 * 8
+    per_operation = (
+        len(text) * limits.PATH_CHARACTER + 100 * limits.COMPARISON + 11 * limits.WRITE
+    )
     cheap = [{"op": "replace", "path": text, "value": "x"}] * 10
     scim.ok(scim.patch_ops(path, *cheap))
-    costly = [{"op": "replace", "path": text, "value": "y"}] * 20
+    costly = [{"op": "replace", "path": text, "value": "y"}] * 60
     body = scim.assert_error(scim.patch_ops(path, *costly), 400, "tooMany")
-    assert body["detail"].startswith(f"Operations[{5_000 // per_operation}]")
+    spent = limits.RESOURCE_WRITE  # the write began before the operations ran
+    assert body["detail"].startswith(f"Operations[{(20_000 - spent) // per_operation}]")
     assert {e.get("display") for e in scim.read(path)["emails"]} == {None, "x"}
 
 
@@ -214,16 +218,69 @@ def test_member_operations_read_the_members_they_name_at_once(scim, settings):
 
 
 def test_other_member_filters_cost_the_group_size(scim, settings):
-    settings.SCIM_MAX_PATCH_WORK = 1_000
     ids = new_users(300)
     group = scim.create_group("big", members=[{"value": i, "display": f"m{n}"} for n, i in enumerate(ids)])
     path = f"/Groups/{group['id']}"
+    settings.SCIM_MAX_REQUEST_WORK = limits.RESOURCE_WRITE + 1_000
     one = {"op": "remove", "path": 'members[display eq "m7"]'}
     assert scim.patch_ops(path, one).status_code == 204
-    # Each such filter reads the group's 299 memberships: four exceed 1,000.
-    more = [{"op": "remove", "path": f'members[display eq "m{n}"]'} for n in range(10, 14)]
+    # Each such filter reads the group's 299 memberships: twenty exceed the limit.
+    more = [{"op": "remove", "path": f'members[display eq "m{n}"]'} for n in range(10, 30)]
     scim.assert_error(scim.patch_ops(path, *more), 400, "tooMany")
     assert Membership.objects.filter(group_id=group["id"]).count() == 299
+
+
+# --- Lists and searches ----------------------------------------------------------------
+
+
+def test_a_filter_that_needs_too_much_database_time_is_refused(scim, settings):
+    """Dozens of substring comparisons no index serves, over every user: 400 tooMany
+    (RFC 7644 §3.12) once the list has had its database time, and the connection is left
+    as it was."""
+    from django.utils import timezone
+
+    from provisioning.directory.models import UserEmail
+
+    now = timezone.now()
+    users = User.objects.bulk_create(
+        User(user_name=f"f-{n}", display_name=f"Person {n}", created=now, last_modified=now)
+        for n in range(3_000)
+    )
+    UserEmail.objects.bulk_create(UserEmail(user=u, value=f"{u.user_name}@x.io") for u in users)
+    costly = " or ".join(f'displayName co "z{n}q" or emails.value co "z{n}q"' for n in range(40))
+    settings.SCIM_LIST_TIMEOUT_MS = 1
+    resp = scim.get("/Users", params={"filter": costly, "count": 1000})
+    scim.assert_error(resp, 400, "tooMany")
+    resp = scim.post("/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": costly})
+    scim.assert_error(resp, 400, "tooMany")
+    settings.SCIM_LIST_TIMEOUT_MS = 10_000
+    assert scim.search("/Users", filter=costly)["totalResults"] == 0
+    assert scim.search("/Users", filter='userName eq "f-7"')["totalResults"] == 1
+    scim.create_user("after-a-refusal")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone()[0] == "0"
+
+
+def test_membership_changes_count_against_the_request(scim, settings):
+    """Replacing every member of a large group writes a delta as large as the group: past
+    the request's work it is refused (413), and the members change in chunks instead."""
+    from provisioning.oversight.models import CircuitBreaker
+
+    CircuitBreaker.objects.update_or_create(pk=1, defaults={"enabled": False})  # not its test
+    ids = new_users(300)
+    group = scim.create_group("large", members=[{"value": i} for i in ids])
+    path = f"/Groups/{group['id']}"
+    settings.SCIM_MAX_REQUEST_WORK = limits.RESOURCE_WRITE + 200 * limits.MEMBER_CHANGE + 1_000
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "large", "members": [{"value": ids[0]}]}
+    scim.assert_error(scim.put(path, body), 413)
+    scim.assert_error(scim.patch_ops(path, {"op": "remove", "path": "members"}), 413)
+    assert Membership.objects.filter(group_id=group["id"]).count() == 300
+    for chunk in (ids[:150], ids[150:]):
+        value = [{"value": i} for i in chunk]
+        assert scim.patch_ops(path, {"op": "remove", "path": "members", "value": value}).status_code == 204
+    assert not Membership.objects.filter(group_id=group["id"]).exists()
 
 
 # --- Stored document size -----------------------------------------------------------------
@@ -252,6 +309,28 @@ def test_a_resource_stored_before_a_lower_limit_can_still_be_kept_up_to_date(sci
 
 
 # --- Bulk --------------------------------------------------------------------------------
+
+
+def test_a_bulk_request_may_write_only_so_much(scim, settings):
+    """Every write costs its transaction and audit rows and its resource's size: a Bulk
+    request of small PATCH operations on large users would otherwise take minutes."""
+    user = scim.create_user(title="x" * 2_000)
+    # Each PATCH: the write, the resource's 2 KB, its path; three fit, a fourth does not.
+    settings.SCIM_MAX_REQUEST_WORK = 3 * (limits.RESOURCE_WRITE + 2_200) + 1_000
+    operations = [
+        {
+            "method": "PATCH",
+            "path": f"/Users/{user['id']}",
+            "data": {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "path": "nickName", "value": f"n{n}"}]},
+        }
+        for n in range(5)
+    ]
+    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": operations}
+    results = scim.ok(scim.post("/Bulk", body))["Operations"]
+    assert [r["status"] for r in results][:4] == ["200", "200", "200", "413"]
+    assert results[4]["status"] in ("400", "413")  # whatever it asks first is over the limit
+    assert "send the rest in another request" in results[3]["response"]["detail"]
+    assert scim.read(f"/Users/{user['id']}")["nickName"] == "n2"
 
 
 def test_a_bulk_request_counts_as_one_request(scim, settings):
