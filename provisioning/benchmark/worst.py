@@ -355,9 +355,27 @@ class Worst:
         def member_scans(_: int) -> Request:
             group_id = largest[0]
             size = Membership.objects.filter(group_id=group_id).count()
-            fit = limits.max_request_work() // max(1, size * limits.MEMBER_ROW)
+            # What the work limit leaves after the write itself, its paths and its delta.
+            room = limits.max_request_work() - limits.RESOURCE_WRITE - 10_000
+            fit = room // max(1, size * limits.MEMBER_ROW)
             ops = [{"op": "remove", "path": f'members[display co "no such member {n}"]'} for n in range(max(1, fit))]
             return patch(f"/Groups/{group_id}", ops)
+
+        def delete_large_group(_: int) -> Request:
+            """A group as large as the largest scaling group, made directly (untimed)."""
+            from django.utils import timezone
+
+            size = Membership.objects.filter(group_id=largest[0]).count()
+            now = timezone.now()
+            group = Group.objects.create(display_name=f"worst-{_tag()}", created=now, last_modified=now)
+            Membership.objects.bulk_create(
+                (
+                    Membership(group=group, user_id=user_id)
+                    for user_id in User.objects.order_by("pk").values_list("pk", flat=True)[:size].iterator()
+                ),
+                batch_size=5_000,
+            )
+            return Request("DELETE", f"/Groups/{group.pk}")
 
         def oversized_body(_: int) -> Request:
             body = {"schemas": [USER], "userName": f"worst-{_tag()}", "title": "t" * (self.max_body - 200)}
@@ -383,10 +401,10 @@ class Worst:
             Case("oversized_body", f"POST /Users with a {self.max_body}-byte body (refused)", oversized_body),
         ]
         if largest is not None:
-            cases.insert(
-                -1,
+            cases[-1:-1] = [
                 Case("group_member_scans", f"PATCH removing by member filters other than value eq on {largest[1]} (each reads every membership), as many as the work limit allows", member_scans),
-            )
+                Case("delete_large_group", f"DELETE a group with as many members as {largest[1]} (its restore snapshot keeps every member)", delete_large_group),
+            ]
         return cases
 
     def run(self, case: Case, repeat: int) -> None:

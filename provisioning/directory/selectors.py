@@ -87,8 +87,8 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
     """Let the queries inside run for ``milliseconds`` in all (0: no limit).
 
     PostgreSQL: before each statement, a ``statement_timeout`` of the time left, in a
-    savepoint, so that a cancelled query leaves the transaction usable and the setting
-    as it was. SQLite: a progress handler that interrupts the statement once the time
+    savepoint, so that a cancelled query leaves the transaction usable and the settings
+    as they were; JIT compilation off. SQLite: a progress handler that interrupts the statement once the time
     is up.
     """
     if milliseconds <= 0 or connection.vendor not in ("postgresql", "sqlite"):
@@ -110,11 +110,16 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
                     return execute(sql, params, many, context)
 
                 with raw.cursor() as cursor:
-                    cursor.execute("SELECT current_setting('statement_timeout')")
-                    previous = cursor.fetchone()[0]
+                    cursor.execute("SELECT current_setting('statement_timeout'), current_setting('jit')")
+                    previous, jit = cursor.fetchone()
+                    # JIT compiling a long filter's expressions takes seconds and cannot be
+                    # interrupted; these queries run in milliseconds without it.
+                    cursor.execute("SELECT set_config('jit', 'off', true)")
                 with connection.execute_wrapper(limited):
                     yield
                 set_timeout(previous)
+                with raw.cursor() as cursor:
+                    cursor.execute("SELECT set_config('jit', %s, true)", [jit])
         else:
             connection.ensure_connection()
             raw = connection.connection
