@@ -188,7 +188,9 @@ REST_FRAMEWORK = {
 
 # SCIM protocol limits, advertised in ServiceProviderConfig.
 SCIM = {
-    "MAX_RESULTS": env.int("SCIM_MAX_RESULTS", default=1000),
+    # A page of 200 resources of at most SCIM_MAX_DOCUMENT_BYTES is read within
+    # SCIM_LIST_TIMEOUT_MS; a larger count is lowered to it (RFC 7644 §3.4.2.4).
+    "MAX_RESULTS": env.int("SCIM_MAX_RESULTS", default=200),
     "DEFAULT_COUNT": env.int("SCIM_DEFAULT_COUNT", default=100),
     # 200 ordinary writes fit in one request's work (SCIM_MAX_REQUEST_WORK).
     "BULK_MAX_OPERATIONS": env.int("SCIM_BULK_MAX_OPERATIONS", default=200),

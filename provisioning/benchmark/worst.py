@@ -140,14 +140,44 @@ def max_user(tag: str, variant: str = "a") -> dict:
             ]
         return document
 
-    low, high = 0, 4096
-    while low < high:
-        middle = (low + high + 1) // 2
-        if limits.document_size(build(middle)) <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    return {"schemas": [USER], **build(low)}
+    key = (count, budget, len(tag), len(variant))
+    if key not in _PADS:
+        low, high = 0, 4096
+        while low < high:
+            middle = (low + high + 1) // 2
+            if limits.document_size(build(middle)) <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        _PADS[key] = low
+    return {"schemas": [USER], **build(_PADS[key])}
+
+
+_PADS: dict[tuple, int] = {}
+FULL_USERS = "worst-full-"
+
+
+def ensure_full_users(count: int) -> None:
+    """``count`` full users named ``worst-full-…``, made directly once and kept for later
+    runs (a page of them is a case; making them through the API would take minutes)."""
+    from django.utils import timezone
+
+    from provisioning.scim import resources
+    from provisioning.scim.schema import USER_SCHEMA
+
+    existing = User.objects.filter(user_name__startswith=FULL_USERS).count()
+    now = timezone.now()
+    for start in range(existing, count, 100):
+        User.objects.bulk_create(
+            User(
+                **resources.user_fields(
+                    resources.clean_document(USER_SCHEMA, max_user(f"full-{n:06d}"))
+                ),
+                created=now,
+                last_modified=now,
+            )
+            for n in range(start, min(count, start + 100))
+        )
 
 
 def deepest_filter() -> str:
@@ -361,6 +391,13 @@ class Worst:
             ops = [{"op": "remove", "path": f'members[display co "no such member {n}"]'} for n in range(max(1, fit))]
             return patch(f"/Groups/{group_id}", ops)
 
+        page = settings.SCIM["MAX_RESULTS"]
+
+        def list_full_users(_: int) -> Request:
+            ensure_full_users(page)
+            query = httpx.QueryParams({"filter": f'userName sw "{FULL_USERS}"', "count": page})
+            return Request("GET", f"/Users?{query}")
+
         def delete_large_group(_: int) -> Request:
             """A group as large as the largest scaling group, made directly (untimed)."""
             from django.utils import timezone
@@ -391,6 +428,7 @@ class Worst:
             Case("put_full_user", "PUT a full user with every value different", put_user),
             Case("patch_title_full_user", "PATCH title on a full user (an ordinary change on the largest resource)", title_on_full_user),
             Case("get_full_user", "GET a full user", get_full_user),
+            Case("list_full_users", f"GET a page of {page} full users (the most a page holds)", list_full_users),
             Case("filter_deepest", f"GET /Users with a {len(deepest)}-character filter nested {filters.MAX_DEPTH} deep (substring comparisons, unindexed), count=1000", filter_users),
             Case("search_deepest", "POST /.search (users and groups) with the same filter", search_root),
             Case("bulk_creates", f"Bulk of {bulk_operations} POST /Users filling the {bulk_payload}-byte payload", bulk_creates),

@@ -132,8 +132,9 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
         if not _cancelled(exc):
             raise
         raise ScimError(
-            f"This filter needs more than the {milliseconds} ms of database time a list may "
-            "take; narrow it (eq on userName, externalId or an email is served by an index)",
+            f"This list needs more than the {milliseconds} ms of database time a list may "
+            "take; narrow the filter (eq on userName, externalId or an email is served by an "
+            "index) or ask for fewer results",
             scim_type="tooMany",
         ) from None
 

@@ -33,7 +33,12 @@ def test_every_case_runs_and_is_weighed(in_process, settings):
     settings.SCIM_MAX_MEMBERS_PER_REQUEST = 6
     settings.SCIM_MAX_PATCH_OPERATIONS = 12
     settings.SCIM_MAX_DOCUMENT_BYTES = 6_000
-    settings.SCIM = {**settings.SCIM, "BULK_MAX_OPERATIONS": 3, "BULK_MAX_PAYLOAD_SIZE": 20_000}
+    settings.SCIM = {
+        **settings.SCIM,
+        "BULK_MAX_OPERATIONS": 3,
+        "BULK_MAX_PAYLOAD_SIZE": 20_000,
+        "MAX_RESULTS": 5,
+    }
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 40_000
     now = timezone.now()
     User.objects.bulk_create(
@@ -55,6 +60,9 @@ def test_every_case_runs_and_is_weighed(in_process, settings):
     assert statuses["filter_deepest"] == [200]
     assert 0 < results["title_patch_audit_bytes"] < 4096
     assert results["slowest"]["case"] in cases
-    # Everything the cases created is deleted again.
-    assert not User.objects.filter(user_name__startswith="worst-").exists()
+    assert statuses["list_full_users"] == [200]
+    # Everything the cases created is deleted again, but the page of full users (kept for
+    # the next run).
+    left = User.objects.filter(user_name__startswith="worst-")
+    assert left.count() == left.filter(user_name__startswith=worst.FULL_USERS).count() == 5
     assert "Worst single requests" in report.render({"worst_requests": results})
