@@ -24,6 +24,7 @@ are read as they are.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -199,12 +200,12 @@ def undo_edits(current: list, edits: list[tuple], removed: list, added: list) ->
             position = j2
         return result + current[position:]
     # Changed since: by value.
-    keys = [canonical_json(value) for value in added]
+    taken_out = Counter(canonical_json(value) for value in added)
     result = []
     for value in current:
         key = canonical_json(value)
-        if key in keys:
-            keys.remove(key)
+        if taken_out[key] > 0:
+            taken_out[key] -= 1
         else:
             result.append(value)
     taken = 0

@@ -1,36 +1,34 @@
 """Limits on what one request may ask and one resource may hold, so that the cost of a
-request and the audit trail of a change stay bounded.
+request and what a change adds to the audit trail stay bounded (README, "Limits").
 
-- values of a multi-valued attribute (``emails``, ``phoneNumbers``, ``addresses``, ...):
-  at most ``SCIM_MAX_MULTI_VALUES`` on a resource (400 ``invalidValue``), counted in a
-  request body before its values are validated and after each PATCH operation;
-- group members named by one request (a POST or PUT body's ``members``, every member
-  value of a PATCH's operations together): at most ``SCIM_MAX_MEMBERS_PER_REQUEST``
-  (413). A group may hold any number of members; they are changed in deltas;
-- operations of one PATCH request: at most ``SCIM_MAX_PATCH_OPERATIONS`` (413);
-- the work of one request: at most ``SCIM_MAX_REQUEST_WORK`` units, roughly
-  microseconds of this server's time: ``PATH_CHARACTER`` per character of a PATCH
-  path (parsing), ``COMPARISON`` per value a value filter's comparison examines,
-  ``WRITE`` per value written into a multi-valued attribute, ``MEMBER_ROW`` per member
-  of the group a member filter other than ``value eq`` reads (400 ``tooMany``, which
-  RFC 7644 §3.12 names for PATCH filters); ``RESOURCE_WRITE`` per resource written
-  plus one unit per ``DOCUMENT_BYTES_PER_UNIT`` bytes it weighs and ``MEMBER_CHANGE``
-  per member a group gains or loses (413). Equality
-  filters (``emails[value eq "x"]``, what IdPs send) are looked up, not compared with
-  every value, and cost only the values they find. One ordinary write costs a few
-  thousand units; only Bulk requests and pathological PATCH requests meet the limit;
-- a Bulk request counts the PATCH operations, members and work of all its operations
-  together against these limits, as one request;
-- the stored document (the resource's writable attributes as compact JSON, group
-  members excluded) after a write: at most ``SCIM_MAX_DOCUMENT_BYTES`` (413).
+Per resource:
+
+- values of a multi-valued attribute (``emails``, ``phoneNumbers``, ...): at most
+  ``SCIM_MAX_MULTI_VALUES``, counted in a request body before its values are validated
+  and after each PATCH operation (400 ``invalidValue``: a value the server refuses);
+- the stored document (writable attributes as compact JSON, group members excluded):
+  at most ``SCIM_MAX_DOCUMENT_BYTES`` (413).
+
+Per request (a Bulk request counts its operations together, as one request):
+
+- group members named: at most ``SCIM_MAX_MEMBERS_PER_REQUEST`` (413); a group may
+  hold any number, changed in deltas;
+- PATCH operations: at most ``SCIM_MAX_PATCH_OPERATIONS`` (413);
+- work: at most ``SCIM_MAX_REQUEST_WORK`` units of roughly a microsecond, weighed
+  below. Work of PATCH paths and value filters over the limit is 400 ``tooMany``
+  (RFC 7644 §3.12 names it for PATCH filters that select more than the server will
+  process); writes over it are 413. Equality filters (``emails[value eq "x"]``, what
+  IdPs send) are looked up, not compared with every value, and cost only the values
+  they find. An ordinary write costs a few thousand units: only Bulk requests of many
+  writes on large resources and pathological PATCH requests meet the limit.
 
 A request over a limit of this server is answered 413, as RFC 7644 §3.7.4 answers a
-Bulk request over ``maxOperations`` or ``maxPayloadSize``; a resource that would hold
-more values than allowed is a value the server refuses, 400 ``invalidValue`` (§3.12).
-A resource stored before a limit existed (or was lowered) may keep what it holds and
-shrink, not grow. ServiceProviderConfig has no field for these limits; ``/Schemas``
-states them in the description of each multi-valued attribute (``annotate_schema``)
-and the README lists them all.
+Bulk request over ``maxOperations`` or ``maxPayloadSize``. A resource stored before a
+limit existed (or was lowered) may keep what it holds and shrink, not grow. The time a
+list may take in the database is limited where lists are read
+(``directory.selectors.page``). ServiceProviderConfig has no field for these limits:
+``/Schemas`` states them in the description of each multi-valued attribute
+(``annotate_schema``).
 """
 
 from __future__ import annotations
@@ -46,6 +44,20 @@ from django.conf import settings
 
 from .errors import InvalidValue, PayloadTooLarge, ScimError
 from .schema import GROUP, Attribute, ResourceSchema
+
+# Weights of the work budget (what a unit of work is), roughly the microseconds each costs:
+# a path character parsed, a value a filter's comparison examines, a value written.
+PATH_CHARACTER = 2
+COMPARISON = 3
+WRITE = 8
+# A member filter other than ``value eq`` is evaluated by the database over every
+# membership of the group: one unit per member.
+MEMBER_ROW = 1
+# A resource written (its transaction, audit rows and request-log share), its weight,
+# and each member a group gains or loses (a row written or deleted, and its audit entry).
+RESOURCE_WRITE = 4_000
+DOCUMENT_BYTES_PER_UNIT = 1
+MEMBER_CHANGE = 100
 
 
 def max_multi_values() -> int:
@@ -111,9 +123,10 @@ def check_request_values(schema: ResourceSchema, body: Any, stored: dict | None 
                 _check_listed(attribute, item, inner_stored)
             continue
         try:
-            attribute = schema.resolve(key).attribute if key.lower().startswith("urn:") else (
-                schema.core_attribute(key)
-            )
+            if key.lower().startswith("urn:"):
+                attribute = schema.resolve(key).attribute
+            else:
+                attribute = schema.core_attribute(key)
         except ScimError:
             continue
         _check_listed(attribute, value, stored)
@@ -133,20 +146,6 @@ def check_members(count: int) -> None:
             f"At most {limit} group members may be named in one request; this one names "
             f"{count}. Send the rest in further requests"
         )
-
-
-# Weights of the work budget, roughly the microseconds each costs.
-PATH_CHARACTER = 2
-COMPARISON = 3
-WRITE = 8
-# A member filter other than ``value eq`` is evaluated by the database over every
-# membership of the group: one unit per member.
-MEMBER_ROW = 1
-# A resource written (its transaction, audit rows and request-log share), its weight,
-# and each member a group gains or loses (a row written or deleted, and its audit entry).
-RESOURCE_WRITE = 4_000
-DOCUMENT_BYTES_PER_UNIT = 1
-MEMBER_CHANGE = 100
 
 
 def check_operations(count: int) -> None:

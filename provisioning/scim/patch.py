@@ -267,8 +267,9 @@ class _Engine:
                 raise InvalidPath(f"'{op}' takes no filter on 'members'; use remove, then add")
             self.member_ops.append(MemberOp("remove", filter=path.value_filter))
             return
+        # Counted before they are validated: an oversized list costs nothing more.
+        self.budget.count_members(len(value) if isinstance(value, list) else 1)
         members = _clean_members(path.attribute, value)
-        self.budget.count_members(len(members))
         if op == "remove" and value is None:
             self.member_ops.append(MemberOp("replace", []))  # remove with no value: everyone
         elif op == "replace" or members:
