@@ -24,6 +24,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_http_methods
 
+from provisioning.audit import deltas
 from provisioning.audit.models import ChangeSet
 from provisioning.oversight import reviews, rollback_jobs
 from provisioning.oversight.models import Review, Rollback, RollbackJob
@@ -153,10 +154,7 @@ def _in_sequence(steps: list[reviews.InverseStep]) -> list[reviews.InverseStep]:
         newer[key] = step
         if later is None:
             continue
-        if later.record.action == "create":
-            state = None
-        else:
-            state = (later.record.before or {}).get("document")
+        state = deltas.state(later.record.before)  # None for a create: nothing before it
         if record.action == "delete":
             step.blocked = state is not None
             step.conflict = "A resource with this id exists again." if step.blocked else ""
@@ -164,7 +162,7 @@ def _in_sequence(steps: list[reviews.InverseStep]) -> list[reviews.InverseStep]:
             step.blocked, step.conflict = True, "It no longer exists at this point."
         else:
             step.blocked = False
-            left = (record.after or {}).get("document")
+            left = deltas.state(record.after)
             step.conflict = "" if state == left else "It changed between these change sets."
     return steps
 

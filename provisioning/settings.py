@@ -223,12 +223,32 @@ REST_FRAMEWORK = {
 
 # SCIM protocol limits, advertised in ServiceProviderConfig.
 SCIM = {
-    "MAX_RESULTS": env.int("SCIM_MAX_RESULTS", default=1000),
+    # A page of 200 resources of at most SCIM_MAX_DOCUMENT_BYTES is read within
+    # SCIM_LIST_TIMEOUT_MS; a larger count is lowered to it (RFC 7644 §3.4.2.4).
+    "MAX_RESULTS": env.int("SCIM_MAX_RESULTS", default=200),
     "DEFAULT_COUNT": env.int("SCIM_DEFAULT_COUNT", default=100),
-    "BULK_MAX_OPERATIONS": env.int("SCIM_BULK_MAX_OPERATIONS", default=1000),
+    # Each operation is a write of its own (transaction, audit rows): 100 take about a
+    # second on a busy machine, and fit in one request's work (SCIM_MAX_REQUEST_WORK).
+    "BULK_MAX_OPERATIONS": env.int("SCIM_BULK_MAX_OPERATIONS", default=100),
     "BULK_MAX_PAYLOAD_SIZE": env.int("SCIM_BULK_MAX_PAYLOAD_SIZE", default=1024 * 1024),
     "DOCUMENTATION_URI": env.str("SCIM_DOCUMENTATION_URI", default=""),
 }
+# What one request may ask and one resource may hold (provisioning/scim/limits.py): the
+# values of a multi-valued attribute (emails, phoneNumbers, roles, ...) of one resource;
+# group members named by one request (a group itself may hold any number); PATCH
+# operations of one request; the size of one stored resource as JSON (group members not
+# counted). A Bulk request counts as one request.
+SCIM_MAX_MULTI_VALUES = env.int("SCIM_MAX_MULTI_VALUES", default=100)
+SCIM_MAX_MEMBERS_PER_REQUEST = env.int("SCIM_MAX_MEMBERS_PER_REQUEST", default=4000)
+SCIM_MAX_PATCH_OPERATIONS = env.int("SCIM_MAX_PATCH_OPERATIONS", default=1000)
+# The work one request may cause, in units of roughly a microsecond (weights in
+# provisioning/scim/limits.py): PATCH paths parsed, values filters examine and PATCH
+# writes, resources written and their size. Bounds Bulk requests and pathological PATCHes.
+SCIM_MAX_REQUEST_WORK = env.int("SCIM_MAX_REQUEST_WORK", default=1_000_000)
+# Database time one SCIM list or search may take (its count and page queries together);
+# a filter no index serves that needs more is refused (400 tooMany). 0: no limit.
+SCIM_LIST_TIMEOUT_MS = env.int("SCIM_LIST_TIMEOUT_MS", default=750)
+SCIM_MAX_DOCUMENT_BYTES = env.int("SCIM_MAX_DOCUMENT_BYTES", default=64 * 1024)
 # Requests per SCIM client, e.g. "600/min" (DRF rate syntax); unset: no limit. Counted
 # in the default cache, so several web processes need a shared one (CACHE_URL=redis://...).
 SCIM_RATE_LIMIT = env.str("SCIM_RATE_LIMIT", default="") or None

@@ -51,7 +51,9 @@ def _register_audited_models() -> None:
         auditlog.register(model, exclude_fields=exclude, m2m_fields=m2m)
 
     # Users and groups: updates are diffed against the row the directory service locked
-    # (no second read of the row); see ``change_sets.log_directory_update``.
+    # (no second read of the row), and of the ``attributes`` JSON (every email, phone
+    # number, address...) an entry keeps only the attributes that changed; see
+    # ``change_sets.log_directory_update``.
     from .change_sets import log_directory_update
 
     for label in ("directory.User", "directory.Group"):

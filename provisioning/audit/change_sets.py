@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from auditlog.diff import model_instance_diff
-from auditlog.receivers import check_disable, log_update
+from auditlog.receivers import check_disable
 from django.conf import settings
 from django.db.models import Model
 
 from provisioning.scim.resources import copy_json, isoformat
 
-from . import context
+from . import context, deltas
 from .models import AuditEntry, ChangeRecord, ChangeSet
 from .redaction import redact
 
@@ -92,16 +93,7 @@ def _record(scope: context.ChangeSetScope, change: Change) -> ChangeRecord:
     relations = getattr(resource, _RELATIONS_ATTR, None) or {}
     # Django clears the primary key of a deleted instance; pre_delete kept it.
     resource_id = relations.pop("id", None) or resource.pk
-    if change.action == "delete":
-        before = snapshot(resource, change.before, relations, resource_id=resource_id)
-        after = None
-    else:
-        before = None
-        if change.before is not None:
-            # The resource already carries its new version; the one replaced is one less.
-            before = snapshot(resource, change.before, version=resource.version - 1)
-            before.pop("lastModified")
-        after = snapshot(resource, change.after)
+    before, after = record_snapshots(change, relations, resource_id=resource_id)
     document = change.after if change.after is not None else change.before or {}
     name = document.get("userName") or document.get("displayName") or ""
     record = ChangeRecord(
@@ -119,6 +111,28 @@ def _record(scope: context.ChangeSetScope, change: Change) -> ChangeRecord:
     record.search_text = record_search_text(record, change)
     record.save()
     return record
+
+
+def record_snapshots(
+    change: Change, relations: dict | None = None, *, resource_id=None
+) -> tuple[dict | None, dict | None]:
+    """A change record's before and after snapshots.
+
+    A create keeps the whole resource it created, a delete everything a restore needs;
+    an update keeps only the attributes it changed (``deltas``), so a change to one
+    attribute of a large resource stays small.
+    """
+    resource = change.resource
+    if change.action == "delete":
+        return snapshot(resource, change.before, relations, resource_id=resource_id), None
+    if change.before is None:
+        return None, snapshot(resource, change.after)
+    # The resource already carries its new version; the one replaced is one less.
+    before = snapshot(resource, None, version=resource.version - 1)
+    before.pop("lastModified")
+    after = snapshot(resource, None)
+    old, new = deltas.update_snapshots(change.before, change.after or {})
+    return before | old, after | new
 
 
 def member_json(ref: MemberRef) -> dict:
@@ -167,21 +181,39 @@ def remember_loaded(resource: Model) -> None:
 @check_disable
 def log_directory_update(sender, instance, **kwargs) -> None:
     """``pre_save`` on directory User and Group in place of django-auditlog's ``log_update``:
-    the same entry (auditlog's diff and manager), diffed against the row the service
-    locked (``remember_loaded``) rather than re-read from the database; without such a
-    copy (any other code path), auditlog's own receiver runs."""
+    auditlog's entry (its diff and manager), diffed against the row the service locked
+    (``remember_loaded``; any other code path reads the row, as auditlog does), with the
+    ``attributes`` JSON reduced to the attributes that changed (``deltas``): a new
+    ``title`` does not copy every email of the user into the entry."""
     loaded = instance.__dict__.pop(_LOADED_ATTR, None)
-    if loaded is None or instance._state.adding or instance.pk is None:
-        log_update(sender, instance, **kwargs)
+    if instance._state.adding or instance.pk is None:
         return
+    if loaded is None:
+        loaded = sender._default_manager.filter(pk=instance.pk).first()
+        if loaded is None:
+            return
     changes = model_instance_diff(
         loaded,
         instance,
         fields_to_check=kwargs.get("update_fields"),
         use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
     )
+    if changes and "attributes" in changes:
+        changes["attributes"] = attribute_changes(*changes["attributes"])
     if changes:
         AuditEntry.objects.log_create(instance, action=AuditEntry.Action.UPDATE, changes=changes)
+
+
+def attribute_changes(old: Any, new: Any) -> list:
+    """An audit entry's ``[old, new]`` of the ``attributes`` JSON: only what changed (as
+    JSON text when auditlog stores its changes as text)."""
+    as_text = isinstance(old, str) or isinstance(new, str)
+    if as_text:
+        old, new = (json.loads(v) if isinstance(v, str) and v else None for v in (old, new))
+    old_part, new_part, _changes = deltas.delta(old or {}, new or {})
+    if as_text:
+        return [json.dumps(old_part, sort_keys=True), json.dumps(new_part, sort_keys=True)]
+    return [old_part, new_part]
 
 
 def capture_relations(sender, instance, **kwargs) -> None:
@@ -221,11 +253,17 @@ def record_search_text(record: ChangeRecord, change: Change) -> str:
     """The text the audit search matches for a change record (synthetic loads write it too)."""
     parts = [record.resource_type, str(record.resource_id), record.resource_name]
     before, after = change.before or {}, change.after or {}
-    for key in sorted(change.changed_attributes - {"members"}):
-        name = key.rsplit(":", 1)[-1]
-        for document in (before, after):
-            urn = key.rsplit(":", 1)[0] if key.startswith("urn:") else None
-            flatten_values((document.get(urn) or {}).get(name) if urn else document.get(key), parts)
+    if deltas.is_partial(record.after):
+        # The values the update changed (of a list, the values added and removed).
+        for kept in (record.before, record.after):
+            flatten_values(kept["document"], parts)
+    else:
+        for key in sorted(change.changed_attributes - {"members"}):
+            name = key.rsplit(":", 1)[-1]
+            for document in (before, after):
+                urn = key.rsplit(":", 1)[0] if key.startswith("urn:") else None
+                value = (document.get(urn) or {}).get(name) if urn else document.get(key)
+                flatten_values(value, parts)
     if change.action in ("create", "delete"):
         flatten_values(after or before, parts)
     for ref in (*change.members_added, *change.members_removed):

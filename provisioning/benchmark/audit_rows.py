@@ -10,7 +10,12 @@ import uuid
 from auditlog.diff import model_instance_diff
 from django.db.models import Model
 
-from provisioning.audit.change_sets import member_json, record_search_text, snapshot
+from provisioning.audit.change_sets import (
+    attribute_changes,
+    member_json,
+    record_search_text,
+    record_snapshots,
+)
 from provisioning.audit.entries import stamp_audit_entry
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
 from provisioning.directory.changes import Change
@@ -48,12 +53,8 @@ def audit_rows(
         # secrets, so it is the body itself (tests check the two agree).
         request={"method": method, "path": path, "query": "", "body": body, "body_size": len(raw)},
     )
-    # As audit.change_sets._record builds it: a patch's before is one version back.
-    if change.action == "create":
-        before = None
-    else:
-        before = snapshot(resource, change.before, version=resource.version - 1)
-        before.pop("lastModified")
+    # As audit.change_sets._record builds them (an update keeps what it changed).
+    before, after = record_snapshots(change)
     document = change.after if change.after is not None else change.before or {}
     name = document.get("userName") or document.get("displayName") or ""
     record = ChangeRecord(
@@ -65,7 +66,7 @@ def audit_rows(
         resource_id=resource.pk,
         resource_name=str(name)[:255],
         before=before,
-        after=snapshot(resource, change.after),
+        after=after,
         changed_attributes=sorted(change.changed_attributes),
         members_added=[member_json(ref) for ref in change.members_added],
         members_removed=[member_json(ref) for ref in change.members_removed],
@@ -84,6 +85,8 @@ def audit_rows(
         changes = model_instance_diff(
             old, resource, fields_to_check=differing, use_json_for_changes=True
         )
+        if "attributes" in changes:  # as log_directory_update keeps it: what changed
+            changes["attributes"] = attribute_changes(*changes["attributes"])
     entry = AuditEntry(
         id=context.entry_base + event.index,
         change_set_id=change_set.id,

@@ -1,4 +1,4 @@
-"""The printed table: every figure of a run, and each target of issue 7 met or missed."""
+"""The printed table: every figure of a run, and each target (issues 7 and 12) met or missed."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ def targets(results: dict) -> list[Check]:
         Check("Per-resource history p50", _get(results, "audit_search", "resource_history_records", "p50_ms"), 20, "ms"),
         Check("Console users search p50", _get(results, "console", "users_search", "p50_ms"), 150, "ms"),
         Check("Audit + request log overhead on a write (throughput)", _get(results, "write_overhead", "throughput_overhead_pct"), 25, "%"),
+        Check("Worst single request, limits at their defaults (HTTP)", _get(results, "worst_requests", "slowest", "max_ms"), 2000, "ms"),
+        Check("Audit bytes of a title PATCH on a full user", _get(results, "worst_requests", "title_patch_audit_bytes"), 4096, "bytes"),
     ]
 
 
@@ -63,6 +65,40 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
     lines = [_row(header, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row([str(c) for c in row], widths) for row in rows]
+    return "\n".join(lines)
+
+
+def _worst_section(worst: dict) -> str:
+    limits = worst.get("limits", {})
+    lines = [
+        f"\nWorst single requests (HTTP against gunicorn, each sent {worst.get('repeat')} times; "
+        f"limits: {limits.get('multi_values')} values per multi-valued attribute, "
+        f"{limits.get('patch_operations')} PATCH operations and {limits.get('members_per_request')} "
+        f"members per request, work {limits.get('request_work')} units per request, "
+        f"{limits.get('document_bytes')} bytes per resource, Bulk {limits.get('bulk_operations')} "
+        f"operations / {limits.get('bulk_payload_bytes')} bytes, body {limits.get('body_bytes')} bytes)\n"
+    ]
+    rows = [
+        [
+            name,
+            "/".join(str(code) for code in case["status"]),
+            str(case["max_ms"]),
+            str(case["p50_ms"]),
+            f"{case['request_bytes']:,}",
+            f"{case['audit_bytes_per_change']:,}",
+            case["description"],
+        ]
+        for name, case in worst.get("cases", {}).items()
+    ]
+    lines.append(
+        table(["case", "status", "max ms", "p50 ms", "request bytes", "audit bytes / change", "request"], rows)
+    )
+    slowest, heaviest = worst.get("slowest", {}), worst.get("heaviest_audit", {})
+    lines.append(
+        f"\nSlowest: {slowest.get('case')} ({slowest.get('max_ms')} ms). Heaviest audit trail per "
+        f"change: {heaviest.get('case')} ({heaviest.get('audit_bytes_per_change'):,} bytes); a title "
+        f"PATCH on a full user adds {worst.get('title_patch_audit_bytes'):,} bytes."
+    )
     return "\n".join(lines)
 
 
@@ -125,6 +161,9 @@ def render(results: dict) -> str:
     ]
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
     out.append(table(["measurement", "result"], rows))
+    worst = results.get("worst_requests")
+    if worst:
+        out.append(_worst_section(worst))
     rows = []
     for check in targets(results):
         verdict = "n/a" if check.met is None else ("met" if check.met else "MISSED")

@@ -33,7 +33,7 @@ from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
-from . import measure
+from . import measure, worst
 from .history import scale_group_name
 from .synthetic import SyntheticSpec, load_synthetic, synthetic_client
 
@@ -282,8 +282,18 @@ def machine() -> dict:
     }
 
 
+# The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
+# and the token are always prepared).
+STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst")
+
+
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
-        threads: int, repeat: int, log=print) -> dict:
+        threads: int, repeat: int, worst_repeat: int = 3, only: set[str] | None = None,
+        log=print) -> dict:
+    stages = set(STAGES) if not only else set(only)
+    unknown = stages - set(STAGES)
+    if unknown:
+        raise SystemExit(f"Unknown stages {sorted(unknown)}; choose among {', '.join(STAGES)}")
     started = time.perf_counter()
     # The figures are the output: no per-request or per-seal log lines in between.
     for noisy in ("httpx", "provisioning.audit.sealing", "axes"):
@@ -309,21 +319,26 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
     token = bench_token()
     open_circuit_breaker()
     common = {"DEBUG": "false", "LOG_LEVEL": "WARNING", "SCIMGATE_BENCH_FLOOR": "true"}
-    with tempfile.TemporaryDirectory() as scratch:
+    bare_env = {**common, "SCIMGATE_AUDIT_ENABLED": "false", "SCIMGATE_REQUEST_LOG_ENABLED": "false"}
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as servers:
         targets = Path(scratch) / "targets.json"
-        with gunicorn(workers=workers, threads=threads, env=common) as base, gunicorn(
-            workers=workers, threads=threads,
-            env={**common, "SCIMGATE_AUDIT_ENABLED": "false", "SCIMGATE_REQUEST_LOG_ENABLED": "false"},
-        ) as bare:
-            write_targets(targets, f"{base}/bench/floor")
-            load = dict(duration=duration, warmup=warmup, concurrency=concurrency)
+        base = servers.enter_context(gunicorn(workers=workers, threads=threads, env=common))
+        bare = None
+        if "overhead" in stages:
+            bare = servers.enter_context(gunicorn(workers=workers, threads=threads, env=bare_env))
+        write_targets(targets, f"{base}/bench/floor")
+        load = dict(duration=duration, warmup=warmup, concurrency=concurrency)
+        if "mix" in stages:
             log(f"IdP mix: {concurrency} clients for {duration:.0f}s against gunicorn ({workers}x{threads})")
             results["idp_mix"] = loadgen(base, token, targets, mix="entra", **load)
+        if "floor" in stages:
             log("framework floor")
             results["floor"] = loadgen(base, token, targets, mix="floor", **load)
-            results["floor"]["ratio_floor_to_mix"] = round(
-                results["floor"]["rps"] / max(results["idp_mix"]["rps"], 0.1), 2
-            )
+            if "idp_mix" in results:
+                results["floor"]["ratio_floor_to_mix"] = round(
+                    results["floor"]["rps"] / max(results["idp_mix"]["rps"], 0.1), 2
+                )
+        if bare is not None:
             log("write overhead: PATCH user with and without audit trail + request log")
             # Alternating rounds (with, without, with, without), so that a slow moment of a
             # shared machine does not fall on one side only; each side's figures are the
@@ -343,21 +358,27 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
                 "throughput_overhead_pct": round((without["rps"] / max(with_audit["rps"], 0.1) - 1) * 100, 1),
                 "p50_overhead_pct": round((with_audit["p50_ms"] / max(without["p50_ms"], 0.01) - 1) * 100, 1),
             }
+        if "http_get" in stages:
             log("full GET of the largest group over HTTP")
             results["full_group_get_http"] = full_get_http(base, token, max(spec.group_sizes))
+        if "worst" in stages:
+            log(f"worst single requests with the limits at their defaults ({worst_repeat} of each)")
+            quiesce()
+            results["worst_requests"] = worst.worst_requests(base, token, repeat=worst_repeat, log=log)
+    if "inprocess" in stages:
         log("in-process server-time measurements")
         quiesce()
         client = measure.InProcess(token)
         results["group_scaling"] = measure.group_scaling(client, sorted(spec.group_sizes), repeat=repeat)
         results["full_group_get"] = measure.full_group_get(client, max(spec.group_sizes), repeat=3)
         results["user_lists"] = measure.user_lists(client, repeat=repeat * 2)
-        results["bulk"] = measure.bulk(client, 1000)
+        results["bulk"] = measure.bulk(client, settings.SCIM["BULK_MAX_OPERATIONS"])
         results["console"] = measure.console_pages(client, repeat=repeat)
         results["audit_search"] = measure.audit_search(repeat=repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,
-        "gunicorn_threads": threads, "repeat": repeat,
+        "gunicorn_threads": threads, "repeat": repeat, "stages": [s for s in STAGES if s in stages],
     }
     return results
 

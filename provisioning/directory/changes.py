@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from provisioning.access.models import ScimClient
 from provisioning.scim.errors import InvalidValue
+from provisioning.scim.filters import Compare, Or
 
 from .models import Group, Membership, User
 from .selectors import group_ancestors
@@ -155,6 +156,20 @@ class MemberPlan:
         self.removed: dict[uuid.UUID, MemberRef] = {}
         self.redisplayed: dict[uuid.UUID, MemberRef] = {}
         self._stored: dict[uuid.UUID, MemberRef | None] = {}  # None: not a member in the DB
+        self._count: int | None = None
+
+    def preload(self, ids) -> None:
+        """Read the memberships of all these ids at once (one query), so the operations
+        that name them one by one read nothing more."""
+        self._load([i for i in ids if i is not None])
+
+    def member_count(self) -> int:
+        """The members stored now (counted once)."""
+        if self._count is None:
+            self._count = (
+                0 if self.group._state.adding else Membership.objects.filter(group=self.group).count()
+            )
+        return self._count
 
     def _load(self, ids) -> None:
         missing = [i for i in ids if i not in self._stored]
@@ -218,8 +233,15 @@ class MemberPlan:
         self.add(refs)
 
 
-def resolve_members(group: Group, members) -> list[MemberRef]:
-    """Member entries as references; every id must name an existing user or group (two queries)."""
+def resolve_members(
+    group: Group, members, known: tuple[set[uuid.UUID], set[uuid.UUID]] | None = None
+) -> list[MemberRef]:
+    """Member entries as references; every id must name an existing user or group.
+
+    Two queries, unless ``known`` already holds the (user ids, group ids) that exist
+    among them (``existing_members``), as for a PATCH whose operations name members
+    many times.
+    """
     wanted: dict[uuid.UUID, dict] = {}
     for entry in members:
         if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
@@ -232,7 +254,7 @@ def resolve_members(group: Group, members) -> list[MemberRef]:
         wanted[member_id] = entry
     if not wanted:
         return []
-    user_ids, group_ids = existing_members(set(wanted))
+    user_ids, group_ids = known if known is not None else existing_members(set(wanted))
     missing = set(wanted) - user_ids - group_ids
     if missing:
         listed = ", ".join(sorted(str(m) for m in missing)[:5])
@@ -241,6 +263,24 @@ def resolve_members(group: Group, members) -> list[MemberRef]:
         MemberRef(member_id, member_id in group_ids, _display(entry))
         for member_id, entry in wanted.items()
     ]
+
+
+def member_ids(node) -> set[uuid.UUID] | None:
+    """The member ids a ``members`` filter of ``value eq`` comparisons (joined by ``or``)
+    names, or None for any other filter. Ids are case-exact: only the canonical form
+    this server issues names a member (as ``query.membership_q`` matches)."""
+    if isinstance(node, Or):
+        left, right = member_ids(node.left), member_ids(node.right)
+        return None if left is None or right is None else left | right
+    if not (
+        isinstance(node, Compare)
+        and node.path == "value"
+        and node.op == "eq"
+        and isinstance(node.value, str)
+    ):
+        return None
+    member_id = parse_id(node.value)
+    return {member_id} if member_id is not None and str(member_id) == node.value else set()
 
 
 def existing_members(ids: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from provisioning.access.authorization import EVERYTHING, ReadScope
+from provisioning.scim.errors import ScimError
 
 from .models import Group, Membership, ResourceCount, User
 
@@ -52,7 +56,17 @@ def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[i
     Below ``DEEP_OFFSET`` the page is read first: a page that is not full but not empty
     (or an empty first page) ends the result, so the total follows from it and no COUNT
     runs: a filter by userName or externalId costs one query.
+
+    The queries may take ``SCIM_LIST_TIMEOUT_MS`` together: a filter no index serves
+    (substring comparisons by the dozen over every user) is refused with 400 ``tooMany``
+    (RFC 7644 §3.12: more than the server is willing to process) instead of holding a
+    worker and a database connection for as long as it takes.
     """
+    with _time_limited(settings.SCIM_LIST_TIMEOUT_MS):
+        return _page(queryset, order=order, offset=offset, limit=limit)
+
+
+def _page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[int, list]:
     ordered = queryset.order_by(*order, "pk")
     if limit > 0 and offset < DEEP_OFFSET:
         rows = list(ordered[offset : offset + limit])
@@ -67,6 +81,70 @@ def page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[i
     # then the page's rows alone are fetched with everything the queryset loads.
     ids = list(ordered.values_list("pk", flat=True)[offset : offset + limit])
     return total, list(queryset.filter(pk__in=ids).order_by(*order, "pk"))
+
+
+@contextmanager
+def _time_limited(milliseconds: int) -> Iterator[None]:
+    """Let the queries inside run for ``milliseconds`` in all (0: no limit).
+
+    PostgreSQL: before each statement, a ``statement_timeout`` of the time left, in a
+    savepoint, so that a cancelled query leaves the transaction usable and the settings
+    as they were; JIT compilation off. SQLite: a progress handler that interrupts the statement once the time
+    is up.
+    """
+    if milliseconds <= 0 or connection.vendor not in ("postgresql", "sqlite"):
+        yield
+        return
+    deadline = time.monotonic() + milliseconds / 1000
+    try:
+        if connection.vendor == "postgresql":
+            with transaction.atomic():
+                raw = connection.connection
+
+                def set_timeout(value: str) -> None:
+                    with raw.cursor() as cursor:
+                        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [value])
+
+                def limited(execute, sql, params, many, context):
+                    # Each statement gets what is left of the time.
+                    set_timeout(f"{max(1, int((deadline - time.monotonic()) * 1000))}ms")
+                    return execute(sql, params, many, context)
+
+                with raw.cursor() as cursor:
+                    cursor.execute("SELECT current_setting('statement_timeout'), current_setting('jit')")
+                    previous, jit = cursor.fetchone()
+                    # JIT compiling a long filter's expressions takes seconds and cannot be
+                    # interrupted; these queries run in milliseconds without it.
+                    cursor.execute("SELECT set_config('jit', 'off', true)")
+                with connection.execute_wrapper(limited):
+                    yield
+                set_timeout(previous)
+                with raw.cursor() as cursor:
+                    cursor.execute("SELECT set_config('jit', %s, true)", [jit])
+        else:
+            connection.ensure_connection()
+            raw = connection.connection
+            raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+            try:
+                yield
+            finally:
+                raw.set_progress_handler(None, 0)
+    except OperationalError as exc:
+        if not _cancelled(exc):
+            raise
+        raise ScimError(
+            f"This list needs more than the {milliseconds} ms of database time a list may "
+            "take; narrow the filter (eq on userName, externalId or an email is served by an "
+            "index) or ask for fewer results",
+            scim_type="tooMany",
+        ) from None
+
+
+def _cancelled(exc: OperationalError) -> bool:
+    cause = exc.__cause__
+    if cause is not None and type(cause).__name__ == "QueryCanceled":  # PostgreSQL
+        return True
+    return "interrupted" in str(exc)  # SQLite
 
 
 def users(q: Q | None = None) -> QuerySet[User]:

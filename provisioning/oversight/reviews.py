@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from provisioning.audit import deltas
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeRecord, ChangeSet
 from provisioning.directory import pipeline, services
@@ -81,15 +82,20 @@ class InverseStep:
     blocked: bool = False  # a conflict that even force cannot override
 
 
-def _current_document(record: ChangeRecord) -> dict | None:
+def _current(record: ChangeRecord) -> tuple[dict | None, str | None]:
+    """The resource's document as stored now, and its ETag (None, None once deleted)."""
     from provisioning.scim import resources
 
     resource = _MODELS[record.resource_type].objects.filter(pk=record.resource_id).first()
     if resource is None:
-        return None
+        return None, None
     if record.resource_type == "User":
-        return resources.user_editable_document(resource)
-    return resources.group_editable_document(resource)
+        return resources.user_editable_document(resource), resource.etag
+    return resources.group_editable_document(resource), resource.etag
+
+
+def _current_document(record: ChangeRecord) -> dict | None:
+    return _current(record)[0]
 
 
 def _present(group_id, entries: list[dict]) -> set[str]:
@@ -113,16 +119,20 @@ _LOAD = object()
 
 def inverse_step(record: ChangeRecord, current=_LOAD) -> InverseStep:
     """The inverse of one record; ``current`` is the resource's document as it will be
-    when this step runs (by default, as stored now)."""
+    when this step runs (by default, as stored now), or that document's digest
+    (``deltas.state``), None when it will not exist."""
     label = f"{record.resource_type} {record.resource_name or record.resource_id}"
     check_members = current is _LOAD
     if current is _LOAD:
         current = _current_document(record)
+    # An update's record keeps what it changed and a digest of the whole document it
+    # left: the resource is as the change left it when the digests agree.
+    left_as_it_was = deltas.document_state(current) == deltas.state(record.after)
     if record.action == "create":
         step = InverseStep(record, f"Delete {label}, which this change created")
         if current is None:
             step.conflict, step.blocked = "It has already been deleted.", True
-        elif current != record.after["document"]:
+        elif not left_as_it_was:
             step.conflict = "It changed after it was created."
         return step
     if record.action == "delete":
@@ -140,7 +150,7 @@ def inverse_step(record: ChangeRecord, current=_LOAD) -> InverseStep:
     step = InverseStep(record, ", ".join(parts))
     if current is None:
         step.conflict, step.blocked = "It has been deleted since.", True
-    elif current != record.after["document"] or (
+    elif not left_as_it_was or (
         check_members and record.resource_type == "Group" and not _members_still_as_left(record)
     ):
         step.conflict = "It changed after this change set."
@@ -172,7 +182,7 @@ def rollback_preview(change_set_ids: list[int]) -> list[InverseStep]:
     for record in records:
         key = (record.resource_type, record.resource_id)
         steps.append(inverse_step(record, leaves[key]) if key in leaves else inverse_step(record))
-        leaves[key] = record.before["document"] if record.before else None
+        leaves[key] = deltas.state(record.before)
     return steps
 
 
@@ -195,12 +205,16 @@ def _apply(step: InverseStep, via) -> list[PendingOperation]:
             )
             return held
         else:
+            # Rebuilt from the resource as it is now, which the revert then requires to
+            # be unchanged (a concurrent write makes it fail rather than be overwritten).
+            current, etag = _current(record)
             services.resource_revert(
                 resource_type=record.resource_type,
                 resource_id=record.resource_id,
-                document=record.before["document"],
+                document=deltas.document_before(record.before, record.after, current or {}),
                 members_add=record.members_removed,
                 members_remove=record.members_added,
+                if_match=etag,
                 via=via,
             )
     except pipeline.OperationHeld as held:

@@ -15,7 +15,7 @@ from provisioning.audit.redaction import redact
 from provisioning.directory import services
 from provisioning.directory.pipeline import OperationHeld
 
-from . import errors
+from . import errors, limits
 from .api import ScimView, as_scim_error, record_denied
 from .patch import parse_patch_request
 from .pending import pending_document
@@ -118,6 +118,11 @@ class BulkView(ScimView):
         return settings.SCIM["BULK_MAX_PAYLOAD_SIZE"]
 
     def post(self, request):
+        # The operations share one request's limits (PATCH operations, members, work).
+        with limits.request_budget():
+            return self.run(request)
+
+    def run(self, request):
         operations, fail_on_errors = _parse(self.body(request))
         base_url = self.base_url(request)
         created: dict[str, str] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.response import Response
 
-from . import errors
+from . import errors, limits
 from .api import PublicScimView, ScimView
 from .schema import RESOURCE_SCHEMAS, schema_documents
 from .views import LIST_RESPONSE
@@ -63,7 +63,7 @@ def resource_type_document(name: str, base_url: str) -> dict:
 
 
 def schema_document(urn: str, base_url: str) -> dict:
-    document = dict(schema_documents()[urn])
+    document = limits.annotate_schema(schema_documents()[urn])
     document["schemas"] = [SCHEMA_SCHEMA]
     document["meta"] = {"resourceType": "Schema", "location": f"{base_url}/Schemas/{urn}"}
     return document

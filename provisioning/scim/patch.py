@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from . import limits
 from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget, ScimError
-from .filters import And, Compare, Node, PatchPath, matches, parse_patch_path
+from .filters import And, Compare, Node, Not, Or, PatchPath, matches, parse_patch_path
 from .resources import clean_single, clean_value, copy_json, normalise_manager
 from .schema import GROUP, Attribute, ResourceSchema
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-MAX_OPERATIONS = 1000
 
 OpKind = Literal["add", "remove", "replace"]
 _KINDS: tuple[OpKind, ...] = ("add", "remove", "replace")
@@ -82,8 +82,8 @@ def parse_patch_request(body: Any) -> list[PatchOperation]:
     operations = message.get("operations")
     if not isinstance(operations, list) or not operations:
         raise InvalidSyntax("'Operations' must be a non-empty array")
-    if len(operations) > MAX_OPERATIONS:
-        raise InvalidValue(f"At most {MAX_OPERATIONS} operations are accepted per PATCH request")
+    # Counted before any operation is read: an oversized request costs nothing more.
+    limits.budget().count_operations(len(operations))
     return [_parse_operation(index, raw) for index, raw in enumerate(operations)]
 
 
@@ -118,9 +118,11 @@ def apply_patch(
 
     ``document`` holds the resource's writable attributes (core ones at the top
     level, extensions under their URN; never Group ``members``). It is not
-    modified, so a failing operation leaves the resource as it was.
+    modified, so a failing operation leaves the resource as it was. The copy is
+    made once; each operation then costs what it touches, not the whole document
+    (see ``_Values`` for multi-valued attributes).
     """
-    engine = _Engine(copy_json(document), schema)
+    engine = _Engine(copy_json(document), schema, limits.budget())
     for index, operation in enumerate(operations):
         try:
             engine.apply(operation)
@@ -128,18 +130,21 @@ def apply_patch(
             # With dozens of operations per request the client needs to know which failed.
             exc.detail = f"Operations[{index}]: {exc.detail}"
             raise
+    engine.finish()
     changed = engine.document != document or bool(engine.member_ops)
     return PatchOutcome(engine.document, engine.member_ops, changed)
 
 
 class _Engine:
-    def __init__(self, document: dict, schema: ResourceSchema):
+    def __init__(self, document: dict, schema: ResourceSchema, budget: limits.Budget):
         self.document = document
         self.schema = schema
+        self.budget = budget
         self.member_ops: list[MemberOp] = []
 
     def apply(self, operation: PatchOperation) -> None:
         if operation.path is not None:
+            self.budget.count_work(len(operation.path) * limits.PATH_CHARACTER)
             path = parse_patch_path(operation.path, self.schema)
             self.apply_path(operation.op, path, operation.value, explicit=True)
             return
@@ -151,8 +156,17 @@ class _Engine:
             # 'schemas' is message metadata; id and meta (Okta sends id in a group
             # rename) are readOnly and dropped below.
             if key.lower() != "schemas":
+                self.budget.count_work(len(key) * limits.PATH_CHARACTER)
                 path = parse_patch_path(key, self.schema)
                 self.apply_path(operation.op, path, value, explicit=False)
+
+    def finish(self) -> None:
+        """Put the multi-valued attributes the operations worked on back as plain lists."""
+        containers = [self.document] + [v for v in self.document.values() if isinstance(v, dict)]
+        for container in containers:
+            for key, value in list(container.items()):
+                if isinstance(value, _Values):
+                    container[key] = value.elements()
 
     def apply_path(self, op: OpKind, path: PatchPath, value: Any, *, explicit: bool) -> None:
         """Apply one operation to one path.
@@ -181,8 +195,10 @@ class _Engine:
             op, value = "remove", None  # RFC 7644 §3.5.2.3 / Entra: replace with null or "" clears
         container = self._container(path.urn, create=op != "remove")
         if container is not None:
-            handler = self._multi_valued if attribute.multi_valued else self._single_valued
-            handler(op, path, container, value)
+            if attribute.multi_valued:
+                self._multi_valued(op, path, container, value)
+            else:
+                self._single_valued(op, path, container, value)
             self._drop_if_empty(path.urn)
 
     # --- targets ---
@@ -204,15 +220,23 @@ class _Engine:
 
     def _multi_valued(self, op: OpKind, path: PatchPath, container: dict, value: Any) -> None:
         attribute = path.attribute
-        elements = container.get(attribute.name)
-        elements = list(elements) if isinstance(elements, list) else []
+        values = container.get(attribute.name)
+        if not isinstance(values, _Values):
+            values = _Values(attribute, values if isinstance(values, list) else [], self.budget)
         if path.value_filter is None and path.sub_attribute is None:
-            handler = _remove_elements if op == "remove" else _add_elements
-            elements = handler(op, path, elements, value)
+            if op == "remove":
+                values.remove_given(path, value)
+            else:
+                values.add(op, path, value)
         else:
-            elements = _update_elements(op, path, elements, value)
-        container[attribute.name] = elements
-        _drop_empty(container, attribute.name)
+            values.update(op, path, value)
+        # Checked as each operation ends, so no request can grow a list without bound
+        # on its way to a result that would be refused anyway.
+        limits.check_values(attribute, values.live, attribute.name, stored=values.stored)
+        if values.live:
+            container[attribute.name] = values
+        else:
+            container.pop(attribute.name, None)
 
     def _extension(self, op: OpKind, urn: str, value: Any) -> None:
         """A bare schema URN as path: its value is an object of that schema's attributes."""
@@ -243,6 +267,8 @@ class _Engine:
                 raise InvalidPath(f"'{op}' takes no filter on 'members'; use remove, then add")
             self.member_ops.append(MemberOp("remove", filter=path.value_filter))
             return
+        # Counted before they are validated: an oversized list costs nothing more.
+        self.budget.count_members(len(value) if isinstance(value, list) else 1)
         members = _clean_members(path.attribute, value)
         if op == "remove" and value is None:
             self.member_ops.append(MemberOp("replace", []))  # remove with no value: everyone
@@ -279,56 +305,262 @@ class _Engine:
 
 # --- Multi-valued attributes ------------------------------------------------------------
 
-
-def _add_elements(op: OpKind, path: PatchPath, elements: list, value: Any) -> list:
-    """``add`` appends values not already present; ``replace`` swaps the whole list."""
-    attribute = path.attribute
-    new = _clean(attribute, value, str(path)) or []
-    result = [] if op == "replace" else elements
-    added = []
-    for element in new:
-        if not any(_same(attribute, element, existing) for existing in result):
-            result.append(element)
-            added.append(element)
-    _settle_primary(result, added)
-    return result
+_GONE = object()  # the place of a removed element until the request's operations are done
 
 
-def _update_elements(op: OpKind, path: PatchPath, elements: list, value: Any) -> list:
-    """Write into, or remove, the elements a filter selects (all of them without one).
+class _Values:
+    """The elements of one multi-valued attribute while one PATCH request is applied.
 
-    When none match, Entra expects ``emails[type eq "work"].value`` to create the
-    work email: the new element is built from the filter's ``eq`` conditions.
+    Each operation costs what it selects and writes, not the length of the list:
+
+    - a removed element leaves a hole, so positions stay valid; the list is compacted
+      once, when every operation has been applied (``elements``);
+    - a value filter made of ``eq`` comparisons on string sub-attributes (``value eq
+      "x"``, ``type eq "work" and primary eq true``: what IdPs send) finds its
+      candidates in an index built once per sub-attribute; only those are evaluated.
+      Other filters (``co``, ``or``, ``not``, ...) are evaluated on every element;
+    - ``add`` finds duplicates, and removal by value its targets, through an index of
+      the elements under the attribute's case rules; the one ``primary`` is tracked.
+
+    The list lives in the document in place of the attribute's value while the
+    request is applied (``_Engine.finish`` puts the plain list back), so the document
+    always says whether the attribute is present.
     """
-    selected = _select(path, elements)
-    if path.sub_attribute is None and op == "remove":
-        return [element for index, element in enumerate(elements) if index not in selected]
-    patch = value if path.sub_attribute is None else _sub_patch(op, path, value)
-    if not selected and op != "remove":
-        elements.append(_element_from_filter(path))
-        selected = [len(elements) - 1]
-    for index in selected:
-        elements[index] = _merge(path.attribute, elements[index], patch, str(path))
-    _settle_primary(elements, [elements[index] for index in selected])
-    return [element for element in elements if element != {}]
+
+    def __init__(self, attribute: Attribute, elements: list, budget: limits.Budget):
+        self.attribute = attribute
+        self.budget = budget
+        self.slots: list = list(elements)
+        self.live = len(self.slots)
+        # Stored before the limit existed, a longer list may stay as long, not grow.
+        self.stored = self.live
+        self._by_sub: dict[str, dict[Any, set[int]]] = {}
+        self._by_identity: dict[Any, set[int]] | None = None
+        self._primaries: set[int] | None = None
+
+    # --- reading ---
+
+    def elements(self) -> list:
+        return [element for element in self.slots if element is not _GONE]
+
+    def positions(self) -> list[int]:
+        return [index for index, element in enumerate(self.slots) if element is not _GONE]
+
+    def select(self, node: Node | None) -> list[int]:
+        """Positions of the elements ``node`` matches (all of them without a filter)."""
+        if node is None:
+            return self.positions()
+        candidates = self._candidates(node)
+        positions = self.positions() if candidates is None else sorted(candidates)
+        self.budget.count_work(len(positions) * _comparisons(node) * limits.COMPARISON)
+        return [
+            index
+            for index in positions
+            if isinstance(self.slots[index], dict) and matches(node, self.slots[index], self.attribute)
+        ]
+
+    def _candidates(self, node: Node) -> set[int] | None:
+        """Positions that may match ``node`` (a superset), or None when only a scan can tell."""
+        if isinstance(node, And | Or):
+            left, right = self._candidates(node.left), self._candidates(node.right)
+            if isinstance(node, Or):
+                return None if left is None or right is None else left | right
+            if left is None or right is None:
+                return right if left is None else left
+            return left & right
+        if not isinstance(node, Compare) or node.op != "eq" or not isinstance(node.value, str):
+            return None
+        sub = self.attribute.sub(node.path)
+        if sub is None or sub.type not in ("string", "reference", "binary"):
+            return None
+        return self._index(sub).get(_identity(sub, node.value), set())
+
+    def _index(self, sub: Attribute) -> dict[Any, set[int]]:
+        index = self._by_sub.get(sub.name)
+        if index is None:
+            index = self._by_sub[sub.name] = {}
+            for position in self.positions():
+                self._index_one(sub.name, index, position, self.slots[position], add=True)
+        return index
+
+    def _index_one(self, name: str, index: dict, position: int, element: Any, *, add: bool) -> None:
+        sub = self.attribute.sub(name)
+        if sub is None or not isinstance(element, dict):
+            return
+        key = _identity(sub, _element_value(element, sub.name))
+        if add:
+            index.setdefault(key, set()).add(position)
+        elif key in index:
+            index[key].discard(position)
+
+    def _identities(self) -> dict[Any, set[int]]:
+        if self._by_identity is None:
+            self._by_identity = {}
+            for position in self.positions():
+                key = _identity(self.attribute, self.slots[position])
+                self._by_identity.setdefault(key, set()).add(position)
+        return self._by_identity
+
+    def primaries(self) -> set[int]:
+        if self._primaries is None:
+            self._primaries = {i for i in self.positions() if _get(self.slots[i], "primary") is True}
+        return self._primaries
+
+    # --- writing ---
+
+    def _forget(self, position: int) -> None:
+        element = self.slots[position]
+        for name, index in self._by_sub.items():
+            self._index_one(name, index, position, element, add=False)
+        if self._by_identity is not None:
+            self._by_identity.get(_identity(self.attribute, element), set()).discard(position)
+        if self._primaries is not None:
+            self._primaries.discard(position)
+
+    def _remember(self, position: int) -> None:
+        element = self.slots[position]
+        for name, index in self._by_sub.items():
+            self._index_one(name, index, position, element, add=True)
+        if self._by_identity is not None:
+            self._by_identity.setdefault(_identity(self.attribute, element), set()).add(position)
+        if self._primaries is not None and _get(element, "primary") is True:
+            self._primaries.add(position)
+
+    def put(self, position: int, element: Any) -> None:
+        """Write ``element`` at ``position``; an element left empty (``{}``) is removed."""
+        self._forget(position)
+        if element == {}:
+            self.slots[position] = _GONE
+            self.live -= 1
+            return
+        self.slots[position] = element
+        self._remember(position)
+
+    def append(self, element: Any) -> int:
+        self.slots.append(element)
+        self.live += 1
+        self._remember(len(self.slots) - 1)
+        return len(self.slots) - 1
+
+    def remove(self, position: int) -> None:
+        if self.slots[position] is not _GONE:
+            self._forget(position)
+            self.slots[position] = _GONE
+            self.live -= 1
+
+    def clear(self) -> None:
+        self.slots, self.live = [], 0
+        self._by_sub, self._by_identity, self._primaries = {}, None, None
+
+    def settle_primary(self, written: list[int]) -> None:
+        """RFC 7643 §2.4: at most one ``primary``; the one just written wins."""
+        written = [i for i in written if self.slots[i] is not _GONE]
+        chosen = [i for i in written if _get(self.slots[i], "primary") is True]
+        if len(chosen) > 1:
+            raise InvalidValue("At most one value may be primary")
+        if chosen:
+            for other in sorted(self.primaries() - {chosen[0]}):
+                self.put(other, {**self.slots[other], "primary": False})
+
+    # --- the operations ---
+
+    def add(self, op: OpKind, path: PatchPath, value: Any) -> None:
+        """``add`` appends values not already present; ``replace`` swaps the whole list."""
+        new = _clean(self.attribute, value, str(path)) or []
+        self.budget.count_work(len(new) * limits.WRITE)
+        if op == "replace":
+            self.clear()
+        identities = self._identities()
+        added = []
+        for element in new:
+            if not identities.get(_identity(self.attribute, element)):
+                added.append(self.append(element))
+        self.settle_primary(added)
+
+    def remove_given(self, path: PatchPath, value: Any) -> None:
+        """Remove every value, or (Entra) those listed: ``{"value": [{"value": "x"}]}``.
+
+        A listed object with a ``value`` removes the elements with that ``value``;
+        anything else removes the elements equal to it.
+        """
+        if value is None:
+            self.clear()
+            return
+        doomed = _clean(self.attribute, value, str(path)) or []
+        value_attribute = self.attribute.sub("value")
+        for given in doomed:
+            if isinstance(given, dict) and "value" in given and value_attribute is not None:
+                positions = self._index(value_attribute).get(
+                    _identity(value_attribute, given["value"]), set()
+                )
+            else:
+                positions = self._identities().get(_identity(self.attribute, given), set())
+            for position in sorted(positions):
+                self.remove(position)
+
+    def update(self, op: OpKind, path: PatchPath, value: Any) -> None:
+        """Write into, or remove, the elements a filter selects (all of them without one).
+
+        When none match, Entra expects ``emails[type eq "work"].value`` to create the
+        work email: the new element is built from the filter's ``eq`` conditions.
+        """
+        selected = self.select(path.value_filter)
+        if path.sub_attribute is None and op == "remove":
+            for position in selected:
+                self.remove(position)
+            return
+        patch = value if path.sub_attribute is None else _sub_patch(op, path, value)
+        if not selected and op != "remove":
+            selected = [self.append(_element_from_filter(path))]
+        self.budget.count_work(len(selected) * limits.WRITE)
+        for position in selected:
+            self.put(position, _merge(self.attribute, self.slots[position], patch, str(path)))
+        self.settle_primary(selected)
 
 
-def _remove_elements(op: OpKind, path: PatchPath, elements: list, value: Any) -> list:
-    """Remove every value, or (Entra) those listed: ``{"value": [{"value": "x"}]}``."""
-    if value is None:
-        return []
-    doomed = _clean(path.attribute, value, str(path)) or []
-    return [e for e in elements if not any(_same_value(path.attribute, d, e) for d in doomed)]
+def _comparisons(node: Node) -> int:
+    """How many comparisons evaluating ``node`` on one value makes (at most)."""
+    if isinstance(node, And | Or):
+        return _comparisons(node.left) + _comparisons(node.right)
+    if isinstance(node, Not):
+        return _comparisons(node.expr)
+    return 1
 
 
-def _select(path: PatchPath, elements: list) -> list[int]:
-    """Indices of the elements the path's filter matches (all without a filter)."""
-    node = path.value_filter
-    return [
-        index
-        for index, element in enumerate(elements)
-        if node is None or (isinstance(element, dict) and matches(node, element, path.attribute))
-    ]
+def _identity(attribute: Attribute, value: Any) -> Any:
+    """A hashable key: two values have the same key exactly when the attribute's
+    equality (``caseExact`` strings, exact keys, ``==`` for everything else) holds."""
+    if isinstance(value, dict):
+        return (
+            "object",
+            frozenset(
+                (key, _identity(attribute.sub(key) or attribute, item))
+                for key, item in value.items()
+            ),
+        )
+    if isinstance(value, str):
+        return ("string", value if attribute.case_exact else value.lower())
+    if isinstance(value, list):
+        return ("array", tuple(_exact(item) for item in value))
+    return ("scalar", value)
+
+
+def _exact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ("object", frozenset((key, _exact(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(_exact(item) for item in value))
+    if isinstance(value, str):
+        return ("string", value)
+    return ("scalar", value)
+
+
+def _element_value(element: dict, name: str) -> Any:
+    """A sub-attribute of a stored element (names as stored are canonical; any case is read)."""
+    if name in element:
+        return element[name]
+    lowered = name.lower()
+    return next((item for key, item in element.items() if str(key).lower() == lowered), None)
 
 
 def _element_from_filter(path: PatchPath) -> dict:
@@ -356,16 +588,6 @@ def _equalities(node: Node) -> dict | None:
             return None  # type eq "work" and type eq "home" describes no element
         return {**left, **right}
     return None
-
-
-def _settle_primary(elements: list, written: list) -> None:
-    """RFC 7643 §2.4: at most one ``primary``; the one just written wins."""
-    primaries = [e for e in written if isinstance(e, dict) and e.get("primary") is True]
-    if len(primaries) > 1:
-        raise InvalidValue("At most one value may be primary")
-    for index, element in enumerate(elements):
-        if primaries and element is not primaries[0] and _get(element, "primary") is True:
-            elements[index] = {**element, "primary": False}
 
 
 # --- Values ---------------------------------------------------------------------
@@ -415,25 +637,6 @@ def _clean_members(attribute: Attribute, value: Any) -> list[dict]:
         if not isinstance(member.get("value"), str):
             raise InvalidValue("Each member needs a string 'value'")
     return members
-
-
-def _same(attribute: Attribute, a: Any, b: Any) -> bool:
-    """Equality under the attribute's case rules (``emails`` values are caseExact=false)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(
-            _same(attribute.sub(key) or attribute, a[key], b[key]) for key in a
-        )
-    if isinstance(a, str) and isinstance(b, str) and not attribute.case_exact:
-        return a.lower() == b.lower()
-    return a == b
-
-
-def _same_value(attribute: Attribute, given: Any, element: Any) -> bool:
-    """Whether a remove-by-value entry names ``element``: by ``value`` when it has one."""
-    if isinstance(given, dict) and "value" in given and isinstance(element, dict):
-        value_attribute = attribute.sub("value") or attribute
-        return _same(value_attribute, given["value"], element.get("value"))
-    return _same(attribute, given, element)
 
 
 def _get(element: Any, name: str) -> Any:

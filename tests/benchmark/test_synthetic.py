@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from provisioning.audit import deltas
 from provisioning.audit.models import AuditEntry, AuditSeal, ChangeRecord, ChangeSet, RequestLog
 from provisioning.audit.redaction import redact_body
 from provisioning.audit.sealing import audit_verify
@@ -20,6 +21,7 @@ from provisioning.benchmark.runner import synthetic_present
 from provisioning.benchmark.synthetic import SyntheticSpec, load_synthetic
 from provisioning.directory import selectors
 from provisioning.directory.models import Group, Membership, User, UserEmail
+from provisioning.scim import resources
 
 UNTIL = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -90,7 +92,10 @@ def test_load_is_consistent_and_verifies():
         records = ChangeRecord.objects.filter(resource_id=user.pk).order_by("id")
         assert records.count() == user.version
         assert records.last().after["version"] == user.version
-        assert records.last().after["document"]["userName"] == user.user_name
+        # The last record's digest is the user's document as stored.
+        current = resources.user_editable_document(user)
+        assert deltas.state(records.last().after) == deltas.document_state(current)
+        assert records.last().resource_name == user.user_name
     assert AuditSeal.objects.exists()
     verification = audit_verify()
     assert verification.ok, verification.problems[:5]

@@ -19,6 +19,14 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
         parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
         parser.add_argument("--repeat", type=int, default=30, help="samples per in-process measurement")
+        parser.add_argument(
+            "--worst-repeat", type=int, default=3, help="repetitions of each worst-request case"
+        )
+        parser.add_argument(
+            "--only",
+            default="",
+            help=f"comma-separated stages to run (default all): {', '.join(runner.STAGES)}",
+        )
         parser.add_argument("--users", type=int, default=SyntheticSpec().users)
         parser.add_argument("--audit-entries", type=int, default=SyntheticSpec().audit_entries)
         parser.add_argument(
@@ -41,6 +49,8 @@ class Command(BaseCommand):
             workers=options["workers"],
             threads=options["threads"],
             repeat=options["repeat"],
+            worst_repeat=options["worst_repeat"],
+            only={stage.strip() for stage in options["only"].split(",") if stage.strip()},
             log=lambda line: self.stderr.write(line),
         )
         path = runner.save(results)
