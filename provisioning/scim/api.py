@@ -124,7 +124,9 @@ def parse_json_body(raw: bytes) -> Any:
     """Decode a request body: UTF-8 JSON (RFC 8259 §8.1), nested at most MAX_JSON_DEPTH
     levels, without NUL characters or lone surrogates in any string or name."""
     if json_depth(raw) > MAX_JSON_DEPTH:
-        raise errors.InvalidSyntax(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        raise errors.InvalidSyntax(
+            f"The request body is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         # A declared charset is not obeyed: JSON between systems is UTF-8 (a BOM is tolerated).
         text = raw.decode("utf-8-sig")

@@ -120,6 +120,11 @@ def test_nul_in_the_url_path_is_invalid_value(scim, path):
     scim.assert_error(scim.get(path), 400, "invalidValue")
 
 
+@pytest.mark.parametrize("path", ["/%0A", "/Users%0A", "/a%0Ab"])
+def test_a_path_with_a_newline_is_a_scim_404(scim, path):
+    scim.assert_error(scim.get(path), 404)
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -159,8 +164,20 @@ def test_nul_in_a_header_that_is_read_is_invalid_value(scim, alice, header):
         b'{"userName": "\xff\xfe"}',
         b'{"userName": "\xed\xa0\x80"}',  # a surrogate encoded in UTF-8: not UTF-8
         b"\x00",
+        b'{"userName": NaN}',
+        b'{"userName": "ok@x.com", "title": 1e999}',
+        b'{"userName": ' + b"9" * 5000 + b"}",
     ],
-    ids=["nul-in-string", "nul-after", "bad-utf8", "encoded-surrogate", "only-nul"],
+    ids=[
+        "nul-in-string",
+        "nul-after",
+        "bad-utf8",
+        "encoded-surrogate",
+        "only-nul",
+        "nan",
+        "infinite",
+        "5000-digits",
+    ],
 )
 def test_raw_nul_byte_or_undecodable_body_is_400(scim, raw):
     resp = scim.post("/Users", raw=raw)
@@ -295,8 +312,15 @@ def test_paging_far_beyond_the_end_is_an_empty_page(scim, alice):
         {"schemas": [BULK], "Operations": [{"method": "DELETE", "path": {"a": 1}}]},
         {"schemas": [BULK], "Operations": [{"method": "DELETE", "path": "/Users/x", "version": 5}]},
         {"schemas": [BULK], "Operations": [{"method": "PUT", "path": "/Users/x", "version": {}}]},
-        {"schemas": [BULK], "Operations": [{"method": "PUT", "path": "/Users/x", "version": ["1"]}]},
-        {"schemas": [BULK], "failOnErrors": "1", "Operations": [{"method": "DELETE", "path": "/x"}]},
+        {
+            "schemas": [BULK],
+            "Operations": [{"method": "PUT", "path": "/Users/x", "version": ["1"]}],
+        },
+        {
+            "schemas": [BULK],
+            "failOnErrors": "1",
+            "Operations": [{"method": "DELETE", "path": "/x"}],
+        },
     ],
     ids=repr,
 )
@@ -310,7 +334,10 @@ def test_bulk_request_fields_are_type_checked(scim, body):
         ("PUT", {"schemas": 5, "userName": "alice@x.com"}),
         ("PUT", {"schemas": [USER_SCHEMA, 5], "userName": "alice@x.com"}),
         ("PATCH", {"schemas": [PATCH_SCHEMA], "Operations": [{"op": 5}]}),
-        ("PATCH", {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "path": 5, "value": 1}]}),
+        (
+            "PATCH",
+            {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "path": 5, "value": 1}]},
+        ),
         ("PATCH", {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "value": 5}]}),
         ("PATCH", {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "value": [1]}]}),
         ("PATCH", {"schemas": 5, "Operations": [{"op": "add", "value": {}}]}),
@@ -361,14 +388,20 @@ def _document(resource: str, extra: dict) -> dict:
 @pytest.mark.parametrize(
     ("resource", "name", "make", "maximum"), LIMITED, ids=[f"{r}-{n}" for r, n, _, _ in LIMITED]
 )
-def test_values_longer_than_the_declared_maximum_are_invalid_value(scim, resource, name, make, maximum):
+def test_values_longer_than_the_declared_maximum_are_invalid_value(
+    scim, resource, name, make, maximum
+):
     endpoint = f"/{resource}s"
     # Multi-byte characters: the limit counts characters, as both databases' columns do.
     too_long = "é" * (maximum + 1)
 
-    body = scim.assert_error(scim.post(endpoint, _document(resource, make(too_long))), 400, "invalidValue")
+    body = scim.assert_error(
+        scim.post(endpoint, _document(resource, make(too_long))), 400, "invalidValue"
+    )
 
-    assert name.rsplit(":", 1)[-1].split(".")[-1] in body["detail"] and str(maximum) in body["detail"]
+    assert (
+        name.rsplit(":", 1)[-1].split(".")[-1] in body["detail"] and str(maximum) in body["detail"]
+    )
     model = User if resource == "User" else Group
     assert not model.objects.exists()
     # Exactly the maximum is accepted and stored whole.
@@ -393,7 +426,12 @@ def test_maximum_lengths_apply_to_put_patch_and_bulk(scim, alice):
     bulk = {
         "schemas": [BULK],
         "Operations": [
-            {"method": "POST", "path": "/Users", "bulkId": "u", "data": _document("User", {"userName": too_long})}
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "u",
+                "data": _document("User", {"userName": too_long}),
+            }
         ],
     }
     [result] = scim.ok(scim.post("/Bulk", bulk))["Operations"]
