@@ -33,7 +33,7 @@ def alice(scim) -> dict:
 
 
 def _raw(document) -> str:
-    """JSON text as an IdP writes it: non-ASCII escaped, so lone surrogates survive as ``\\ud800``."""
+    """JSON text as an IdP writes it: non-ASCII escaped, so a lone surrogate travels as \\ud800."""
     return json.dumps(document)
 
 
@@ -110,6 +110,36 @@ def test_nul_and_lone_surrogate_in_search_body_are_invalid_value(scim, endpoint,
         {"schemas": [SEARCH], "sortBy": bad},
     ):
         scim.assert_error(scim.post(endpoint, raw=_raw(body)), 400, "invalidValue")
+
+
+@pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "surrogate"])
+def test_nul_and_lone_surrogate_in_a_delete_body_are_invalid_value(scim, alice, bad):
+    # The view ignores the body, but the DELETE's change set records its request.
+    body = {"schemas": [USER_SCHEMA], "userName": f"x{bad}"}
+
+    resp = scim.delete(f"/Users/{alice['id']}", raw=_raw(body))
+
+    scim.assert_error(resp, 400, "invalidValue")
+    assert User.objects.filter(pk=alice["id"]).exists()
+
+
+@pytest.mark.parametrize(
+    "raw", ["not json", "[" * 100_000, '{"a": NaN}', "\x00", b"\xff"], ids=repr
+)
+def test_a_malformed_delete_body_is_invalid_syntax(scim, alice, raw):
+    # RFC 9110 §9.3.5: a DELETE body has no defined meaning; one that is sent must be
+    # well-formed, since the change set of the DELETE records it.
+    resp = scim.delete(f"/Users/{alice['id']}", raw=raw)
+
+    scim.assert_error(resp, 400, "invalidSyntax")
+    assert User.objects.filter(pk=alice["id"]).exists()
+
+
+def test_a_well_formed_delete_body_does_not_stop_the_delete(scim, alice):
+    resp = scim.delete(f"/Users/{alice['id']}", {"schemas": [USER_SCHEMA], "userName": "x"})
+
+    assert resp.status_code == 204, resp.content
+    assert not User.objects.exists()
 
 
 @pytest.mark.parametrize(
