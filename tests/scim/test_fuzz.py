@@ -284,7 +284,123 @@ bulk_body = st.fixed_dictionaries(
     },
     optional={"failOnErrors": json_value},
 )
-json_body = st.one_of(user_document, group_document, patch_body, search_body, bulk_body, json_value)
+
+# Mostly well-formed requests, so that the fuzzing also reaches the write paths and
+# the renderers, not only the first check that refuses a request.
+word = st.text(st.characters(codec="utf-8", categories=["L", "N"]), min_size=1, max_size=12)
+valid_filter = st.one_of(
+    st.builds(
+        lambda a, o, v: f"{a} {o} {json.dumps(v)}",
+        st.sampled_from(
+            ["userName", "displayName", "externalId", "name.givenName", "emails.value", "emails"]
+        ),
+        st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "lt"]),
+        word,
+    ),
+    st.builds(
+        lambda a, o, v: f'{a} {o} "{v}"',
+        st.sampled_from(["meta.created", "meta.lastModified"]),
+        st.sampled_from(["gt", "ge", "lt", "le", "eq"]),
+        st.sampled_from(["2024-01-01", "2024-01-01T00:00:00+14:00", "9999-12-31T23:59:59+23:59"]),
+    ),
+    st.sampled_from(
+        [
+            "active eq true",
+            "userName pr",
+            "displayName pr and not (externalId pr)",
+            'emails[type eq "work" and value co "@"]',
+            f'members[value eq "{UID}"]',
+            f'id eq "{UID}"',
+        ]
+    ),
+)
+valid_user = st.fixed_dictionaries(
+    {"schemas": st.just([USER_SCHEMA]), "userName": word.map(lambda w: f"{w}@x.com")},
+    optional={
+        "displayName": st.one_of(word, text),
+        "externalId": st.one_of(word, text),
+        "title": st.one_of(word, text),
+        "active": st.one_of(st.booleans(), st.sampled_from(["True", "false"])),
+        "name": st.fixed_dictionaries({}, optional={"givenName": word, "familyName": text}),
+        "emails": st.lists(
+            st.fixed_dictionaries(
+                {"value": word.map(lambda w: f"{w}@x.com")},
+                optional={"type": st.sampled_from(["work", "home"]), "primary": st.booleans()},
+            ),
+            max_size=3,
+        ),
+        ENTERPRISE_SCHEMA: st.fixed_dictionaries(
+            {}, optional={"employeeNumber": word, "manager": st.just({"value": UID})}
+        ),
+    },
+)
+valid_group = st.fixed_dictionaries(
+    {"schemas": st.just([GROUP_SCHEMA]), "displayName": word},
+    optional={
+        "externalId": word,
+        "members": st.lists(
+            st.fixed_dictionaries(
+                {"value": st.sampled_from([UID, GID])}, optional={"display": st.one_of(word, text)}
+            ),
+            max_size=2,
+        ),
+    },
+)
+valid_patch_operation = st.fixed_dictionaries(
+    {"op": st.sampled_from(["add", "replace", "remove", "Replace"])},
+    optional={
+        "path": st.sampled_from(
+            [
+                "displayName",
+                "title",
+                "active",
+                "externalId",
+                "name.givenName",
+                "emails",
+                'emails[type eq "work"].value',
+                "members",
+                f'members[value eq "{UID}"]',
+                f"{ENTERPRISE_SCHEMA}:manager",
+            ]
+        ),
+        "value": st.one_of(
+            word,
+            text,
+            st.booleans(),
+            st.just([{"value": UID}]),
+            st.just({"displayName": "Renamed"}),
+        ),
+    },
+)
+valid_patch = st.fixed_dictionaries(
+    {
+        "schemas": st.just([PATCH_SCHEMA]),
+        "Operations": st.lists(valid_patch_operation, min_size=1, max_size=3),
+    }
+)
+
+valid_search = st.fixed_dictionaries(
+    {"schemas": st.just([SEARCH])},
+    optional={
+        "filter": valid_filter,
+        "attributes": st.lists(attribute_name, max_size=2),
+        "startIndex": st.integers(min_value=-2, max_value=5),
+        "count": st.integers(min_value=-1, max_value=5),
+        "sortBy": st.sampled_from(["userName", "displayName", "meta.created"]),
+    },
+)
+json_body = st.one_of(
+    valid_user,
+    valid_group,
+    valid_patch,
+    valid_search,
+    user_document,
+    group_document,
+    patch_body,
+    search_body,
+    bulk_body,
+    json_value,
+)
 
 
 def _nested(depth: int, opener: str) -> str:
@@ -337,6 +453,9 @@ ENDPOINTS = [
     "/PendingOperations/00000000-0000-0000-0000-000000000000",
 ]
 endpoint = st.one_of(
+    # Real endpoints three times as often as made-up ones.
+    st.sampled_from(ENDPOINTS),
+    st.sampled_from(ENDPOINTS),
     st.sampled_from(ENDPOINTS),
     st.builds(
         lambda kind, ident: f"/{kind}/{_segment(ident)}",
@@ -354,7 +473,18 @@ PARAMETERS = [
     "sortBy",
     "sortOrder",
 ]
-query = st.dictionaries(
+valid_query = st.fixed_dictionaries(
+    {},
+    optional={
+        "filter": valid_filter,
+        "count": st.integers(min_value=0, max_value=5).map(str),
+        "startIndex": st.integers(min_value=1, max_value=3).map(str),
+        "attributes": st.sampled_from(["userName,emails", "displayName", "members", "id"]),
+        "sortBy": st.sampled_from(["userName", "meta.lastModified"]),
+        "sortOrder": st.sampled_from(["ascending", "descending"]),
+    },
+)
+query = valid_query | st.dictionaries(
     st.one_of(st.sampled_from(PARAMETERS), text),
     st.one_of(
         filter_text,
@@ -460,7 +590,7 @@ def test_any_request_to_any_endpoint(fuzz_client, verb, path, params, body, head
 @settings(FUZZ, max_examples=40)
 @given(
     path=st.sampled_from(["/Users", "/Groups", "/Users/.search", "/Groups/.search", "/.search"]),
-    expression=filter_text,
+    expression=st.one_of(valid_filter, filter_text),
     extra=query,
 )
 def test_filters(fuzz_client, path, expression, extra):
@@ -473,7 +603,7 @@ def test_filters(fuzz_client, path, expression, extra):
 @settings(FUZZ, max_examples=50)
 @given(
     path=st.sampled_from([f"/Users/{UID}", f"/Groups/{GID}"]),
-    operations=st.lists(patch_operation, min_size=1, max_size=4),
+    operations=st.lists(st.one_of(valid_patch_operation, patch_operation), min_size=1, max_size=4),
     params=query,
     headers=headers,
 )
@@ -494,6 +624,39 @@ def test_raw_bodies(fuzz_client, verb, path, raw, ctype):
 
 
 @settings(FUZZ, max_examples=25)
-@given(body=bulk_body)
+@given(
+    body=st.one_of(
+        bulk_body,
+        st.fixed_dictionaries(
+            {
+                "schemas": st.just([BULK]),
+                "Operations": st.lists(
+                    st.one_of(
+                        st.fixed_dictionaries(
+                            {
+                                "method": st.just("POST"),
+                                "path": st.just("/Users"),
+                                "bulkId": st.sampled_from(["a", "b"]),
+                                "data": valid_user,
+                            }
+                        ),
+                        st.fixed_dictionaries(
+                            {
+                                "method": st.just("PATCH"),
+                                "path": st.sampled_from(["/Users/bulkId:a", f"/Groups/{GID}"]),
+                                "data": valid_patch,
+                            }
+                        ),
+                        st.fixed_dictionaries(
+                            {"method": st.just("DELETE"), "path": st.just("/Users/bulkId:b")}
+                        ),
+                    ),
+                    min_size=1,
+                    max_size=4,
+                ),
+            }
+        ),
+    )
+)
 def test_bulk_requests(fuzz_client, body):
     send(fuzz_client, "POST", "/Bulk", body=body)
