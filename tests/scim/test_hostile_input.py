@@ -15,6 +15,7 @@ import json
 import pytest
 
 from provisioning.directory.models import Group, User
+from provisioning.scim.api import json_depth
 from provisioning.scim.schema import GROUP_SCHEMA as GROUP_RESOURCE
 from provisioning.scim.schema import USER_SCHEMA as USER_RESOURCE
 from tests.scim.conftest import ENTERPRISE_SCHEMA, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA
@@ -254,6 +255,23 @@ def test_nesting_within_the_limit_and_brackets_in_strings_are_fine(scim):
     # Brackets inside strings are text, however many.
     user = scim.create_user("b@x.com", title="[" * 500 + '\\"{' * 100)
     assert user["title"] == "[" * 500 + '\\"{' * 100
+
+
+@pytest.mark.parametrize(
+    ("raw", "depth"),
+    [
+        (b"", 0),
+        (b"1", 0),
+        (b"[]", 1),
+        (b'{"a": [{"b": []}], "c": {}}', 4),
+        (json.dumps(["[[[", "]]]]]", "\\", '\\"[[', '"{']).encode(), 1),
+        (b"[[[" + b"]" * 10, 3),
+        (b'[["unterminated [[[[[[ \\" [[[', 2),  # the rest is one string
+        (b"[" * 1000, 1000),
+    ],
+)
+def test_json_depth_counts_brackets_outside_strings(raw, depth):
+    assert json_depth(raw) == depth
 
 
 # -- request-body field types ----------------------------------------------------------------------
