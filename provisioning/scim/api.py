@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+import re
 import sys
+from itertools import accumulate, count
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -47,14 +51,103 @@ class ScimRenderer(JSONRenderer):
     charset = None
 
 
+# JSON nested deeper than this is refused before it is parsed: the decoder recurses once
+# per level, and no SCIM document needs more than a handful.
+MAX_JSON_DEPTH = 64
+
+# Characters no SCIM value may hold: NUL (PostgreSQL cannot store it) and lone surrogates
+# (``"\ud800"`` decodes to one, and no UTF-8 encoder can write it back).
+_FORBIDDEN = re.compile(r"[\x00\ud800-\udfff]")
+# A string, or an unterminated one to the end of the text: matching never restarts inside
+# a string, so even escaped quotes by the million cost linear time.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply ``raw`` nests arrays and objects, counting brackets outside strings.
+
+    Linear and without recursion. Unbalanced or otherwise broken text still gets a
+    number (the deepest point reached), which is all a limit needs.
+    """
+    brackets = _JSON_STRING.sub(b"", raw).translate(_BRACKET_STEP, _NOT_BRACKET)
+    if not brackets:
+        return 0
+    # An opener adds 2 and a closer 0; minus one per bracket, the running sum is the depth.
+    return max(map(operator.sub, accumulate(brackets), count(1)))
+
+
+def forbidden_character(text: str) -> str | None:
+    """The name of the first character ``text`` may not contain, or None."""
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return None
+    return "a NUL character" if found.group() == "\x00" else "a lone surrogate"
+
+
+def _pointer(path: list) -> str:
+    """A JSON Pointer (RFC 6901) for an error message, every character printable."""
+    parts = (str(p).replace("~", "~0").replace("/", "~1") for p in path)
+    return json.dumps("/" + "/".join(parts))[1:-1] if path else "the top level"
+
+
+def check_characters(value: Any) -> None:
+    """Refuse NUL characters and lone surrogates in any key or string of a JSON value."""
+    stack: list[tuple[Any, list]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if problem := forbidden_character(node):
+                raise errors.InvalidValue(f"The request body holds {problem} at {_pointer(path)}")
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                if problem := forbidden_character(key):
+                    raise errors.InvalidValue(
+                        f"The request body holds {problem} in a name at {_pointer(path + [key])}"
+                    )
+                stack.append((item, path + [key]))
+        elif isinstance(node, list):
+            stack.extend((item, path + [index]) for index, item in enumerate(node))
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise errors.InvalidValue(f"The number {text[:40]} is out of range")
+    return number
+
+
+def _no_constant(name: str):
+    raise errors.InvalidSyntax(f"'{name}' is not valid JSON")
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a request body: UTF-8 JSON (RFC 8259 §8.1), nested at most MAX_JSON_DEPTH
+    levels, without NUL characters or lone surrogates in any string or name."""
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise errors.InvalidSyntax(
+            f"The request body is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+    try:
+        # A declared charset is not obeyed: JSON between systems is UTF-8 (a BOM is tolerated).
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise errors.InvalidSyntax("The request body is not valid UTF-8") from None
+    try:
+        data = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except ValueError:
+        # JSONDecodeError, and integers longer than Python converts (4,300 digits)
+        raise errors.InvalidSyntax("The request body is not valid JSON") from None
+    check_characters(data)
+    return data
+
+
 class ScimParser(JSONParser):
     media_type = SCIM_CONTENT_TYPE
 
     def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except drf.ParseError:
-            raise errors.InvalidSyntax("The request body is not valid JSON") from None
+        return parse_json_body(stream.read() if stream is not None else b"")
 
 
 class PlainJsonParser(ScimParser):
@@ -242,6 +335,29 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# Request headers the SCIM views read; the rest pass through unread.
+_READ_HEADERS = ("If-Match", "If-None-Match")
+
+
+def check_request_text(request) -> None:
+    """Refuse NUL characters and lone surrogates in the path, the query and the headers
+    the views read, so no such character reaches a query or an error message."""
+    if problem := forbidden_character(request.path):
+        raise errors.InvalidValue(f"The request path holds {problem}")
+    for name, values in request.query_params.lists():
+        for text in (name, *values):
+            if problem := forbidden_character(text):
+                raise errors.InvalidValue(f"A query parameter holds {problem}")
+    for header in _READ_HEADERS:
+        if problem := forbidden_character(request.headers.get(header, "")):
+            raise errors.InvalidValue(f"The {header} header holds {problem}")
+    if request.method == "DELETE" and request.body:
+        # RFC 9110 §9.3.5: a DELETE body has no meaning here and may be refused; one that
+        # is sent meets the rules of any other body, since the DELETE's change set records
+        # it. (A GET's body is only kept by the request log, escaped as needed.)
+        parse_json_body(request.body)
+
+
 class ScimView(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [ScimClientRequired]
@@ -267,6 +383,7 @@ class ScimView(APIView):
                 f"The request body exceeds {self.max_body_size()} bytes"
             )
         super().initial(request, *args, **kwargs)
+        check_request_text(request)
 
     def check_unauthenticated_rate(self, request) -> None:
         """Count a request without valid credentials against its address; 429 beyond the rate.

@@ -72,8 +72,21 @@ def _audit_request(op: Operation) -> dict:
     }
 
 
+def _string(raw: dict, name: str, index: int) -> str | None:
+    """An operation's member that must be a string when present (RFC 7644 §3.7)."""
+    value = raw.get(name)
+    if value is not None and not isinstance(value, str):
+        raise errors.InvalidValue(f"Operation {index + 1}: '{name}' must be a string")
+    return value
+
+
 def _parse(body: dict) -> tuple[list[Operation], int | None]:
-    if BULK_REQUEST not in (body.get("schemas") or []):
+    schemas = body.get("schemas")
+    if schemas is not None and (
+        not isinstance(schemas, list) or not all(isinstance(s, str) for s in schemas)
+    ):
+        raise errors.InvalidValue("'schemas' must be an array of schema URIs")
+    if BULK_REQUEST not in (schemas or []):
         raise errors.InvalidValue(f"A bulk request must use the schema {BULK_REQUEST}")
     raw_ops = body.get("Operations")
     if not isinstance(raw_ops, list) or not raw_ops:
@@ -92,7 +105,11 @@ def _parse(body: dict) -> tuple[list[Operation], int | None]:
     for index, raw in enumerate(raw_ops):
         if not isinstance(raw, dict):
             raise errors.InvalidSyntax(f"Operation {index + 1} must be an object")
-        method = str(raw.get("method", "")).upper()
+        # Members of the wrong type refuse the whole request before anything runs;
+        # well-typed but unusable values fail their own operation below.
+        method = (_string(raw, "method", index) or "").upper()
+        path = _string(raw, "path", index) or ""
+        version = _string(raw, "version", index)
         bulk_id = raw.get("bulkId")
         if bulk_id is not None:
             if not isinstance(bulk_id, str) or not bulk_id or bulk_id in bulk_ids:
@@ -101,14 +118,7 @@ def _parse(body: dict) -> tuple[list[Operation], int | None]:
         if method == "POST" and bulk_id is None:
             raise errors.InvalidValue(f"Operation {index + 1}: POST needs a bulkId")
         operations.append(
-            Operation(
-                index,
-                method,
-                str(raw.get("path", "")),
-                bulk_id,
-                raw.get("version"),
-                raw.get("data"),
-            )
+            Operation(index, method, path, bulk_id, version, raw.get("data"))
         )
     return operations, fail_on_errors
 

@@ -30,6 +30,7 @@ Semantics chosen where the RFC leaves room (also asserted in the tests):
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
@@ -190,6 +191,11 @@ class _Parser:
             return _Token("word", m.group(), i, m.end())
         if m := _NUMBER_RE.match(text, i):
             number = float(m.group()) if m.group(1) or m.group(2) else int(m.group())
+            # No column or JSON value holds more than a 64-bit integer or a finite double.
+            if isinstance(number, int) and not -(2**63) <= number < 2**63:
+                raise self.fail("integer out of the 64-bit range", i)
+            if isinstance(number, float) and not math.isfinite(number):
+                raise self.fail("number out of range", i)
             return _Token("number", m.group(), i, m.end(), number)
         hint = " (strings must be in double quotes)" if c == "'" else ""
         raise self.fail(f"unexpected character {c!r}{hint}", i)
@@ -471,7 +477,11 @@ def _as_number(value: object) -> int | float | None:
 
 
 def as_datetime(value: object) -> datetime | None:
-    """An aware datetime for ISO 8601 text (a date alone is midnight UTC), else None."""
+    """The instant ISO 8601 text names, in UTC (a date alone is midnight UTC), else None.
+
+    None too for an instant outside years 1 to 9999 in UTC (``9999-12-31T23:00:00-05:00``):
+    neither Python nor the databases can hold it, and a UTC value is what both compare.
+    """
     if isinstance(value, datetime):
         parsed: datetime | None = value
     elif not isinstance(value, str):
@@ -483,9 +493,14 @@ def as_datetime(value: object) -> datetime | None:
                 parsed = datetime.combine(day, time.min)
         except ValueError:
             return None
-    if parsed is not None and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> None:
@@ -511,7 +526,10 @@ def check_comparison(attr: Attribute, op: str, value: Scalar, path: str) -> None
         if op in SUBSTRING_OPS:
             raise InvalidFilter(f"Operator '{op}' is not supported for dateTime attribute '{path}'")
         if as_datetime(value) is None:
-            raise InvalidFilter(f"'{path}' is a dateTime; {json.dumps(value)} is not ISO 8601")
+            raise InvalidFilter(
+                f"'{path}' is a dateTime; {json.dumps(value)} is not an ISO 8601 date-time "
+                "between the years 1 and 9999 (UTC)"
+            )
     else:
         if kind == "binary" and op in ORDER_OPS:
             raise InvalidFilter(f"Operator '{op}' is not supported for binary attribute '{path}'")

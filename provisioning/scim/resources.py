@@ -88,6 +88,8 @@ def clean_single(attribute: Attribute, value: Any, where: str) -> Any:
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidValue(f"'{where}' must be an integer")
+        if not -(2**63) <= value < 2**63:
+            raise InvalidValue(f"'{where}' must fit in 64 bits")
         return value
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -95,9 +97,22 @@ def clean_single(attribute: Attribute, value: Any, where: str) -> Any:
         return value
     if not isinstance(value, str):
         raise InvalidValue(f"'{where}' must be a string")
-    if kind == "dateTime" and parse_datetime(value) is None:
+    if attribute.max_length is not None and len(value) > attribute.max_length:
+        # Declared in /Schemas; refused here so that no database sees a value its column
+        # cannot hold (SQLite would keep it, PostgreSQL would fail).
+        raise InvalidValue(
+            f"'{where}' may hold at most {attribute.max_length} characters ({len(value)} sent)"
+        )
+    if kind == "dateTime" and not _is_datetime(value):
         raise InvalidValue(f"'{where}' must be an ISO 8601 date-time")
     return value
+
+
+def _is_datetime(value: str) -> bool:
+    try:
+        return parse_datetime(value) is not None
+    except ValueError:  # well-formed but impossible, such as February 30th
+        return False
 
 
 def _single_primary(items: list[dict], where: str) -> None:

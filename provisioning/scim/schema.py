@@ -38,6 +38,8 @@ class Attribute:
     uniqueness: str = "none"
     sub_attributes: dict[str, Attribute] = field(default_factory=dict, compare=False)
     urn: str = ""
+    # The longest string value accepted, in characters (None: bounded only by the request).
+    max_length: int | None = None
 
     @property
     def is_complex(self) -> bool:
@@ -47,9 +49,11 @@ class Attribute:
         return self.sub_attributes.get(name.lower())
 
     @classmethod
-    def from_document(cls, doc: dict, urn: str) -> Attribute:
+    def from_document(cls, doc: dict, urn: str, parent: str = "") -> Attribute:
+        dotted = f"{parent}.{doc['name']}" if parent else doc["name"]
         subs = {
-            s["name"].lower(): cls.from_document(s, urn) for s in doc.get("subAttributes", [])
+            s["name"].lower(): cls.from_document(s, urn, dotted)
+            for s in doc.get("subAttributes", [])
         }
         return cls(
             name=doc["name"],
@@ -62,6 +66,7 @@ class Attribute:
             uniqueness=doc.get("uniqueness") or "none",
             sub_attributes=subs,
             urn=urn,
+            max_length=MAX_LENGTHS.get(urn, {}).get(dotted),
         )
 
 
@@ -92,6 +97,54 @@ class AttributePath:
         return prefix + self.dotted
 
 
+# The longest value, in characters, of every attribute stored in a database column: the
+# sizes of those columns (provisioning.directory.models). Documents are checked against
+# them when they are cleaned, before any write, so SQLite (which ignores column sizes) and
+# PostgreSQL refuse the same values with the same invalidValue. RFC 7643 §7 has no
+# characteristic for a maximum length, so /Schemas states it in each attribute's
+# description (and the common attributes' in the schema's).
+MAX_LENGTHS: dict[str, dict[str, int]] = {
+    USER: {
+        "userName": 255,
+        "displayName": 255,
+        "name.givenName": 255,
+        "name.familyName": 255,
+        "emails.value": 320,
+        "emails.type": 64,
+    },
+    ENTERPRISE_USER: {"employeeNumber": 255, "manager.value": 255},
+    GROUP: {"displayName": 255, "members.display": 255},
+}
+COMMON_MAX_LENGTHS = {"externalId": 255}
+
+
+def _length_note(limit: int) -> str:
+    return f"This server accepts at most {limit} characters."
+
+
+def _document_limits(doc: dict, urn: str) -> None:
+    """Append each attribute's maximum length to its description, and the common
+    attributes' to the schema's."""
+    limits = MAX_LENGTHS.get(urn, {})
+
+    def visit(attribute: dict, parent: str) -> None:
+        dotted = f"{parent}.{attribute['name']}" if parent else attribute["name"]
+        if dotted in limits:
+            description = attribute.get("description", "").rstrip()
+            attribute["description"] = f"{description} {_length_note(limits[dotted])}".strip()
+        for sub in attribute.get("subAttributes", []):
+            visit(sub, dotted)
+
+    for attribute in doc["attributes"]:
+        visit(attribute, "")
+    if urn in (USER, GROUP):
+        common = ", ".join(f"{name} at most {n}" for name, n in COMMON_MAX_LENGTHS.items())
+        doc["description"] = (
+            f"{doc.get('description', '').rstrip()}. Common attributes (RFC 7643 §3.1): "
+            f"{common} characters."
+        ).lstrip(". ")
+
+
 def _common_attributes() -> dict[str, Attribute]:
     """``id``, ``externalId`` and ``meta`` belong to every resource (RFC 7643 §3.1)."""
     meta_subs = {
@@ -108,7 +161,9 @@ def _common_attributes() -> dict[str, Attribute]:
         "id": Attribute(
             name="id", mutability="readOnly", returned="always", case_exact=True, uniqueness="server"
         ),
-        "externalid": Attribute(name="externalId", case_exact=True),
+        "externalid": Attribute(
+            name="externalId", case_exact=True, max_length=COMMON_MAX_LENGTHS["externalId"]
+        ),
         "meta": Attribute(
             name="meta", type="complex", mutability="readOnly", sub_attributes=meta_subs
         ),
@@ -163,6 +218,8 @@ def _schema_documents() -> dict[str, dict]:
             attr.setdefault("required", False)
             for sub in attr.get("subAttributes", []):
                 sub.setdefault("required", False)
+    for urn, doc in ((USER, user), (GROUP, group), (ENTERPRISE_USER, enterprise)):
+        _document_limits(doc, urn)
     return {USER: user, GROUP: group, ENTERPRISE_USER: enterprise}
 
 

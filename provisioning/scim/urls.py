@@ -28,5 +28,6 @@ urlpatterns = [
     path("ResourceTypes/<str:name>", discovery.ResourceTypesView.as_view(), name="resource-type"),
     path("Schemas", discovery.SchemasView.as_view(), name="schemas"),
     path("Schemas/<str:urn>", discovery.SchemasView.as_view(), name="schema"),
-    re_path(r"^.*$", discovery.UnknownEndpointView.as_view(), name="unknown"),
+    # [\s\S], not ".": a path holding a newline is still a SCIM path (a SCIM 404).
+    re_path(r"^[\s\S]*$", discovery.UnknownEndpointView.as_view(), name="unknown"),
 ]

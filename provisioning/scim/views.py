@@ -117,42 +117,71 @@ class ListQuery:
     excluded: str | list | None = None
 
 
+# Paging numbers must fit the databases' 64-bit integers (RFC 7644 §3.4.2.4 leaves the
+# range open); within it, values past the end give an empty page.
+_INT64 = 2**63 - 1
+
+
 def _integer(value, name: str, default: int) -> int:
+    """An integer from a query string (text) or a SearchRequest (a JSON integer or text)."""
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:  # also more digits than Python converts
+            raise errors.InvalidValue(f"'{name}' must be an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InvalidValue(f"'{name}' must be an integer")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise errors.InvalidValue(f"'{name}' must be an integer") from None
+    if not -_INT64 <= value <= _INT64:
+        raise errors.InvalidValue(f"'{name}' must be between {-_INT64} and {_INT64}")
+    return value
+
+
+def _text(params, name: str) -> str | None:
+    value = params.get(name)
+    if value is not None and not isinstance(value, str):
+        raise errors.InvalidValue(f"'{name}' must be a string")
+    return value or None
+
+
+def _attribute_names(params, name: str) -> str | list | None:
+    """``attributes``/``excludedAttributes``: comma-separated text, or (in a SearchRequest)
+    an array of strings (RFC 7644 §3.4.3)."""
+    value = params.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise errors.InvalidValue(f"'{name}' must be an array of attribute names or a string")
 
 
 def list_query(params) -> ListQuery:
     """Read list parameters from a query string or a SearchRequest body (RFC 7644 §3.4.2)."""
-    order = params.get("sortOrder") or "ascending"
-    if not isinstance(order, str) or order.lower() not in ("ascending", "descending"):
+    order = _text(params, "sortOrder") or "ascending"
+    if order.lower() not in ("ascending", "descending"):
         raise errors.InvalidValue("'sortOrder' must be 'ascending' or 'descending'")
-    for name in ("filter", "sortBy"):
-        if params.get(name) is not None and not isinstance(params.get(name), str):
-            raise errors.InvalidValue(f"'{name}' must be a string")
     max_results = settings.SCIM["MAX_RESULTS"]
     count = _integer(params.get("count"), "count", settings.SCIM["DEFAULT_COUNT"])
     return ListQuery(
-        filter=params.get("filter") or None,
-        sort_by=params.get("sortBy") or None,
+        filter=_text(params, "filter"),
+        sort_by=_text(params, "sortBy"),
         descending=order.lower() == "descending",
         start_index=max(1, _integer(params.get("startIndex"), "startIndex", 1)),
         # RFC 7644 §3.4.2.4: a count above the maximum is lowered to it, never an error.
         count=min(max(0, count), max_results),
-        attributes=params.get("attributes"),
-        excluded=params.get("excludedAttributes"),
+        attributes=_attribute_names(params, "attributes"),
+        excluded=_attribute_names(params, "excludedAttributes"),
     )
 
 
 def search_query(body: dict) -> ListQuery:
     """A SearchRequest body (RFC 7644 §3.4.3) read like list query parameters."""
     schemas = body.get("schemas")
+    if schemas is not None and (
+        not isinstance(schemas, list) or not all(isinstance(s, str) for s in schemas)
+    ):
+        raise errors.InvalidValue("'schemas' must be an array of schema URIs")
     if schemas is not None and SEARCH_REQUEST not in schemas:
         raise errors.InvalidValue(f"A search request must use the schema {SEARCH_REQUEST}")
     return list_query(body)
