@@ -10,11 +10,14 @@ refuse it as they refuse any other (413); up to as much again is read and droppe
 a connection closed with input unread is reset, and the client could lose the answer.
 """
 
+import codecs
 import io
 import os
 
+import django
 from django.conf import settings
-from django.core.wsgi import get_wsgi_application
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.utils.http import parse_header_parameters
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "provisioning.settings")
 
@@ -52,4 +55,38 @@ class ChunkedBodies:
         return self.app(environ, start_response)
 
 
-application = ChunkedBodies(get_wsgi_application())
+class Request(WSGIRequest):
+    """A request whose ``charset`` parameter is believed only when it names a text encoding.
+
+    Django checks that the charset names a codec, but ``rot13``, ``hex`` or ``base64`` are
+    codecs that do not turn bytes into text: decoding the query string with one raises
+    ``LookupError`` while the request is built, before any middleware could answer. Such a
+    parameter is ignored, as Django ignores an unknown one, and the default (UTF-8) applies.
+    """
+
+    def _set_content_type_params(self, meta):
+        self.content_type, self.content_params = parse_header_parameters(
+            meta.get("CONTENT_TYPE", "")
+        )
+        charset = self.content_params.get("charset")
+        if charset is not None and is_text_encoding(charset):
+            self.encoding = charset
+
+
+def is_text_encoding(name: str) -> bool:
+    try:
+        return codecs.lookup(name)._is_text_encoding
+    except LookupError:
+        return False
+
+
+class Handler(WSGIHandler):
+    request_class = Request
+
+
+def get_application():
+    django.setup(set_prefix=False)
+    return ChunkedBodies(Handler())
+
+
+application = get_application()

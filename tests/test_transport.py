@@ -43,6 +43,42 @@ ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 64 * 1024
 
 
+# --- The request Django builds ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("charset", ["rot13", "hex", "base64", "zlib", "no-such-codec"])
+def test_a_charset_that_is_not_a_text_encoding_is_ignored(charset):
+    """``charset=rot13`` names a codec that does not decode bytes: Django would raise
+    LookupError building the request (a 500 before any middleware). It is ignored, as an
+    unknown charset is, and the request gets a SCIM answer and a request-log row."""
+    from provisioning.audit.models import RequestLog
+    from provisioning.wsgi import application
+
+    answer: dict = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"], answer["headers"] = status, dict(headers)
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/scim/v2/Users",
+        "QUERY_STRING": "filter=userName%20eq%20%22a%22",
+        "CONTENT_TYPE": f"application/scim+json; charset={charset}",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+    }
+    response = application(environ, start_response)
+    body = b"".join(response)
+    response.close()
+    assert answer["status"].startswith("401")
+    assert json.loads(body)["status"] == "401"
+    assert RequestLog.objects.filter(path="/scim/v2/Users", status=401).count() == 1
+
+
 # --- The WSGI wrapper (gunicorn's side) ---------------------------------------------------
 
 

@@ -294,7 +294,9 @@ def test_a_resource_larger_than_the_limit_is_refused(scim, settings):
     resp = scim.patch_ops(path, {"op": "add", "path": "nickName", "value": "y" * 1_000})
     body = scim.assert_error(resp, 413)
     assert "at most 2000" in body["detail"]
-    scim.assert_error(scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "d" * 2_100}), 413)
+    # A group under every attribute's length limit (255) but over a lower document limit.
+    settings.SCIM_MAX_DOCUMENT_BYTES = 200
+    scim.assert_error(scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "d" * 250}), 413)
     assert Group.objects.count() == 0
 
 
