@@ -52,6 +52,9 @@ def test_a_charset_that_is_not_a_text_encoding_is_ignored(charset):
     """``charset=rot13`` names a codec that does not decode bytes: Django would raise
     LookupError building the request (a 500 before any middleware). It is ignored, as an
     unknown charset is, and the request gets a SCIM answer and a request-log row."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
     from provisioning.audit.models import RequestLog
     from provisioning.wsgi import application
 
@@ -71,9 +74,16 @@ def test_a_charset_that_is_not_a_text_encoding_is_ignored(charset):
         "wsgi.input": io.BytesIO(b""),
         "wsgi.url_scheme": "http",
     }
-    response = application(environ, start_response)
-    body = b"".join(response)
-    response.close()
+    # As Django's test client does: the test's connection stays open across the request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response = application(environ, start_response)
+        body = b"".join(response)
+        response.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     assert answer["status"].startswith("401")
     assert json.loads(body)["status"] == "401"
     assert RequestLog.objects.filter(path="/scim/v2/Users", status=401).count() == 1
