@@ -70,10 +70,6 @@ class ReadScope:
     def unrestricted(self) -> bool:
         return self.users and self.groups and self.source_id is None
 
-    def reads(self, resource_type: str, source_id: uuid.UUID | None) -> bool:
-        allowed = self.users if resource_type == "User" else self.groups
-        return allowed and (self.source_id is None or source_id == self.source_id)
-
 
 EVERYTHING = ReadScope()
 
@@ -152,7 +148,8 @@ def authorize_change(change: Change) -> None:
             # difference does not reveal that another client's resource exists; an id
             # is named only if the client sent it (an added member), never one that a
             # removal by filter or a replace found among the members.
-            sent = [ref.id for ref in change.members_added if ref.id in set(foreign)]
+            foreign_ids = set(foreign)
+            sent = [ref.id for ref in change.members_added if ref.id in foreign_ids]
             raise InvalidValue(f"Members do not exist: {sent[0]}" if sent else "Members do not exist")
     if change.resource_type != "Group" or change.action == "delete":
         return
@@ -165,13 +162,13 @@ def authorize_change(change: Change) -> None:
                     f"Role '{role.name}' may not change the membership of protected group "
                     f"'{protected}'"
                 )
-        scope = read_scope(client)
+        reads_groups = can(client, "Group", "read")
         for outer in change.enclosing_groups():
             if protects(client, name=outer.display_name, privileged=outer.privileged):
                 # An enclosing group the client may not read is not named.
                 named = (
                     f"protected group '{outer.display_name}'"
-                    if scope.reads("Group", outer.source_id)
+                    if reads_groups and owns(client, outer)
                     else "a protected group"
                 )
                 raise Forbidden(

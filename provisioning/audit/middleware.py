@@ -142,17 +142,22 @@ def _body_text(raw: bytes, content_type: str | None) -> tuple[str, bool]:
     return text, escaped or _unstorable(raw)
 
 
+def announced_length(meta) -> int | None:
+    """The Content-Length a request announces, or None when it has none or it is not a
+    number. Beyond 18 digits it is 10**18, more than any limit (and int() refuses strings
+    of more than 4,300 digits); the request-log writer clamps it to its column."""
+    announced = meta.get("CONTENT_LENGTH") or ""
+    if not (announced.isascii() and announced.isdigit()):
+        return None
+    digits = announced.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def _request_size(request: HttpRequest, body: bytes | None) -> int:
     """The body's size; the announced Content-Length for a body not read (too large)."""
     if body is not None:
         return len(body)
-    announced = request.META.get("CONTENT_LENGTH") or ""
-    if not (announced.isascii() and announced.isdigit()):
-        return 0
-    # Any size beyond the column is stored as the column's maximum by the writer (and
-    # int() refuses strings of more than 4,300 digits).
-    digits = announced.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else 10**18
+    return announced_length(request.META) or 0
 
 
 def _read_body(request: HttpRequest) -> bytes | None:

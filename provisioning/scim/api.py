@@ -37,6 +37,7 @@ from provisioning.access.token_check import (
     scim_client_record_denied,
     scim_token_verify,
 )
+from provisioning.audit.middleware import SCIM_PREFIX, announced_length
 
 from . import errors
 
@@ -139,7 +140,10 @@ def parse_json_body(raw: bytes) -> Any:
     except ValueError:
         # JSONDecodeError, and integers longer than Python converts (4,300 digits)
         raise errors.InvalidSyntax("The request body is not valid JSON") from None
-    check_characters(data)
+    # json.loads refuses a raw NUL (a control character) in a string, and valid UTF-8
+    # holds no lone surrogate: either can only arrive as a \u escape.
+    if "\\u" in text:
+        check_characters(data)
     return data
 
 
@@ -319,7 +323,7 @@ def as_scim_error(exc) -> errors.ScimError:
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: a failure outside the SCIM views on a SCIM path (in a middleware,
     before DRF ran) is still a SCIM Error, 503 with Retry-After if the database is down."""
-    if not request.path.startswith("/scim/v2/"):
+    if not request.path.startswith(SCIM_PREFIX):
         return defaults.server_error(request)
     exc = sys.exc_info()[1]
     error = (
@@ -371,14 +375,8 @@ class ScimView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self.check_unauthenticated_rate(request)
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isascii() and length.isdigit():
-            # Longer than any limit before int() is asked (it refuses over 4,300 digits).
-            digits = length.lstrip("0") or "0"
-            too_large = len(digits) > 18 or int(digits) > self.max_body_size()
-        else:
-            too_large = False
-        if too_large:
+        length = announced_length(request.META)
+        if length is not None and length > self.max_body_size():
             raise errors.PayloadTooLarge(
                 f"The request body exceeds {self.max_body_size()} bytes"
             )

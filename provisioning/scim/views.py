@@ -207,9 +207,7 @@ def _order(resource_type: ResourceType, query: ListQuery) -> list:
     return [sort_expression(query.sort_by, resource_type.name, query.descending)]
 
 
-def _filter_q(
-    resource_type: ResourceType, query: ListQuery, client: ScimClient | None = None
-) -> Q | None:
+def _filter_q(resource_type: ResourceType, query: ListQuery, client: ScimClient | None) -> Q | None:
     if not query.filter:
         return None
     # Conditions on members see only the members the client may read (as rendered).
