@@ -23,7 +23,7 @@ from .pending import pending_document
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
-_PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$")
+_PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?/?$")
 _ENDPOINTS = {"Users": "User", "Groups": "Group"}
 _ACTIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 
@@ -59,6 +59,15 @@ def _resolve(value: Any, created: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _resolve(v, created) for k, v in value.items()}
     return value
+
+
+def _resolve_path(path: str, created: dict[str, str]) -> str:
+    """``/Users/bulkId:u1`` names what operation ``u1`` created (RFC 7644 §3.7.2: a bulkId
+    reference may stand wherever the created resource's id would)."""
+    match = _PATH.match(path)
+    if match and match.group(2):
+        return f"/{match.group(1)}/{_resolve(match.group(2), created)}"
+    return path
 
 
 def _audit_request(op: Operation) -> dict:
@@ -188,13 +197,14 @@ class BulkView(ScimView):
     @staticmethod
     def _missing_reference(op: Operation, created: dict[str, str]) -> str:
         try:
-            _resolve([op.path, op.data], created)
+            _resolve_path(op.path, created)
+            _resolve(op.data, created)
         except Unresolved as exc:
             return exc.bulk_id
         return "?"
 
     def execute(self, request, op: Operation, created: dict[str, str], base_url: str) -> dict:
-        path = _resolve(op.path, created)
+        path = _resolve_path(op.path, created)
         data = _resolve(op.data, created)
         match = _PATH.match(path)
         if not match:
@@ -224,7 +234,7 @@ class BulkView(ScimView):
             if_match=op.version if resource_id else None,
         )
         if action == "delete":
-            return self.result(op, status=204, location=f"{base_url}{path}")
+            return self.result(op, status=204, location=f"{base_url}/{match.group(1)}/{resource_id}")
         if action == "create":
             created[op.bulk_id] = str(resource.pk)
         location = f"{base_url}/{match.group(1)}/{resource.pk}"

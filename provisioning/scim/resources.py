@@ -58,11 +58,23 @@ def clean_value(attribute: Attribute, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise InvalidValue(f"'{where}' is multi-valued and must be an array")
         items = [clean_single(attribute, item, where) for item in value]
-        items = [item for item in items if item is not None]
+        items = [item for item in items if item is not None and not _only_labels(attribute, item)]
         if attribute.is_complex:
             _single_primary(items, where)
         return items or None
     return clean_single(attribute, value, where)
+
+
+# Sub-attributes that qualify an entry of a multi-valued attribute rather than hold it
+# (RFC 7643 §2.4): an entry left with nothing else once blank members are removed, such
+# as ``{"value": "", "type": "work"}`` (how IdPs clear a phone number), holds no value
+# and is dropped. (An entry with a ``display`` but no value is kept as sent, or refused
+# where a value is needed, as for group members.)
+_LABELS = frozenset({"type", "primary"})
+
+
+def _only_labels(attribute: Attribute, item: Any) -> bool:
+    return attribute.is_complex and isinstance(item, dict) and item.keys() <= _LABELS
 
 
 def clean_single(attribute: Attribute, value: Any, where: str) -> Any:

@@ -145,6 +145,48 @@ def _document_limits(doc: dict, urn: str) -> None:
         ).lstrip(". ")
 
 
+# RFC 7643 §2.4: "Unless otherwise specified, the default sub-attributes of multi-valued
+# attributes are type, primary, display, value and $ref" (§8.3's addresses carry "primary").
+_DEFAULT_SUB_ATTRIBUTES = (
+    ("type", "string", "A label indicating the attribute's function, e.g. 'work' or 'home'."),
+    ("primary", "boolean", "Whether this is the preferred value; at most one is primary."),
+    ("display", "string", "A human-readable name, primarily used for display purposes."),
+    ("value", "string", "The attribute's significant value."),
+    ("$ref", "reference", "The reference URI of a target resource, if it is one."),
+)
+
+
+def add_default_sub_attributes(attribute: dict) -> None:
+    """Give a multi-valued complex attribute document the default sub-attributes it lacks,
+    with the mutability its own sub-attributes have when they all agree (read-only
+    ``groups`` stays read-only)."""
+    if not attribute.get("multiValued") or attribute.get("type") != "complex":
+        return
+    subs = attribute.setdefault("subAttributes", [])
+    have = {sub["name"].lower() for sub in subs}
+    mutabilities = {sub.get("mutability", "readWrite") for sub in subs}
+    mutability = mutabilities.pop() if len(mutabilities) == 1 else "readWrite"
+    if any(sub["name"] == "value" and sub.get("type") == "reference" for sub in subs):
+        have.add("$ref")  # the value is itself the reference (photos)
+    for name, type_, description in _DEFAULT_SUB_ATTRIBUTES:
+        if name.lower() in have:
+            continue
+        sub = {
+            "name": name,
+            "type": type_,
+            "multiValued": False,
+            "description": description,
+            "required": False,
+            "caseExact": name == "$ref",
+            "mutability": mutability,
+            "returned": "default",
+            "uniqueness": "none",
+        }
+        if type_ == "reference":
+            sub["referenceTypes"] = ["external", "uri"]
+        subs.append(sub)
+
+
 def _common_attributes() -> dict[str, Attribute]:
     """``id``, ``externalId`` and ``meta`` belong to every resource (RFC 7643 §3.1)."""
     meta_subs = {
@@ -213,6 +255,13 @@ def _schema_documents() -> dict[str, dict]:
             for sub in attr["subAttributes"]:
                 if sub["name"] == "$ref":
                     sub["referenceTypes"] = ["User"]
+    for attr in group["attributes"]:
+        if attr["name"] == "displayName":
+            # Enforced: a case variant of an existing group's name is a 409 (uniqueness).
+            attr["uniqueness"] = "server"
+    for doc in (user, enterprise):
+        for attr in doc["attributes"]:
+            add_default_sub_attributes(attr)
     for doc in (user, group, enterprise):
         for attr in doc["attributes"]:
             attr.setdefault("required", False)

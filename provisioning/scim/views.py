@@ -6,6 +6,7 @@ result; the rules live in those layers.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from .schema import GROUP_SCHEMA, USER_SCHEMA, ResourceSchema
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -269,9 +272,21 @@ class ResourceView(ScimView):
             raise errors.NotFound(f"{self.resource_type.name} {resource_id} not found")
         return found
 
-    def respond(self, request, resource, status: int = 200, *, with_body: bool = True):
-        query = list_query(request.query_params)
-        attributes, excluded = _projection(self.resource_type.schema, query)
+    def projection(self, request) -> tuple[list, list]:
+        """``attributes``/``excludedAttributes`` of the query string, checked before any
+        write so that a bad name is a 400 with nothing written."""
+        params = request.query_params
+        query = ListQuery(
+            attributes=_attribute_names(params, "attributes"),
+            excluded=_attribute_names(params, "excludedAttributes"),
+        )
+        return _projection(self.resource_type.schema, query)
+
+    def location(self, request, resource) -> str:
+        return f"{self.base_url(request)}{self.resource_type.schema.endpoint}/{resource.pk}"
+
+    def respond(self, request, resource, status: int = 200, *, projection=None):
+        attributes, excluded = projection if projection is not None else self.projection(request)
         [document] = self.resource_type.render(
             [resource],
             self.base_url(request),
@@ -281,8 +296,34 @@ class ResourceView(ScimView):
         )
         headers = {"ETag": resource.etag}
         if status == 201:
-            headers["Location"] = document["meta"]["location"]
-        return Response(document if with_body else None, status=status, headers=headers)
+            # Built from the id, not the document: a projection may leave ``meta`` out.
+            headers["Location"] = self.location(request, resource)
+        return Response(document, status=status, headers=headers)
+
+    def written(self, request, resource, status: int, projection) -> Response:
+        """The answer to a committed write.
+
+        The write is done whatever happens next; if rendering the resource fails, the
+        client still learns that it succeeded (status, ``Location``, ``ETag`` and the
+        attributes that are always returned) instead of a 500 that invites a retry into a
+        409 (RFC 7644 §3.3: the response to a create names the new resource).
+        """
+        try:
+            return self.respond(request, resource, status, projection=projection)
+        except Exception:  # noqa: BLE001 - the write has committed; say so, log the rest
+            logger.exception(
+                "Rendering %s %s after a committed write failed", self.resource_type.name, resource.pk
+            )
+        location = self.location(request, resource)
+        document = {
+            "schemas": [self.resource_type.schema.core],
+            "id": str(resource.pk),
+            "meta": resources.meta(resource, self.resource_type.name, location),
+        }
+        headers = {"ETag": resource.etag}
+        if status == 201:
+            headers["Location"] = location
+        return Response(document, status=status, headers=headers)
 
     def search(self, request, query: ListQuery) -> Response:
         queryset = readable(request.user, self.resource_type)
@@ -309,15 +350,15 @@ class CollectionView(ResourceView):
         return self.search(request, list_query(request.query_params))
 
     def post(self, request):
+        projection = self.projection(request)
         resource = self.write(request, "create", payload={"document": self.body(request)})
-        return self.respond(request, resource, status=201)
+        return self.written(request, resource, 201, projection)
 
 
 class ItemView(ResourceView):
     def get(self, request, resource_id):
         resource = self.lookup(request, resource_id)
-        if_none_match = request.headers.get("If-None-Match")
-        if if_none_match and resource.etag in [t.strip() for t in if_none_match.split(",")]:
+        if _not_modified(request.headers.get("If-None-Match"), resource.etag):
             return Response(status=304, headers={"ETag": resource.etag})
         params = request.query_params
         if self.resource_type is GROUPS and not (
@@ -333,10 +374,12 @@ class ItemView(ResourceView):
         return self.respond(request, resource)
 
     def put(self, request, resource_id):
+        projection = self.projection(request)
         resource = self.write(request, "replace", resource_id, {"document": self.body(request)})
-        return self.respond(request, resource)
+        return self.written(request, resource, 200, projection)
 
     def patch(self, request, resource_id):
+        projection = self.projection(request)
         operations = parse_patch_request(self.body(request))
         resource = self.write(request, "patch", resource_id, {"operations": operations})
         # Returning a group means reading all its members; RFC 7644 §3.5.2 allows 204
@@ -346,11 +389,24 @@ class ItemView(ResourceView):
             params.get("attributes") or params.get("excludedAttributes")
         ):
             return Response(status=204, headers={"ETag": resource.etag})
-        return self.respond(request, resource)
+        return self.written(request, resource, 200, projection)
 
     def delete(self, request, resource_id):
         self.write(request, "delete", resource_id)
         return Response(status=204)
+
+
+def _not_modified(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` matches the current version: one of its entity tags (weak
+    comparison, RFC 9110 §13.1.2), or ``*``, which any existing resource matches."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or _weak(etag) in {_weak(tag) for tag in tags}
+
+
+def _weak(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag
 
 
 class SearchView(ResourceView):
