@@ -290,8 +290,6 @@ def _leaf_q(node: Compare | Present, resolved: AttributePath, resource: str, sco
                 # "no element equals", so resources without elements match too
                 return ~_exists(rows, _column_q(column, target, replace(node, op="eq")))
             return _exists(rows, _column_q(column, target, node))
-        if isinstance(node, Present) and target is resolved.attribute:
-            return _exists(scopes.rows(entry), _ALWAYS)
         if entry.model is not UserEmail:
             raise InvalidFilter(f"Filtering on '{node.path}' is not supported")
         # The other email sub-attributes are read from the document's JSON.
