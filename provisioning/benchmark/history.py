@@ -26,6 +26,19 @@ FIRST_NAMES = ["Ada", "Ben", "Chloe", "Dev", "Eva", "Farid", "Grace", "Hugo", "I
 LAST_NAMES = ["Silva", "Okafor", "Martin", "Patel", "Novak", "Haddad", "Kim", "Lefevre", "Garcia", "Schmidt", "Rossi", "Tanaka", "Kowalski", "Nguyen", "Johnson", "Ivanova", "Dubois", "Larsen", "Moreau", "Costa", "Fischer", "Yilmaz", "Sato", "Brown", "Jensen", "Horvat"]
 DEPARTMENTS = ["Engineering", "Finance", "Sales", "Marketing", "Legal", "Support", "Operations", "Research", "Security", "HR", "Procurement", "Facilities"]
 TITLES = ["Engineer", "Senior Engineer", "Staff Engineer", "Analyst", "Manager", "Director", "Accountant", "Designer", "Consultant", "Specialist", "Coordinator", "Administrator"]
+CITIES = ["Lisbon", "Porto", "Berlin", "Paris", "Madrid", "Warsaw", "Dublin", "Oslo", "Vienna", "Prague", "Zurich", "Milan", "Lyon", "Seattle", "Austin", "Toronto", "Sydney", "Osaka", "Seoul", "Nairobi"]
+
+
+def user_address(index: int) -> dict:
+    """User ``index``'s work address and phone number: derived from the index alone (no
+    random draw), so adding them left every other drawn value as it was, and an older
+    load can be topped up with the same values (``synthetic.top_up``)."""
+    return {
+        "addresses": [{"type": "work", "locality": CITIES[index % len(CITIES)], "country": "US"}],
+        "phoneNumbers": [{"value": f"+1 555 {index:07d}", "type": "work", "primary": True}],
+    }
+
+
 # Entra-like attribute updates, by weight; the membership share of the tail is below.
 _USER_PATCH_KINDS = (("title", 40), ("department", 25), ("displayName", 15), ("active", 20))
 _MEMBERSHIP_SHARE = 0.15

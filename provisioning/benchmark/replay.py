@@ -42,6 +42,7 @@ from .history import (
     Event,
     Plan,
     ReplayContext,
+    user_address,
 )
 from .request_rows import request_rows
 from .row_writer import RowWriter
@@ -124,6 +125,7 @@ class PartReplay:
             "title": rng.choice(TITLES),
             "name": {"formatted": f"{first} {last}", "givenName": first, "familyName": last},
             "emails": [{"value": user_name, "type": "work", "primary": True}],
+            **user_address(index),
             ENTERPRISE_USER: {
                 "employeeNumber": str(100000 + index),
                 "department": rng.choice(DEPARTMENTS),

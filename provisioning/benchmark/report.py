@@ -46,6 +46,9 @@ def targets(results: dict) -> list[Check]:
         Check("Full GET: peak memory growth", _get(results, "full_group_get", "peak_memory_growth_mb"), 100, "MB"),
         Check("userName eq filter p50", _get(results, "user_lists", "filter_userName_eq", "p50_ms"), 5, "ms"),
         Check("Deep page startIndex=90001 p50", _get(results, "user_lists", "deep_page_90001", "p50_ms"), 50, "ms"),
+        Check("JSON filter title eq, count=100 p50", _get(results, "json_filters", "filter_title_eq", "p50_ms"), 300, "ms"),
+        Check("JSON sortBy=title, count=100 p50", _get(results, "json_filters", "sort_title", "p50_ms"), 300, "ms"),
+        Check("JSON filter addresses.locality eq, count=100 p50", _get(results, "json_filters", "filter_locality_eq", "p50_ms"), 300, "ms"),
         Check("Audit free text p50 (common term)", _get(results, "audit_search", "free_text_common", "p50_ms"), 200, "ms"),
         Check("Audit free text p50 (a surname)", _get(results, "audit_search", "free_text_name", "p50_ms"), 200, "ms"),
         Check("Audit free text p50 (a userName)", _get(results, "audit_search", "free_text_rare", "p50_ms"), 200, "ms"),
@@ -161,6 +164,18 @@ def render(results: dict) -> str:
     ]
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
     out.append(table(["measurement", "result"], rows))
+    json_filters = results.get("json_filters")
+    if json_filters:
+        rows = [
+            [name, str(case["query"]), str(case["p50_ms"]), str(case["p95_ms"]), str(case["queries"])]
+            for name, case in json_filters.items()
+            if isinstance(case, dict)
+        ]
+        out.append(
+            f"\nFilters and sortBy on JSON-held attributes, GET /Users count=100 over "
+            f"{json_filters.get('users')} users (server time in-process)\n"
+        )
+        out.append(table(["case", "query", "p50 ms", "p95 ms", "queries"], rows))
     worst = results.get("worst_requests")
     if worst:
         out.append(_worst_section(worst))

@@ -33,9 +33,9 @@ from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
-from . import measure, worst
+from . import json_filters, measure, worst
 from .history import scale_group_name
-from .synthetic import SyntheticSpec, load_synthetic, synthetic_client
+from .synthetic import SyntheticSpec, load_synthetic, synthetic_client, top_up
 
 BASE_DIR = Path(settings.BASE_DIR)
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -284,7 +284,7 @@ def machine() -> dict:
 
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
-STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst")
+STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "json")
 
 
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
@@ -306,7 +306,7 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
     results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
     if synthetic_present(spec):
         log("synthetic data present: reusing it")
-        results["load"] = {"reused": True}
+        results["load"] = {"reused": True, "topped_up": top_up(progress=log)}
     else:
         if synthetic_client() is not None:
             raise SystemExit(
@@ -375,6 +375,10 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         results["bulk"] = measure.bulk(client, settings.SCIM["BULK_MAX_OPERATIONS"])
         results["console"] = measure.console_pages(client, repeat=repeat)
         results["audit_search"] = measure.audit_search(repeat=repeat)
+    if "json" in stages:
+        log("filters and sortBy on JSON-held attributes (in-process)")
+        quiesce()
+        results["json_filters"] = json_filters.json_filters(measure.InProcess(token), repeat=repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,

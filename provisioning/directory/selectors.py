@@ -279,6 +279,17 @@ def visible_members(scope: ReadScope) -> Q | None:
     return q
 
 
+def visible_groups(scope: ReadScope) -> Q | None:
+    """The memberships whose group ``scope`` may read, as a ``Q`` over ``Membership``
+    (None: every group). Used for filters on a user's ``groups``, which list only
+    those groups (``groups_of_users``)."""
+    if not scope.groups:
+        return Q(pk__in=[])
+    if scope.source_id is not None:
+        return Q(group__source_id=scope.source_id)
+    return None
+
+
 def member_rows(group_ids: Iterable[uuid.UUID], scope: ReadScope = EVERYTHING) -> QuerySet:
     """``(group_id, user_id, member_group_id, display)`` of the groups' members that
     ``scope`` may read, in membership (insertion) order."""

@@ -213,10 +213,14 @@ def _order(resource_type: ResourceType, query: ListQuery) -> list:
 def _filter_q(resource_type: ResourceType, query: ListQuery, client: ScimClient | None) -> Q | None:
     if not query.filter:
         return None
-    # Conditions on members see only the members the client may read (as rendered).
-    visible = selectors.visible_members(authorization.read_scope(client))
+    # Conditions on members (and a user's groups) see only the members (groups) the
+    # client may read, as rendered.
+    scope = authorization.read_scope(client)
     return filter_to_q(
-        filters.parse_filter(query.filter), resource_type.name, visible_members=visible
+        filters.parse_filter(query.filter),
+        resource_type.name,
+        visible_members=selectors.visible_members(scope),
+        visible_groups=selectors.visible_groups(scope),
     )
 
 
