@@ -409,3 +409,15 @@ def test_group_display_name_uniqueness_is_declared_as_enforced(scim):
         409,
         "uniqueness",
     )
+
+
+def test_default_sub_attributes_are_filterable(scim):
+    """RFC 7644 §3.4.2.2: a complex attribute without a sub-attribute stands for its
+    ``value``, which multi-valued attributes have by default (RFC 7643 §2.4)."""
+    work = scim.create_user(addresses=[{"locality": "A", "primary": True, "value": "hq"}])
+    scim.create_user(addresses=[{"locality": "B", "type": "home"}])
+    assert [u["id"] for u in scim.search("/Users", filter='addresses eq "HQ"')["Resources"]] == [
+        work["id"]
+    ]
+    found = scim.search("/Users", filter="addresses.primary eq true")["Resources"]
+    assert [u["id"] for u in found] == [work["id"]]
