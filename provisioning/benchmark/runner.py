@@ -284,7 +284,7 @@ def machine() -> dict:
 
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
-STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst")
+STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "cursor")
 
 
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
@@ -375,6 +375,10 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         results["bulk"] = measure.bulk(client, settings.SCIM["BULK_MAX_OPERATIONS"])
         results["console"] = measure.console_pages(client, repeat=repeat)
         results["audit_search"] = measure.audit_search(repeat=repeat)
+    if "cursor" in stages:
+        log("cursor paging: every page of the users, then the last page by cursor and by index")
+        quiesce()
+        results["cursor_paging"] = measure.cursor_paging(measure.InProcess(token), repeat=repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,

@@ -326,7 +326,7 @@ def test_cursor_values_keep_their_types():
     """Sort keys go into the cursor type-tagged and come back the same type."""
     binding = cursors.Binding("User", "client", None, "x", False)
     values = [
-        None, True, False, 0, -7, 2**62, 1.5, Decimal("12.50"), "", "Ünïcode ~:/?", 
+        None, True, False, 0, -7, 2**62, 1.5, Decimal("12.50"), "", "Ünïcode ~:/?",
         dt.datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=dt.UTC), dt.date(2024, 1, 2),
         uuid.uuid4(), {"a": [1, 2]},
     ]
@@ -469,7 +469,8 @@ def test_service_provider_config_advertises_both_methods(scim):
 
 
 def test_responses_validate_with_scim2_models(scim, users):
-    from scim2_models import ListResponse, ServiceProviderConfig, User as ScimUser
+    from scim2_models import ListResponse, ServiceProviderConfig
+    from scim2_models import User as ScimUser
 
     config = ServiceProviderConfig.model_validate(scim.read("/ServiceProviderConfig"))
     assert config.pagination.cursor and config.pagination.index
