@@ -14,9 +14,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, JSONField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import Col, OrderBy
 from django.db.models.functions import Coalesce, Lower, Upper
+from django.db.models.lookups import (
+    GreaterThan,
+    GreaterThanOrEqual,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
 from django.utils import timezone
 
 from provisioning.access.authorization import EVERYTHING, ReadScope
@@ -113,32 +120,56 @@ def _never_null(expression) -> bool:
     return False
 
 
+_COMPARISONS = {
+    "gt": GreaterThan,
+    "gte": GreaterThanOrEqual,
+    "lt": LessThan,
+    "lte": LessThanOrEqual,
+}
+
+
+def _key_compared(annotation: Any, op: str, value: Any) -> Q:
+    """``SEEK <op> value`` with the key's own comparison semantics.
+
+    A JSON key (``KeyTransform``, a JSON output field) is compared through its alias, with
+    Django's JSON lookups (they encode the value as each database compares JSON); any
+    other expression (a column, ``LOWER``, the text of a JSON key) through the plain SQL
+    comparison, the value typed by the expression's output field.
+    """
+    if isinstance(annotation.output_field, JSONField):
+        return Q(**{f"{SEEK}__{op}": value})
+    return Q(_COMPARISONS[op](F(SEEK), Value(value, output_field=annotation.output_field)))
+
+
 def _seek_queryset(
     queryset: QuerySet, key: Any, *, descending: bool, boundary: tuple | None, backwards: bool
 ) -> QuerySet:
     """``queryset`` with the key annotated as ``SEEK``, limited to the rows after (before,
     ``backwards``) ``boundary`` and ordered from it outwards (reversed when ``backwards``)."""
     queryset = queryset.annotate(**{SEEK: key})
-    nullable = not _never_null(queryset.query.annotations[SEEK])
+    annotation = queryset.query.annotations[SEEK]
+    nullable = not _never_null(annotation)
     forward_gt = "lt" if descending else "gt"  # the key comparison that moves forward
     cmp = {"gt": "lt", "lt": "gt"}[forward_gt] if backwards else forward_gt
     pk_cmp = "lt" if backwards else "gt"
+    # SQL NULL, as the ordering sees it (a JSON key's isnull lookup means "key absent").
+    is_null = Q(IsNull(F(SEEK), True))
     if boundary is not None:
         value, pk = boundary
         if value is None:
             # The boundary is in the NULL tail: forwards, only NULLs with a larger pk follow;
             # backwards, NULLs with a smaller pk and every non-NULL key come before.
-            seek = Q(**{f"{SEEK}__isnull": True, f"pk__{pk_cmp}": pk})
+            seek = is_null & Q(**{f"pk__{pk_cmp}": pk})
             if backwards:
-                seek |= Q(**{f"{SEEK}__isnull": False})
+                seek |= ~is_null
         else:
             # The redundant range condition lets the database start an index scan at the
             # boundary instead of filtering every row before it.
-            seek = Q(**{f"{SEEK}__{cmp}e": value}) & (
-                Q(**{f"{SEEK}__{cmp}": value}) | Q(**{f"pk__{pk_cmp}": pk})
+            seek = _key_compared(annotation, f"{cmp}e", value) & (
+                _key_compared(annotation, cmp, value) | Q(**{f"pk__{pk_cmp}": pk})
             )
             if nullable and not backwards:
-                seek |= Q(**{f"{SEEK}__isnull": True})
+                seek |= is_null
         queryset = queryset.filter(seek)
     key_descending = descending != backwards
     # NULLs last going forwards, hence first going backwards; a key that is never NULL
