@@ -232,6 +232,9 @@ SCIM = {
     "BULK_MAX_OPERATIONS": env.int("SCIM_BULK_MAX_OPERATIONS", default=100),
     "BULK_MAX_PAYLOAD_SIZE": env.int("SCIM_BULK_MAX_PAYLOAD_SIZE", default=1024 * 1024),
     "DOCUMENTATION_URI": env.str("SCIM_DOCUMENTATION_URI", default=""),
+    # Seconds a cursor (RFC 9865) stays valid after the page that issued it; an older one
+    # is refused with 400 expiredCursor. Advertised as pagination.cursorTimeout.
+    "CURSOR_TIMEOUT": env.int("SCIM_CURSOR_TIMEOUT", default=3600),
 }
 # What one request may ask and one resource may hold (provisioning/scim/limits.py): the
 # values of a multi-valued attribute (emails, phoneNumbers, roles, ...) of one resource;

@@ -126,6 +126,23 @@ class InProcess:
             raise RuntimeError(f"{method} {path} answered {code}: {head[:300]!r}")
         return size
 
+    def read(self, path: str, **params) -> dict:
+        """A SCIM GET's whole JSON body (200 expected)."""
+        environ = self.factory.get("/scim/v2" + path + "?" + urlencode(params)).environ
+        status: list[int] = []
+
+        def start_response(line: str, headers, exc_info=None):
+            status.append(int(line.split(" ", 1)[0]))
+
+        body = self.handler(environ, start_response)
+        try:
+            data = b"".join(body)
+        finally:
+            body.close()
+        if status[0] != 200:
+            raise RuntimeError(f"GET {path} answered {status[0]}: {data[:300]!r}")
+        return json.loads(data)
+
     def page(self, path: str, **params) -> int:
         response = self.console.get(path, params)
         if response.status_code != 200:
@@ -230,6 +247,48 @@ def user_lists(client: InProcess, *, repeat: int) -> dict:
         "users": User.objects.count(),
         "filter_userName_eq": filter_timing.summary(),
         "deep_page_90001": deep.summary(),
+    }
+
+
+def cursor_paging(client: InProcess, *, repeat: int, count: int = 100) -> dict:
+    """The last page of all users by cursor (RFC 9865) and by index, same rows, same size.
+
+    The last page's cursor is reached by walking every page from an empty cursor (each
+    page timed too: keyset pages cost the same at any depth); the index page is the one
+    with the same rows (``startIndex`` of the walk's last page).
+    """
+    walk, cursor, pages, previous = Timing("walk"), "", 0, None
+    while True:
+        started = time.perf_counter()
+        body = client.read("/Users", cursor=cursor, count=count)
+        walk.samples.append((time.perf_counter() - started) * 1000)
+        pages += 1
+        if "nextCursor" not in body:
+            break
+        previous, cursor = cursor, body["nextCursor"]
+    last_ids = [resource["id"] for resource in body["Resources"]]
+    start_index = (pages - 1) * count + 1
+    index_ids = [r["id"] for r in client.read("/Users", startIndex=start_index, count=count)["Resources"]]
+    by_cursor = timed(
+        "cursor_last_page",
+        lambda: client.request("GET", "/Users", cursor=cursor, count=count),
+        repeat=repeat,
+    )
+    by_index = timed(
+        "index_last_page",
+        lambda: client.request("GET", "/Users", startIndex=start_index, count=count),
+        repeat=repeat,
+    )
+    return {
+        "users": body["totalResults"],
+        "count": count,
+        "pages": pages,
+        "walk_seconds": round(sum(walk.samples) / 1000, 1),
+        "walk_page": walk.summary(),
+        "cursor_last_page": by_cursor.summary(),
+        "index_last_page": by_index.summary() | {"startIndex": start_index},
+        "same_rows": last_ids == index_ids,
+        "walked_from_start": previous is not None or pages == 1,
     }
 
 

@@ -49,6 +49,7 @@ def targets(results: dict) -> list[Check]:
         Check("JSON filter title eq, count=100 p50", _get(results, "json_filters", "filter_title_eq", "p50_ms"), 300, "ms"),
         Check("JSON sortBy=title, count=100 p50", _get(results, "json_filters", "sort_title", "p50_ms"), 300, "ms"),
         Check("JSON filter addresses.locality eq, count=100 p50", _get(results, "json_filters", "filter_locality_eq", "p50_ms"), 300, "ms"),
+        Check("Last page of all users by cursor p50", _get(results, "cursor_paging", "cursor_last_page", "p50_ms"), 20, "ms"),
         Check("Audit free text p50 (common term)", _get(results, "audit_search", "free_text_common", "p50_ms"), 200, "ms"),
         Check("Audit free text p50 (a surname)", _get(results, "audit_search", "free_text_name", "p50_ms"), 200, "ms"),
         Check("Audit free text p50 (a userName)", _get(results, "audit_search", "free_text_rare", "p50_ms"), 200, "ms"),
@@ -149,12 +150,15 @@ def render(results: dict) -> str:
     full, http = results.get("full_group_get", {}), results.get("full_group_get_http", {})
     lists, bulk = results.get("user_lists", {}), results.get("bulk", {})
     console, audit = results.get("console", {}), results.get("audit_search", {})
+    cursor = results.get("cursor_paging", {})
     ov = results.get("write_overhead", {})
     rows = [
         ["Full GET largest group, HTTP streamed (first byte / total)", f"{http.get('ttfb_ms')} / {http.get('total_p50_ms')} ms, {http.get('bytes', 0) / 2**20:.1f} MiB"],
         ["Full GET largest group, server time / peak memory growth", f"{full.get('p50_ms')} ms / {full.get('peak_memory_growth_mb')} MB"],
         [f"GET /Users filter userName eq ({lists.get('users')} users)", f"p50 {_get(lists, 'filter_userName_eq', 'p50_ms')} ms, p95 {_get(lists, 'filter_userName_eq', 'p95_ms')} ms, {_get(lists, 'filter_userName_eq', 'queries')} queries"],
         ["GET /Users?startIndex=90001&count=100", f"p50 {_get(lists, 'deep_page_90001', 'p50_ms')} ms, {_get(lists, 'deep_page_90001', 'queries')} queries"],
+        [f"Last page of {cursor.get('users')} users by cursor / by index (startIndex={_get(cursor, 'index_last_page', 'startIndex')}), count={cursor.get('count')}", f"p50 {_get(cursor, 'cursor_last_page', 'p50_ms')} / {_get(cursor, 'index_last_page', 'p50_ms')} ms, p95 {_get(cursor, 'cursor_last_page', 'p95_ms')} / {_get(cursor, 'index_last_page', 'p95_ms')} ms, {_get(cursor, 'cursor_last_page', 'queries')} / {_get(cursor, 'index_last_page', 'queries')} queries"],
+        [f"Cursor walk over all users ({cursor.get('pages')} pages)", f"{cursor.get('walk_seconds')} s; per page p50 {_get(cursor, 'walk_page', 'p50_ms')} ms, p95 {_get(cursor, 'walk_page', 'p95_ms')} ms"],
         [f"Bulk, {bulk.get('operations')} POST operations", f"{bulk.get('total_ms')} ms ({bulk.get('per_operation_ms')} ms per operation)"],
         ["Console users search (q=a surname / no match)", f"p50 {_get(console, 'users_search', 'p50_ms')} / {_get(console, 'users_search_rare', 'p50_ms')} ms"],
         ["Console group members page (first / last, largest group)", f"p50 {_get(console, 'group_members_page', 'p50_ms')} / {_get(console, 'group_members_last_page', 'p50_ms')} ms"],

@@ -284,7 +284,7 @@ def machine() -> dict:
 
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
-STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "json")
+STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor")
 
 
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
@@ -379,6 +379,10 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         log("filters and sortBy on JSON-held attributes (in-process)")
         quiesce()
         results["json_filters"] = json_filters.json_filters(measure.InProcess(token), repeat=repeat)
+    if "cursor" in stages:
+        log("cursor paging: every page of the users, then the last page by cursor and by index")
+        quiesce()
+        results["cursor_paging"] = measure.cursor_paging(measure.InProcess(token), repeat=repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,

@@ -14,8 +14,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Lower
+from django.db.models import Count, F, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.expressions import Col, OrderBy
+from django.db.models.functions import Coalesce, Lower, Upper
+from django.db.models.lookups import (
+    GreaterThan,
+    GreaterThanOrEqual,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
 from django.utils import timezone
 
 from provisioning.access.authorization import EVERYTHING, ReadScope
@@ -81,6 +89,131 @@ def _page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[
     # then the page's rows alone are fetched with everything the queryset loads.
     ids = list(ordered.values_list("pk", flat=True)[offset : offset + limit])
     return total, list(queryset.filter(pk__in=ids).order_by(*order, "pk"))
+
+
+@contextmanager
+def list_time_limit() -> Iterator[None]:
+    """The database time one SCIM list may take (``SCIM_LIST_TIMEOUT_MS``), for lists that
+    run their queries themselves (cursor pages): 400 ``tooMany`` beyond it, as in ``page``."""
+    with _time_limited(settings.SCIM_LIST_TIMEOUT_MS):
+        yield
+
+
+# --- Keyset pages (SCIM cursors, RFC 9865) -----------------------------------------
+#
+# The order is ``key`` (ascending or descending, NULLs last either way), then the
+# primary key ascending, as ``page`` orders a sorted list. A boundary is the
+# (key value, pk) of a row; the rows strictly after it (or before it) are found with
+# comparisons, not OFFSET, so rows inserted or deleted elsewhere move no other row
+# across the boundary.
+
+SEEK = "_seek"
+
+
+def _never_null(expression) -> bool:
+    """Whether an annotated sort key is known never to be NULL (a NOT NULL column, or LOWER
+    of one): its order and conditions then need no NULL handling and match the indexes."""
+    if isinstance(expression, Col):
+        return not expression.target.null
+    if isinstance(expression, Lower | Upper):
+        return all(_never_null(source) for source in expression.get_source_expressions())
+    return False
+
+
+_COMPARISONS = {
+    "gt": GreaterThan,
+    "gte": GreaterThanOrEqual,
+    "lt": LessThan,
+    "lte": LessThanOrEqual,
+}
+
+
+def _key_compared(annotation: Any, op: str, value: Any) -> Q:
+    """``SEEK <op> value`` with the key's own comparison semantics.
+
+    A JSON key (``KeyTransform``, a JSON output field) is compared through its alias, with
+    Django's JSON lookups (they encode the value as each database compares JSON); any
+    other expression (a column, ``LOWER``, the text of a JSON key) through the plain SQL
+    comparison, the value typed by the expression's output field.
+    """
+    if isinstance(annotation.output_field, JSONField):
+        return Q(**{f"{SEEK}__{op}": value})
+    return Q(_COMPARISONS[op](F(SEEK), Value(value, output_field=annotation.output_field)))
+
+
+def _seek_queryset(
+    queryset: QuerySet, key: Any, *, descending: bool, boundary: tuple | None, backwards: bool
+) -> QuerySet:
+    """``queryset`` with the key annotated as ``SEEK``, limited to the rows after (before,
+    ``backwards``) ``boundary`` and ordered from it outwards (reversed when ``backwards``)."""
+    queryset = queryset.annotate(**{SEEK: key})
+    annotation = queryset.query.annotations[SEEK]
+    nullable = not _never_null(annotation)
+    forward_gt = "lt" if descending else "gt"  # the key comparison that moves forward
+    cmp = {"gt": "lt", "lt": "gt"}[forward_gt] if backwards else forward_gt
+    pk_cmp = "lt" if backwards else "gt"
+    # SQL NULL, as the ordering sees it (a JSON key's isnull lookup means "key absent").
+    is_null = Q(IsNull(F(SEEK), True))
+    if boundary is not None:
+        value, pk = boundary
+        if value is None:
+            # The boundary is in the NULL tail: forwards, only NULLs with a larger pk follow;
+            # backwards, NULLs with a smaller pk and every non-NULL key come before.
+            seek = is_null & Q(**{f"pk__{pk_cmp}": pk})
+            if backwards:
+                seek |= ~is_null
+        else:
+            # The redundant range condition lets the database start an index scan at the
+            # boundary instead of filtering every row before it.
+            seek = _key_compared(annotation, f"{cmp}e", value) & (
+                _key_compared(annotation, cmp, value) | Q(**{f"pk__{pk_cmp}": pk})
+            )
+            if nullable and not backwards:
+                seek |= is_null
+        queryset = queryset.filter(seek)
+    key_descending = descending != backwards
+    # NULLs last going forwards, hence first going backwards; a key that is never NULL
+    # is ordered plainly, so that PostgreSQL can walk its index either way.
+    placement = {}
+    if nullable:
+        placement = {"nulls_first": True} if backwards else {"nulls_last": True}
+    return queryset.order_by(
+        OrderBy(F(SEEK), descending=key_descending, **placement),
+        OrderBy(F("pk"), descending=backwards),
+    )
+
+
+def seek_rows(
+    queryset: QuerySet,
+    *,
+    key: Any,
+    descending: bool = False,
+    boundary: tuple | None = None,
+    backwards: bool = False,
+    limit: int,
+) -> list:
+    """At most ``limit`` rows of ``queryset`` in keyset order, in that order: the first ones
+    after ``boundary`` (key value, pk), or with ``backwards`` the last ones before it (from
+    the end without a boundary). One query; each row carries its key value as ``SEEK``."""
+    if limit <= 0:
+        return []
+    ordered = _seek_queryset(
+        queryset, key, descending=descending, boundary=boundary, backwards=backwards
+    )
+    rows = list(ordered[:limit])
+    if backwards:
+        rows.reverse()
+    return rows
+
+
+def seek_exists(
+    queryset: QuerySet, *, key: Any, descending: bool = False, boundary: tuple, backwards: bool = False
+) -> bool:
+    """Whether any row of ``queryset`` follows (precedes, ``backwards``) ``boundary``."""
+    ordered = _seek_queryset(
+        queryset, key, descending=descending, boundary=boundary, backwards=backwards
+    )
+    return ordered.exists()
 
 
 @contextmanager

@@ -27,6 +27,15 @@ def service_provider_config(base_url: str) -> dict:
             "maxPayloadSize": scim["BULK_MAX_PAYLOAD_SIZE"],
         },
         "filter": {"supported": True, "maxResults": scim["MAX_RESULTS"]},
+        # RFC 9865 §4: both methods; index stays the default for clients that name none.
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": min(scim["DEFAULT_COUNT"], scim["MAX_RESULTS"]),
+            "maxPageSize": scim["MAX_RESULTS"],
+            "cursorTimeout": scim["CURSOR_TIMEOUT"],
+        },
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},

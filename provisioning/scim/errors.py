@@ -43,6 +43,19 @@ class InvalidValue(ScimError):
     scim_type = "invalidValue"
 
 
+# RFC 9865 §2.1: pagination errors.
+class InvalidCursor(ScimError):
+    scim_type = "invalidCursor"
+
+
+class ExpiredCursor(ScimError):
+    scim_type = "expiredCursor"
+
+
+class InvalidCount(ScimError):
+    scim_type = "invalidCount"
+
+
 class Mutability(ScimError):
     scim_type = "mutability"
 

@@ -10,9 +10,10 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from rest_framework.response import Response
 
 from provisioning.access import authorization
@@ -22,7 +23,7 @@ from provisioning.directory.models import Group, User
 from provisioning.directory.pipeline import OperationHeld
 from provisioning.directory.query import filter_to_q, sort_expression
 
-from . import errors, filters, resources, streaming
+from . import cursors, errors, filters, resources, streaming
 from .api import ScimRenderer, ScimView
 from .patch import parse_patch_request
 from .pending import held_response
@@ -118,6 +119,10 @@ class ListQuery:
     count: int = 100
     attributes: str | list | None = None
     excluded: str | list | None = None
+    # RFC 9865: None is index paging; "" the first page in cursor mode; else a cursor.
+    cursor: str | None = None
+    # Whether ``count`` was sent (a cursor keeps its own page size otherwise).
+    count_given: bool = False
 
 
 # Paging numbers must fit the databases' 64-bit integers (RFC 7644 §3.4.2.4 leaves the
@@ -159,22 +164,49 @@ def _attribute_names(params, name: str) -> str | list | None:
     raise errors.InvalidValue(f"'{name}' must be an array of attribute names or a string")
 
 
+def _cursor(params) -> str | None:
+    """``cursor`` (RFC 9865 §2): absent (or JSON null) is index paging; present without a
+    value (``?cursor``, ``"cursor": ""``) is the first page in cursor mode."""
+    cursor = params.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise errors.InvalidCursor("'cursor' must be a string")
+    if cursor is not None and params.get("startIndex") not in (None, ""):
+        # RFC 9865 §2.4: startIndex asks for index paging, cursor for cursor paging.
+        raise errors.InvalidValue(
+            "Use either 'startIndex' (index paging) or 'cursor' (cursor paging), not both"
+        )
+    return cursor
+
+
 def list_query(params) -> ListQuery:
-    """Read list parameters from a query string or a SearchRequest body (RFC 7644 §3.4.2)."""
+    """Read list parameters from a query string or a SearchRequest body (RFC 7644 §3.4.2,
+    RFC 9865 §2-3)."""
     order = _text(params, "sortOrder") or "ascending"
     if order.lower() not in ("ascending", "descending"):
         raise errors.InvalidValue("'sortOrder' must be 'ascending' or 'descending'")
     max_results = settings.SCIM["MAX_RESULTS"]
-    count = _integer(params.get("count"), "count", settings.SCIM["DEFAULT_COUNT"])
+    cursor = _cursor(params)
+    given = params.get("count") not in (None, "")
+    # A negative count counts as 0 (RFC 7644 §3.4.2.4, RFC 9865 §2).
+    count = max(0, _integer(params.get("count"), "count", settings.SCIM["DEFAULT_COUNT"]))
+    if cursor is None or not given:
+        # RFC 7644 §3.4.2.4: a count above the maximum is lowered to it, never an error.
+        count = min(count, max_results)
+    elif count > max_results:
+        # RFC 9865 §2.1: with a cursor, a count above maxPageSize is invalidCount.
+        raise errors.InvalidCount(
+            f"'count' must be between 0 and {max_results} (maxPageSize) in cursor paging"
+        )
     return ListQuery(
         filter=_text(params, "filter"),
         sort_by=_text(params, "sortBy"),
         descending=order.lower() == "descending",
         start_index=max(1, _integer(params.get("startIndex"), "startIndex", 1)),
-        # RFC 7644 §3.4.2.4: a count above the maximum is lowered to it, never an error.
-        count=min(max(0, count), max_results),
+        count=count,
         attributes=_attribute_names(params, "attributes"),
         excluded=_attribute_names(params, "excludedAttributes"),
+        cursor=cursor,
+        count_given=given,
     )
 
 
@@ -224,14 +256,69 @@ def _filter_q(resource_type: ResourceType, query: ListQuery, client: ScimClient 
     )
 
 
-def list_response(resources_: list[dict], total: int, query: ListQuery) -> dict:
-    return {
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total,
-        "startIndex": query.start_index,
-        "itemsPerPage": len(resources_),
-        "Resources": resources_,
-    }
+def list_response(
+    resources_: list[dict],
+    total: int,
+    query: ListQuery,
+    *,
+    next_cursor: str | None = None,
+    previous_cursor: str | None = None,
+) -> dict:
+    """A ListResponse; in cursor mode (RFC 9865 §2) without ``startIndex``, with the cursors
+    of the neighbouring pages that exist."""
+    body: dict = {"schemas": [LIST_RESPONSE], "totalResults": total}
+    if query.cursor is None:
+        body["startIndex"] = query.start_index
+    body["itemsPerPage"] = len(resources_)
+    if previous_cursor:
+        body["previousCursor"] = previous_cursor
+    if next_cursor:
+        body["nextCursor"] = next_cursor
+    body["Resources"] = resources_
+    return body
+
+
+def cursor_list(
+    client: ScimClient,
+    query: ListQuery,
+    endpoint: str,
+    plans: list[tuple[ResourceType, QuerySet]],
+    render: Callable[[ResourceType, list], list[dict]],
+) -> dict:
+    """A page in cursor mode (RFC 9865) over ``plans`` (readable, filtered querysets, walked
+    in ``cursors.KINDS`` order): the cursor is checked against this client and query, the
+    rows are read by keyset, and each type's rows are rendered by ``render``."""
+    sort_by = query.sort_by.strip() if query.sort_by else None
+    binding = cursors.Binding(
+        endpoint, str(client.pk), query.filter, sort_by, bool(sort_by) and query.descending
+    )
+    count, position = cursors.resolve(
+        query.cursor or "", binding, count=query.count, count_given=query.count_given
+    )
+    key, descending = F("created"), False
+    if sort_by:
+        [(resource_type, _queryset)] = plans
+        order = sort_expression(sort_by, resource_type.name, query.descending)
+        key, descending = order.expression, order.descending
+    by_kind = {cursors.KINDS.index(rt.name): rt for rt, _queryset in plans}
+    found = cursors.page(
+        [cursors.Segment(cursors.KINDS.index(rt.name), queryset) for rt, queryset in plans],
+        binding=binding,
+        key=key,
+        descending=descending,
+        count=count,
+        position=position,
+    )
+    documents: list[dict] = []
+    for kind, run in groupby(found.rows, key=lambda row: row[0]):
+        documents += render(by_kind[kind], [resource for _kind, resource in run])
+    return list_response(
+        documents,
+        found.total,
+        query,
+        next_cursor=found.next_cursor,
+        previous_cursor=found.previous_cursor,
+    )
 
 
 # --- Views ----------------------------------------------------------------------
@@ -333,6 +420,18 @@ class ResourceView(ScimView):
         queryset = readable(request.user, self.resource_type)
         attributes, excluded = _projection(self.resource_type.schema, query)
         q = _filter_q(self.resource_type, query, request.user)
+        if query.cursor is not None:
+            scope = authorization.read_scope(request.user)
+            body = cursor_list(
+                request.user,
+                query,
+                self.resource_type.name,
+                [(self.resource_type, queryset if q is None else queryset.filter(q))],
+                lambda resource_type, items: resource_type.render(
+                    items, self.base_url(request), attributes, excluded, scope
+                ),
+            )
+            return Response(body)
         total, items = selectors.page(
             queryset if q is None else queryset.filter(q),
             order=_order(self.resource_type, query),
@@ -466,12 +565,25 @@ class RootSearch(ScimView):
                 failures.append(exc)
         if not plans:
             raise failures[0]
-        offset, remaining, total, documents = query.start_index - 1, query.count, 0, []
         base_url = self.base_url(request)
-        for resource_type, q in plans:
+        scope = authorization.read_scope(client)
+
+        def projection(resource_type: ResourceType) -> tuple[list, list]:
             attributes, excluded = _projection(resource_type.schema, query, ignore_unknown=True)
             if query.attributes and not attributes:
                 attributes = [(resource_type.schema.core, resource_type.schema.core_attribute("id"), None)]
+            return attributes, excluded
+
+        if query.cursor is not None:
+            # Cursor paging walks Users then Groups; the cursor records where it stands.
+            def render(resource_type: ResourceType, items: list) -> list[dict]:
+                return resource_type.render(items, base_url, *projection(resource_type), scope)
+
+            readable_plans = [(rt, readable(client, rt, q)) for rt, q in plans]
+            return Response(cursor_list(client, query, "root", readable_plans, render))
+        offset, remaining, total, documents = query.start_index - 1, query.count, 0, []
+        for resource_type, q in plans:
+            attributes, excluded = projection(resource_type)
             type_total, items = selectors.page(
                 readable(client, resource_type, q),
                 order=["created"],
@@ -481,7 +593,5 @@ class RootSearch(ScimView):
             total += type_total
             offset = max(0, offset - type_total)
             remaining -= len(items)
-            documents += resource_type.render(
-                items, base_url, attributes, excluded, authorization.read_scope(client)
-            )
+            documents += resource_type.render(items, base_url, attributes, excluded, scope)
         return Response(list_response(documents, total, query))
