@@ -40,6 +40,7 @@ from provisioning.access.token_check import (
 from provisioning.audit.middleware import SCIM_PREFIX, announced_length
 
 from . import errors
+from .schema import refresh_extensions
 
 logger = logging.getLogger(__name__)
 
@@ -382,6 +383,8 @@ class ScimView(APIView):
             )
         super().initial(request, *args, **kwargs)
         check_request_text(request)
+        # Extension schemas registered or changed by another process (one primary-key read).
+        refresh_extensions()
 
     def check_unauthenticated_rate(self, request) -> None:
         """Count a request without valid credentials against its address; 429 beyond the rate.
