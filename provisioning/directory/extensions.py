@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.fields.json import KeyTransform
 
 from provisioning.access.units import unit_of_change
@@ -31,11 +31,19 @@ _MODELS = {"User": User, "Group": Group}
 # --- The source every process loads from -------------------------------------------------
 
 
+# The table name is the model's own constant; the id is a parameter.
+_REVISION_SQL = f"SELECT token FROM {ExtensionSchemaRevision._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
 def extension_revision() -> Any:
-    """The current revision token (None before any extension schema was ever registered)."""
-    return (
-        ExtensionSchemaRevision.objects.filter(pk=1).values_list("token", flat=True).first()
-    )
+    """The current revision token (None before any extension schema was ever registered).
+
+    Run at the start of every SCIM request and write: one primary-key read, without the
+    query-building cost of the ORM (half of the check's time)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_REVISION_SQL, [1])
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def extension_definitions() -> list[scim_schema.RegisteredExtension]:
@@ -138,9 +146,12 @@ def extension_schema_save(
     resource_type: str | None = None,
     operator=None,
     schema: ExtensionSchema | None = None,
+    update_existing: bool = True,
 ) -> tuple[ExtensionSchema, str]:
     """Register an extension schema from an RFC 7643 §7 document, or change the one
     registered under its URN (or ``schema``, when given: the one an operator edits).
+    With ``update_existing`` False a schema already registered under the URN is a
+    problem instead (a form for new schemas).
 
     Idempotent: saving what is registered changes nothing. Returns the row and what
     happened: ``"created"``, ``"updated"`` or ``"unchanged"``. Raises ValidationError
@@ -151,7 +162,7 @@ def extension_schema_save(
         if row is None:
             raise ValidationError({"document": ["The extension schema no longer exists."]})
     else:
-        row = _same_urn(document)
+        row = _same_urn(document) if update_existing else None
     if row is not None and resource_type is None:
         resource_type = row.resource_type
     new = _parse(document, resource_type, exclude=row.pk if row else None)

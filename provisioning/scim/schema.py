@@ -19,7 +19,9 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -755,12 +757,33 @@ def install_extensions(extensions: Iterable[RegisteredExtension], revision: Any 
     _registry = _Registry(revision, extensions, documents)
 
 
+# Inside ``checked_once()``: whether the revision was already checked there.
+_scope: ContextVar[list[bool] | None] = ContextVar("scimgate_extension_scope", default=None)
+
+
+@contextmanager
+def checked_once() -> Iterator[None]:
+    """Inside, ``refresh_extensions`` checks the revision at most once: a SCIM request
+    (all of a Bulk request's operations included) sees one set of extensions and pays
+    for one check."""
+    token = _scope.set([False])
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
 def refresh_extensions() -> bool:
     """Reload the registered extensions if the source's revision changed since the last
-    load (one tiny query otherwise). Call it where a request or task starts. Returns
-    whether it reloaded."""
+    load (one primary-key read otherwise). Call it where a request, task or write starts.
+    Returns whether it reloaded."""
     if not _source:
         return False
+    scope = _scope.get()
+    if scope is not None:
+        if scope[0]:
+            return False
+        scope[0] = True
     revision = _source["revision"]()
     if revision == _registry.revision:
         return False
