@@ -354,6 +354,24 @@ def test_a_group_extension(scim):
     scim.assert_error(scim.post("/Users", {"userName": "x", GROUP_EXT: {"costCenter": "1"}}), 400)
 
 
+def test_a_whole_group_streamed_leaves_out_attributes_returned_on_request(scim):
+    extensions.extension_schema_save(
+        document={
+            "id": GROUP_EXT,
+            "attributes": [
+                {"name": "costCenter", "type": "string"},
+                {"name": "owner", "type": "string", "returned": "request"},
+            ],
+        }
+    )
+    group = scim.create_group(**{GROUP_EXT: {"costCenter": "G-1", "owner": "ana"}})
+    assert group[GROUP_EXT] == {"costCenter": "G-1"}
+    whole = scim.get(f"/Groups/{group['id']}")
+    assert whole.streamed and scim.json(whole)[GROUP_EXT] == {"costCenter": "G-1"}
+    asked = scim.read(f"/Groups/{group['id']}", params={"attributes": f"{GROUP_EXT}:owner"})
+    assert asked[GROUP_EXT] == {"owner": "ana"}
+
+
 # --- Discovery -------------------------------------------------------------------------
 
 
