@@ -424,7 +424,8 @@ _ATTRNAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 _URN = re.compile(
     r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:"
     r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@/:]|%[0-9A-Fa-f]{2})*"
-    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@/]|%[0-9A-Fa-f]{2})\Z"
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@/]|%[0-9A-Fa-f]{2})\Z",
+    re.IGNORECASE,  # the "urn" scheme and the namespace are case-insensitive (RFC 8141)
 )
 # Namespaces only RFC 7643/7644 define schemas in.
 _RESERVED_NAMESPACES = ("urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:")
@@ -603,6 +604,8 @@ def _attribute_definition(raw: Any, where: str, problems: list[str], *, sub: boo
         )
     if sub and definition["multiValued"]:
         problems.append(f"{where}: sub-attributes cannot be multi-valued.")
+    if sub and definition["required"]:
+        problems.append(f"{where}: required sub-attributes are not enforced by this server.")
     if sub and definition["mutability"] != "readWrite" and definition["mutability"] != "readOnly":
         problems.append(f"{where}: sub-attributes may be readWrite or readOnly only.")
     if sub and definition["returned"] not in ("default", "always"):

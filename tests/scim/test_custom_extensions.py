@@ -606,3 +606,78 @@ def test_a_policy_rule_holds_a_change_of_an_extension_attribute_until_approved(
     # Other attributes of the extension are not held.
     response = scim.patch_ops(path, {"op": "add", "path": f"{CUSTOM}:level", "value": 5})
     assert scim.ok(response)[CUSTOM] == {"costCenterCode": "CC-2", "level": 5}
+
+
+# --- Validation of a schema document (RFC 7643 §7) --------------------------------------------
+
+
+def _attribute(**characteristics) -> dict:
+    return {"id": "urn:example:v:2.0:User", "attributes": [{"name": "a", **characteristics}]}
+
+
+@pytest.mark.parametrize(
+    "document, expected",
+    [
+        (_attribute(type="binary"), "binary"),
+        (_attribute(type="complex"), "subAttributes"),
+        (_attribute(subAttributes=[{"name": "x"}]), "only complex"),
+        (
+            _attribute(
+                type="complex",
+                subAttributes=[{"name": "x", "type": "complex", "subAttributes": [{"name": "y"}]}],
+            ),
+            "cannot be nested",
+        ),
+        (_attribute(type="complex", subAttributes=[{"name": "x", "required": True}]), "required"),
+        (_attribute(mutability="writeOnly"), "returned to 'never'"),
+        (_attribute(mutability="sometimes"), "mutability"),
+        (_attribute(returned="maybe"), "returned"),
+        (_attribute(uniqueness="server"), "not enforced"),
+        (_attribute(multiValued="yes"), "multiValued"),
+        (_attribute(canonicalValues=[1, 2]), "canonicalValues"),
+        (_attribute(referenceTypes=["User"]), "referenceTypes"),
+        (_attribute(colour="blue"), "unknown characteristic"),
+        ({"id": "urn:example:v:2.0:User", "attributes": [{"name": "Schemas"}]}, "reserved"),
+        ({"id": "urn:example:v:2.0:User", "attributes": [{"name": "a-b_c1"}, {"name": "A-B_C1"}]},
+         "used twice"),
+        ({"id": "urn:example:v:2.0:User", "attributes": []}, "non-empty"),
+        ({"id": "urn:example:v:2.0:User", "attributes": [{"name": "_x"}]}, "RFC 7643 §2.1"),
+        ({"id": "urn:example:v:2.0:User:", "attributes": [{"name": "a"}]}, "not a URN"),
+        ({"id": "urn:x", "attributes": [{"name": "a"}]}, "not a URN"),
+        ({"id": "URN:IETF:params:scim:schemas:core:2.0:User", "attributes": [{"name": "a"}]},
+         "reserved"),
+        ({"id": f"{ENTERPRISE_SCHEMA}:more", "attributes": [{"name": "a"}]}, "ambiguous"),
+        ({"id": ENTERPRISE_SCHEMA.upper(), "attributes": [{"name": "a"}]}, "already exists"),
+        ({"id": "urn:example:v:2.0:Device", "attributes": [{"name": "a"}]}, "resource type"),
+        ({"id": "urn:example:v:2.0:User", "attributes": [{"name": "a"}], "extra": 1}, "Unknown"),
+    ],
+)
+def test_schema_documents_are_validated(document, expected):
+    with pytest.raises(scim_schema.InvalidSchemaDocument) as error:
+        scim_schema.parse_extension_document(document)
+    assert any(expected in problem for problem in error.value.problems), error.value.problems
+
+
+def test_a_valid_document_is_normalised_with_every_characteristic():
+    document = {
+        "id": "urn:example:v:2.0:User",
+        "attributes": [
+            {"name": "link", "type": "reference"},
+            {"name": "kind", "canonicalValues": ["a", "b"]},
+            {"name": "card", "type": "complex", "multiValued": True,
+             "subAttributes": [{"name": "value"}, {"name": "$ref", "type": "reference"}]},
+        ],
+    }
+    extension = scim_schema.parse_extension_document(document)
+    assert extension.resource_type == "User" and extension.document["name"] == "User"
+    link, kind, card = extension.document["attributes"]
+    assert link["referenceTypes"] == ["external"]
+    assert kind == {
+        "name": "kind", "type": "string", "multiValued": False, "description": "",
+        "required": False, "caseExact": False, "mutability": "readWrite",
+        "returned": "default", "uniqueness": "none", "canonicalValues": ["a", "b"],
+    }
+    assert [s["name"] for s in card["subAttributes"]] == ["value", "$ref"]
+    other = {"id": "urn:example:v:2.0:User:x", "attributes": [{"name": "a"}]}
+    with pytest.raises(scim_schema.InvalidSchemaDocument, match="ambiguous"):
+        scim_schema.parse_extension_document(other, taken=[document["id"]])
