@@ -30,7 +30,11 @@ SECTIONS: list[Section] = [
     Section(None, [Link("Dashboard", "console:home")]),
     Section(
         "Directory",
-        [Link("Users", "console:user_list"), Link("Groups", "console:group_list")],
+        [
+            Link("Users", "console:user_list"),
+            Link("Groups", "console:group_list"),
+            Link("Extension schemas", "console:schema_list"),
+        ],
     ),
     Section(
         "Oversight",

@@ -10,6 +10,7 @@ from . import (
     views_quarantines,
     views_reviews,
     views_rollback,
+    views_schemas,
 )
 
 app_name = "console"
@@ -34,6 +35,17 @@ urlpatterns = [
     path("users/<uuid:user_id>/reactivate/", views.user_reactivate, name="user_reactivate"),
     path("groups/", views.group_list, name="group_list"),
     path("groups/<uuid:group_id>/", views.group_detail, name="group_detail"),
+    # Registered SCIM extension schemas (console/views_schemas.py).
+    path("schemas/", views_schemas.schema_list, name="schema_list"),
+    path("schemas/new/", views_schemas.schema_create, name="schema_create"),
+    path("schemas/<int:schema_id>/", views_schemas.schema_detail, name="schema_detail"),
+    path("schemas/<int:schema_id>/edit/", views_schemas.schema_edit, name="schema_edit"),
+    path(
+        "schemas/<int:schema_id>/delete/confirm/",
+        views_schemas.schema_delete_confirm,
+        name="schema_delete_confirm",
+    ),
+    path("schemas/<int:schema_id>/delete/", views_schemas.schema_delete, name="schema_delete"),
     # Pending operations (console/views_pending.py).
     path("pending/", views_pending.pending_list, name="pending_list"),
     path("pending/bulk/", views_pending.pending_bulk, name="pending_bulk"),

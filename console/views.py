@@ -24,6 +24,7 @@ from provisioning.directory.selectors import KeysetPage
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
+from provisioning.scim.schema import refresh_extensions
 
 from . import charts, listing, oversight_selectors
 from . import selectors as console_selectors
@@ -123,6 +124,7 @@ def _user_or_404(user_id: uuid.UUID):
 @require_GET
 @require_role("viewer")
 def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    refresh_extensions()  # registered extension schemas decide which values are shown
     user = _user_or_404(user_id)
     base = _scim_base(request)
     memberships = selectors.groups_of_users([user.pk]).get(user.pk, [])

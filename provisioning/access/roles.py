@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from provisioning.scim.errors import InvalidPath
-from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
+from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA, refresh_extensions
 
 from .builtin import BUILTIN_ROLES
 from .models import ALL_PERMISSIONS, Role
@@ -96,6 +96,8 @@ def _clean_role_fields(fields: dict) -> dict:
     if "permissions" in cleaned:
         cleaned["permissions"] = _clean_permissions(cleaned["permissions"] or [])
     if "forbidden_attributes" in cleaned:
+        # Attributes of registered extension schemas are named by their full URN path.
+        refresh_extensions()
         seen: list[str] = []
         for path in cleaned["forbidden_attributes"] or []:
             if not isinstance(path, str) or not path.strip():

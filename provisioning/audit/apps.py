@@ -9,6 +9,7 @@ from django.db.models.signals import post_delete, pre_delete, pre_save
 AUDITED_MODELS: dict[str, dict] = {
     "directory.User": {},
     "directory.Group": {},
+    "directory.ExtensionSchema": {},
     "access.ScimClient": {},
     "access.ScimToken": {"exclude_fields": ["digest"]},
     "access.Role": {},

@@ -22,15 +22,39 @@ def _access_gate(write) -> None:
     authorize_change(write.change)
 
 
+def _schema_gate(write) -> None:
+    """Registered extensions' ``required`` and ``immutable`` attributes. A rollback puts
+    back what was stored, whatever the schemas say today."""
+    from provisioning.scim.resources import check_extension_rules
+    from provisioning.scim.schema import RESOURCE_SCHEMAS
+
+    from .pipeline import ROLLBACK
+
+    if write.origin == ROLLBACK:
+        return
+    change = write.change
+    check_extension_rules(
+        RESOURCE_SCHEMAS[change.resource_type], change.action, change.before, change.after
+    )
+
+
 class DirectoryConfig(AppConfig):
     name = "provisioning.directory"
     label = "directory"
     verbose_name = "Directory"
 
     def ready(self) -> None:
-        from . import pipeline
+        from provisioning.scim.schema import set_extension_source
+
+        from . import extensions, pipeline
 
         connection_created.connect(_unicode_lower_on_sqlite, dispatch_uid="scimgate-unicode-lower")
         # Access control sits below the directory, so the directory installs its gate;
         # oversight and audit, above it, plug in their own from their apps.
         pipeline.register_gate("access", _access_gate, order=100)
+        # After access (a client without the permission learns nothing), before policy
+        # (an invalid write is refused, not held).
+        pipeline.register_gate("extension-schemas", _schema_gate, order=150)
+        # Registered extension schemas: every SCIM request and directory write refreshes
+        # them from the database (provisioning.scim.schema.refresh_extensions).
+        set_extension_source(extensions.extension_revision, extensions.extension_definitions)

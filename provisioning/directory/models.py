@@ -156,3 +156,59 @@ class ResourceCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_type}: {self.total}"
+
+
+class ExtensionSchema(models.Model):
+    """An extension schema (RFC 7643 §3.3) an administrator registered for Users or Groups.
+
+    Its attributes are an RFC 7643 §7 attribute list, validated and normalised by
+    ``provisioning.scim.schema.parse_extension_document``; values live in each
+    resource's ``attributes`` under the URN, like the enterprise extension's.
+    """
+
+    class ResourceType(models.TextChoices):
+        USER = "User", "User"
+        GROUP = "Group", "Group"
+
+    urn = models.CharField(max_length=255)
+    resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
+    name = models.CharField(max_length=128, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    attributes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("urn"), name="extensionschema_urn_ci_unique"),
+        ]
+        ordering = ["resource_type", "urn"]
+
+    def __str__(self) -> str:
+        return self.urn
+
+    @property
+    def document(self) -> dict:
+        """The schema as RFC 7643 §7 describes it (without ``schemas`` and ``meta``)."""
+        return {
+            "id": self.urn,
+            "name": self.name,
+            "description": self.description,
+            "attributes": self.attributes,
+        }
+
+
+class ExtensionSchemaRevision(models.Model):
+    """One row whose token changes with every change to the registered extension schemas.
+
+    Every process compares it with the token it last loaded at the start of each SCIM
+    request and directory write (a primary-key read) and reloads the schemas only when
+    it differs. A random token, not a counter: a rolled-back change cannot make two
+    different sets of schemas carry the same revision.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    token = models.UUIDField(default=uuid.uuid4)
+
+    def __str__(self) -> str:
+        return str(self.token)

@@ -31,7 +31,7 @@ from provisioning.scim import limits, resources
 from provisioning.scim.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from provisioning.scim.filters import matches
 from provisioning.scim.patch import PatchOperation, apply_patch
-from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
+from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA, refresh_extensions
 
 from . import pipeline, selectors
 from .changes import (
@@ -189,6 +189,9 @@ def _write(service):
 
     @functools.wraps(service)
     def wrapper(*args, **kwargs):
+        # Registered extension schemas as they are now (Celery tasks, console actions and
+        # approvals write without a SCIM request that would have refreshed them).
+        refresh_extensions()
         try:
             # One budget of per-request limits (the Bulk request's, inside one).
             with limits.request_budget() as budget, transaction.atomic():

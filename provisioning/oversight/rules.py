@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 
 from provisioning.access.models import ScimClient
 from provisioning.scim.errors import ScimError
-from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
+from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA, refresh_extensions
 
 from .models import CircuitBreaker, PolicyRule, RuleAction
 from .services import as_operator
@@ -91,6 +91,8 @@ def _clean_rule(fields: dict[str, Any], *, exclude: int | None = None) -> dict[s
         errors.setdefault("action", []).append(f"Unknown action “{action}”.")
 
     attributes: list[str] = []
+    # Attributes of registered extension schemas are named by their full URN path.
+    refresh_extensions()
     for line in fields["attributes"] or ():
         if not isinstance(line, str) or not line.strip():
             continue

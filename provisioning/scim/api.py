@@ -40,6 +40,7 @@ from provisioning.access.token_check import (
 from provisioning.audit.middleware import SCIM_PREFIX, announced_length
 
 from . import errors
+from .schema import checked_once, refresh_extensions
 
 logger = logging.getLogger(__name__)
 
@@ -373,6 +374,11 @@ class ScimView(APIView):
     def get_exception_handler(self):
         return scim_exception_handler
 
+    def dispatch(self, request, *args, **kwargs):
+        # One check of the registered extension schemas per request (in ``initial``).
+        with checked_once():
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
         self.check_unauthenticated_rate(request)
         length = announced_length(request.META)
@@ -382,6 +388,8 @@ class ScimView(APIView):
             )
         super().initial(request, *args, **kwargs)
         check_request_text(request)
+        # Extension schemas registered or changed by another process (one primary-key read).
+        refresh_extensions()
 
     def check_unauthenticated_rate(self, request) -> None:
         """Count a request without valid credentials against its address; 429 beyond the rate.

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from . import errors, limits
 from .api import PublicScimView, ScimView
-from .schema import RESOURCE_SCHEMAS, schema_documents
+from .schema import RESOURCE_SCHEMAS, registered_extensions, schema_documents
 from .views import LIST_RESPONSE
 
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
@@ -59,6 +59,9 @@ def service_provider_config(base_url: str) -> dict:
 
 def resource_type_document(name: str, base_url: str) -> dict:
     schema = RESOURCE_SCHEMAS[name]
+    # RFC 7643 §6: a registered extension with a required attribute must be on every
+    # resource of the type (creates and replaces without it are refused).
+    required = {e.urn for e in registered_extensions() if e.required}
     return {
         "schemas": [RESOURCE_TYPE_SCHEMA],
         "id": name,
@@ -66,7 +69,9 @@ def resource_type_document(name: str, base_url: str) -> dict:
         "endpoint": schema.endpoint,
         "description": f"{name} resources",
         "schema": schema.core,
-        "schemaExtensions": [{"schema": urn, "required": False} for urn in schema.extensions],
+        "schemaExtensions": [
+            {"schema": urn, "required": urn in required} for urn in schema.extensions
+        ],
         "meta": {"resourceType": "ResourceType", "location": f"{base_url}/ResourceTypes/{name}"},
     }
 

@@ -21,7 +21,7 @@ from . import limits
 from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget, ScimError
 from .filters import And, Compare, Node, Not, Or, PatchPath, matches, parse_patch_path
 from .resources import clean_single, clean_value, copy_json, normalise_manager
-from .schema import GROUP, Attribute, ResourceSchema
+from .schema import ENTERPRISE_USER, GROUP, Attribute, ResourceSchema
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -595,7 +595,7 @@ def _equalities(node: Node) -> dict | None:
 
 def _clean(attribute: Attribute, value: Any, where: str) -> Any:
     """Validate and normalise a whole attribute value; None when it is empty."""
-    if attribute.name == "manager":
+    if attribute.name == "manager" and attribute.urn == ENTERPRISE_USER:
         value = normalise_manager(value)
     if attribute.multi_valued and isinstance(value, dict):
         value = [value]  # a lone object where an array belongs (seen for members)
@@ -614,7 +614,7 @@ def _merge(attribute: Attribute, current: Any, value: Any, where: str) -> dict:
     if isinstance(value, dict):
         subs = (attribute.sub(key) for key, item in value.items() if _is_empty(item))
         cleared = {sub.name for sub in subs if sub and sub.mutability != "readOnly"}
-    if attribute.name == "manager":
+    if attribute.name == "manager" and attribute.urn == ENTERPRISE_USER:
         value = normalise_manager(value)
     patch = clean_single(attribute, value, where) or {}
     current = current if isinstance(current, dict) else {}

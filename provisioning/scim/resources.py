@@ -13,11 +13,14 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from .errors import InvalidPath, InvalidSyntax, InvalidValue
+from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability
 from .schema import (
     ENTERPRISE_USER,
     GROUP,
+    GROUP_SCHEMA,
+    REGISTRATION_HINT,
     USER,
+    USER_SCHEMA,
     Attribute,
     ResourceSchema,
 )
@@ -160,11 +163,18 @@ def clean_document(schema: ResourceSchema, body: Any) -> dict:
                 document[urn] = extension
             continue
         if key.lower().startswith("urn:"):
-            # Schema-qualified core attributes, or an extension we do not serve.
+            # Schema-qualified attributes (Entra sends custom extension attributes as
+            # ``urn:...:2.0:User:costCenter`` keys), or an extension we do not serve.
+            try:
+                schema.split_urn(key)
+            except InvalidPath:
+                raise InvalidValue(
+                    f"Unknown schema extension '{key}'. {REGISTRATION_HINT}"
+                ) from None
             try:
                 path = schema.resolve(key)
-            except InvalidPath:
-                raise InvalidValue(f"Unknown schema extension '{key}'") from None
+            except InvalidPath as exc:
+                raise InvalidValue(exc.detail) from None
             _set_resolved(document, schema, path.attribute, value, key)
             continue
         attribute = schema.core_attribute(key)
@@ -192,12 +202,47 @@ def _clean_extension(schema: ResourceSchema, urn: str, value: dict) -> dict:
         attribute = attributes.get(key.lower())
         if attribute is None:
             raise InvalidValue(f"Unknown attribute '{urn}:{key}'")
-        if attribute.name == "manager":
+        if attribute.mutability == "readOnly":
+            continue  # RFC 7643 §2.2: the server owns it; a client's value is ignored
+        if attribute.name == "manager" and urn == ENTERPRISE_USER:
             sub_value = normalise_manager(sub_value)
         result = clean_value(attribute, sub_value, f"{urn}:{attribute.name}")
         if result is not None:
             cleaned[attribute.name] = result
     return cleaned
+
+
+def check_extension_rules(
+    schema: ResourceSchema, action: str, before: dict | None, after: dict | None
+) -> None:
+    """The registered extensions' ``required`` and ``immutable`` attributes, checked on a
+    planned write's documents (stored shape: extension attributes under their URN).
+
+    ``required`` (RFC 7643 §7): a create or replace without the attribute is refused.
+    PATCH may leave an attribute absent that was absent before (a user stored before the
+    attribute became required can still be deactivated); removing it is refused by the
+    PATCH engine. ``immutable`` (RFC 7643 §7): once it has a value, that value stays.
+    """
+    view = schema.view
+    if after is None:
+        return
+    if action in ("create", "replace"):
+        for urn, names in view.required.items():
+            values = after.get(urn) if isinstance(after.get(urn), dict) else {}
+            missing = [name for name in names if name not in values]
+            if missing:
+                raise InvalidValue(
+                    f"'{urn}:{missing[0]}' is required (RFC 7643 §7); send it with every "
+                    f"{schema.name} created or replaced"
+                )
+    if before is None:
+        return
+    for urn, names in view.immutable.items():
+        old = before.get(urn) if isinstance(before.get(urn), dict) else {}
+        new = after.get(urn) if isinstance(after.get(urn), dict) else {}
+        for name in names:
+            if name in old and new.get(name) != old[name]:
+                raise Mutability(f"'{urn}:{name}' is immutable: it keeps the value it was given")
 
 
 def normalise_manager(value: Any) -> Any:
@@ -348,14 +393,29 @@ def meta(resource, resource_type: str, location: str) -> dict:
 def user_document(user, base_url: str, groups: list[dict] | None = None) -> dict:
     """The full SCIM representation of ``user`` (``groups`` given when requested); it
     shares unchanged values with ``user.attributes``: read it, do not change it."""
-    body = user_editable_document(user, shared=True)
+    body = _returnable(USER_SCHEMA, user_editable_document(user, shared=True))
     location = f"{base_url}/Users/{user.id}"
-    schemas = [USER] + ([ENTERPRISE_USER] if ENTERPRISE_USER in body else [])
+    schemas = [USER] + [urn for urn in USER_SCHEMA.extensions if urn in body]
     document = {"schemas": schemas, "id": str(user.id), **_core_first(body)}
     if groups:
         document["groups"] = groups
     document["meta"] = meta(user, "User", location)
     return document
+
+
+def _returnable(schema: ResourceSchema, body: dict) -> dict:
+    """``body`` without the registered extensions' attributes that are never returned
+    (``returned: never``, ``mutability: writeOnly``; RFC 7643 §7). Values of an extension
+    that is no longer registered are not shown either. Objects it changes are copied."""
+    view = schema.view
+    for key in [k for k in body if k.startswith("urn:") and k.lower() not in view.urns]:
+        body = {k: v for k, v in body.items() if k != key}
+    for urn, hidden in view.hidden.items():
+        values = body.get(urn)
+        if isinstance(values, dict) and hidden & values.keys():
+            kept = {name: value for name, value in values.items() if name not in hidden}
+            body = {**body, urn: kept} if kept else {k: v for k, v in body.items() if k != urn}
+    return body
 
 
 def _core_first(body: dict) -> dict:
@@ -399,8 +459,9 @@ def group_editable_document(group) -> dict:
 
 
 def group_document(group, base_url: str, members: list[dict] | None = None) -> dict:
-    body = group_editable_document(group)
-    document = {"schemas": [GROUP], "id": str(group.id), **_core_first(body)}
+    body = _returnable(GROUP_SCHEMA, group_editable_document(group))
+    schemas = [GROUP] + [urn for urn in GROUP_SCHEMA.extensions if urn in body]
+    document = {"schemas": schemas, "id": str(group.id), **_core_first(body)}
     if members is not None:
         document["members"] = members
     document["meta"] = meta(group, "Group", f"{base_url}/Groups/{group.id}")
@@ -456,7 +517,10 @@ def requests_attribute(schema: ResourceSchema, name: str, attributes: list, excl
 
 
 def project(schema: ResourceSchema, document: dict, attributes: list, excluded: list) -> dict:
-    """Apply ``attributes``/``excludedAttributes`` honouring ``returned: always``."""
+    """Apply ``attributes``/``excludedAttributes`` honouring ``returned: always`` and
+    (registered extensions) ``returned: request``: such an attribute appears only when
+    ``attributes`` names it or its schema (RFC 7643 §7)."""
+    view = schema.view
     if attributes:
         result: dict[str, Any] = {}
         for urn, attr, sub in attributes:
@@ -479,10 +543,17 @@ def project(schema: ResourceSchema, document: dict, attributes: list, excluded: 
                     target[attr.name] = values
             elif sub.name in source[attr.name]:
                 target.setdefault(attr.name, {})[sub.name] = source[attr.name][sub.name]
+        for urn, names in view.always.items():
+            source = document.get(urn)
+            if isinstance(source, dict) and names & source.keys():
+                target = result.setdefault(urn, {})
+                for name in names & source.keys():
+                    target.setdefault(name, copy_json(source[name]))
         result = {k: v for k, v in result.items() if v != {}}
         result["schemas"] = document["schemas"]
         result["id"] = document["id"]
         return result
+    document = _without_on_request(view, document)
     if not excluded:
         return document
     result = copy_json(document)
@@ -500,3 +571,15 @@ def project(schema: ResourceSchema, document: dict, attributes: list, excluded: 
         else:
             target[attr.name].pop(sub.name, None)
     return result
+
+
+def _without_on_request(view, document: dict) -> dict:
+    """``document`` without the ``returned: request`` attributes (copied only if any)."""
+    for urn, names in view.on_request.items():
+        values = document.get(urn)
+        if isinstance(values, dict) and names & values.keys():
+            kept = {name: value for name, value in values.items() if name not in names}
+            document = {k: (kept if k == urn else v) for k, v in document.items() if k != urn or kept}
+            if not kept and isinstance(document.get("schemas"), list):
+                document["schemas"] = [u for u in document["schemas"] if u != urn]
+    return document

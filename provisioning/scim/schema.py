@@ -4,15 +4,28 @@ The schema documents are django-scim2's, corrected where they disagree with the
 RFC or with what this server stores (userName is required and unique, group
 members carry ``display``). Everything that needs attribute characteristics
 (filters, PATCH, projection, discovery) resolves paths through ``ResourceSchema``.
+
+Besides the built-in schemas, administrators register extension schemas (RFC 7643
+§3.3, e.g. Entra's ``urn:ietf:params:scim:schemas:extension:<Name>:2.0:User``). This
+module has no database: the directory installs a *source* (``set_extension_source``)
+and every entry point calls ``refresh_extensions()``, which asks the source for its
+revision (one tiny query) and reloads the registered schemas only when it changed.
+``USER_SCHEMA``, ``GROUP_SCHEMA`` and ``schema_documents()`` then include them.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import django_scim.schemas
 from django_scim.constants import SchemaURI
@@ -272,44 +285,126 @@ def _schema_documents() -> dict[str, dict]:
     return {USER: user, GROUP: group, ENTERPRISE_USER: enterprise}
 
 
-@cache
+_builtin_documents = cache(_schema_documents)
+
+
 def schema_documents() -> dict[str, dict]:
-    return _schema_documents()
+    """Every schema this server serves, by URN: the built-in ones, then the registered
+    extensions (as last loaded by ``refresh_extensions``). Do not change the documents."""
+    registered = _registry.documents
+    if not registered:
+        return _builtin_documents()
+    return {**_builtin_documents(), **registered}
+
+
+@dataclass(frozen=True)
+class _View:
+    """What a resource type's schemas are at one moment: replaced whole on a reload, so a
+    reader never sees half of one set of extensions and half of another."""
+
+    extensions: tuple[str, ...]
+    attributes: dict[str, dict[str, Attribute]]
+    urns: dict[str, str]
+    # Lower-cased URNs, longest first (``split_urn`` tries the most specific one first).
+    by_length: tuple[tuple[str, str], ...]
+    # Registered extensions only: attribute names never rendered (returned "never",
+    # mutability "writeOnly"), rendered only on request, rendered always.
+    hidden: dict[str, frozenset[str]] = field(default_factory=dict)
+    on_request: dict[str, frozenset[str]] = field(default_factory=dict)
+    always: dict[str, frozenset[str]] = field(default_factory=dict)
+    # URN -> names of required attributes (checked on create and replace).
+    required: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # URN -> names of immutable attributes (set once, never changed afterwards).
+    immutable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class ResourceSchema:
-    """Attributes of one resource type (core schema plus extensions)."""
+    """Attributes of one resource type (core schema plus extensions).
+
+    ``extensions`` are the built-in ones given here followed by the registered ones
+    for this resource type (see ``refresh_extensions``).
+    """
 
     def __init__(self, name: str, endpoint: str, core: str, extensions: tuple[str, ...] = ()):
         self.name = name
         self.endpoint = endpoint
         self.core = core
-        self.extensions = extensions
-        docs = schema_documents()
-        self.attributes: dict[str, dict[str, Attribute]] = {}
+        self.builtin_extensions = extensions
+        docs = _builtin_documents()
         # Common attributes belong to the core schema of each resource type.
         core_attrs = {k: replace(a, urn=core) for k, a in _common_attributes().items()}
         for a in docs[core]["attributes"]:
             core_attrs[a["name"].lower()] = Attribute.from_document(a, core)
-        self.attributes[core.lower()] = core_attrs
+        self._builtin: dict[str, dict[str, Attribute]] = {core.lower(): core_attrs}
         for ext in extensions:
-            self.attributes[ext.lower()] = {
+            self._builtin[ext.lower()] = {
                 a["name"].lower(): Attribute.from_document(a, ext) for a in docs[ext]["attributes"]
             }
-        self._urns = {urn.lower(): urn for urn in (core, *extensions)}
+        self._view = self._build(())
+
+    def _build(self, registered: Iterable[RegisteredExtension]) -> _View:
+        attributes = dict(self._builtin)
+        extensions = list(self.builtin_extensions)
+        hidden, on_request, always, required, immutable = {}, {}, {}, {}, {}
+        for extension in registered:
+            if extension.resource_type != self.name:
+                continue
+            urn = extension.urn
+            extensions.append(urn)
+            attrs = {
+                a["name"].lower(): Attribute.from_document(a, urn)
+                for a in extension.document["attributes"]
+            }
+            attributes[urn.lower()] = attrs
+            hidden[urn] = frozenset(
+                a.name for a in attrs.values() if a.returned == "never" or a.mutability == "writeOnly"
+            )
+            on_request[urn] = frozenset(a.name for a in attrs.values() if a.returned == "request")
+            always[urn] = frozenset(a.name for a in attrs.values() if a.returned == "always")
+            required[urn] = tuple(a.name for a in attrs.values() if a.required)
+            immutable[urn] = tuple(a.name for a in attrs.values() if a.mutability == "immutable")
+        urns = {urn.lower(): urn for urn in (self.core, *extensions)}
+        return _View(
+            extensions=tuple(extensions),
+            attributes=attributes,
+            urns=urns,
+            by_length=tuple(sorted(urns.items(), key=lambda kv: -len(kv[0]))),
+            hidden={k: v for k, v in hidden.items() if v},
+            on_request={k: v for k, v in on_request.items() if v},
+            always={k: v for k, v in always.items() if v},
+            required={k: v for k, v in required.items() if v},
+            immutable={k: v for k, v in immutable.items() if v},
+        )
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        return self._view.extensions
+
+    @property
+    def registered_extensions(self) -> tuple[str, ...]:
+        return self._view.extensions[len(self.builtin_extensions) :]
+
+    @property
+    def attributes(self) -> dict[str, dict[str, Attribute]]:
+        return self._view.attributes
 
     @property
     def schemas(self) -> tuple[str, ...]:
-        return (self.core, *self.extensions)
+        return (self.core, *self._view.extensions)
+
+    @property
+    def view(self) -> _View:
+        """The current schemas as one consistent snapshot (for rendering rules)."""
+        return self._view
 
     def canonical_urn(self, urn: str) -> str | None:
-        return self._urns.get(urn.lower())
+        return self._view.urns.get(urn.lower())
 
     def core_attribute(self, name: str) -> Attribute | None:
-        return self.attributes[self.core.lower()].get(name.lower())
+        return self._builtin[self.core.lower()].get(name.lower())
 
     def extension_attributes(self, urn: str) -> dict[str, Attribute]:
-        return self.attributes[urn.lower()]
+        return self._view.attributes[urn.lower()]
 
     def split_urn(self, path: str) -> tuple[str, str]:
         """Split ``urn:...:User:manager.value`` into (canonical URN, ``manager.value``).
@@ -317,13 +412,13 @@ class ResourceSchema:
         A path without a known URN prefix belongs to the core schema.
         """
         lowered = path.lower()
-        for urn_lower, urn in sorted(self._urns.items(), key=lambda kv: -len(kv[0])):
+        for urn_lower, urn in self._view.by_length:
             if lowered == urn_lower:
                 return urn, ""
             if lowered.startswith(urn_lower + ":"):
                 return urn, path[len(urn) + 1 :]
         if lowered.startswith("urn:"):
-            raise InvalidPath(f"Unknown schema in attribute path '{path}'")
+            raise InvalidPath(f"Unknown schema in attribute path '{path}'. {REGISTRATION_HINT}")
         return self.core, path
 
     def resolve(self, path: str) -> AttributePath:
@@ -332,7 +427,7 @@ class ResourceSchema:
         if not rest:
             raise InvalidPath(f"'{path}' names a schema, not an attribute")
         name, _, sub_name = rest.partition(".")
-        attribute = self.attributes[urn.lower()].get(name.lower())
+        attribute = self._view.attributes[urn.lower()].get(name.lower())
         if attribute is None:
             raise InvalidPath(f"Unknown attribute '{path}' for {self.name}")
         if not sub_name:
@@ -349,3 +444,415 @@ class ResourceSchema:
 USER_SCHEMA = ResourceSchema("User", "/Users", USER, (ENTERPRISE_USER,))
 GROUP_SCHEMA = ResourceSchema("Group", "/Groups", GROUP)
 RESOURCE_SCHEMAS = {"User": USER_SCHEMA, "Group": GROUP_SCHEMA}
+
+
+# --- Registered extension schemas ---------------------------------------------------
+
+# Told to a client that names an extension this server does not know.
+REGISTRATION_HINT = (
+    "An administrator can register an extension schema on the console page "
+    "'Extension schemas' or with 'manage.py loadschema <schema.json>'."
+)
+
+ATTRIBUTE_TYPES = ("string", "boolean", "decimal", "integer", "dateTime", "reference", "complex")
+MUTABILITIES = ("readWrite", "readOnly", "immutable", "writeOnly")
+RETURNED = ("default", "always", "never", "request")
+RESOURCE_TYPE_NAMES = ("User", "Group")
+# Limits on one registered schema, so that a schema cannot make every request slow.
+MAX_URN_LENGTH = 255
+MAX_EXTENSION_ATTRIBUTES = 100
+MAX_SUB_ATTRIBUTES = 50
+MAX_NAME_LENGTH = 128
+MAX_DESCRIPTION_LENGTH = 2000
+MAX_CANONICAL_VALUES = 200
+
+# RFC 7643 §2.1: ATTRNAME = ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA.
+_ATTRNAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+# RFC 8141: "urn:" NID ":" NSS, without r-/q-/f-components; this server also refuses a
+# trailing ":" (a path's attribute name follows the URN after one).
+_URN = re.compile(
+    r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:"
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@/:]|%[0-9A-Fa-f]{2})*"
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@/]|%[0-9A-Fa-f]{2})\Z",
+    re.IGNORECASE,  # the "urn" scheme and the namespace are case-insensitive (RFC 8141)
+)
+# Namespaces only RFC 7643/7644 define schemas in.
+_RESERVED_NAMESPACES = ("urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:")
+# Names that mean something else inside a resource, and are dropped when a client sends them.
+RESERVED_ATTRIBUTE_NAMES = frozenset({"schemas", "id", "meta", "externalid", "groups", "password"})
+_DOCUMENT_KEYS = {"id", "name", "description", "attributes", "schemas", "meta"}
+_ATTRIBUTE_KEYS = {
+    "name",
+    "type",
+    "multiValued",
+    "required",
+    "mutability",
+    "returned",
+    "caseExact",
+    "uniqueness",
+    "subAttributes",
+    "canonicalValues",
+    "referenceTypes",
+    "description",
+}
+
+
+class InvalidSchemaDocument(ValueError):
+    """A schema document that cannot be registered; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class RegisteredExtension:
+    """An extension schema an administrator registered for one resource type.
+
+    ``document`` is its normalised RFC 7643 §7 schema (``id``, ``name``,
+    ``description``, ``attributes`` with every characteristic spelled out).
+    """
+
+    urn: str
+    resource_type: str
+    document: dict
+
+    @property
+    def required(self) -> bool:
+        """RFC 7643 §6: an extension with a required attribute must be on every resource."""
+        return any(a.get("required") for a in self.document["attributes"])
+
+
+def builtin_urns() -> tuple[str, ...]:
+    return tuple(_builtin_documents())
+
+
+def urn_problems(urn: Any, taken: Iterable[str] = ()) -> list[str]:
+    """Why ``urn`` cannot name a new extension schema (empty when it can).
+
+    ``taken``: the URNs of the other registered extensions; the built-in schemas are
+    always taken. One URN may not be the prefix of another followed by ``:``, or
+    ``urn:...:User:attr`` paths would name two attributes.
+    """
+    if not isinstance(urn, str) or not urn.strip():
+        return ["'id' must be the schema's URN (a string such as 'urn:example:2.0:User')."]
+    if len(urn) > MAX_URN_LENGTH:
+        return [f"'id' may have at most {MAX_URN_LENGTH} characters."]
+    if not _URN.match(urn):
+        return [
+            f"'id' “{urn}” is not a URN: use 'urn:<namespace>:<name>' (RFC 8141), without "
+            "spaces, not ending with ':'."
+        ]
+    lowered = urn.lower()
+    if lowered.startswith(_RESERVED_NAMESPACES):
+        return [f"'id' “{urn}” is in a namespace reserved for the SCIM specifications."]
+    problems = []
+    for other in (*builtin_urns(), *taken):
+        other_lower = other.lower()
+        if lowered == other_lower:
+            problems.append(f"The schema “{other}” already exists (URNs are compared ignoring case).")
+        elif lowered.startswith(other_lower + ":") or other_lower.startswith(lowered + ":"):
+            problems.append(
+                f"'id' “{urn}” and the schema “{other}” would make attribute paths ambiguous: "
+                "one URN may not continue the other."
+            )
+    return problems
+
+
+def _bool(attribute: dict, key: str, where: str, problems: list[str]) -> bool:
+    value = attribute.get(key, False)
+    if not isinstance(value, bool):
+        problems.append(f"{where}: '{key}' must be true or false.")
+        return False
+    return value
+
+
+def _choice(attribute: dict, key: str, choices, default: str, where: str, problems) -> str:
+    value = attribute.get(key, default)
+    if value not in choices:
+        problems.append(f"{where}: '{key}' must be one of {', '.join(choices)} (got {value!r}).")
+        return default
+    return value
+
+
+def _text(value: Any, key: str, where: str, limit: int, problems: list[str]) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        problems.append(f"{where}: '{key}' must be text of at most {limit} characters.")
+        return ""
+    return value
+
+
+def _canonical_value_ok(kind: str, value: Any) -> bool:
+    if kind in ("string", "reference", "dateTime"):
+        return isinstance(value, str) and bool(value)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "decimal":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return False
+
+
+def _attribute_definition(raw: Any, where: str, problems: list[str], *, sub: bool) -> dict | None:
+    """One normalised attribute definition, or None when it is too broken to describe."""
+    if not isinstance(raw, dict):
+        problems.append(f"{where} must be an object.")
+        return None
+    unknown = sorted(set(raw) - _ATTRIBUTE_KEYS)
+    if unknown:
+        problems.append(
+            f"{where}: unknown characteristic{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; use {', '.join(sorted(_ATTRIBUTE_KEYS))}."
+        )
+    name = raw.get("name")
+    name_ok = isinstance(name, str) and (
+        (_ATTRNAME.match(name) and len(name) <= MAX_NAME_LENGTH) or (sub and name == "$ref")
+    )
+    if not name_ok:
+        problems.append(
+            f"{where}: 'name' {name!r} is not an attribute name (RFC 7643 §2.1: a letter, then "
+            f"letters, digits, '-' or '_'; at most {MAX_NAME_LENGTH} characters)."
+        )
+        return None
+    where = f"{where} “{name}”"
+    if not sub and name.lower() in RESERVED_ATTRIBUTE_NAMES:
+        problems.append(f"{where}: '{name}' is reserved for every resource; choose another name.")
+    kind = raw.get("type", "string")
+    if kind == "binary":
+        problems.append(f"{where}: type 'binary' is not supported by this server.")
+    elif kind not in ATTRIBUTE_TYPES:
+        problems.append(f"{where}: 'type' must be one of {', '.join(ATTRIBUTE_TYPES)} (got {kind!r}).")
+        kind = "string"
+    definition: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "multiValued": _bool(raw, "multiValued", where, problems),
+        "description": _text(raw.get("description"), "description", where, MAX_DESCRIPTION_LENGTH, problems),
+        "required": _bool(raw, "required", where, problems),
+        "caseExact": _bool(raw, "caseExact", where, problems),
+        "mutability": _choice(raw, "mutability", MUTABILITIES, "readWrite", where, problems),
+        "returned": _choice(raw, "returned", RETURNED, "default", where, problems),
+    }
+    uniqueness = raw.get("uniqueness", "none")
+    if uniqueness in ("server", "global"):
+        problems.append(
+            f"{where}: uniqueness '{uniqueness}' is not enforced for extension attributes by "
+            "this server; use 'none'."
+        )
+    elif uniqueness != "none":
+        problems.append(f"{where}: 'uniqueness' must be 'none' (got {uniqueness!r}).")
+    definition["uniqueness"] = "none"
+    if definition["mutability"] == "writeOnly" and definition["returned"] != "never":
+        problems.append(f"{where}: a writeOnly attribute is never returned; set returned to 'never'.")
+    if definition["mutability"] == "readOnly" and definition["required"]:
+        problems.append(
+            f"{where}: a readOnly attribute cannot be required (clients cannot send it)."
+        )
+    if sub and definition["multiValued"]:
+        problems.append(f"{where}: sub-attributes cannot be multi-valued.")
+    if sub and definition["required"]:
+        problems.append(f"{where}: required sub-attributes are not enforced by this server.")
+    if sub and definition["mutability"] != "readWrite" and definition["mutability"] != "readOnly":
+        problems.append(f"{where}: sub-attributes may be readWrite or readOnly only.")
+    if sub and definition["returned"] not in ("default", "always"):
+        problems.append(f"{where}: sub-attributes are returned with their attribute ('default').")
+    if "canonicalValues" in raw:
+        values = raw["canonicalValues"]
+        if kind == "complex":
+            problems.append(f"{where}: a complex attribute has no canonical values.")
+        elif (
+            not isinstance(values, list)
+            or len(values) > MAX_CANONICAL_VALUES
+            or not all(_canonical_value_ok(kind, v) for v in values)
+        ):
+            problems.append(
+                f"{where}: 'canonicalValues' must be a list of at most {MAX_CANONICAL_VALUES} "
+                f"{kind} values."
+            )
+        else:
+            definition["canonicalValues"] = values
+    if kind == "reference":
+        types = raw.get("referenceTypes", ["external"])
+        if not isinstance(types, list) or not types or not all(
+            isinstance(t, str) and t.strip() for t in types
+        ):
+            problems.append(f"{where}: 'referenceTypes' must be a non-empty list of names.")
+        else:
+            definition["referenceTypes"] = types
+    elif "referenceTypes" in raw:
+        problems.append(f"{where}: 'referenceTypes' applies only to attributes of type reference.")
+    subs = raw.get("subAttributes")
+    if kind == "complex":
+        if sub:
+            problems.append(f"{where}: complex attributes cannot be nested (RFC 7643 §2.3.8).")
+        elif not isinstance(subs, list) or not subs:
+            problems.append(f"{where}: a complex attribute needs a non-empty 'subAttributes' list.")
+        elif len(subs) > MAX_SUB_ATTRIBUTES:
+            problems.append(f"{where}: at most {MAX_SUB_ATTRIBUTES} sub-attributes.")
+        else:
+            definition["subAttributes"] = _attribute_list(subs, where, problems, sub=True)
+    elif subs is not None:
+        problems.append(f"{where}: only complex attributes have 'subAttributes'.")
+    return definition
+
+
+def _attribute_list(raw: list, where: str, problems: list[str], *, sub: bool) -> list[dict]:
+    definitions, seen = [], set()
+    label = "subAttributes" if sub else "attributes"
+    for index, item in enumerate(raw):
+        definition = _attribute_definition(item, f"{where} {label}[{index}]".strip(), problems, sub=sub)
+        if definition is None:
+            continue
+        if definition["name"].lower() in seen:
+            problems.append(
+                f"{where} {label}[{index}]: the name “{definition['name']}” is used twice "
+                "(names are compared ignoring case).".strip()
+            )
+            continue
+        seen.add(definition["name"].lower())
+        definitions.append(definition)
+    return definitions
+
+
+def infer_resource_type(urn: str) -> str | None:
+    """``User`` or ``Group`` when the URN's last part says so (``...:2.0:User``)."""
+    last = urn.rsplit(":", 1)[-1] if isinstance(urn, str) else ""
+    return last if last in RESOURCE_TYPE_NAMES else None
+
+
+def parse_extension_document(
+    document: Any, resource_type: str | None = None, *, taken: Iterable[str] = ()
+) -> RegisteredExtension:
+    """Validate an RFC 7643 §7 schema document for registration as an extension of
+    ``resource_type`` (None: from the URN's last part); raise ``InvalidSchemaDocument``
+    listing every problem. ``taken``: URNs of the other registered extensions."""
+    if not isinstance(document, dict):
+        raise InvalidSchemaDocument(["A schema document must be a JSON object."])
+    problems: list[str] = []
+    unknown = sorted(set(document) - _DOCUMENT_KEYS)
+    if unknown:
+        problems.append(
+            f"Unknown member{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"a schema has {', '.join(sorted(_DOCUMENT_KEYS - {'schemas', 'meta'}))}."
+        )
+    urn = document.get("id")
+    problems += urn_problems(urn, taken)
+    if resource_type is None:
+        resource_type = infer_resource_type(urn)
+        if resource_type is None:
+            problems.append(
+                "Say which resource type the schema extends (User or Group); its URN does not "
+                "end with ':User' or ':Group'."
+            )
+    elif resource_type not in RESOURCE_TYPE_NAMES:
+        problems.append(f"The resource type must be User or Group, not {resource_type!r}.")
+    name = _text(document.get("name"), "name", "The schema", MAX_NAME_LENGTH, problems)
+    description = _text(
+        document.get("description"), "description", "The schema", MAX_DESCRIPTION_LENGTH, problems
+    )
+    raw_attributes = document.get("attributes")
+    attributes: list[dict] = []
+    if not isinstance(raw_attributes, list) or not raw_attributes:
+        problems.append("'attributes' must be a non-empty list of attribute definitions.")
+    elif len(raw_attributes) > MAX_EXTENSION_ATTRIBUTES:
+        problems.append(f"A schema may define at most {MAX_EXTENSION_ATTRIBUTES} attributes.")
+    else:
+        attributes = _attribute_list(raw_attributes, "", problems, sub=False)
+    if problems:
+        raise InvalidSchemaDocument(problems)
+    normalised = {
+        "id": urn,
+        "name": name or urn.rsplit(":", 1)[-1],
+        "description": description,
+        "attributes": attributes,
+    }
+    return RegisteredExtension(urn=urn, resource_type=resource_type, document=normalised)
+
+
+# --- Keeping every process's view current --------------------------------------------
+
+_UNLOADED = object()
+
+
+@dataclass(frozen=True)
+class _Registry:
+    revision: Any
+    extensions: tuple[RegisteredExtension, ...] = ()
+    documents: dict[str, dict] = field(default_factory=dict)
+
+
+_registry = _Registry(_UNLOADED)
+_reload_lock = threading.Lock()
+_source: dict[str, Callable] = {}
+
+
+def set_extension_source(
+    revision: Callable[[], Any], load: Callable[[], Iterable[RegisteredExtension]]
+) -> None:
+    """Install where registered extensions come from: ``revision()`` is a cheap value that
+    changes whenever they change (compared for equality), ``load()`` returns them all."""
+    global _registry
+    _source["revision"], _source["load"] = revision, load
+    _registry = _Registry(_UNLOADED, _registry.extensions, _registry.documents)
+
+
+def install_extensions(extensions: Iterable[RegisteredExtension], revision: Any = _UNLOADED) -> None:
+    """Make ``extensions`` the registered ones in this process (all resource types)."""
+    global _registry
+    extensions = tuple(extensions)
+    for schema in RESOURCE_SCHEMAS.values():
+        schema._view = schema._build(extensions)
+    documents = {e.urn: copy.deepcopy(e.document) for e in extensions}
+    _registry = _Registry(revision, extensions, documents)
+
+
+# Inside ``checked_once()``: whether the revision was already checked there.
+_scope: ContextVar[list[bool] | None] = ContextVar("scimgate_extension_scope", default=None)
+
+
+@contextmanager
+def checked_once() -> Iterator[None]:
+    """Inside, ``refresh_extensions`` checks the revision at most once: a SCIM request
+    (all of a Bulk request's operations included) sees one set of extensions and pays
+    for one check."""
+    token = _scope.set([False])
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def refresh_extensions() -> bool:
+    """Reload the registered extensions if the source's revision changed since the last
+    load (one primary-key read otherwise). Call it where a request, task or write starts.
+    Returns whether it reloaded."""
+    if not _source:
+        return False
+    scope = _scope.get()
+    if scope is not None:
+        if scope[0]:
+            return False
+        scope[0] = True
+    revision = _source["revision"]()
+    if revision == _registry.revision:
+        return False
+    with _reload_lock:
+        if revision == _registry.revision:
+            return False
+        # Read the revision before the rows: a change between the two makes the next
+        # refresh load again rather than keep a stale set.
+        install_extensions(_source["load"](), revision)
+    return True
+
+
+def forget_extensions() -> None:
+    """Make the next ``refresh_extensions`` reload (as a process that never loaded would)."""
+    global _registry
+    _registry = _Registry(_UNLOADED, _registry.extensions, _registry.documents)
+
+
+def registered_extensions() -> tuple[RegisteredExtension, ...]:
+    return _registry.extensions

@@ -19,6 +19,7 @@ from provisioning.directory import selectors
 from provisioning.directory.models import Group
 
 from . import resources
+from .schema import GROUP_SCHEMA
 
 # Members rendered per chunk of output (and read per round trip of the cursor).
 CHUNK = 2000
@@ -36,6 +37,8 @@ def group_document_chunks(
     only the members ``scope`` may read."""
     placeholder = f"members-{uuid.uuid4().hex}"
     document = resources.group_document(group, base_url, members=placeholder)  # type: ignore[arg-type]
+    # The default projection: registered extension attributes returned only on request go.
+    document = resources.project(GROUP_SCHEMA, document, [], [])
     head, tail = _dumps(document).split(_dumps(placeholder), 1)
     yield (head + "[").encode()
     rows = selectors.member_rows([group.pk], scope).iterator(chunk_size=chunk)
