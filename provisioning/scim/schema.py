@@ -763,6 +763,8 @@ def parse_extension_document(
         attributes = _attribute_list(raw_attributes, "", problems, sub=False)
     if problems:
         raise InvalidSchemaDocument(problems)
+    for attribute in attributes:
+        add_default_sub_attributes(attribute)  # RFC 7643 §2.4, as for the built-in schemas
     normalised = {
         "id": urn,
         "name": name or urn.rsplit(":", 1)[-1],

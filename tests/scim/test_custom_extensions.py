@@ -677,7 +677,10 @@ def test_a_valid_document_is_normalised_with_every_characteristic():
         "required": False, "caseExact": False, "mutability": "readWrite",
         "returned": "default", "uniqueness": "none", "canonicalValues": ["a", "b"],
     }
-    assert [s["name"] for s in card["subAttributes"]] == ["value", "$ref"]
+    # RFC 7643 §2.4: the default sub-attributes a multi-valued attribute does not define.
+    assert [s["name"] for s in card["subAttributes"]] == [
+        "value", "$ref", "type", "primary", "display"
+    ]
     other = {"id": "urn:example:v:2.0:User:x", "attributes": [{"name": "a"}]}
     with pytest.raises(scim_schema.InvalidSchemaDocument, match="ambiguous"):
         scim_schema.parse_extension_document(other, taken=[document["id"]])
