@@ -684,3 +684,63 @@ def test_a_valid_document_is_normalised_with_every_characteristic():
     other = {"id": "urn:example:v:2.0:User:x", "attributes": [{"name": "a"}]}
     with pytest.raises(scim_schema.InvalidSchemaDocument, match="ambiguous"):
         scim_schema.parse_extension_document(other, taken=[document["id"]])
+
+
+# --- Filtering and sorting on registered attributes (RFC 7644 §3.4.2.2, §3.4.2.3) -------------
+
+
+def _ids(page: dict) -> list[str]:
+    return [resource["id"] for resource in page["Resources"]]
+
+
+def test_registered_attributes_are_filterable_and_sortable_end_to_end(scim, custom):
+    ana = _user_with(
+        scim, costCenterCode="CC-10", level=3, remote=True, startDate="2024-01-15T09:00:00Z",
+        tags=["Oncall", "emea"], badge={"number": "B-7"}, pin="1234",
+    )
+    ben = _user_with(scim, costCenterCode="cc-9", level=12, remote=False, tags=["amer"])
+    # The Entra shape: the attribute named by its full URN path, at the top level.
+    cy = scim.create_user(
+        schemas=[USER_SCHEMA, CUSTOM], **{f"{CUSTOM}:costCenterCode": "CC-2", f"{CUSTOM}:level": 7}
+    )
+    everyone = scim.create_user()
+
+    def found(text: str) -> list[str]:
+        return _ids(scim.search("/Users", filter=text, count=50))
+
+    # Strings without caseExact compare case-insensitively; absent values only match ne.
+    assert sorted(found(f'{CUSTOM}:costCenterCode sw "cc-"')) == sorted([ana["id"], ben["id"], cy["id"]])
+    assert found(f'{CUSTOM}:costCenterCode eq "CC-9"') == [ben["id"]]
+    assert everyone["id"] in found(f'{CUSTOM}:costCenterCode ne "CC-9"')
+    assert found(f"{CUSTOM.lower()}:COSTCENTERCODE pr and not ({CUSTOM}:level gt 5)") == [ana["id"]]
+    # Integers numerically (12 > 7 > 3, not "12" < "3"), booleans, instants, arrays, complex.
+    assert found(f"{CUSTOM}:level ge 7") == [ben["id"], cy["id"]]
+    assert found(f"{CUSTOM}:remote eq false") == [ben["id"]]
+    assert found(f'{CUSTOM}:startDate gt "2024-01-15T08:59:59+00:00"') == [ana["id"]]
+    assert found(f'{CUSTOM}:tags eq "ONCALL"') == [ana["id"]]
+    assert found(f'{CUSTOM}:badge.number eq "b-7"') == [ana["id"]]
+    # A value never returned cannot be probed by filter either.
+    scim.assert_error(scim.get("/Users", params={"filter": f'{CUSTOM}:pin eq "1234"'}), 400, "invalidFilter")
+    scim.assert_error(
+        scim.get("/Users", params={"filter": f'{CUSTOM}:nope eq "x"'}), 400, "invalidFilter"
+    )
+
+    def order(sort_by: str, **params) -> list[str]:
+        page = scim.search("/Users", sortBy=sort_by, count=50, **params)
+        return [rid for rid in _ids(page) if rid in (ana["id"], ben["id"], cy["id"], everyone["id"])]
+
+    assert order(f"{CUSTOM}:level") == [ana["id"], cy["id"], ben["id"], everyone["id"]]
+    assert order(f"{CUSTOM}:level", sortOrder="descending") == [
+        ben["id"], cy["id"], ana["id"], everyone["id"]
+    ]
+    # Case-insensitive text order: cc-10 < cc-2 < cc-9; absent last.
+    assert order(f"{CUSTOM}:costCenterCode") == [ana["id"], cy["id"], ben["id"], everyone["id"]]
+    # Cursor paging walks the same order.
+    first = scim.search(
+        "/Users", sortBy=f"{CUSTOM}:level", filter=f"{CUSTOM}:level pr", count=2, cursor=""
+    )
+    second = scim.search(
+        "/Users", sortBy=f"{CUSTOM}:level", filter=f"{CUSTOM}:level pr", count=2,
+        cursor=first["nextCursor"],
+    )
+    assert _ids(first) + _ids(second) == [ana["id"], cy["id"], ben["id"]]
