@@ -25,7 +25,6 @@ from provisioning.audit.models import ChangeSet, RequestLog
 from provisioning.oversight import services as oversight
 from provisioning.oversight.models import PendingOperation, PolicyRule, Review, RollbackJob
 from provisioning.oversight.rollback_jobs import rollback_job_create
-from tests.access.conftest import key_server  # noqa: F401 - the JWKS server fixture
 from tests.factories import OperatorFactory
 from tests.scim.conftest import PATCH_SCHEMA, USER_SCHEMA, ScimApi
 
@@ -403,6 +402,17 @@ def _assert_nothing_kept(secrets, sent, logs, task_calls, mailoutbox) -> None:
 
 
 # --- OAuth: client secrets, assertions and access tokens --------------------------------
+
+
+@pytest.fixture
+def key_server(settings):
+    """A local HTTP server for an issuer's discovery document and JWKS."""
+    from tests.access.oauth_helpers import KeyServer
+
+    settings.SCIMGATE_OAUTH_ALLOW_HTTP = True
+    server = KeyServer()
+    yield server
+    server.close()
 
 
 def _oauth_traffic(settings, key_server) -> tuple[dict[str, str], int]:
