@@ -178,7 +178,7 @@ def clean_jwks(document: Any) -> tuple[dict, list[str]]:
         imported = KeySet.import_key_set(document)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise ValidationError({"jwks": f"The JWKS document does not hold usable keys ({exc})."}) from None
-    kids = [key.kid for key in imported]
+    kids = [key.get("kid") for key in keys]
     if len(imported.keys) != len(keys):
         raise ValidationError({"jwks": "The JWKS document holds a key of an unknown type."})
     if len(kids) > 1 and (None in kids or len(set(kids)) != len(kids)):

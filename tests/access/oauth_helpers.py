@@ -63,8 +63,8 @@ def assertion(key, *, alg: str = "RS256", header: dict | None = None, **claims) 
     return jwt.encode(head, body, key, algorithms=[alg])
 
 
-def client_assertion(client, key, **claims) -> str:
-    return assertion(key, iss=str(client.pk), sub=str(client.pk), **claims)
+def client_assertion(client, key, *, alg: str = "RS256", **claims) -> str:
+    return assertion(key, alg=alg, iss=str(client.pk), sub=str(client.pk), **claims)
 
 
 def assertion_params(signed: str, client_id=None) -> dict:
