@@ -33,7 +33,7 @@ from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
-from . import measure, worst
+from . import measure, oauth, worst
 from .history import scale_group_name
 from .synthetic import SyntheticSpec, load_synthetic, synthetic_client
 
@@ -284,7 +284,7 @@ def machine() -> dict:
 
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
-STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst")
+STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "oauth")
 
 
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
@@ -375,6 +375,10 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         results["bulk"] = measure.bulk(client, settings.SCIM["BULK_MAX_OPERATIONS"])
         results["console"] = measure.console_pages(client, repeat=repeat)
         results["audit_search"] = measure.audit_search(repeat=repeat)
+    if "oauth" in stages:
+        log("OAuth: SCIM read with an access token vs a static token, token endpoint throughput")
+        quiesce()
+        results["oauth"] = oauth.oauth_figures(synthetic_client(), token, repeat=repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,
