@@ -16,7 +16,15 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from provisioning.access.models import Role, ScimClient, ScimToken
+from provisioning.access.models import (
+    AccessToken,
+    ClientKey,
+    ClientSecret,
+    FederatedIssuer,
+    Role,
+    ScimClient,
+    ScimToken,
+)
 from provisioning.audit import selectors as audit_selectors
 from provisioning.audit.models import ChangeRecord, ChangeSet, RequestLog
 from provisioning.directory import selectors as directory_selectors
@@ -213,3 +221,44 @@ def resource_history(resource_type: str, resource_id: uuid.UUID, *, limit: int =
 
 def request_log_get(request_id: int) -> RequestLog | None:
     return audit_selectors.request_logs().filter(pk=request_id).first()
+
+
+# --- OAuth credentials of a SCIM client -------------------------------------------------
+
+
+def _state(row, now: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def client_oauth(client: ScimClient, *, now: datetime | None = None) -> dict:
+    """The client's secrets (without digests), registered keys, trusted issuers, each
+    with ``state``, and how many of its access tokens are active (four queries)."""
+    now = now or timezone.now()
+    rows = {
+        "secrets": list(ClientSecret.objects.filter(client=client).defer("digest").order_by("-created_at", "-id")),
+        "keys": list(ClientKey.objects.filter(client=client).order_by("-created_at", "-id")),
+        "federations": list(FederatedIssuer.objects.filter(client=client).order_by("-created_at", "-id")),
+    }
+    for entries in rows.values():
+        for row in entries:
+            row.state = _state(row, now)
+    rows["active_access_tokens"] = AccessToken.objects.filter(
+        client=client, revoked_at__isnull=True, expires_at__gt=now
+    ).count()
+    return rows
+
+
+def client_secret_get(client: ScimClient, secret_id: int):
+    return ClientSecret.objects.filter(client=client, pk=secret_id).defer("digest").first()
+
+
+def client_key_get(client: ScimClient, key_id: int):
+    return ClientKey.objects.filter(client=client, pk=key_id).first()
+
+
+def client_federation_get(client: ScimClient, federation_id: int):
+    return FederatedIssuer.objects.filter(client=client, pk=federation_id).first()

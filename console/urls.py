@@ -5,6 +5,7 @@ from . import (
     views,
     views_access,
     views_audit,
+    views_oauth,
     views_pending,
     views_policies,
     views_quarantines,
@@ -112,6 +113,35 @@ urlpatterns = [
     path("clients/<uuid:client_id>/", views_access.client_detail, name="client_detail"),
     path("clients/<uuid:client_id>/role/", views_access.client_set_role, name="client_set_role"),
     path("clients/<uuid:client_id>/tokens/rotate/", views_access.token_rotate, name="token_rotate"),
+    # OAuth 2.0 credentials of a SCIM client (console/views_oauth.py).
+    path("clients/<uuid:client_id>/oauth/secrets/", views_oauth.secret_issue, name="oauth_secret_issue"),
+    path(
+        "clients/<uuid:client_id>/oauth/secrets/<int:secret_id>/revoke/",
+        views_oauth.secret_revoke,
+        name="oauth_secret_revoke",
+    ),
+    path("clients/<uuid:client_id>/oauth/keys/", views_oauth.key_add, name="oauth_key_add"),
+    path(
+        "clients/<uuid:client_id>/oauth/keys/<int:key_id>/revoke/",
+        views_oauth.key_revoke,
+        name="oauth_key_revoke",
+    ),
+    path(
+        "clients/<uuid:client_id>/oauth/federations/",
+        views_oauth.federation_add,
+        name="oauth_federation_add",
+    ),
+    path(
+        "clients/<uuid:client_id>/oauth/federations/<int:federation_id>/revoke/",
+        views_oauth.federation_revoke,
+        name="oauth_federation_revoke",
+    ),
+    path("clients/<uuid:client_id>/oauth/settings/", views_oauth.oauth_settings, name="oauth_settings"),
+    path(
+        "clients/<uuid:client_id>/oauth/access-tokens/revoke/",
+        views_oauth.access_tokens_revoke,
+        name="oauth_access_tokens_revoke",
+    ),
     path(
         "clients/<uuid:client_id>/tokens/<int:token_id>/revoke/confirm/",
         views_access.token_revoke_confirm,

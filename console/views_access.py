@@ -32,6 +32,7 @@ from .access_forms import (
 )
 from .actions import add_service_errors
 from .permissions import has_role, require_role
+from .views_oauth import oauth_context
 
 
 def _scim_base(request: HttpRequest) -> str:
@@ -124,6 +125,7 @@ def client_detail(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
         "role_form": RoleAssignForm(initial={"role": client.role_id}, auto_id="role_%s"),
         "rotate_form": TokenRotateForm(auto_id="rotate_%s"),
         "scim_base": _scim_base(request) + "/",
+        **oauth_context(request, client),
     }
     return render(request, "console/clients/detail.html", context)
 

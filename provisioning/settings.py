@@ -365,3 +365,19 @@ SCIMGATE_WEBHOOK_URL = env.str("SCIMGATE_WEBHOOK_URL", default="")
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scimgate@localhost")
 AXES_VERBOSE = False
+
+# OAuth 2.0 for SCIM clients (provisioning/access/oauth_*.py).
+# The authorization server's issuer identifier (RFC 8414), e.g. https://scim.example.com;
+# empty: the origin each request was sent to. The token endpoint is <issuer>/oauth/token.
+SCIMGATE_OAUTH_ISSUER = env.str("SCIMGATE_OAUTH_ISSUER", default="")
+# Token requests per claimed client id, and per client address ("N/s", "N/min", "N/hour").
+OAUTH_TOKEN_RATE_LIMIT_CLIENT = env.str("OAUTH_TOKEN_RATE_LIMIT_CLIENT", default="30/min")
+OAUTH_TOKEN_RATE_LIMIT_ADDRESS = env.str("OAUTH_TOKEN_RATE_LIMIT_ADDRESS", default="300/min")
+# Clock skew tolerated on assertion exp/nbf/iat, in seconds.
+SCIMGATE_OAUTH_CLOCK_SKEW = env.int("SCIMGATE_OAUTH_CLOCK_SKEW", default=60)
+# How long fetched JWKS and discovery documents are kept, and the shortest time between
+# two refetches of one URL forced by an unknown key id.
+SCIMGATE_OAUTH_KEYS_CACHE_SECONDS = env.int("SCIMGATE_OAUTH_KEYS_CACHE_SECONDS", default=3600)
+SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS = env.int("SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS", default=60)
+# Development only: accept http:// JWKS URLs and issuers (https is required otherwise).
+SCIMGATE_OAUTH_ALLOW_HTTP = env.bool("SCIMGATE_OAUTH_ALLOW_HTTP", default=False)

@@ -2,7 +2,16 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from provisioning.access import oauth_views
+
 urlpatterns = [
+    # OAuth 2.0 for SCIM clients (RFC 6749 token endpoint, RFC 8414 metadata).
+    path("oauth/token", oauth_views.token_endpoint, name="oauth-token"),
+    path(
+        ".well-known/oauth-authorization-server",
+        oauth_views.authorization_server_metadata,
+        name="oauth-authorization-server",
+    ),
     path("scim/v2/", include("provisioning.scim.urls")),
     path("admin/", admin.site.urls),
     path("", include("console.urls")),

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Role, ScimClient, ScimToken
+from .models import AuthMethod, Role, ScimClient, ScimToken
 from .roles import role_get
 from .token_check import PREFIX_LENGTH, TOKEN_SCHEME, token_digest
 from .units import unit_of_change
@@ -41,9 +41,15 @@ def _new_prefix() -> str:
 
 @transaction.atomic
 def scim_client_create(
-    *, name: str, role: Role | str, operator: AbstractBaseUser | None = None
-) -> tuple[ScimClient, str]:
+    *,
+    name: str,
+    role: Role | str,
+    static_token: bool = True,
+    operator: AbstractBaseUser | None = None,
+) -> tuple[ScimClient, str | None]:
     """Create a SCIM client holding ``role`` (a Role or its name) and its first token.
+    Without ``static_token`` the client gets no token and allows no method yet (OAuth
+    credentials are added by ``oauth_credentials``), and None stands for the token.
 
     Returns the client and the raw token, which is not stored and cannot be
     shown again. Raises ValidationError (keyed by field) for an empty or too
@@ -70,11 +76,17 @@ def scim_client_create(
             # A savepoint, so a concurrent create of the same name leaves the outer
             # transaction usable and surfaces as a validation error, not a 500.
             with transaction.atomic():
-                client = ScimClient.objects.create(name=name, role=role)
+                client = ScimClient.objects.create(
+                    name=name,
+                    role=role,
+                    auth_methods=[AuthMethod.STATIC_TOKEN] if static_token else [],
+                )
         except IntegrityError as exc:
             raise ValidationError(
                 {"name": f"A SCIM client named “{name}” already exists."}
             ) from exc
+        if not static_token:
+            return client, None
         _token, raw = scim_token_issue(client=client, operator=operator)
     return client, raw
 
@@ -94,7 +106,7 @@ def scim_client_set_role(
     return client
 
 
-def _clean_networks(networks: Iterable[str] | None) -> list[str]:
+def clean_networks(networks: Iterable[str] | None) -> list[str]:
     """CIDR strings, normalised (``10.0.0.1/8`` → ``10.0.0.0/8``); a bare address is a /32 or /128."""
     cleaned: list[str] = []
     for value in networks or []:
@@ -129,7 +141,7 @@ def scim_token_issue(
     the IdP, then revoking the old one (``scim_token_rotate`` does the first step).
     ``allowed_networks``: CIDR strings the token may be used from (empty: anywhere).
     """
-    networks = _clean_networks(allowed_networks)
+    networks = clean_networks(allowed_networks)
     expires_at = _clean_expiry(expires_at)
     attempts = 0
     with unit_of_change(operator=operator):
@@ -206,7 +218,7 @@ def scim_token_update(
         locked.expires_at = _clean_expiry(expires_at)
         fields.append("expires_at")
     if allowed_networks is not _UNSET:
-        locked.allowed_networks = _clean_networks(allowed_networks)
+        locked.allowed_networks = clean_networks(allowed_networks)
         fields.append("allowed_networks")
     if fields:
         with unit_of_change(operator=operator):

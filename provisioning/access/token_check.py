@@ -6,6 +6,12 @@ A token looks like ``scg_<prefix>_<secret>``:
   identifies the token in lookups, logs and the console; it is not a secret.
 - ``secret`` is ``secrets.token_urlsafe(32)`` (32 random bytes, 43 characters).
 
+An OAuth access token (issued by the token endpoint, ``oauth``) looks like
+``scgat_<prefix>_<secret>`` and is checked by the same code: one query for the
+token, its client and the client's role; digest, revocation, expiry, network.
+In logs it is named ``oauth:<prefix>``. Either kind is refused when its client no
+longer allows the method (``ScimClient.auth_methods``).
+
 Only the SHA-256 digest of the whole raw token is stored. A slow password hash
 is not needed: the token carries 256 bits of randomness, so the digest cannot be
 brute-forced, and hashing must stay cheap because it runs on every SCIM request.
@@ -26,9 +32,12 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import Role, ScimClient, ScimToken
+from .models import AccessToken, AuthMethod, Role, ScimClient, ScimToken
 
 TOKEN_SCHEME = "scg"
+ACCESS_TOKEN_SCHEME = "scgat"
+# How an access token is named in logs (the request log's token column).
+ACCESS_TOKEN_LABEL = "oauth:"
 PREFIX_LENGTH = 8
 # Raw tokens longer than this are rejected before any hashing or lookup.
 MAX_TOKEN_LENGTH = 256
@@ -36,7 +45,8 @@ MAX_TOKEN_LENGTH = 256
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 _TOKEN_RE = re.compile(
-    rf"{TOKEN_SCHEME}_(?P<prefix>[A-Za-z0-9]{{{PREFIX_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43,}})"
+    rf"(?P<scheme>{TOKEN_SCHEME}|{ACCESS_TOKEN_SCHEME})_"
+    rf"(?P<prefix>[A-Za-z0-9]{{{PREFIX_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43,}})"
 )
 
 
@@ -45,15 +55,25 @@ def token_digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def token_prefix_of(raw: str | None) -> str | None:
-    """Return the prefix of a well-formed raw token, else None.
-
-    Safe to log: the prefix is public, and nothing of the secret is returned.
-    """
+def _parse(raw: str | None) -> tuple[str, str] | None:
+    """(scheme, prefix) of a well-formed raw token, else None."""
     if not isinstance(raw, str) or len(raw) > MAX_TOKEN_LENGTH:
         return None
     match = _TOKEN_RE.fullmatch(raw)
-    return match["prefix"] if match else None
+    return (match["scheme"], match["prefix"]) if match else None
+
+
+def token_prefix_of(raw: str | None) -> str | None:
+    """The public name of a well-formed raw token, else None: a static token's prefix,
+    ``oauth:<prefix>`` for an access token.
+
+    Safe to log: the prefix is public, and nothing of the secret is returned.
+    """
+    parsed = _parse(raw)
+    if parsed is None:
+        return None
+    scheme, prefix = parsed
+    return prefix if scheme == TOKEN_SCHEME else ACCESS_TOKEN_LABEL + prefix
 
 
 class TokenRejected(Exception):
@@ -96,43 +116,45 @@ def address_allowed(networks: list[str], address: str | None) -> bool:
     return False
 
 
-_TOKEN_MODELS = ((ScimToken, "t"), (ScimClient, "c"), (Role, "r"))
-# Per backend: the statement, and for each model its attribute names and, per column,
-# the converters that turn a database value into the field's Python value.
-_token_queries: dict[str, tuple[str, list[tuple[type, list[str], list[tuple]]]]] = {}
+# Per (backend, token model): the statement, and for each model its attribute names and,
+# per column, the converters that turn a database value into the field's Python value.
+_token_queries: dict[tuple[str, type], tuple[str, list[tuple[type, list[str], list[tuple]]]]] = {}
 
 
-def _token_query(connection) -> tuple[str, list[tuple[type, list[str], list[tuple]]]]:
-    """SELECT every column of token, client and role for one prefix (built once per backend)."""
-    if connection.vendor not in _token_queries:
+def _token_query(connection, token_model: type = ScimToken):
+    """SELECT every column of token, client and role for one prefix (built once per
+    backend and token model: static tokens and access tokens)."""
+    key = (connection.vendor, token_model)
+    if key not in _token_queries:
+        models = ((token_model, "t"), (ScimClient, "c"), (Role, "r"))
         quote = connection.ops.quote_name
         select = ", ".join(
             f"{alias}.{quote(field.column)}"
-            for model, alias in _TOKEN_MODELS
+            for model, alias in models
             for field in model._meta.concrete_fields
         )
-        client_fk = ScimToken._meta.get_field("client").column
+        client_fk = token_model._meta.get_field("client").column
         role_fk = ScimClient._meta.get_field("role").column
-        prefix = ScimToken._meta.get_field("prefix").column
+        prefix = token_model._meta.get_field("prefix").column
         sql = (
-            f"SELECT {select} FROM {quote(ScimToken._meta.db_table)} t "  # noqa: S608 - model names
+            f"SELECT {select} FROM {quote(token_model._meta.db_table)} t "  # noqa: S608 - model names
             f"JOIN {quote(ScimClient._meta.db_table)} c ON c.{quote(ScimClient._meta.pk.column)} = t.{quote(client_fk)} "
             f"JOIN {quote(Role._meta.db_table)} r ON r.{quote(Role._meta.pk.column)} = c.{quote(role_fk)} "
             f"WHERE t.{quote(prefix)} = %s"
         )
         loaders = []
-        for model, alias in _TOKEN_MODELS:
+        for model, alias in models:
             columns = []
             for field in model._meta.concrete_fields:
                 column = field.get_col(alias)
                 converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
                 columns.append((column, converters))
             loaders.append((model, [f.attname for f in model._meta.concrete_fields], columns))
-        _token_queries[connection.vendor] = (sql, loaders)
-    return _token_queries[connection.vendor]
+        _token_queries[key] = (sql, loaders)
+    return _token_queries[key]
 
 
-def token_by_prefix(prefix: str) -> ScimToken | None:
+def token_by_prefix(prefix: str, token_model: type = ScimToken):
     """The token with this prefix, its client and the client's role, from one query.
 
     Every SCIM request runs this, so the statement is written once from the models'
@@ -141,7 +163,7 @@ def token_by_prefix(prefix: str) -> ScimToken | None:
     The prefix is a parameter.
     """
     connection = transaction.get_connection()
-    sql, loaders = _token_query(connection)
+    sql, loaders = _token_query(connection, token_model)
     with connection.cursor() as cursor:
         cursor.execute(sql, [prefix])
         row = cursor.fetchone()
@@ -156,28 +178,39 @@ def token_by_prefix(prefix: str) -> ScimToken | None:
                 value = convert(value, column, connection)
             loaded.append(value)
         instances[model] = model.from_db(connection.alias, attnames, loaded)
-    token, client = instances[ScimToken], instances[ScimClient]
+    token, client = instances[token_model], instances[ScimClient]
     client.role = instances[Role]
     token.client = client
     return token
 
 
-def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimToken:
+def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimToken | AccessToken:
     """The valid token for a raw bearer token, or raise ``TokenRejected``.
 
-    ``raw`` is the token itself, without the ``Bearer`` scheme; ``address`` is
-    the caller's IP address, checked against the token's allowed networks. The
-    returned token has its client and role loaded. Digests are compared in
+    ``raw`` is the token itself, without the ``Bearer`` scheme: a static token or an
+    OAuth access token; ``address`` is the caller's IP address, checked against the
+    token's allowed networks. The returned token has its client and role loaded.
+    A token whose client no longer allows the method it stands for is "invalid". Digests are compared in
     constant time; revocation, expiry and network are only told apart once the
     secret matched, so they reveal nothing to someone without the token. Last
     use (time and address) is recorded at most once per LAST_USED_RESOLUTION
     unless the address changed, so most requests cost one SELECT and no write.
     """
-    prefix = token_prefix_of(raw)
-    if prefix is None:
+    parsed = _parse(raw)
+    if parsed is None:
         raise TokenRejected("invalid")
-    token = token_by_prefix(prefix)
+    scheme, prefix = parsed
+    if scheme == TOKEN_SCHEME:
+        model, method = ScimToken, AuthMethod.STATIC_TOKEN
+    else:
+        model, method = AccessToken, None
+        prefix = ACCESS_TOKEN_LABEL + prefix
+    token = token_by_prefix(parsed[1], model)
     if token is None or not hmac.compare_digest(token.digest, token_digest(raw)):
+        raise TokenRejected("invalid", prefix)
+    if method is None:
+        method = access_token_method(token)
+    if not token.client.allows_method(method):
         raise TokenRejected("invalid", prefix)
     now = timezone.now()
     if token.revoked_at is not None:
@@ -197,7 +230,18 @@ def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimTok
     return token
 
 
-def scim_token_authenticate(raw: str | None, *, address: str | None = None) -> ScimToken | None:
+def access_token_method(token: AccessToken) -> str:
+    """The client method (AuthMethod) an access token was obtained with."""
+    if token.auth_method.startswith("client_secret"):
+        return AuthMethod.CLIENT_SECRET
+    if token.auth_method == "private_key_jwt":
+        return AuthMethod.PRIVATE_KEY_JWT
+    return AuthMethod.FEDERATION
+
+
+def scim_token_authenticate(
+    raw: str | None, *, address: str | None = None
+) -> ScimToken | AccessToken | None:
     """Like ``scim_token_verify``, but None instead of an exception for any rejection."""
     try:
         return scim_token_verify(raw, address=address)
@@ -210,14 +254,14 @@ def _is_stale(last_used_at: datetime | None, now: datetime) -> bool:
 
 
 @transaction.atomic
-def _record_use(*, token: ScimToken, now: datetime, address: str | None) -> None:
+def _record_use(*, token: ScimToken | AccessToken, now: datetime, address: str | None) -> None:
     # The staleness test is repeated in SQL, so concurrent requests write once;
     # .update() bypasses save(): no signals, no audit entries for mere use.
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
     client = token.client
     if _is_stale(token.last_used_at, now) or address != token.last_used_address:
         moved = ~Q(last_used_address=address) if address else Q(pk__in=[])
-        ScimToken.objects.filter(stale | moved, pk=token.pk).update(
+        type(token).objects.filter(stale | moved, pk=token.pk).update(
             last_used_at=now, last_used_address=address or F("last_used_address")
         )
         token.last_used_at = now

@@ -12,6 +12,10 @@ AUDITED_MODELS: dict[str, dict] = {
     "directory.ExtensionSchema": {},
     "access.ScimClient": {},
     "access.ScimToken": {"exclude_fields": ["digest"]},
+    # OAuth credentials (access tokens are issued by the token endpoint, not audited).
+    "access.ClientSecret": {"exclude_fields": ["digest"]},
+    "access.ClientKey": {},
+    "access.FederatedIssuer": {},
     "access.Role": {},
     "access.Permission": {},
     "oversight.PolicyRule": {},

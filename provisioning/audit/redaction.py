@@ -12,7 +12,8 @@ the server accepts slips past:
 - in an object with a ``path`` member (any case, as the PATCH parser matches member
   names, RFC 7644 §3.5.2) that names a secret attribute, every ``value`` member (any
   case) is a secret: a PATCH operation, also inside a Bulk operation's ``data``;
-- bearer tokens (``scg_<prefix>_<secret>``) in any string keep only their public prefix.
+- bearer tokens (``scg_<prefix>_<secret>``), OAuth access tokens (``scgat_...``) and
+  client secrets (``scgcs_...``) in any string keep only their scheme and public prefix.
 
 A body is parsed before it is stored: JSON is stored redacted (exactly as sent when
 nothing in it could be a secret), a form-encoded body as its pairs with secret values
@@ -60,7 +61,7 @@ _SECRET_NAMES = frozenset({"pass", "pw", "pin", "otp", "bearer"})
 # Every ASCII byte but a-z and 0-9 (after lower-casing, non-ASCII is dropped by encoding).
 _NOT_ALNUM = bytes(b for b in range(128) if not (48 <= b <= 57 or 97 <= b <= 122))
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
-_TOKEN_RE = re.compile(r"scg_([A-Za-z0-9]{8})_[A-Za-z0-9_\-]+")
+_TOKEN_RE = re.compile(r"(scg|scgat|scgcs)_([A-Za-z0-9]{8})_[A-Za-z0-9_\-]+")
 # The quoted literals of a filter: ``"..."`` with backslash escapes.
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?')
 # Bodies quicker to keep as sent than to re-serialise: no trace of a secret-like name
@@ -132,7 +133,7 @@ def is_secret_key(key: Any) -> bool:
 
 def redact_text(text: str) -> str:
     """Bearer tokens in free text: keep the public prefix, drop the secret."""
-    return _TOKEN_RE.sub(lambda m: f"scg_{m[1]}_{REDACTED}", text)
+    return _TOKEN_RE.sub(lambda m: f"{m[1]}_{m[2]}_{REDACTED}", text)
 
 
 def _redact_path(path: str) -> str:
@@ -350,7 +351,7 @@ def redact_body(raw: bytes, content_type: str | None = None) -> tuple[Any, str]:
 def _may_hold_secret(raw: bytes, text: str) -> bool:
     """Whether anything in a body could name a secret as ``is_secret_key`` would, or
     spell one in an escape (a superset: stems count wherever they appear)."""
-    if b"scg_" in raw or any(escape in raw for escape in _ESCAPES):
+    if b"scg" in raw or any(escape in raw for escape in _ESCAPES):
         return True
     squashed = _squash(text)
     return any(stem in squashed for stem in _SECRET_STEMS)

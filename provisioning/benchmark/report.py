@@ -58,6 +58,7 @@ def targets(results: dict) -> list[Check]:
         Check("Audit + request log overhead on a write (throughput)", _get(results, "write_overhead", "throughput_overhead_pct"), 25, "%"),
         Check("Worst single request, limits at their defaults (HTTP)", _get(results, "worst_requests", "slowest", "max_ms"), 2000, "ms"),
         Check("Audit bytes of a title PATCH on a full user", _get(results, "worst_requests", "title_patch_audit_bytes"), 4096, "bytes"),
+        Check("SCIM read with an OAuth access token vs a static token (p50)", _get(results, "oauth", "read_overhead_p50_pct"), 5, "%"),
     ]
 
 
@@ -152,6 +153,7 @@ def render(results: dict) -> str:
     console, audit = results.get("console", {}), results.get("audit_search", {})
     cursor = results.get("cursor_paging", {})
     ov = results.get("write_overhead", {})
+    oauth = results.get("oauth", {})
     rows = [
         ["Full GET largest group, HTTP streamed (first byte / total)", f"{http.get('ttfb_ms')} / {http.get('total_p50_ms')} ms, {http.get('bytes', 0) / 2**20:.1f} MiB"],
         ["Full GET largest group, server time / peak memory growth", f"{full.get('p50_ms')} ms / {full.get('peak_memory_growth_mb')} MB"],
@@ -166,6 +168,11 @@ def render(results: dict) -> str:
         ["Audit per-resource history (change records / entries)", f"p50 {_get(audit, 'resource_history_records', 'p50_ms')} / {_get(audit, 'resource_history_entries', 'p50_ms')} ms"],
         ["PATCH user with / without audit + request log (HTTP)", f"{_get(ov, 'with_audit', 'rps')} / {_get(ov, 'without_audit', 'rps')} req/s; p50 {_get(ov, 'with_audit', 'p50_ms')} / {_get(ov, 'without_audit', 'p50_ms')} ms; overhead {ov.get('throughput_overhead_pct')} % throughput, {ov.get('p50_overhead_pct')} % p50"],
     ]
+    if oauth:
+        rows += [
+            ["GET /Users filter, static token / OAuth access token", f"p50 {_get(oauth, 'read_static_token', 'p50_ms')} / {_get(oauth, 'read_access_token', 'p50_ms')} ms (mean {_get(oauth, 'read_static_token', 'mean_ms')} / {_get(oauth, 'read_access_token', 'mean_ms')} ms); overhead {oauth.get('read_overhead_p50_pct')} % p50, {oauth.get('read_overhead_mean_pct')} % mean"],
+            ["Token endpoint, client_secret_basic (one process, sequential)", f"{_get(oauth, 'token_endpoint', 'tokens_per_s')} tokens/s, p50 {_get(oauth, 'token_endpoint', 'p50_ms')} ms, p95 {_get(oauth, 'token_endpoint', 'p95_ms')} ms"],
+        ]
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
     out.append(table(["measurement", "result"], rows))
     json_filters = results.get("json_filters")

@@ -33,7 +33,7 @@ from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
-from . import json_filters, measure, worst
+from . import json_filters, measure, oauth, worst
 from .history import scale_group_name
 from .synthetic import SyntheticSpec, load_synthetic, synthetic_client, top_up
 
@@ -284,7 +284,7 @@ def machine() -> dict:
 
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
-STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor")
+STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor", "oauth")
 
 
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
@@ -383,6 +383,10 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         log("cursor paging: every page of the users, then the last page by cursor and by index")
         quiesce()
         results["cursor_paging"] = measure.cursor_paging(measure.InProcess(token), repeat=repeat)
+    if "oauth" in stages:
+        log("OAuth: SCIM read with an access token vs a static token, token endpoint throughput")
+        quiesce()
+        results["oauth"] = oauth.oauth_figures(synthetic_client(), token, repeat=repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,

@@ -399,3 +399,136 @@ def _assert_nothing_kept(secrets, sent, logs, task_calls, mailoutbox) -> None:
         for name, value in secrets.items()
         if value in text
     ] == []
+
+
+# --- OAuth: client secrets, assertions and access tokens --------------------------------
+
+
+@pytest.fixture
+def key_server(settings):
+    """A local HTTP server for an issuer's discovery document and JWKS."""
+    from tests.access.oauth_helpers import KeyServer
+
+    settings.SCIMGATE_OAUTH_ALLOW_HTTP = True
+    server = KeyServer()
+    yield server
+    server.close()
+
+
+def _oauth_traffic(settings, key_server) -> tuple[dict[str, str], int]:
+    """Every way an OAuth credential reaches the server: the token endpoint (Basic, form,
+    assertions, wrong secrets), SCIM requests with access tokens, and credentials sent
+    where they do not belong (SCIM bodies, queries, filters). Returns the raw credentials
+    by name and the SCIM requests sent."""
+    from provisioning.access.oauth_credentials import (
+        client_key_add,
+        client_secret_issue,
+        federation_add,
+        scim_client_create_oauth,
+    )
+    from tests.access.oauth_helpers import (
+        assertion,
+        assertion_params,
+        basic,
+        client_assertion,
+        jwks,
+        rsa_key,
+        token_request,
+    )
+
+    operator = OperatorFactory(username="admin-oauth", role="administrator")
+    client, first = scim_client_create_oauth(name="entra", role="provisioner", operator=operator)
+    _second, second = client_secret_issue(client=client, operator=operator)
+    key = rsa_key("scan-key")
+    client_key_add(client=client, jwks=jwks(key), operator=operator)
+    idp_key = rsa_key("idp-key")
+    issuer = key_server.publish_issuer("/tenant", jwks(idp_key))
+    federation_add(client=client, issuer=issuer, subject="app-1", operator=operator)
+    found: dict[str, str] = {"secret-1": first, "secret-2": second}
+
+    def token_of(response) -> str:
+        assert response.status_code == 200, response.content
+        return response.json()["access_token"]
+
+    grant = {"grant_type": "client_credentials"}
+    found["token-basic"] = token_of(token_request(grant, auth=basic(client.pk, first)))
+    found["token-post"] = token_of(
+        token_request({**grant, "client_id": str(client.pk), "client_secret": second})
+    )
+    signed = client_assertion(client, key)
+    found["assertion"] = signed
+    found["token-jwt"] = token_of(token_request(assertion_params(signed)))
+    # Replayed, and wrong secrets that look like right ones.
+    assert token_request(assertion_params(signed)).status_code == 401
+    found["wrong-secret"] = first[:-6] + "Zz9Zz9"
+    assert token_request(grant, auth=basic(client.pk, found["wrong-secret"])).status_code == 401
+    assert (
+        token_request(
+            {**grant, "client_id": str(client.pk), "client_secret": found["wrong-secret"] + "x"}
+        ).status_code
+        == 401
+    )
+    federated = assertion(idp_key, iss=issuer, sub="app-1")
+    found["federated-assertion"] = federated
+    found["token-federated"] = token_of(
+        token_request(
+            {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": federated}
+        )
+    )
+    found["bad-assertion"] = client_assertion(client, rsa_key("scan-key"))
+    assert token_request(assertion_params(found["bad-assertion"])).status_code == 401
+
+    # SCIM with access tokens, and credentials where they do not belong.
+    sent = 0
+    for name in ("token-basic", "token-post", "token-jwt", "token-federated"):
+        api = ScimApi(found[name])
+        assert api.get("/Users").status_code == 200
+        sent += 1
+    api = ScimApi(found["token-basic"])
+    # Directory attributes keep what the IdP sends; credentials under credential names
+    # are refused (unknown attributes) and redacted wherever the request is kept.
+    body = {
+        "schemas": [USER_SCHEMA],
+        "userName": "oauth-leak",
+        "client_secret": first,
+        "access_token": found["token-post"],
+        "client_assertion": found["assertion"],
+    }
+    assert api.post("/Users", body).status_code == 400
+    api.get("/Users", params={"filter": f'title eq "{found["token-jwt"]}"'})
+    api.get("/Users", params={"client_secret": second, "access_token": found["token-basic"]})
+    api.request(
+        "POST",
+        "/Users",
+        raw=f"client_secret={first}&client_assertion={signed}&access_token={found['token-post']}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    sent += 4
+    assert ScimApi(found["wrong-secret"]).get("/Users").status_code == 401
+    sent += 1
+    return found, sent
+
+
+def test_no_oauth_secret_assertion_or_access_token_is_stored_or_logged(
+    all_logs, settings, key_server, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        found, sent = _oauth_traffic(settings, key_server)
+    stored = stored_text()
+    leaks = sorted(
+        {(where, name) for where, text in stored for name, value in found.items() if value in text}
+    )
+    assert leaks == []
+    # The JWT parts one by one too: a signature or payload alone is still the assertion.
+    for name in ("assertion", "federated-assertion"):
+        for part in found[name].split(".")[1:]:
+            assert not any(part in text for _, text in stored), name
+    logged = "\n".join(all_logs.lines)
+    assert [name for name, value in found.items() if value in logged] == []
+    # And the traffic happened: SCIM requests logged, failures counted, tokens named.
+    assert RequestLog.objects.count() == sent
+    assert RequestLog.objects.filter(token_prefix__startswith="oauth:").count() >= 4
+    from provisioning.access.models import ScimClient
+
+    assert ScimClient.objects.get(name="entra").oauth_failures >= 3
+    assert "OAuth token request refused" in logged

@@ -114,6 +114,10 @@ def console_data(db) -> dict:
             "rule_id": PolicyRule.objects.order_by("pk").first().pk,
             "client_id": idp.pk,
             "token_id": ScimToken.objects.filter(client=idp).first().pk,
+            # OAuth credential actions are POST-only (not pages): any id reverses them.
+            "secret_id": 1,
+            "key_id": 1,
+            "federation_id": 1,
             "role_id": custom_role.pk,
             "request_id": RequestLog.objects.order_by("pk").first().pk,
         },

@@ -33,8 +33,15 @@ pytestmark = pytest.mark.django_db
 
 # Views every visitor may reach, by URL name (namespace included).
 PUBLIC = {"console:login", "console:logout"}
-# URL prefixes that are not the console: SCIM answers bearer tokens, the admin has its own checks.
-NOT_CONSOLE = ("scim/v2/", "admin/", settings.STATIC_URL.lstrip("/"))
+# URL prefixes that are not the console: SCIM answers bearer tokens, the admin has its own
+# checks, the OAuth token endpoint authenticates clients and its metadata is public.
+NOT_CONSOLE = (
+    "scim/v2/",
+    "admin/",
+    "oauth/",
+    ".well-known/",
+    settings.STATIC_URL.lstrip("/"),
+)
 
 DUMMY = {
     UUIDConverter: lambda: uuid.uuid4(),
