@@ -25,6 +25,7 @@ from provisioning.access.operators import operator_create
 from provisioning.access.roles import ensure_builtin_roles, scim_role_create
 from provisioning.audit.models import ChangeRecord, RequestLog
 from provisioning.directory import services
+from provisioning.directory.extensions import extension_schema_save
 from provisioning.oversight.models import PendingOperation, PolicyRule, Quarantine, Review
 from provisioning.oversight.rollback_jobs import rollback_job_create
 from provisioning.oversight.services import pending_reject
@@ -95,6 +96,12 @@ def console_data(db) -> dict:
     admin.save()
     operator_create(username="second-op", role="administrator", password=PASSWORD)
     custom_role = scim_role_create(name="contractors", permissions=["User:read"])
+    extension, _ = extension_schema_save(
+        document={
+            "id": "urn:example:params:scim:schemas:extension:acme:2.0:User",
+            "attributes": [{"name": "costCenterCode", "type": "string"}],
+        }
+    )
     quarantined, _ = scim_client_create(name="noisy-idp", role="provisioner")
     Quarantine.objects.create(
         client=quarantined, started_at=people["ana.silva"].created, reason="circuit breaker test"
@@ -119,6 +126,7 @@ def console_data(db) -> dict:
             "key_id": 1,
             "federation_id": 1,
             "role_id": custom_role.pk,
+            "schema_id": extension.pk,
             "request_id": RequestLog.objects.order_by("pk").first().pk,
         },
         "people": people,
