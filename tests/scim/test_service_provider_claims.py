@@ -7,6 +7,8 @@ exercises it, with the figures read from the document itself, not from settings.
 from __future__ import annotations
 
 import json
+import time
+from unittest import mock
 
 import pytest
 from django.test import override_settings
@@ -167,3 +169,28 @@ def test_create_claims_match_required_attributes(scim):
         required = [a["name"] for a in schema["attributes"] if a["required"]]
         assert required
         scim.assert_error(scim.post(path, body), 400)
+
+
+def test_pagination_claim(scim, settings):
+    """RFC 9865 §4: both methods, index the default, the page sizes and the cursor timeout."""
+    settings.SCIM = {**settings.SCIM, "DEFAULT_COUNT": 2, "MAX_RESULTS": 3}
+    pagination = scim.read("/ServiceProviderConfig")["pagination"]
+    assert pagination["cursor"] is True and pagination["index"] is True
+    assert pagination["defaultPaginationMethod"] == "index"
+    assert (pagination["defaultPageSize"], pagination["maxPageSize"]) == (2, 3)
+    for n in range(4):
+        scim.create_user(f"paged-{n}")
+    # Without cursor or startIndex: index paging, defaultPageSize items.
+    default = scim.search("/Users")
+    assert default["startIndex"] == 1 and default["itemsPerPage"] == 2
+    assert "nextCursor" not in default
+    # Cursor paging on request; a count above maxPageSize is invalidCount (RFC 9865 §2.1).
+    first = scim.search("/Users", cursor="")
+    assert first["itemsPerPage"] == 2 and "nextCursor" in first
+    scim.assert_error(scim.get("/Users", params={"cursor": "", "count": 4}), 400, "invalidCount")
+    # cursorTimeout: a cursor older than it is expiredCursor.
+    settings.SCIM = {**settings.SCIM, "CURSOR_TIMEOUT": pagination["cursorTimeout"]}
+    later = time.time() + pagination["cursorTimeout"] + 5
+    with mock.patch("time.time", return_value=later):
+        expired = scim.get("/Users", params={"cursor": first["nextCursor"]})
+    scim.assert_error(expired, 400, "expiredCursor")
