@@ -73,7 +73,7 @@ def record_rows(records: list[ChangeRecord]) -> list[dict]:
         {
             "record": record,
             "href": resource_href(record.resource_type, record.resource_id, names),
-            "diff": record_diff(record.before, record.after),
+            "diff": record_diff(record.before, record.after, record.resource_type),
             "added": member_rows(record.members_added, names),
             "added_count": len(record.members_added),
             "removed": member_rows(record.members_removed, names),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from provisioning.scim.resources import mask_hidden
+
 from .attributes import text
 
 # Snapshot keys other than the document worth showing when they change.
@@ -62,19 +64,21 @@ def compare(before: dict | None, after: dict | None) -> list[AttributeChange]:
     return rows
 
 
-def record_diff(before: dict | None, after: dict | None) -> list[AttributeChange]:
+def record_diff(
+    before: dict | None, after: dict | None, resource_type: str = ""
+) -> list[AttributeChange]:
     """The attribute changes of a change record, from its before and after snapshots.
 
     Membership is left out: the record's ``members_added``/``members_removed`` are
-    the exact delta and are shown as lists of links.
+    the exact delta and are shown as lists of links. Values never returned (registered
+    extension attributes with ``returned: never``) show as changed, not as what they are.
     """
 
     def view(snapshot: dict | None) -> dict | None:
         if snapshot is None:
             return None
-        flat = _flatten(
-            {k: v for k, v in (snapshot.get("document") or {}).items() if k != _MEMBERS}
-        )
+        document = mask_hidden(resource_type, snapshot.get("document") or {})
+        flat = _flatten({k: v for k, v in document.items() if k != _MEMBERS})
         for key in _META:
             if key in snapshot:
                 flat[f"meta.{key}"] = snapshot[key]

@@ -107,10 +107,13 @@ def pending_detail(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     diff = record_diff(
         {"document": shown} if shown is not None else None,
         {"document": proposed} if proposed is not None else None,
+        pending.resource_type,
     )
     drift = []
     if current is not None and pending.before is not None and current != pending.before:
-        drift = record_diff({"document": pending.before}, {"document": current})
+        drift = record_diff(
+            {"document": pending.before}, {"document": current}, pending.resource_type
+        )
     names = change_records.existing_names(
         change_records.shown_members(pending.members_added, pending.members_removed)
     )

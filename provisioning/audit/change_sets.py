@@ -25,7 +25,7 @@ from auditlog.receivers import check_disable
 from django.conf import settings
 from django.db.models import Model
 
-from provisioning.scim.resources import copy_json, isoformat
+from provisioning.scim.resources import copy_json, isoformat, mask_hidden
 
 from . import context, deltas
 from .models import AuditEntry, ChangeRecord, ChangeSet
@@ -252,11 +252,14 @@ def capture_relations(sender, instance, **kwargs) -> None:
 def record_search_text(record: ChangeRecord, change: Change) -> str:
     """The text the audit search matches for a change record (synthetic loads write it too)."""
     parts = [record.resource_type, str(record.resource_id), record.resource_name]
-    before, after = change.before or {}, change.after or {}
+    # Values never returned (registered extension attributes) are not searchable either.
+    kind = record.resource_type
+    before = mask_hidden(kind, change.before or {})
+    after = mask_hidden(kind, change.after or {})
     if deltas.is_partial(record.after):
         # The values the update changed (of a list, the values added and removed).
         for kept in (record.before, record.after):
-            flatten_values(kept["document"], parts)
+            flatten_values(mask_hidden(kind, kept["document"]), parts)
     else:
         for key in sorted(change.changed_attributes - {"members"}):
             name = key.rsplit(":", 1)[-1]

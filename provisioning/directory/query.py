@@ -518,7 +518,13 @@ def _column_q(column: _Column, attr: Attribute, node: Compare | Present) -> Q:
             member = {"user": "user", "group": "member_group"}.get(value.lower())
             return Q(**{f"{member}__isnull": False}) if member else _NEVER
         if kind == "group_type":
-            # Rows are direct memberships; indirect groups are not filtered on.
+            # Rows are direct memberships. Indirect groups are listed in documents but not
+            # filtered on: say so rather than match nothing.
+            if value.lower() == "indirect":
+                raise InvalidFilter(
+                    f"'{node.path}': filters on a user's groups consider its direct groups "
+                    "only; read a group's members to find indirect ones"
+                )
             return _ALWAYS if value.lower() == "direct" else _NEVER
         try:
             ident = uuid.UUID(value)

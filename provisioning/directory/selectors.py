@@ -14,7 +14,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, F, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    DateTimeField,
+    F,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.expressions import Col, OrderBy
 from django.db.models.functions import Coalesce, Lower, Upper
 from django.db.models.lookups import (
@@ -29,6 +39,7 @@ from django.utils import timezone
 from provisioning.access.authorization import EVERYTHING, ReadScope
 from provisioning.scim.errors import ScimError
 
+from .jsonsql import ChosenElement, Instant, JsonScalar
 from .models import Group, Membership, ResourceCount, User
 
 # From this offset on, ``page`` selects the page's keys first, then their rows.
@@ -138,6 +149,12 @@ def _key_compared(annotation: Any, op: str, value: Any) -> Q:
     """
     if isinstance(annotation.output_field, JSONField):
         return Q(**{f"{SEEK}__{op}": value})
+    if isinstance(annotation, JsonScalar | ChosenElement) and isinstance(
+        annotation.output_field, DateTimeField
+    ):
+        # A JSON dateTime key is an instant in the database's own form (SQLite: ISO text
+        # with a "T"); a plain parameter would compare as other text.
+        return Q(_COMPARISONS[op](F(SEEK), Instant(value)))
     return Q(_COMPARISONS[op](F(SEEK), Value(value, output_field=annotation.output_field)))
 
 

@@ -19,6 +19,7 @@ from .schema import (
     GROUP,
     GROUP_SCHEMA,
     REGISTRATION_HINT,
+    RESOURCE_SCHEMAS,
     USER,
     USER_SCHEMA,
     Attribute,
@@ -416,6 +417,25 @@ def _returnable(schema: ResourceSchema, body: dict) -> dict:
             kept = {name: value for name, value in values.items() if name not in hidden}
             body = {**body, urn: kept} if kept else {k: v for k, v in body.items() if k != urn}
     return body
+
+
+HIDDEN_VALUE = "[not shown: returned never]"
+
+
+def mask_hidden(resource_type: str, document: dict) -> dict:
+    """``document`` with the values of attributes that are never returned (``returned:
+    never``, ``writeOnly``) replaced by ``HIDDEN_VALUE``, for the audit trail's diffs and
+    search text: they show that such a value changed, never what it is. The stored change
+    record keeps the value (a rollback or restore needs it)."""
+    schema = RESOURCE_SCHEMAS.get(resource_type)
+    if schema is None or not isinstance(document, dict):
+        return document
+    for urn, hidden in schema.view.hidden.items():
+        values = document.get(urn)
+        if isinstance(values, dict) and hidden & values.keys():
+            masked = {k: HIDDEN_VALUE if k in hidden else v for k, v in values.items()}
+            document = {**document, urn: masked}
+    return document
 
 
 def _core_first(body: dict) -> dict:

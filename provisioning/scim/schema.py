@@ -476,6 +476,9 @@ _URN = re.compile(
     r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@/]|%[0-9A-Fa-f]{2})\Z",
     re.IGNORECASE,  # the "urn" scheme and the namespace are case-insensitive (RFC 8141)
 )
+# What a URN may hold to prefix attribute paths (RFC 7644 §3.4.2.2 ATTRPATH, as filters,
+# sortBy and PATCH paths parse it) and to stand in a URL path segment (/Schemas/<id>).
+_PATH_SAFE_URN = re.compile(r"urn:[A-Za-z0-9._:%+-]*[A-Za-z0-9._%+-]\Z", re.IGNORECASE)
 # Namespaces only RFC 7643/7644 define schemas in.
 _RESERVED_NAMESPACES = ("urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:")
 # Names that mean something else inside a resource, and are dropped when a client sends them.
@@ -542,6 +545,11 @@ def urn_problems(urn: Any, taken: Iterable[str] = ()) -> list[str]:
         return [
             f"'id' “{urn}” is not a URN: use 'urn:<namespace>:<name>' (RFC 8141), without "
             "spaces, not ending with ':'."
+        ]
+    if not _PATH_SAFE_URN.match(urn):
+        return [
+            f"'id' “{urn}” has characters attribute paths cannot carry: filters, sortBy, "
+            "PATCH paths and /Schemas/<id> need letters, digits and . _ : % + - only."
         ]
     lowered = urn.lower()
     if lowered.startswith(_RESERVED_NAMESPACES):
