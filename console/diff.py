@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from provisioning.scim.resources import mask_hidden
+from provisioning.scim.resources import HIDDEN_VALUE, mask_hidden
 
 from .attributes import text
 
@@ -74,17 +74,33 @@ def record_diff(
     extension attributes with ``returned: never``) show as changed, not as what they are.
     """
 
+    hidden: set[str] = set()
+
     def view(snapshot: dict | None) -> dict | None:
         if snapshot is None:
             return None
-        document = mask_hidden(resource_type, snapshot.get("document") or {})
+        document = snapshot.get("document") or {}
+        masked = _flatten(mask_hidden(resource_type, document))
         flat = _flatten({k: v for k, v in document.items() if k != _MEMBERS})
+        hidden.update(key for key, value in masked.items() if value == HIDDEN_VALUE)
         for key in _META:
             if key in snapshot:
                 flat[f"meta.{key}"] = snapshot[key]
         return flat
 
-    return compare(view(before), view(after))
+    # Compared on the values, shown masked: that it changed, never what it is.
+    rows = compare(view(before), view(after))
+    return [
+        AttributeChange(
+            row.name,
+            row.kind,
+            None if row.before is None else HIDDEN_VALUE,
+            None if row.after is None else HIDDEN_VALUE,
+        )
+        if row.name in hidden
+        else row
+        for row in rows
+    ]
 
 
 def entry_diff(changes: Any) -> list[AttributeChange]:

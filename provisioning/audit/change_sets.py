@@ -199,18 +199,20 @@ def log_directory_update(sender, instance, **kwargs) -> None:
         use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
     )
     if changes and "attributes" in changes:
-        changes["attributes"] = attribute_changes(*changes["attributes"])
+        changes["attributes"] = attribute_changes(*changes["attributes"], sender.__name__)
     if changes:
         AuditEntry.objects.log_create(instance, action=AuditEntry.Action.UPDATE, changes=changes)
 
 
-def attribute_changes(old: Any, new: Any) -> list:
+def attribute_changes(old: Any, new: Any, resource_type: str = "") -> list:
     """An audit entry's ``[old, new]`` of the ``attributes`` JSON: only what changed (as
-    JSON text when auditlog stores its changes as text)."""
+    JSON text when auditlog stores its changes as text), values never returned masked
+    (the change record keeps them for rollback; this entry is for reading)."""
     as_text = isinstance(old, str) or isinstance(new, str)
     if as_text:
         old, new = (json.loads(v) if isinstance(v, str) and v else None for v in (old, new))
     old_part, new_part, _changes = deltas.delta(old or {}, new or {})
+    old_part, new_part = (mask_hidden(resource_type, part) for part in (old_part, new_part))
     if as_text:
         return [json.dumps(old_part, sort_keys=True), json.dumps(new_part, sort_keys=True)]
     return [old_part, new_part]

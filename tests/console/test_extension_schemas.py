@@ -187,3 +187,33 @@ def test_the_change_set_diff_shows_extension_attributes(viewer_client, registere
     assert rows[name] == ("changed", "1", SCRIPT)
     html = response.content.decode()
     assert SCRIPT not in html and "&lt;script&gt;" in html
+
+
+def test_values_never_returned_are_masked_in_the_audit_trail(viewer_client, registered):
+    """A ``returned: never`` value is kept in the change record (a rollback or restore needs
+    it) but the console diff shows only that it changed, and audit search cannot find it."""
+    user = ProvisionedUserFactory(userName="ana@example.com", **{URN: {"pin": "4821-old"}})
+    operations = parse_patch_request(
+        {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": f"{URN}:pin", "value": "4821-new"}],
+        }
+    )
+    services.user_patch(user_id=user.pk, operations=operations, client=None)
+    records = ChangeRecord.objects.filter(resource_id=user.pk)
+    assert records.count() == 2
+    for record in records:
+        assert "4821" not in record.search_text
+    record = records.get(action="patch")
+    assert record.after["document"][URN]["pin"] == "4821-new"  # kept for rollback
+    response = viewer_client.get(reverse("console:change_set_detail", args=[record.change_set_id]))
+    [item] = response.context["records"]
+    rows = {row.name: (row.kind, row.before, row.after) for row in item["diff"]}
+    [name] = [name for name in rows if "pin" in name]
+    assert rows[name][0] == "changed" and "4821" not in f"{rows[name]}"
+    assert "4821" not in response.content.decode()
+    created = records.get(action="create")
+    page = viewer_client.get(reverse("console:change_set_detail", args=[created.change_set_id]))
+    assert "4821" not in page.content.decode()
+    found = viewer_client.get(reverse("console:audit_list"), {"q": "4821-new"})
+    assert found.status_code == 200 and user.user_name not in found.content.decode()

@@ -744,3 +744,35 @@ def test_registered_attributes_are_filterable_and_sortable_end_to_end(scim, cust
         cursor=first["nextCursor"],
     )
     assert _ids(first) + _ids(second) == [ana["id"], cy["id"], ben["id"]]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_cursor_pages_by_a_registered_date_time_attribute(scim, custom, descending):
+    """RFC 9865 §2: every resource once, with several sharing a date (ties broken by id)."""
+    dates = ["2024-03-01T10:00:00Z", "2024-03-01T10:00:00Z", "2024-03-02T08:30:00.250Z",
+             "2024-03-01T10:00:00Z", "2024-03-02T08:30:00.250Z", "2023-12-31T23:59:59Z"]
+    ids = [_user_with(scim, startDate=when)["id"] for when in dates]
+    scim.create_user()  # no startDate: last either way
+    params = {"sortBy": f"{CUSTOM}:startDate", "count": 2}
+    if descending:
+        params["sortOrder"] = "descending"
+    page, walked = scim.search("/Users", cursor="", **params), []
+    while True:
+        walked += _ids(page)
+        if "nextCursor" not in page:
+            break
+        page = scim.search("/Users", cursor=page["nextCursor"], **params)
+        assert len(walked) < 20, "the walk does not end"
+    assert len(walked) == len(set(walked)) == 7
+    assert set(ids) <= set(walked) and walked[-1] not in ids
+    ordered = sorted(range(6), key=lambda i: dates[i].replace("Z", ""), reverse=descending)
+    assert [ids.index(i) for i in walked[:6] if i in ids] != [] and [
+        dates[ids.index(i)] for i in walked[:6]
+    ] == [dates[i] for i in ordered]
+
+
+@pytest.mark.parametrize("urn", ["urn:example:acme/hr~x:2.0:User", "urn:example:a(b):2.0:User"])
+def test_urns_attribute_paths_cannot_carry_are_refused(urn):
+    with pytest.raises(scim_schema.InvalidSchemaDocument) as error:
+        scim_schema.parse_extension_document({"id": urn, "attributes": [{"name": "dept"}]})
+    assert any("attribute paths" in problem for problem in error.value.problems)

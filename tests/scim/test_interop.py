@@ -421,3 +421,12 @@ def test_default_sub_attributes_are_filterable(scim):
     ]
     found = scim.search("/Users", filter="addresses.primary eq true")["Resources"]
     assert [u["id"] for u in found] == [work["id"]]
+
+
+def test_filtering_groups_on_indirect_type_is_refused(scim):
+    """Filters on a user's groups see direct memberships; asking for indirect ones is a 400
+    that says so, not an empty answer."""
+    scim.assert_error(
+        scim.get("/Users", params={"filter": 'groups[type eq "indirect"]'}), 400, "invalidFilter"
+    )
+    assert scim.search("/Users", filter='groups.type eq "direct"')["totalResults"] == 0
