@@ -381,3 +381,8 @@ SCIMGATE_OAUTH_KEYS_CACHE_SECONDS = env.int("SCIMGATE_OAUTH_KEYS_CACHE_SECONDS",
 SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS = env.int("SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS", default=60)
 # Development only: accept http:// JWKS URLs and issuers (https is required otherwise).
 SCIMGATE_OAUTH_ALLOW_HTTP = env.bool("SCIMGATE_OAUTH_ALLOW_HTTP", default=False)
+# Development only: allow JWKS URLs and issuers on loopback, private and link-local
+# addresses (only public addresses are fetched otherwise).
+SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES", default=False
+)

@@ -41,6 +41,7 @@ from .models import (
     Role,
     ScimClient,
 )
+from .oauth_keys import AddressRefused, KeysUnavailable, check_destination
 from .token_check import PREFIX_LENGTH, token_digest
 from .units import unit_of_change
 
@@ -187,7 +188,9 @@ def clean_jwks(document: Any) -> tuple[dict, list[str]]:
 
 
 def clean_url(value: str, field: str) -> str:
-    """An https URL (http only with SCIMGATE_OAUTH_ALLOW_HTTP, for development)."""
+    """An https URL (http only with SCIMGATE_OAUTH_ALLOW_HTTP, for development) whose
+    host resolves to public addresses only (others with
+    SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES, for development)."""
     value = (value or "").strip()
     parts = urlsplit(value)
     allowed = ("https", "http") if settings.SCIMGATE_OAUTH_ALLOW_HTTP else ("https",)
@@ -195,6 +198,15 @@ def clean_url(value: str, field: str) -> str:
         raise ValidationError({field: f"“{value[:200]}” is not an https URL."})
     if len(value) > 2048:
         raise ValidationError({field: "The URL is longer than 2048 characters."})
+    try:
+        check_destination(value)
+    except AddressRefused:
+        raise ValidationError(
+            {field: f"“{parts.hostname[:200]}” is not a public address: keys are fetched only from "
+             "public addresses (SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES allows others, for development)."}
+        ) from None
+    except KeysUnavailable:
+        raise ValidationError({field: f"The host “{parts.hostname[:200]}” does not resolve."}) from None
     return value
 
 
