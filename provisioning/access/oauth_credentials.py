@@ -350,9 +350,28 @@ def access_tokens_revoke(
     *, client: ScimClient, operator: AbstractBaseUser | None = None
 ) -> int:
     """Revoke every unexpired access token of ``client``; returns how many. The IdP
-    must then fetch a new one with a valid credential."""
+    must then fetch a new one with a valid credential.
+
+    Access tokens are not audited one by one (the token endpoint issues them), so the
+    revocation is recorded as one audit entry on the client, in the operator's change
+    set: how many tokens were revoked (``oauth_access_revoked``: a member name that
+    does not say "token", which the audit log would drop as a secret)."""
     now = timezone.now()
     with unit_of_change(operator=operator):
-        return AccessToken.objects.filter(
+        count = AccessToken.objects.filter(
             client=client, revoked_at__isnull=True, expires_at__gt=now
         ).update(revoked_at=now)
+        if count:
+            _record_client_event(client, {"oauth_access_revoked": ["0", str(count)]})
+    return count
+
+
+def _record_client_event(client: ScimClient, changes: dict) -> None:
+    """One audit entry (an update of ``client``) for a change no audited row carries;
+    stamped with the current unit of change's operator and change set."""
+    from auditlog import get_logentry_model
+
+    entry_model = get_logentry_model()
+    entry_model.objects.log_create(
+        client, action=entry_model.Action.UPDATE, changes=changes, force_log=True
+    )

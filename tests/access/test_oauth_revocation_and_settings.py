@@ -1,0 +1,49 @@
+"""Credential changes of the OAuth panel are audited with their operator, and a
+settings form with one invalid value changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from provisioning.access.models import AccessToken
+from provisioning.access.oauth_credentials import access_tokens_revoke
+from provisioning.audit.models import AuditEntry, ChangeSet
+from tests.access.oauth_helpers import obtain_token
+from tests.factories import OperatorFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _revocation_entries(client) -> list[AuditEntry]:
+    entries = AuditEntry.objects.filter(content_type__model="scimclient", object_pk=str(client.pk))
+    return [e for e in entries if "oauth_access_revoked" in (e.changes or {})]
+
+
+def test_revoking_all_access_tokens_is_audited_with_the_operator(oauth_client):
+    client, secret = oauth_client
+    obtain_token(client.pk, secret)
+    obtain_token(client.pk, secret)
+    operator = OperatorFactory(role="administrator")
+    assert access_tokens_revoke(client=client, operator=operator) == 2
+    [entry] = _revocation_entries(client)
+    assert entry.changes["oauth_access_revoked"] == ["0", "2"]
+    assert entry.actor_id == operator.pk
+    assert entry.change_set is not None and entry.change_set.operator_id == operator.pk
+    # Nothing left to revoke: nothing recorded.
+    assert access_tokens_revoke(client=client, operator=operator) == 0
+    assert len(_revocation_entries(client)) == 1
+
+
+def test_console_revocation_is_audited(oauth_client):
+    client, secret = oauth_client
+    obtain_token(client.pk, secret)
+    administrator = OperatorFactory(role="administrator")
+    http = Client()
+    http.force_login(administrator)
+    http.post(reverse("console:oauth_access_tokens_revoke", args=[client.pk]))
+    assert AccessToken.objects.get().revoked_at is not None
+    [entry] = _revocation_entries(client)
+    assert entry.actor_id == administrator.pk
+    assert ChangeSet.objects.get(pk=entry.change_set_id).source == "console"
