@@ -403,6 +403,8 @@ def _issue(authenticated: Authenticated) -> TokenResponse:
                     expires_at=now + timedelta(seconds=lifetime),
                     auth_method=authenticated.method,
                     credential=authenticated.credential,
+                    # Informational: requests are checked against the client's
+                    # current networks (token_check), not this copy.
                     allowed_networks=list(client.oauth_allowed_networks),
                 )
             break

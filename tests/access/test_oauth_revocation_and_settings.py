@@ -47,3 +47,20 @@ def test_console_revocation_is_audited(oauth_client):
     [entry] = _revocation_entries(client)
     assert entry.actor_id == administrator.pk
     assert ChangeSet.objects.get(pk=entry.change_set_id).source == "console"
+
+
+def test_narrowed_networks_apply_to_access_tokens_already_issued(oauth_client):
+    """The client's allowed networks are checked on every SCIM request with an access
+    token as they are now: narrowing them shuts out tokens issued before."""
+    from provisioning.access.oauth_credentials import scim_client_set_oauth_settings
+
+    client, secret = oauth_client
+    token = obtain_token(client.pk, secret)
+    assert Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    scim_client_set_oauth_settings(client=client, allowed_networks=["203.0.113.0/24"])
+    assert Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+    # From inside the network it still works; widening again lets it back in.
+    allowed = Client(REMOTE_ADDR="203.0.113.9")
+    assert allowed.get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    scim_client_set_oauth_settings(client=client, allowed_networks=[])
+    assert Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
