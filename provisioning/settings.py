@@ -370,7 +370,8 @@ AXES_VERBOSE = False
 # The authorization server's issuer identifier (RFC 8414), e.g. https://scim.example.com;
 # empty: the origin each request was sent to. The token endpoint is <issuer>/oauth/token.
 SCIMGATE_OAUTH_ISSUER = env.str("SCIMGATE_OAUTH_ISSUER", default="")
-# Token requests per claimed client id, and per client address ("N/s", "N/min", "N/hour").
+# Failed token requests per claimed client id and client address, and token requests per
+# client address ("N/s", "N/min", "N/hour").
 OAUTH_TOKEN_RATE_LIMIT_CLIENT = env.str("OAUTH_TOKEN_RATE_LIMIT_CLIENT", default="30/min")
 OAUTH_TOKEN_RATE_LIMIT_ADDRESS = env.str("OAUTH_TOKEN_RATE_LIMIT_ADDRESS", default="300/min")
 # Clock skew tolerated on assertion exp/nbf/iat, in seconds.

@@ -393,19 +393,44 @@ def test_scim_rate_limit_applies_to_access_tokens(oauth_client, settings):
 # --- Token endpoint rate limits -------------------------------------------------------------------
 
 
-def test_token_endpoint_is_limited_per_client_id(oauth_client, settings):
+def test_failed_authentications_are_limited_per_client_id_and_address(oauth_client, settings):
+    """Failures per claimed client id and address: beyond the rate, even the right
+    secret waits (429, RFC 6585 §4) at that address; successes are not counted."""
     settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT = "3/min"
     client, secret = oauth_client
     auth = basic(client.pk, secret)
-    statuses = [token_request({"grant_type": "client_credentials"}, auth=auth).status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    statuses = [token_request({"grant_type": "client_credentials"}, auth=auth).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    wrong = basic(client.pk, "nope")
+    statuses = [token_request({"grant_type": "client_credentials"}, auth=wrong).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
     limited = token_request({"grant_type": "client_credentials"}, auth=auth)
     assert limited.status_code == 429
-    assert int(limited["Retry-After"]) >= 1
+    assert 1 <= int(limited["Retry-After"]) <= 61
     assert limited["Cache-Control"] == "no-store"
+    # RFC 6749 §5.2 has no rate-limit code: invalid_request, saying when to retry.
+    assert limited.json() == {
+        "error": "invalid_request",
+        "error_description": f"Too many requests; retry after {limited['Retry-After']} seconds",
+    }
     # Another client at the same address is not held back.
     other, other_secret = scim_client_create_oauth(name="other", role="read-only")
     assert token_request({"grant_type": "client_credentials"}, auth=basic(other.pk, other_secret)).status_code == 200
+
+
+def test_a_third_party_cannot_lock_a_client_out(oauth_client, settings):
+    """Wrong secrets for a client id sent from elsewhere do not hold back the client
+    itself at its own address."""
+    settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT = "3/min"
+    client, secret = oauth_client
+    for _ in range(30):
+        token_request({"grant_type": "client_credentials"}, auth=basic(client.pk, "wrong"), REMOTE_ADDR="198.51.100.7")
+    assert (
+        token_request({"grant_type": "client_credentials"}, auth=basic(client.pk, "wrong"), REMOTE_ADDR="198.51.100.7")
+        .status_code == 429
+    )
+    response = token_request({"grant_type": "client_credentials"}, auth=basic(client.pk, secret), REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 200
 
 
 def test_token_endpoint_is_limited_per_address(oauth_client, settings):
