@@ -183,6 +183,31 @@ def test_wrong_secret_is_invalid_client_401_counted_and_logged_without_the_secre
     assert wrong not in logged and secret not in logged
 
 
+def test_swapped_basic_credentials_never_log_the_secret(oauth_client, caplog):
+    """A client that sends its secret as the Basic user name (swapped fields): the
+    claimed "client id" is not a UUID, so it is not logged at all."""
+    client, secret = oauth_client
+    with caplog.at_level(logging.INFO):
+        response = token_request({"grant_type": "client_credentials"}, auth=basic(secret, client.pk))
+    assert_error(response, 401, "invalid_client")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret not in logged
+    assert secret.split("_")[2] not in logged  # nor its secret part
+    assert "(not a client id)" in logged
+
+
+@pytest.mark.parametrize(
+    "claimed", ["x\nOAuth access token issued to client evil", "../../etc", "A" * 100]
+)
+def test_claimed_ids_other_than_uuids_are_not_logged(db, caplog, claimed):
+    with caplog.at_level(logging.INFO):
+        token_request(
+            {"grant_type": "client_credentials", "client_id": claimed, "client_secret": "scgcs_x"}
+        )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert claimed not in logged and "(not a client id)" in logged
+
+
 @pytest.mark.parametrize(
     "client_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", ""]
 )
