@@ -64,3 +64,62 @@ def test_narrowed_networks_apply_to_access_tokens_already_issued(oauth_client):
     assert allowed.get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     scim_client_set_oauth_settings(client=client, allowed_networks=[])
     assert Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "posted",
+    [
+        {"auth_methods": ["static_token"], "access_token_lifetime": "7200", "allowed_networks": "not-a-cidr"},
+        {"auth_methods": ["static_token"], "access_token_lifetime": "12", "allowed_networks": "10.0.0.0/8"},
+        {"auth_methods": ["nonsense"], "access_token_lifetime": "7200", "allowed_networks": "10.0.0.0/8"},
+    ],
+)
+def test_settings_form_with_an_invalid_value_changes_nothing(oauth_client, posted):
+    client, _ = oauth_client
+    before = (list(client.auth_methods), client.access_token_lifetime, list(client.oauth_allowed_networks))
+    http = Client()
+    http.force_login(OperatorFactory(role="administrator"))
+    response = http.post(reverse("console:oauth_settings", args=[client.pk]), posted, follow=True)
+    assert response.status_code == 200
+    client.refresh_from_db()
+    assert (client.auth_methods, client.access_token_lifetime, client.oauth_allowed_networks) == before
+
+
+def test_settings_refused_by_the_service_roll_back_the_methods(oauth_client, monkeypatch):
+    """Should a service refuse a value the form accepted, the methods already set in
+    the same request are rolled back with it."""
+    from django.core.exceptions import ValidationError
+
+    from provisioning.access import oauth_credentials
+
+    def refuse(**kwargs):
+        raise ValidationError({"allowed_networks": "refused"})
+
+    monkeypatch.setattr(oauth_credentials, "scim_client_set_oauth_settings", refuse)
+    client, _ = oauth_client
+    http = Client()
+    http.force_login(OperatorFactory(role="administrator"))
+    http.post(
+        reverse("console:oauth_settings", args=[client.pk]),
+        {"auth_methods": ["static_token"], "access_token_lifetime": "7200", "allowed_networks": ""},
+    )
+    client.refresh_from_db()
+    assert client.auth_methods == ["client_secret"]
+
+
+def test_valid_settings_are_saved_in_one_change_set(oauth_client):
+    client, _ = oauth_client
+    administrator = OperatorFactory(role="administrator")
+    http = Client()
+    http.force_login(administrator)
+    sets_before = ChangeSet.objects.count()
+    http.post(
+        reverse("console:oauth_settings", args=[client.pk]),
+        {"auth_methods": ["client_secret", "static_token"], "access_token_lifetime": "7200",
+         "allowed_networks": "10.0.0.1/8"},
+    )
+    client.refresh_from_db()
+    assert set(client.auth_methods) == {"static_token", "client_secret"}
+    assert client.access_token_lifetime == 7200
+    assert client.oauth_allowed_networks == ["10.0.0.0/8"]
+    assert ChangeSet.objects.count() == sets_before + 1
