@@ -180,7 +180,8 @@ def _fetch_json(url: str) -> dict:
         with opener.open(request, timeout=FETCH_TIMEOUT) as response:
             body = _read(response, handler, deadline)
     except urllib.error.HTTPError as exc:
-        raise KeysUnavailable(f"fetching {url[:200]} failed: HTTP {exc.code} (redirects are not followed)") from None
+        note = " (redirects are not followed)" if 300 <= exc.code < 400 else ""
+        raise KeysUnavailable(f"fetching {url[:200]} failed: HTTP {exc.code}{note}") from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, KeysUnavailable) as exc:
         raise KeysUnavailable(f"fetching {url[:200]} failed: {exc}") from None
     try:
