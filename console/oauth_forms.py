@@ -11,6 +11,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from provisioning.access.clients import clean_networks
 from provisioning.access.models import (
     ACCESS_TOKEN_LIFETIME_MAX,
     ACCESS_TOKEN_LIFETIME_MIN,
@@ -96,4 +97,8 @@ class OAuthSettingsForm(forms.Form):
     )
 
     def clean_allowed_networks(self) -> list[str]:
-        return [line.strip() for line in self.cleaned_data["allowed_networks"].splitlines() if line.strip()]
+        lines = [line.strip() for line in self.cleaned_data["allowed_networks"].splitlines() if line.strip()]
+        try:
+            return clean_networks(lines)
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["allowed_networks"]) from None

@@ -16,6 +16,7 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +26,7 @@ from django.views.decorators.http import require_POST
 from provisioning.access import oauth_credentials as credentials
 from provisioning.access.oauth_server import TOKEN_PATH
 from provisioning.access.oauth_views import issuer
+from provisioning.access.units import unit_of_change
 
 from . import selectors
 from .oauth_forms import FederationAddForm, KeyAddForm, OAuthSettingsForm, SecretIssueForm
@@ -197,17 +199,21 @@ def oauth_settings(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
         _errors(request, form)
         return _back(client)
     data = form.cleaned_data
+    # Everything is validated above; both changes are one transaction and one change
+    # set, so a value refused by the services still changes nothing.
     try:
-        credentials.scim_client_set_auth_methods(
-            client=client, methods=data["auth_methods"], operator=request.user
-        )
-        credentials.scim_client_set_oauth_settings(
-            client=client,
-            access_token_lifetime=data["access_token_lifetime"],
-            allowed_networks=data["allowed_networks"],
-            operator=request.user,
-        )
+        with transaction.atomic(), unit_of_change(operator=request.user):
+            credentials.scim_client_set_auth_methods(
+                client=client, methods=data["auth_methods"], operator=request.user
+            )
+            credentials.scim_client_set_oauth_settings(
+                client=client,
+                access_token_lifetime=data["access_token_lifetime"],
+                allowed_networks=data["allowed_networks"],
+                operator=request.user,
+            )
     except ValidationError as error:
+        client.refresh_from_db()
         _errors(request, form, error)
         return _back(client)
     messages.success(request, "Authentication settings saved.")

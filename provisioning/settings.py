@@ -370,7 +370,8 @@ AXES_VERBOSE = False
 # The authorization server's issuer identifier (RFC 8414), e.g. https://scim.example.com;
 # empty: the origin each request was sent to. The token endpoint is <issuer>/oauth/token.
 SCIMGATE_OAUTH_ISSUER = env.str("SCIMGATE_OAUTH_ISSUER", default="")
-# Token requests per claimed client id, and per client address ("N/s", "N/min", "N/hour").
+# Failed token requests per claimed client id and client address, and token requests per
+# client address ("N/s", "N/min", "N/hour").
 OAUTH_TOKEN_RATE_LIMIT_CLIENT = env.str("OAUTH_TOKEN_RATE_LIMIT_CLIENT", default="30/min")
 OAUTH_TOKEN_RATE_LIMIT_ADDRESS = env.str("OAUTH_TOKEN_RATE_LIMIT_ADDRESS", default="300/min")
 # Clock skew tolerated on assertion exp/nbf/iat, in seconds.
@@ -381,3 +382,8 @@ SCIMGATE_OAUTH_KEYS_CACHE_SECONDS = env.int("SCIMGATE_OAUTH_KEYS_CACHE_SECONDS",
 SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS = env.int("SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS", default=60)
 # Development only: accept http:// JWKS URLs and issuers (https is required otherwise).
 SCIMGATE_OAUTH_ALLOW_HTTP = env.bool("SCIMGATE_OAUTH_ALLOW_HTTP", default=False)
+# Development only: allow JWKS URLs and issuers on loopback, private and link-local
+# addresses (only public addresses are fetched otherwise).
+SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES", default=False
+)

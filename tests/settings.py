@@ -14,3 +14,7 @@ from provisioning.settings import *  # noqa: E402, F403
 # Requests without credentials are limited per address (60/min by default); tests send
 # many from 127.0.0.1 (discovery checks, fuzzing). Tests of the limit set their own rate.
 SCIM_UNAUTHENTICATED_RATE_LIMIT = "10000/min"
+
+# The OAuth tests publish keys from a local server on 127.0.0.1; the tests of the
+# address guard switch this off.
+SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = True

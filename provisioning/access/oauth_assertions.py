@@ -10,7 +10,8 @@ those of a trusted external issuer (federation), checked the same way:
   registered audience for federation), ``exp`` (required, at most a day ahead),
   ``nbf`` and ``iat`` (not in the future), each with SCIMGATE_OAUTH_CLOCK_SKEW;
 - replay (§3 ``jti``): an assertion is used once. Its issuer and ``jti`` (or, without a
-  ``jti``, the assertion itself) are recorded until it expires.
+  ``jti``, its signed header and claims, not the signature) are recorded until it
+  expires.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -66,9 +68,15 @@ class UnverifiedJwt:
     claims: dict
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 §6)")
+
+
 def _b64json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    return json.loads(
+        base64.urlsafe_b64decode(padded.encode("ascii")), parse_constant=_no_constant
+    )
 
 
 def parse_jwt(raw: str) -> UnverifiedJwt:
@@ -80,7 +88,10 @@ def parse_jwt(raw: str) -> UnverifiedJwt:
         raise AssertionRejected("the assertion is not a signed JWT (compact JWS)")
     try:
         header, claims = _b64json(parts[0]), _b64json(parts[1])
-    except (ValueError, UnicodeError, binascii.Error):
+    except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError, OverflowError):
+        # Any unreadable assertion is a rejection (invalid_client or invalid_grant,
+        # RFC 6749 §5.2), never a server error: deeply nested JSON, bytes that are not
+        # UTF-8, NaN/Infinity…
         raise AssertionRejected("the assertion's header or claims are not base64url JSON") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise AssertionRejected("the assertion's header or claims are not JSON objects")
@@ -129,7 +140,14 @@ def _number(claims: dict, name: str, *, required: bool = False) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AssertionRejected(f"“{name}” is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        # NaN compares false with everything and would pass every time check.
+        raise AssertionRejected(f"“{name}” is not a finite number")
+    return number
 
 
 def check_claims(
@@ -169,7 +187,11 @@ def record_use(jwt: UnverifiedJwt, exp: float) -> None:
     until it expires. Expired records are deleted on the way."""
     issuer = str(jwt.claims.get("iss"))
     jti = jwt.claims.get("jti")
-    material = f"jti\0{issuer}\0{jti}" if jti else f"jwt\0{jwt.raw}"
+    # Without a jti, the signed part (header.payload) identifies the assertion, never the
+    # signature: an ECDSA signature (s → n − s) or the unused bits of its last base64url
+    # character can be changed without the key, which would make a "new" assertion.
+    signed_part = jwt.raw.rsplit(".", 1)[0]
+    material = f"jti\0{issuer}\0{jti}" if jti else f"jwt\0{signed_part}"
     key = hashlib.sha256(material.encode()).hexdigest()
     now = timezone.now()
     skew = timedelta(seconds=settings.SCIMGATE_OAUTH_CLOCK_SKEW)

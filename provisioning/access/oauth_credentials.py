@@ -41,6 +41,7 @@ from .models import (
     Role,
     ScimClient,
 )
+from .oauth_keys import AddressRefused, KeysUnavailable, check_destination
 from .token_check import PREFIX_LENGTH, token_digest
 from .units import unit_of_change
 
@@ -187,7 +188,9 @@ def clean_jwks(document: Any) -> tuple[dict, list[str]]:
 
 
 def clean_url(value: str, field: str) -> str:
-    """An https URL (http only with SCIMGATE_OAUTH_ALLOW_HTTP, for development)."""
+    """An https URL (http only with SCIMGATE_OAUTH_ALLOW_HTTP, for development) whose
+    host resolves to public addresses only (others with
+    SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES, for development)."""
     value = (value or "").strip()
     parts = urlsplit(value)
     allowed = ("https", "http") if settings.SCIMGATE_OAUTH_ALLOW_HTTP else ("https",)
@@ -195,6 +198,15 @@ def clean_url(value: str, field: str) -> str:
         raise ValidationError({field: f"“{value[:200]}” is not an https URL."})
     if len(value) > 2048:
         raise ValidationError({field: "The URL is longer than 2048 characters."})
+    try:
+        check_destination(value)
+    except AddressRefused:
+        raise ValidationError(
+            {field: f"“{parts.hostname[:200]}” is not a public address: keys are fetched only from "
+             "public addresses (SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES allows others, for development)."}
+        ) from None
+    except KeysUnavailable:
+        raise ValidationError({field: f"The host “{parts.hostname[:200]}” does not resolve."}) from None
     return value
 
 
@@ -338,9 +350,28 @@ def access_tokens_revoke(
     *, client: ScimClient, operator: AbstractBaseUser | None = None
 ) -> int:
     """Revoke every unexpired access token of ``client``; returns how many. The IdP
-    must then fetch a new one with a valid credential."""
+    must then fetch a new one with a valid credential.
+
+    Access tokens are not audited one by one (the token endpoint issues them), so the
+    revocation is recorded as one audit entry on the client, in the operator's change
+    set: how many tokens were revoked (``oauth_access_revoked``: a member name that
+    does not say "token", which the audit log would drop as a secret)."""
     now = timezone.now()
     with unit_of_change(operator=operator):
-        return AccessToken.objects.filter(
+        count = AccessToken.objects.filter(
             client=client, revoked_at__isnull=True, expires_at__gt=now
         ).update(revoked_at=now)
+        if count:
+            _record_client_event(client, {"oauth_access_revoked": ["0", str(count)]})
+    return count
+
+
+def _record_client_event(client: ScimClient, changes: dict) -> None:
+    """One audit entry (an update of ``client``) for a change no audited row carries;
+    stamped with the current unit of change's operator and change set."""
+    from auditlog import get_logentry_model
+
+    entry_model = get_logentry_model()
+    entry_model.objects.log_create(
+        client, action=entry_model.Action.UPDATE, changes=changes, force_log=True
+    )

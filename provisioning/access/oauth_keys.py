@@ -5,14 +5,27 @@ OpenID discovery document (``<issuer>/.well-known/openid-configuration`` →
 A key id the cached document does not hold makes the caller ask once for a fresh
 copy (``refresh=True``); a URL is refetched for that reason at most once per
 SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS, so assertions with made-up key ids cannot make
-the server hammer an IdP. Fetches are bounded in time and size.
+the server hammer an IdP.
+
+Fetching is guarded against server-side request forgery: redirects are not followed
+(a 3xx answer is a failed fetch), and the destination must be a public (globally
+routable) address, checked when the host name is resolved and again on the connected
+socket (DNS rebinding), unless SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES (development)
+allows loopback and private networks. No proxy from the environment is used. A fetch
+ends after FETCH_DEADLINE seconds in all and MAX_DOCUMENT_BYTES bytes; a URL whose
+fetch failed is not fetched again for FAILURE_CACHE_SECONDS.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import ipaddress
 import json
 import logging
+import socket
+import ssl
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -24,8 +37,12 @@ from joserfc.jwk import Key, KeySet
 
 logger = logging.getLogger(__name__)
 
+# Each connect or read waits at most this long, and the whole fetch FETCH_DEADLINE.
 FETCH_TIMEOUT = 5
+FETCH_DEADLINE = 10
 MAX_DOCUMENT_BYTES = 256 * 1024
+FAILURE_CACHE_SECONDS = 30
+_CHUNK = 16 * 1024
 _CACHE_PREFIX = "scimgate:oauth:doc:"
 
 
@@ -33,23 +50,140 @@ class KeysUnavailable(Exception):
     """A key document could not be fetched or is not one."""
 
 
+class AddressRefused(KeysUnavailable):
+    """A URL's host is, or resolves to, an address that is not public."""
+
+
 def _cache_key(url: str, suffix: str = "") -> str:
     return _CACHE_PREFIX + hashlib.sha256(url.encode()).hexdigest() + suffix
 
 
+def _address_allowed(address: str) -> bool:
+    if settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES:
+        return True
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global
+
+
+def check_destination(url: str) -> None:
+    """Refuse a URL whose host resolves to any non-public address (loopback, private,
+    link-local such as 169.254.169.254, …) unless SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES.
+    Raises ``AddressRefused``, or ``KeysUnavailable`` when the host does not resolve."""
+    if settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise AddressRefused(f"{url[:200]} names no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError) as exc:
+        raise KeysUnavailable(f"{host[:200]} does not resolve: {exc}") from None
+    addresses = {info[4][0] for info in infos}
+    refused = sorted(a for a in addresses if not _address_allowed(a))
+    if not addresses or refused:
+        raise AddressRefused(f"{host[:200]} resolves to a non-public address ({', '.join(refused)[:200]})")
+
+
+def _guarded_connect(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):  # noqa: SLF001
+    """socket.create_connection, refusing a peer that is not a public address (the name
+    may resolve differently than when it was checked)."""
+    sock = socket.create_connection(address, timeout, source_address)
+    peer = sock.getpeername()[0]
+    if not _address_allowed(peer):
+        sock.close()
+        raise AddressRefused(f"connected to a non-public address ({peer})")
+    return sock
+
+
+class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """http and https with guarded connections; remembers them so the reader can
+    shorten their timeouts to the fetch's deadline."""
+
+    def __init__(self):
+        urllib.request.HTTPHandler.__init__(self)
+        urllib.request.HTTPSHandler.__init__(self, context=ssl.create_default_context())
+        self.connections: list[http.client.HTTPConnection] = []
+
+    def _connection(self, cls):
+        def make(host, **kwargs):
+            connection = cls(host, **kwargs)
+            connection._create_connection = _guarded_connect  # noqa: SLF001
+            self.connections.append(connection)
+            return connection
+
+        return make
+
+    def http_open(self, req):
+        return self.do_open(self._connection(http.client.HTTPConnection), req)
+
+    def https_open(self, req):
+        return self.do_open(
+            self._connection(http.client.HTTPSConnection), req, context=self._context
+        )
+
+
+def _opener() -> tuple[urllib.request.OpenerDirector, _Handler]:
+    """An opener without redirect or proxy handlers: a 3xx is an HTTPError."""
+    opener = urllib.request.OpenerDirector()
+    handler = _Handler()
+    for h in (
+        handler,
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(h)
+    return opener, handler
+
+
+def _read(response, handler: _Handler, deadline: float) -> bytes:
+    """The body, read in chunks until MAX_DOCUMENT_BYTES + 1 or the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KeysUnavailable(f"took longer than {FETCH_DEADLINE} seconds")
+        for connection in handler.connections:
+            if connection.sock is not None:
+                connection.sock.settimeout(min(FETCH_TIMEOUT, remaining))
+        chunk = response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_DOCUMENT_BYTES:
+            raise KeysUnavailable(f"answered more than {MAX_DOCUMENT_BYTES} bytes")
+
+
 def _fetch_json(url: str) -> dict:
-    """GET a JSON object from an http(s) URL, within FETCH_TIMEOUT and MAX_DOCUMENT_BYTES."""
+    """GET a JSON object from an http(s) URL at a public address, within FETCH_DEADLINE
+    and MAX_DOCUMENT_BYTES, following no redirect."""
     scheme = urlsplit(url).scheme
     if scheme != "https" and not (scheme == "http" and settings.SCIMGATE_OAUTH_ALLOW_HTTP):
         raise KeysUnavailable(f"not an https URL: {url[:200]}")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
+    deadline = time.monotonic() + FETCH_DEADLINE
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310
-            body = response.read(MAX_DOCUMENT_BYTES + 1)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        check_destination(url)
+    except KeysUnavailable as exc:
+        raise KeysUnavailable(f"fetching {url[:200]} refused: {exc}") from None
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
+    opener, handler = _opener()
+    try:
+        with opener.open(request, timeout=FETCH_TIMEOUT) as response:
+            body = _read(response, handler, deadline)
+    except urllib.error.HTTPError as exc:
+        note = " (redirects are not followed)" if 300 <= exc.code < 400 else ""
+        raise KeysUnavailable(f"fetching {url[:200]} failed: HTTP {exc.code}{note}") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, KeysUnavailable) as exc:
         raise KeysUnavailable(f"fetching {url[:200]} failed: {exc}") from None
-    if len(body) > MAX_DOCUMENT_BYTES:
-        raise KeysUnavailable(f"{url[:200]} answered more than {MAX_DOCUMENT_BYTES} bytes")
     try:
         document = json.loads(body)
     except ValueError:
@@ -67,13 +201,26 @@ def _may_refresh(url: str) -> bool:
     return cache.add(_cache_key(url, ":refreshed"), True, interval)
 
 
+def _fetch_or_remember_failure(url: str) -> dict:
+    """``_fetch_json``; a failure is remembered for FAILURE_CACHE_SECONDS, during which
+    the URL is not fetched again (an unreachable IdP is not asked on every request)."""
+    failed = cache.get(_cache_key(url, ":failed"))
+    if failed is not None:
+        raise KeysUnavailable(f"{failed} (not retried for {FAILURE_CACHE_SECONDS} s)")
+    try:
+        return _fetch_json(url)
+    except KeysUnavailable as exc:
+        cache.set(_cache_key(url, ":failed"), str(exc)[:500], FAILURE_CACHE_SECONDS)
+        raise
+
+
 def _document(url: str, *, refresh: bool) -> dict:
     """The JSON document at ``url``: cached, or fetched; with ``refresh`` fetched again
     unless it was refetched less than SCIMGATE_OAUTH_KEYS_REFRESH_SECONDS ago."""
     key = _cache_key(url)
     document = cache.get(key)
     if document is None or (refresh and _may_refresh(url)):
-        document = _fetch_json(url)
+        document = _fetch_or_remember_failure(url)
         cache.set(key, document, settings.SCIMGATE_OAUTH_KEYS_CACHE_SECONDS)
     return document
 

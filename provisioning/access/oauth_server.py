@@ -12,8 +12,8 @@ Grants:
 
 Errors are RFC 6749 §5.2's. A client may use only the methods it allows
 (``ScimClient.auth_methods``) from the networks it allows. Failed client
-authentication is logged with the claimed client id only, and counted on the client
-(``oauth_failures``) when that id names one. The access token issued is
+authentication is logged with the claimed client id only (when it is one: a UUID),
+and counted on the client (``oauth_failures``) when that id names one. The access token issued is
 ``scgat_<prefix>_<secret>``, stored as its SHA-256 digest, bound to the client; it
 authenticates SCIM requests through ``token_check`` like a static token.
 """
@@ -403,6 +403,8 @@ def _issue(authenticated: Authenticated) -> TokenResponse:
                     expires_at=now + timedelta(seconds=lifetime),
                     auth_method=authenticated.method,
                     credential=authenticated.credential,
+                    # Informational: requests are checked against the client's
+                    # current networks (token_check), not this copy.
                     allowed_networks=list(client.oauth_allowed_networks),
                 )
             break
@@ -422,12 +424,25 @@ def _issue(authenticated: Authenticated) -> TokenResponse:
     return TokenResponse(access_token=raw, expires_in=lifetime, token=token)
 
 
+def loggable_client_id(claimed: str) -> str:
+    """The claimed client id for the log only when it has our client id format (a
+    UUID): anything else may be a secret sent in the wrong place (a swapped Basic
+    user and password) or text crafted for the log, and is never written."""
+    if not claimed:
+        return "-"
+    try:
+        return str(uuid.UUID(claimed))
+    except (ValueError, AttributeError, TypeError):
+        return "(not a client id)"
+
+
 def token_failure_record(error: OAuthError, *, address: str | None) -> None:
-    """Log a refused token request with the client id only, and count a failed client
-    authentication on the client it named."""
+    """Log a refused token request with the client id only (``loggable_client_id``),
+    and count a failed client authentication on the client it named."""
     logger.warning(
-        "OAuth token request refused: %s (client %r, method %s, address %s): %s",
-        error.error, error.claimed_id or "-", error.method or "-", address, error.log_reason,
+        "OAuth token request refused: %s (client %s, method %s, address %s): %s",
+        error.error, loggable_client_id(error.claimed_id), error.method or "-", address,
+        error.log_reason,
     )
     if error.error in ("invalid_client", "invalid_grant") and error.client is not None:
         ScimClient.objects.filter(pk=error.client.pk).update(

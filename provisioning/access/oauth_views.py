@@ -2,10 +2,11 @@
 the authorization server metadata (RFC 8414). Decisions are in ``oauth_server``.
 
 Every answer of the token endpoint is JSON with ``Cache-Control: no-store``
-(RFC 6749 §5.1, §5.2). Requests are counted per claimed client id and per client
-address (OAUTH_TOKEN_RATE_LIMIT_CLIENT, OAUTH_TOKEN_RATE_LIMIT_ADDRESS) in the default
-cache, before anything else is checked; beyond either rate the answer is 429 with
-``Retry-After``.
+(RFC 6749 §5.1, §5.2). Every request is counted per client address
+(OAUTH_TOKEN_RATE_LIMIT_ADDRESS), and failed client authentications per claimed
+client id *and* address (OAUTH_TOKEN_RATE_LIMIT_CLIENT), in the default cache, before
+anything else is checked: someone elsewhere sending wrong credentials for a client id
+cannot lock the client out. Beyond either rate the answer is 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,33 @@ def _rate(value: str | None) -> tuple[int, int] | None:
     return int(count), _PERIODS[period.strip().lower()]
 
 
+def _window(scope: str, ident: str, period: int) -> tuple[str, int]:
+    window = int(time.time() // period)
+    key = "scimgate:oauth:rate:%s:%s:%d" % (  # noqa: UP031
+        scope, hashlib.sha256(ident.encode()).hexdigest()[:32], window
+    )
+    return key, window
+
+
+def _wait(window: int, period: int) -> int:
+    return max(1, int((window + 1) * period - time.time()) + 1)
+
+
+def _count(scope: str, ident: str, rate: str | None) -> int:
+    """Count one event for ``ident`` in the current window; the count (0: no limit)."""
+    parsed = _rate(rate)
+    if parsed is None:
+        return 0
+    _limit, period = parsed
+    key, _window_index = _window(scope, ident, period)
+    cache.add(key, 0, period + 1)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, period + 1)
+        return 1
+
+
 def _over_limit(scope: str, ident: str, rate: str | None) -> int:
     """Count one request for ``ident``; the seconds to wait when beyond ``rate``, else 0.
     A fixed window per period: one cache increment per request."""
@@ -72,19 +100,33 @@ def _over_limit(scope: str, ident: str, rate: str | None) -> int:
     if parsed is None:
         return 0
     limit, period = parsed
-    window = int(time.time() // period)
-    key = "scimgate:oauth:rate:%s:%s:%d" % (  # noqa: UP031
-        scope, hashlib.sha256(ident.encode()).hexdigest()[:32], window
-    )
-    cache.add(key, 0, period + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, period + 1)
-        count = 1
-    if count <= limit:
+    count = _count(scope, ident, rate)
+    return 0 if count <= limit else _wait(_window(scope, ident, period)[1], period)
+
+
+def _limited(scope: str, ident: str, rate: str | None) -> int:
+    """Without counting: the seconds to wait when ``ident`` already reached ``rate``."""
+    parsed = _rate(rate)
+    if parsed is None:
         return 0
-    return max(1, int((window + 1) * period - time.time()) + 1)
+    limit, period = parsed
+    key, window = _window(scope, ident, period)
+    return _wait(window, period) if (cache.get(key) or 0) >= limit else 0
+
+
+def _failure_ident(claimed: str, address: str | None) -> str:
+    return f"{claimed}\0{address or 'unknown'}"
+
+
+def _too_many(wait: int) -> HttpResponse:
+    """429 (RFC 6585 §4) with Retry-After. RFC 6749 §5.2 has no error code for a rate
+    limit (``temporarily_unavailable`` is the authorization endpoint's, §4.1.2.1), so
+    the body is ``invalid_request`` saying when to retry."""
+    return _json(
+        {"error": "invalid_request", "error_description": f"Too many requests; retry after {wait} seconds"},
+        429,
+        Retry_After=str(wait),
+    )
 
 
 @csrf_exempt
@@ -106,13 +148,11 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
     wait = _over_limit("address", address or "unknown", settings.OAUTH_TOKEN_RATE_LIMIT_ADDRESS)
     claimed = claimed_client_id(params, authorization)
     if not wait and claimed:
-        wait = _over_limit("client", claimed, settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT)
-    if wait:
-        return _json(
-            {"error": "temporarily_unavailable", "error_description": "Too many token requests; retry later"},
-            429,
-            Retry_After=str(wait),
+        wait = _limited(
+            "client-failures", _failure_ident(claimed, address), settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT
         )
+    if wait:
+        return _too_many(wait)
     try:
         if content_type != FORM_TYPE:
             raise OAuthError("invalid_request", f"Send the parameters as {FORM_TYPE}")
@@ -130,6 +170,8 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
         if not error.claimed_id:
             error.claimed_id = claimed
         token_failure_record(error, address=address)
+        if claimed and error.error in ("invalid_client", "invalid_grant"):
+            _count("client-failures", _failure_ident(claimed, address), settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT)
         return _error(error)
     return _json(response.as_dict())
 

@@ -217,7 +217,12 @@ def scim_token_verify(raw: str | None, *, address: str | None = None) -> ScimTok
         raise TokenRejected("revoked", prefix)
     if token.expires_at is not None and token.expires_at <= now:
         raise TokenRejected("expired", prefix)
-    if not address_allowed(token.allowed_networks, address):
+    # An access token is bound to its client's networks as they are now (narrowing them
+    # applies at once to tokens already issued); a static token has its own.
+    networks = (
+        token.client.oauth_allowed_networks if model is AccessToken else token.allowed_networks
+    )
+    if not address_allowed(networks, address):
         raise TokenRejected("network", prefix)
     ip = _parse_address(address)
     address = str(ip) if ip is not None else None

@@ -183,6 +183,31 @@ def test_wrong_secret_is_invalid_client_401_counted_and_logged_without_the_secre
     assert wrong not in logged and secret not in logged
 
 
+def test_swapped_basic_credentials_never_log_the_secret(oauth_client, caplog):
+    """A client that sends its secret as the Basic user name (swapped fields): the
+    claimed "client id" is not a UUID, so it is not logged at all."""
+    client, secret = oauth_client
+    with caplog.at_level(logging.INFO):
+        response = token_request({"grant_type": "client_credentials"}, auth=basic(secret, client.pk))
+    assert_error(response, 401, "invalid_client")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret not in logged
+    assert secret.split("_")[2] not in logged  # nor its secret part
+    assert "(not a client id)" in logged
+
+
+@pytest.mark.parametrize(
+    "claimed", ["x\nOAuth access token issued to client evil", "../../etc", "A" * 100]
+)
+def test_claimed_ids_other_than_uuids_are_not_logged(db, caplog, claimed):
+    with caplog.at_level(logging.INFO):
+        token_request(
+            {"grant_type": "client_credentials", "client_id": claimed, "client_secret": "scgcs_x"}
+        )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert claimed not in logged and "(not a client id)" in logged
+
+
 @pytest.mark.parametrize(
     "client_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", ""]
 )
@@ -393,19 +418,44 @@ def test_scim_rate_limit_applies_to_access_tokens(oauth_client, settings):
 # --- Token endpoint rate limits -------------------------------------------------------------------
 
 
-def test_token_endpoint_is_limited_per_client_id(oauth_client, settings):
+def test_failed_authentications_are_limited_per_client_id_and_address(oauth_client, settings):
+    """Failures per claimed client id and address: beyond the rate, even the right
+    secret waits (429, RFC 6585 §4) at that address; successes are not counted."""
     settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT = "3/min"
     client, secret = oauth_client
     auth = basic(client.pk, secret)
-    statuses = [token_request({"grant_type": "client_credentials"}, auth=auth).status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    statuses = [token_request({"grant_type": "client_credentials"}, auth=auth).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    wrong = basic(client.pk, "nope")
+    statuses = [token_request({"grant_type": "client_credentials"}, auth=wrong).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
     limited = token_request({"grant_type": "client_credentials"}, auth=auth)
     assert limited.status_code == 429
-    assert int(limited["Retry-After"]) >= 1
+    assert 1 <= int(limited["Retry-After"]) <= 61
     assert limited["Cache-Control"] == "no-store"
+    # RFC 6749 §5.2 has no rate-limit code: invalid_request, saying when to retry.
+    assert limited.json() == {
+        "error": "invalid_request",
+        "error_description": f"Too many requests; retry after {limited['Retry-After']} seconds",
+    }
     # Another client at the same address is not held back.
     other, other_secret = scim_client_create_oauth(name="other", role="read-only")
     assert token_request({"grant_type": "client_credentials"}, auth=basic(other.pk, other_secret)).status_code == 200
+
+
+def test_a_third_party_cannot_lock_a_client_out(oauth_client, settings):
+    """Wrong secrets for a client id sent from elsewhere do not hold back the client
+    itself at its own address."""
+    settings.OAUTH_TOKEN_RATE_LIMIT_CLIENT = "3/min"
+    client, secret = oauth_client
+    for _ in range(30):
+        token_request({"grant_type": "client_credentials"}, auth=basic(client.pk, "wrong"), REMOTE_ADDR="198.51.100.7")
+    assert (
+        token_request({"grant_type": "client_credentials"}, auth=basic(client.pk, "wrong"), REMOTE_ADDR="198.51.100.7")
+        .status_code == 429
+    )
+    response = token_request({"grant_type": "client_credentials"}, auth=basic(client.pk, secret), REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 200
 
 
 def test_token_endpoint_is_limited_per_address(oauth_client, settings):
