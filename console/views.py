@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,6 +23,7 @@ from provisioning.directory.selectors import KeysetPage
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
+from provisioning.scim.resources import scim_base_url
 from provisioning.scim.schema import refresh_extensions
 
 from . import charts, listing, oversight_selectors
@@ -61,10 +61,6 @@ GROUP_LISTING = listing.Sortable(
 )
 
 
-def _scim_base(request: HttpRequest) -> str:
-    return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
-
-
 @require_GET
 @require_role("viewer")
 def home(request: HttpRequest) -> HttpResponse:
@@ -94,7 +90,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "modified": sum(day["modified"] for day in activity),
         },
         "chart": charts.grouped_bars(rows, ["created", "modified"]),
-        "scim_base": _scim_base(request) + "/",
+        "scim_base": scim_base_url(request) + "/",
     }
     return render(request, "console/home.html", context)
 
@@ -126,7 +122,7 @@ def _user_or_404(user_id: uuid.UUID):
 def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     refresh_extensions()  # registered extension schemas decide which values are shown
     user = _user_or_404(user_id)
-    base = _scim_base(request)
+    base = scim_base_url(request)
     memberships = selectors.groups_of_users([user.pk]).get(user.pk, [])
     group_entries = [
         {"value": str(gid), "$ref": f"{base}/Groups/{gid}", "display": name, "type": kind}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from provisioning.access import clients, roles
 from provisioning.audit.context import change_set_scope
+from provisioning.scim.resources import scim_base_url
 
 from . import selectors
 from .access_forms import (
@@ -32,18 +32,7 @@ from .access_forms import (
 )
 from .actions import add_service_errors
 from .permissions import has_role, require_role
-from .views_oauth import oauth_context
-
-
-def _scim_base(request: HttpRequest) -> str:
-    return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
-
-
-def _client_or_404(client_id: uuid.UUID):
-    client = selectors.client_get(client_id)
-    if client is None:
-        raise Http404("No such SCIM client")
-    return client
+from .views_oauth import client_or_404, oauth_context
 
 
 def _role_or_404(role_id: int):
@@ -63,7 +52,7 @@ def _token_page(request: HttpRequest, *, client, token, raw: str, created: bool)
             "token": token,
             "raw_token": raw,
             "created": created,
-            "scim_base": _scim_base(request),
+            "scim_base": scim_base_url(request),
         },
     )
     add_never_cache_headers(response)
@@ -80,7 +69,7 @@ def client_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/clients/list.html",
-        {"clients": selectors.clients_with_health(), "scim_base": _scim_base(request) + "/"},
+        {"clients": selectors.clients_with_health(), "scim_base": scim_base_url(request) + "/"},
     )
 
 
@@ -116,7 +105,7 @@ def client_create(request: HttpRequest) -> HttpResponse:
 @require_role("viewer")
 @require_GET
 def client_detail(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     context = {
         "client": client,
         "tokens": selectors.client_tokens(client),
@@ -124,7 +113,7 @@ def client_detail(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
         "can_administer": has_role(request.user, "administrator"),
         "role_form": RoleAssignForm(initial={"role": client.role_id}, auto_id="role_%s"),
         "rotate_form": TokenRotateForm(auto_id="rotate_%s"),
-        "scim_base": _scim_base(request) + "/",
+        "scim_base": scim_base_url(request) + "/",
         **oauth_context(request, client),
     }
     return render(request, "console/clients/detail.html", context)
@@ -133,7 +122,7 @@ def client_detail(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_role("administrator")
 @require_POST
 def client_set_role(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     form = RoleAssignForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the listed roles.")
@@ -150,7 +139,7 @@ def client_set_role(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_POST
 def token_rotate(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     """Issue a new token; the others keep working (until revoked, or the chosen grace period)."""
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     form = TokenRotateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose how long the other tokens keep working.")
@@ -168,7 +157,7 @@ def token_rotate(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_role("administrator")
 @require_GET
 def token_revoke_confirm(request: HttpRequest, client_id: uuid.UUID, token_id: int) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     token = selectors.client_token_get(client, token_id)
     if token is None:
         raise Http404("No such token")
@@ -180,7 +169,7 @@ def token_revoke_confirm(request: HttpRequest, client_id: uuid.UUID, token_id: i
 @require_role("administrator")
 @require_POST
 def token_revoke(request: HttpRequest, client_id: uuid.UUID, token_id: int) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     token = selectors.client_token_get(client, token_id)
     if token is None:
         raise Http404("No such token")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -27,6 +26,7 @@ from provisioning.access import oauth_credentials as credentials
 from provisioning.access.oauth_server import TOKEN_PATH
 from provisioning.access.oauth_views import issuer
 from provisioning.access.units import unit_of_change
+from provisioning.scim.resources import scim_base_url
 
 from . import selectors
 from .oauth_forms import FederationAddForm, KeyAddForm, OAuthSettingsForm, SecretIssueForm
@@ -54,12 +54,7 @@ def oauth_context(request: HttpRequest, client) -> dict:
     }
 
 
-def scim_base(request: HttpRequest) -> str:
-    """The SCIM base URL, the “tenant URL” IdPs ask for."""
-    return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
-
-
-def _client_or_404(client_id: uuid.UUID):
+def client_or_404(client_id: uuid.UUID):
     client = selectors.client_get(client_id)
     if client is None:
         raise Http404("No such SCIM client")
@@ -81,7 +76,7 @@ def _errors(request: HttpRequest, form, error: ValidationError | None = None) ->
 @require_POST
 def secret_issue(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     """Issue a client secret and show it, once, with what the IdP needs beside it."""
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     form = SecretIssueForm(request.POST)
     if not form.is_valid():
         _errors(request, form)
@@ -101,7 +96,7 @@ def secret_issue(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
             "secret": secret,
             "raw_secret": raw,
             "token_endpoint": issuer(request) + TOKEN_PATH,
-            "scim_base": scim_base(request),
+            "scim_base": scim_base_url(request),
         },
     )
     add_never_cache_headers(response)
@@ -111,7 +106,7 @@ def secret_issue(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_role("administrator")
 @require_POST
 def secret_revoke(request: HttpRequest, client_id: uuid.UUID, secret_id: int) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     secret = selectors.client_secret_get(client, secret_id)
     if secret is None:
         raise Http404("No such client secret")
@@ -124,7 +119,7 @@ def secret_revoke(request: HttpRequest, client_id: uuid.UUID, secret_id: int) ->
 @require_role("administrator")
 @require_POST
 def key_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     form = KeyAddForm(request.POST)
     if not form.is_valid():
         _errors(request, form)
@@ -150,7 +145,7 @@ def key_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_role("administrator")
 @require_POST
 def key_revoke(request: HttpRequest, client_id: uuid.UUID, key_id: int) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     entry = selectors.client_key_get(client, key_id)
     if entry is None:
         raise Http404("No such key")
@@ -163,7 +158,7 @@ def key_revoke(request: HttpRequest, client_id: uuid.UUID, key_id: int) -> HttpR
 @require_role("administrator")
 @require_POST
 def federation_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     form = FederationAddForm(request.POST)
     if not form.is_valid():
         _errors(request, form)
@@ -180,7 +175,7 @@ def federation_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_role("administrator")
 @require_POST
 def federation_revoke(request: HttpRequest, client_id: uuid.UUID, federation_id: int) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     federation = selectors.client_federation_get(client, federation_id)
     if federation is None:
         raise Http404("No such federated issuer")
@@ -193,7 +188,7 @@ def federation_revoke(request: HttpRequest, client_id: uuid.UUID, federation_id:
 @require_role("administrator")
 @require_POST
 def oauth_settings(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     form = OAuthSettingsForm(request.POST)
     if not form.is_valid():
         _errors(request, form)
@@ -223,7 +218,7 @@ def oauth_settings(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 @require_role("administrator")
 @require_POST
 def access_tokens_revoke(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    client = _client_or_404(client_id)
+    client = client_or_404(client_id)
     count = credentials.access_tokens_revoke(client=client, operator=request.user)
     messages.success(request, f"{count} access token{'s' if count != 1 else ''} revoked.")
     return _back(client)

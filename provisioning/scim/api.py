@@ -40,6 +40,7 @@ from provisioning.access.token_check import (
 from provisioning.audit.middleware import SCIM_PREFIX, announced_length
 
 from . import errors
+from .resources import scim_base_url
 from .schema import checked_once, refresh_extensions
 
 logger = logging.getLogger(__name__)
@@ -421,7 +422,7 @@ class ScimView(APIView):
         return data
 
     def base_url(self, request) -> str:
-        return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
+        return scim_base_url(request)
 
 
 class PublicScimView(ScimView):

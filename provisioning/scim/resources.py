@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability
@@ -379,6 +380,12 @@ def _put_path_copying(document: dict, path: tuple[str, ...], value: Any) -> None
         node[key] = child = dict(child) if isinstance(child, dict) else {}
         node = child
     node[leaf] = value
+
+
+def scim_base_url(request) -> str:
+    """The SCIM base URL (the "tenant URL" IdPs ask for) of ``request``, without a trailing
+    slash: ``SCIM_BASE_URL`` when set (behind a proxy), else the request's own host."""
+    return settings.SCIM_BASE_URL or request.build_absolute_uri("/scim/v2").rstrip("/")
 
 
 def meta(resource, resource_type: str, location: str) -> dict:
