@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "provisioning.directory",
     "auditlog",
     "provisioning.audit",
+    "provisioning.events",
     "provisioning.oversight",
     "console",
 ]
