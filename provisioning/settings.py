@@ -352,6 +352,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Outbound events (provisioning/events) -----------------------------------------
+# The SET "iss" claim; default: SCIM_BASE_URL.
+SCIMGATE_EVENTS_ISSUER = env.str("SCIMGATE_EVENTS_ISSUER", default="")
+# Encrypts the secrets stored for event streams and the SET signing keys; default: SECRET_KEY.
+SCIMGATE_EVENTS_KEY = env.str("SCIMGATE_EVENTS_KEY", default="")
+
 # Held operations expire after this many days unless decided (or held by a quarantine).
 PENDING_OPERATION_TTL_DAYS = env.int("PENDING_OPERATION_TTL_DAYS", default=7)
 # Rollbacks of more change sets (or change records) than this run as a job, off the request.

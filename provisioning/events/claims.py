@@ -1,0 +1,67 @@
+"""An outbox event as a stream receives it: the SET claims (RFC 8417, RFC 9967) and the
+plain JSON of a webhook.
+
+The event row holds everything but what depends on the receiver: the audience, and for
+provisioning events the payload mode (``:notice`` lists the changed ``attributes``,
+``:full`` carries ``data``; exactly one of the two, RFC 9967 §2.4).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from .models import EVENT_URI_PREFIX, Event, EventKind, EventStream
+
+_WITHOUT_MODE = {EventKind.DELETE, EventKind.ACTIVATE, EventKind.DEACTIVATE}
+_MISC = {EventKind.ASYNC_RESPONSE}
+
+
+def issuer() -> str:
+    """The SET ``iss``: ``SCIMGATE_EVENTS_ISSUER``, else the SCIM base URL, else "scimgate"."""
+    return (
+        getattr(settings, "SCIMGATE_EVENTS_ISSUER", "")
+        or getattr(settings, "SCIM_BASE_URL", "")
+        or "scimgate"
+    )
+
+
+def event_uri(event: Event, stream: EventStream) -> str:
+    """``urn:ietf:params:scim:event:prov:patch:notice`` and the like."""
+    kind = EventKind(event.kind)
+    if kind in _MISC:
+        return f"{EVENT_URI_PREFIX}misc:{kind.value}"
+    if kind in _WITHOUT_MODE:
+        return f"{EVENT_URI_PREFIX}prov:{kind.value}"
+    mode = (
+        "full"
+        if stream.payload == EventStream.Payload.FULL and "data" in event.payload
+        else "notice"
+    )
+    return f"{EVENT_URI_PREFIX}prov:{kind.value}:{mode}"
+
+
+def event_payload(event: Event, uri: str) -> dict:
+    payload = dict(event.payload)
+    if uri.endswith(":full"):
+        payload.pop("attributes", None)
+    elif uri.endswith(":notice"):
+        payload.pop("data", None)
+    return payload
+
+
+def audience(stream: EventStream, poll_url: str = "") -> str:
+    return stream.audience or stream.endpoint_url or poll_url or issuer()
+
+
+def set_claims(event: Event, stream: EventStream, *, poll_url: str = "") -> dict:
+    """The claims of the SET that carries ``event`` to ``stream`` (to be signed)."""
+    uri = event_uri(event, stream)
+    return {
+        "jti": event.jti.hex,
+        "iat": int(event.created_at.timestamp()),
+        "iss": issuer(),
+        "aud": audience(stream, poll_url),
+        "txn": event.txn,
+        "sub_id": event.sub_id,
+        "events": {uri: event_payload(event, uri)},
+    }
