@@ -180,7 +180,8 @@ def render(results: dict) -> str:
         patch, membership = events.get("patch_user", {}), events.get("membership_with_stream", {})
         sides = ("recorder_off", "no_stream", "one_stream")
         rows += [
-            ["PATCH user: events recorder off / no stream / one stream (" + str(patch.get("stream")) + ")",
+            ["PATCH user: events recorder off / no stream / one stream (" + str(patch.get("stream"))
+             + "; delivery kicks to " + str(events.get("delivery_kicks")) + ")",
              " / ".join(f"{_get(patch, side, 'per_s')}" for side in sides) + " req/s (sequential); p50 "
              + " / ".join(f"{_get(patch, side, 'p50_ms')}" for side in sides) + " ms; queries "
              + " / ".join(f"{_get(patch, side, 'queries')}" for side in sides)

@@ -9,6 +9,7 @@ import pytest
 from provisioning.benchmark import report
 from provisioning.benchmark.events import STREAM_NAME, events_figures
 from provisioning.benchmark.runner import STAGES, bench_token
+from provisioning.celery import app as celery_app
 from provisioning.directory import pipeline
 from provisioning.events.models import Event, EventStream
 from tests.benchmark.test_json_filters import loaded  # noqa: F401, F811 (a fixture)
@@ -36,3 +37,6 @@ def test_the_stage_measures_the_outbox_and_leaves_no_stream(loaded):  # noqa: F8
     assert not EventStream.objects.filter(name=STREAM_NAME).exists()
     text = report.render({"events": results})
     assert "one stream vs none" in text and "a full stream active" in text
+    # Kicks went to a broker (in-memory here: tests run tasks in-process), then back.
+    assert results["delivery_kicks"] == "in-memory broker, no worker consuming"
+    assert celery_app.conf.task_always_eager
