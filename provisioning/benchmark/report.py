@@ -59,6 +59,8 @@ def targets(results: dict) -> list[Check]:
         Check("Worst single request, limits at their defaults (HTTP)", _get(results, "worst_requests", "slowest", "max_ms"), 2000, "ms"),
         Check("Audit bytes of a title PATCH on a full user", _get(results, "worst_requests", "title_patch_audit_bytes"), 4096, "bytes"),
         Check("SCIM read with an OAuth access token vs a static token (p50)", _get(results, "oauth", "read_overhead_p50_pct"), 5, "%"),
+        Check("PATCH user throughput, one active event stream vs none", _get(results, "events", "patch_user", "stream_throughput_drop_pct"), 10, "%"),
+        Check("Membership change with a stream: largest vs smallest group (p50)", _get(results, "events", "membership_with_stream", "largest_to_smallest_add_p50"), 1.5, "x"),
     ]
 
 
@@ -172,6 +174,24 @@ def render(results: dict) -> str:
         rows += [
             ["GET /Users filter, static token / OAuth access token", f"p50 {_get(oauth, 'read_static_token', 'p50_ms')} / {_get(oauth, 'read_access_token', 'p50_ms')} ms (mean {_get(oauth, 'read_static_token', 'mean_ms')} / {_get(oauth, 'read_access_token', 'mean_ms')} ms); overhead {oauth.get('read_overhead_p50_pct')} % p50, {oauth.get('read_overhead_mean_pct')} % mean"],
             ["Token endpoint, client_secret_basic (one process, sequential)", f"{_get(oauth, 'token_endpoint', 'tokens_per_s')} tokens/s, p50 {_get(oauth, 'token_endpoint', 'p50_ms')} ms, p95 {_get(oauth, 'token_endpoint', 'p95_ms')} ms"],
+        ]
+    events = results.get("events")
+    if events:
+        patch, membership = events.get("patch_user", {}), events.get("membership_with_stream", {})
+        sides = ("recorder_off", "no_stream", "one_stream")
+        rows += [
+            ["PATCH user: events recorder off / no stream / one stream (" + str(patch.get("stream"))
+             + "; delivery kicks to " + str(events.get("delivery_kicks")) + ")",
+             " / ".join(f"{_get(patch, side, 'per_s')}" for side in sides) + " req/s (sequential); p50 "
+             + " / ".join(f"{_get(patch, side, 'p50_ms')}" for side in sides) + " ms; queries "
+             + " / ".join(f"{_get(patch, side, 'queries')}" for side in sides)
+             + f"; one stream vs none {patch.get('stream_throughput_drop_pct')} % lower"],
+        ]
+        rows += [
+            [f"Membership add / remove, {int(size):,} members, a full stream active",
+             f"p50 {_get(v, 'patch_add', 'p50_ms')} / {_get(v, 'patch_remove', 'p50_ms')} ms, {_get(v, 'patch_add', 'queries')} queries, event payload {v.get('event_payload_bytes')} bytes"]
+            for size, v in membership.items()
+            if size.isdigit()
         ]
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
     out.append(table(["measurement", "result"], rows))

@@ -48,6 +48,12 @@ class Change:
     # The console operator who asked, for console actions (``client`` is then None).
     operator: object | None = None
     _enclosing: list | None = field(default=None, repr=False, compare=False)
+    # The resource's id, kept here: Django clears the primary key of a deleted instance,
+    # and recorders run after the delete.
+    resource_id: uuid.UUID | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.resource_id = self.resource.pk
 
     @property
     def resource_type(self) -> str:

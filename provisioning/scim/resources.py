@@ -411,6 +411,14 @@ def user_document(user, base_url: str, groups: list[dict] | None = None) -> dict
     return document
 
 
+def group_entries(rows, base_url: str) -> list[dict]:
+    """A user's ``groups`` from ``selectors.groups_of_users`` rows (id, displayName, type)."""
+    return [
+        {"value": str(gid), "$ref": f"{base_url}/Groups/{gid}", "display": name, "type": kind}
+        for gid, name, kind in rows
+    ]
+
+
 def _returnable(schema: ResourceSchema, body: dict) -> dict:
     """``body`` without the registered extensions' attributes that are never returned
     (``returned: never``, ``mutability: writeOnly``; RFC 7643 §7). Values of an extension

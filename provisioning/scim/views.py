@@ -63,7 +63,7 @@ class ResourceType:
                 groups = selectors.groups_of_users(ids, scope)
             documents = [
                 resources.user_document(
-                    user, base_url, _group_entries(groups.get(user.pk, ()), base_url)
+                    user, base_url, resources.group_entries(groups.get(user.pk, ()), base_url)
                 )
                 for user in items
             ]
@@ -85,13 +85,6 @@ class ResourceType:
                 for group in items
             ]
         return [resources.project(self.schema, d, attributes, excluded) for d in documents]
-
-
-def _group_entries(rows, base_url: str) -> list[dict]:
-    return [
-        {"value": str(gid), "$ref": f"{base_url}/Groups/{gid}", "display": name, "type": kind}
-        for gid, name, kind in rows
-    ]
 
 
 USERS = ResourceType(

@@ -1,0 +1,42 @@
+"""The events stage of make bench (PATCH with the outbox off / no stream / one stream, and
+membership changes on the scaling groups with a stream active), run in process on a tiny
+synthetic load."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioning.benchmark import report
+from provisioning.benchmark.events import STREAM_NAME, events_figures
+from provisioning.benchmark.runner import STAGES, bench_token
+from provisioning.celery import app as celery_app
+from provisioning.directory import pipeline
+from provisioning.events.models import Event, EventStream
+from tests.benchmark.test_json_filters import loaded  # noqa: F401, F811 (a fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_stage_measures_the_outbox_and_leaves_no_stream(loaded):  # noqa: F811
+    results = events_figures(bench_token(), [2], repeat=4)
+
+    assert "events" in STAGES
+    patch = results["patch_user"]
+    for side in ("recorder_off", "no_stream", "one_stream"):
+        # Four alternating rounds of at least five PATCHes each.
+        assert patch[side]["n"] == 4 * 5 and patch[side]["p50_ms"] > 0, side
+    # The stream list and the event row; then one statement for the deliveries.
+    assert patch["no_stream"]["queries"] - patch["recorder_off"]["queries"] == 2
+    assert patch["one_stream"]["queries"] - patch["recorder_off"]["queries"] == 3
+    membership = results["membership_with_stream"]
+    assert membership["2"]["patch_add"]["n"] == 4 and membership["2"]["members"] == 2
+    assert membership["deliveries"] == 2 * (4 + 2) + 2  # add and remove, warm-up and probe
+    assert Event.objects.filter(kind="patch", resource_type="Group").exists()
+    # The events recorder is back and the bench stream is gone.
+    assert "events" in pipeline.recorders()
+    assert not EventStream.objects.filter(name=STREAM_NAME).exists()
+    text = report.render({"events": results})
+    assert "one stream vs none" in text and "a full stream active" in text
+    # Kicks went to a broker (in-memory here: tests run tasks in-process), then back.
+    assert results["delivery_kicks"] == "in-memory broker, no worker consuming"
+    assert celery_app.conf.task_always_eager
