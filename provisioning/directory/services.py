@@ -100,6 +100,10 @@ class Via:
     origin: str | None = None
     approval: pipeline.Approval | None = None
     on_behalf_of: ScimClient | None = None
+    # What the door knows about this one request that a plugged-in package reads from
+    # ``Write.notes`` (the SCIM views: ``respond_async`` when the client sent
+    # ``Prefer: respond-async``). Copied into each write, never shared between requests.
+    notes: tuple[tuple[str, object], ...] = ()
 
     def write(self, change: Change) -> pipeline.Write:
         origin = self.origin
@@ -109,7 +113,11 @@ class Via:
             else:
                 origin = pipeline.SCIM if change.client is not None else pipeline.CONSOLE
         return pipeline.Write(
-            change, origin=origin, approval=self.approval, on_behalf_of=self.on_behalf_of
+            change,
+            origin=origin,
+            approval=self.approval,
+            on_behalf_of=self.on_behalf_of,
+            notes=dict(self.notes),
         )
 
 

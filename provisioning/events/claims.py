@@ -16,6 +16,22 @@ _WITHOUT_MODE = {EventKind.DELETE, EventKind.ACTIVATE, EventKind.DEACTIVATE}
 _MISC = {EventKind.ASYNC_RESPONSE}
 
 
+_ENDPOINTS = {"User": "Users", "Group": "Groups"}
+
+
+def subject(resource_type: str, resource_id=None, external_id=None) -> dict:
+    """RFC 9967 §2.1 ``sub_id``: the resource's path relative to the SCIM base URL, its id
+    and ``externalId``. Without a resource (an asynchronous POST that failed) the path is
+    the endpoint's (``/Users``), or ``/Bulk``."""
+    endpoint = _ENDPOINTS.get(resource_type, "")
+    if resource_id is None:
+        return {"format": "scim", "uri": f"/{endpoint}" if endpoint else "/Bulk"}
+    sub_id = {"format": "scim", "uri": f"/{endpoint}/{resource_id}", "id": str(resource_id)}
+    if external_id:
+        sub_id["externalId"] = external_id
+    return sub_id
+
+
 def issuer() -> str:
     """The SET ``iss``: ``SCIMGATE_EVENTS_ISSUER``, else the SCIM base URL, else "scimgate"."""
     return (

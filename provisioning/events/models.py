@@ -238,10 +238,14 @@ class AsyncRequest(models.Model):
     the client was answered 202 with ``Set-Txn``; when the held operation ends (applied,
     rejected, conflict, expired, ...) a ``misc:asyncresp`` event with this ``txn`` goes to
     the streams bound to the client. Keyed by the pending operation's id (oversight sits
-    above this package, so no foreign key)."""
+    above this package, so no foreign key).
+
+    One pending operation may carry several: a single write and its retries share one
+    (the retry is told the same ``Set-Txn``), but each Bulk request that asked for it
+    holds its own, ``<Set-Txn>:<index>`` (RFC 9967 §2.5.1.2)."""
 
     txn = models.CharField(max_length=100, primary_key=True)
-    pending_id = models.UUIDField(unique=True)
+    pending_id = models.UUIDField(db_index=True)
     client = models.ForeignKey(ScimClient, null=True, on_delete=models.SET_NULL, related_name="+")
     method = models.CharField(max_length=6)  # POST | PUT | PATCH | DELETE
     resource_type = models.CharField(max_length=8)
@@ -251,6 +255,9 @@ class AsyncRequest(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     # The outcome sent (HTTP status of the write had it run then, and the SCIM error).
     status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The misc:asyncresp payload sent (method, status, version, response, bulkId): what
+    # the pending operation's status resource shows, even after the event is purged.
+    payload = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.method} {self.resource_type}/{self.resource_id} txn {self.txn}"

@@ -35,7 +35,7 @@ from provisioning.directory.pipeline import Write
 from provisioning.scim import resources
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
-from . import outbox
+from . import claims, outbox
 from .models import Event, EventKind, EventStream
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -46,7 +46,6 @@ _KINDS = {
     "patch": EventKind.PATCH,
     "delete": EventKind.DELETE,
 }
-_ENDPOINTS = {"User": "Users", "Group": "Groups"}
 
 
 def events_recorder(write: Write) -> None:
@@ -64,7 +63,9 @@ def change_events(write: Write, candidates: list[EventStream]) -> list[Event]:
         "txn": transaction_id(write),
         "resource_type": change.resource_type,
         "resource_id": change.resource_id,
-        "sub_id": subject(change.resource_type, change.resource_id, document.get("externalId")),
+        "sub_id": claims.subject(
+            change.resource_type, change.resource_id, document.get("externalId")
+        ),
         "client": change.client,
     }
     kind = _KINDS[change.action]
@@ -91,18 +92,6 @@ def transaction_id(write: Write) -> str:
     if record is not None and record.change_set_id is not None:
         return str(record.change_set_id)
     return uuid.uuid4().hex
-
-
-def subject(resource_type: str, resource_id, external_id=None) -> dict:
-    """RFC 9967 §2.1 ``sub_id``: the path relative to the SCIM base URL, id, externalId."""
-    sub_id = {
-        "format": "scim",
-        "uri": f"/{_ENDPOINTS[resource_type]}/{resource_id}",
-        "id": str(resource_id),
-    }
-    if external_id:
-        sub_id["externalId"] = external_id
-    return sub_id
 
 
 def changed_attributes(change: Change) -> list[str]:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.redaction import redact
 from provisioning.directory import pipeline, services
+from provisioning.events import asyncresp
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 
 from .models import Approval, DestructiveEvent, PendingOperation, Quarantine
@@ -70,6 +71,20 @@ def _fingerprint(write: pipeline.Write) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
+def _remembering_async_requests(holder):
+    """The held write's ``Prefer: respond-async`` (RFC 9967 §2.5.1) is stored with its
+    pending operation, in the same transaction, whichever way the holder found it."""
+
+    @functools.wraps(holder)
+    def wrapper(write: pipeline.Write) -> PendingOperation:
+        pending = holder(write)
+        asyncresp.request_held(write, pending)
+        return pending
+
+    return wrapper
+
+
+@_remembering_async_requests
 def hold_operation(write: pipeline.Write) -> PendingOperation:
     """Store a held write (its parsed request, target, version); the pipeline's holder.
 
@@ -231,15 +246,21 @@ def pending_reject(*, pending_id, operator, reason: str) -> PendingOperation:
     pending.decided_by = operator
     pending.decision_reason = reason.strip()
     pending.save()
+    asyncresp.pending_ended([pending])
     return pending
 
 
+@transaction.atomic
 def pending_expire_stale(now=None) -> int:
     """Expire pending operations past their expiry; returns how many."""
     now = now or timezone.now()
-    return PendingOperation.objects.filter(
+    expired = PendingOperation.objects.filter(
         status=PendingOperation.Status.PENDING, expires_at__lt=now, quarantine__isnull=True
     ).update(status=PendingOperation.Status.EXPIRED, decided_at=now)
+    asyncresp.pending_ended(
+        PendingOperation.objects.filter(status=PendingOperation.Status.EXPIRED, decided_at=now)
+    )
+    return expired
 
 
 def pending_apply(pending_id) -> PendingOperation | None:
@@ -266,9 +287,10 @@ def pending_apply(pending_id) -> PendingOperation | None:
             request={"pending_operation": str(pending.pk)},
             separate=True,
         )
+        resource = error = reheld_as = None
         try:
             with scope:
-                services.perform(
+                resource = services.perform(
                     pending.resource_type,
                     pending.action,
                     resource_id=pending.resource_id,
@@ -278,28 +300,33 @@ def pending_apply(pending_id) -> PendingOperation | None:
                     via=via,
                 )
         except pipeline.OperationHeld as held:
+            reheld_as = held.pending
             pending.status = PendingOperation.Status.REHELD
             pending.result_detail = (
                 "Held again for a reason it was not approved for: "
                 + "; ".join(held.pending.reasons)
                 + f". See pending operation {held.pending.pk}."
             )
-        except PreconditionFailed:
+        except PreconditionFailed as exc:
+            error = exc
             pending.status = PendingOperation.Status.CONFLICT
             pending.result_detail = (
                 f"The {pending.resource_type.lower()} changed after the operation was held "
                 f"(version {pending.base_version}); review it and re-apply deliberately."
             )
-        except NotFound:
+        except NotFound as exc:
+            error = exc
             pending.status = PendingOperation.Status.FAILED
             pending.result_detail = f"The {pending.resource_type.lower()} no longer exists."
         except ScimError as exc:
+            error = exc
             pending.status = PendingOperation.Status.FAILED
             pending.result_detail = exc.detail
         else:
             pending.status = PendingOperation.Status.APPLIED
             pending.applied_at = timezone.now()
         pending.save()
+        asyncresp.pending_ended([pending], resource=resource, error=error, reheld_as=reheld_as)
         return pending
 
 
@@ -320,6 +347,7 @@ def quarantine_release(*, quarantine_id, operator, pending_ids=None) -> Quaranti
     held.exclude(pk__in=chosen_ids).update(
         status=PendingOperation.Status.DISCARDED, decided_at=timezone.now(), decided_by=operator
     )
+    asyncresp.pending_ended(quarantine.operations.filter(status=PendingOperation.Status.DISCARDED))
     _end_quarantine(quarantine, operator, Quarantine.Status.RELEASED)
     return quarantine
 
@@ -334,6 +362,7 @@ def quarantine_discard(*, quarantine_id, operator) -> Quarantine:
     quarantine.operations.filter(status=PendingOperation.Status.PENDING).update(
         status=PendingOperation.Status.DISCARDED, decided_at=timezone.now(), decided_by=operator
     )
+    asyncresp.pending_ended(quarantine.operations.filter(status=PendingOperation.Status.DISCARDED))
     _end_quarantine(quarantine, operator, Quarantine.Status.DISCARDED)
     return quarantine
 

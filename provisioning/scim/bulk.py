@@ -1,24 +1,38 @@
 """``POST /Bulk`` (RFC 7644 §3.7): operations in order, each in its own transaction,
-``bulkId`` references resolved as the resources they name are created."""
+``bulkId`` references resolved as the resources they name are created.
+
+Asynchronous Bulk (RFC 9967 §2.5.1.2): with ``Prefer: respond-async``, from a client
+that has an event stream bound to it, the operations run as usual; if policy held any
+of them, the answer is ``202`` without a body, with ``Set-Txn`` and
+``Preference-Applied``, and every operation that ran gets its own completion event,
+``txn`` ``<Set-Txn>:<index>``: those that finished at once now (in one transaction
+after the last operation), the held ones when they end. If nothing was held, or no
+stream is bound to the client (the results would reach nobody), the Bulk response is
+the usual synchronous one.
+"""
 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from rest_framework.response import Response
 
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.redaction import redact
 from provisioning.directory import services
 from provisioning.directory.pipeline import OperationHeld
+from provisioning.events import asyncresp
 
 from . import errors, limits
 from .api import ScimView, as_scim_error, record_denied
 from .patch import parse_patch_request
-from .pending import pending_document
+from .pending import async_headers, pending_location
+from .prefer import respond_async
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -146,7 +160,13 @@ class BulkView(ScimView):
         base_url = self.base_url(request)
         created: dict[str, str] = {}
         results: dict[int, dict] = {}
+        held_ops: set[int] = set()
         failures = 0
+        txn = None
+        if respond_async(request.headers.get("Prefer")) and asyncresp.client_has_stream(
+            request.user
+        ):
+            txn = asyncresp.new_txn()
         pending = operations
         # Operations naming a bulkId created later are retried after the others (§3.7.2).
         while pending:
@@ -159,15 +179,14 @@ class BulkView(ScimView):
                     with change_set_scope(
                         source="bulk", separate=True, request=lambda op=op: _audit_request(op)
                     ):
-                        results[op.index] = self.execute(request, op, created, base_url)
+                        results[op.index] = self.execute(request, op, created, base_url, txn)
                 except Unresolved:
                     deferred.append(op)
                     continue
                 except OperationHeld as held:
+                    held_ops.add(op.index)
                     results[op.index] = self.result(
-                        op,
-                        status=202,
-                        location=pending_document(held.pending, base_url)["meta"]["location"],
+                        op, status=202, location=pending_location(held.pending, base_url)
                     )
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a result
                     error = as_scim_error(exc)
@@ -190,9 +209,28 @@ class BulkView(ScimView):
                     failures += 1
                 break
             pending = deferred
+        if txn is not None and held_ops:
+            return self.accepted(request, txn, operations, results, held_ops)
         return Response(
             {"schemas": [BULK_RESPONSE], "Operations": [results[i] for i in sorted(results)]}
         )
+
+    def accepted(self, request, txn: str, operations, results: dict, held_ops: set) -> Response:
+        """202 for an asynchronous Bulk request (RFC 9967 §2.5.1.1-2): the operations that
+        finished get their completion now; the held ones get theirs when they end.
+
+        No ``Location``: a Bulk request has no resource of its own to name (the normal
+        Bulk response has none, RFC 9967 §2.5.1.1 (b)); each held operation's status
+        resource is ``PendingOperations/<id>``, its completion names it by ``txn``.
+        """
+        finished = [
+            _outcome(op, results[op.index])
+            for op in operations
+            if op.index in results and op.index not in held_ops
+        ]
+        with transaction.atomic():
+            asyncresp.bulk_completed(request.user, txn, finished)
+        return Response(status=202, headers=async_headers(txn))
 
     @staticmethod
     def _missing_reference(op: Operation, created: dict[str, str]) -> str:
@@ -203,7 +241,9 @@ class BulkView(ScimView):
             return exc.bulk_id
         return "?"
 
-    def execute(self, request, op: Operation, created: dict[str, str], base_url: str) -> dict:
+    def execute(
+        self, request, op: Operation, created: dict[str, str], base_url: str, txn: str | None
+    ) -> dict:
         path = _resolve_path(op.path, created)
         data = _resolve(op.data, created)
         match = _PATH.match(path)
@@ -232,6 +272,7 @@ class BulkView(ScimView):
             request=payload,
             client=request.user,
             if_match=op.version if resource_id else None,
+            via=None if txn is None else _async_via(txn, op),
         )
         if action == "delete":
             return self.result(op, status=204, location=f"{base_url}/{match.group(1)}/{resource_id}")
@@ -257,3 +298,30 @@ class BulkView(ScimView):
         result = self.result(op, status=error.status)
         result["response"] = error.to_dict()
         return result
+
+
+def _async_via(txn: str, op: Operation) -> services.Via:
+    """The operation's own ``<Set-Txn>:<index>`` (RFC 9967 §2.5.1.2), kept if it is held."""
+    notes = asyncresp.request_notes(f"{txn}:{op.index}", bulk_id=op.bulk_id, in_bulk=True)
+    return services.Via(notes=notes)
+
+
+def _outcome(op: Operation, result: dict) -> asyncresp.BulkOutcome:
+    """The completion subject of an operation that finished: what its ``location`` (or,
+    failing that, its path) names."""
+    match = _PATH.match(_location_path(result.get("location")) or op.path)
+    if not match:
+        return asyncresp.BulkOutcome(op.index, result)
+    try:
+        resource_id = uuid.UUID(match.group(2)) if match.group(2) else None
+    except ValueError:
+        resource_id = None
+    return asyncresp.BulkOutcome(op.index, result, _ENDPOINTS[match.group(1)], resource_id)
+
+
+def _location_path(location: str | None) -> str | None:
+    """``https://host/scim/v2/Users/<id>`` -> ``/Users/<id>``."""
+    if not location:
+        return None
+    found = re.search(r"/(Users|Groups)/[^/]+/?$", location)
+    return found.group(0) if found else None

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.response import Response
 
+from provisioning.events import asyncresp
+
 from . import errors, limits
 from .api import PublicScimView, ScimView
 from .schema import RESOURCE_SCHEMAS, registered_extensions, schema_documents
@@ -54,6 +56,14 @@ def service_provider_config(base_url: str) -> dict:
     }
     if scim["DOCUMENTATION_URI"]:
         config["documentationUri"] = scim["DOCUMENTATION_URI"]
+    # RFC 9967 §4: asynchronous completion when asked (``Prefer: respond-async``) and the
+    # events this server sends. Absent "indicates the SCIM Service Provider does not
+    # support or is not currently configured for Security Events": until an event stream
+    # is registered nothing can be delivered, and strict clients that predate RFC 9967
+    # (they refuse unknown attributes) keep reading the document.
+    security_events = asyncresp.advertised()
+    if security_events is not None:
+        config["securityEvents"] = security_events
     return config
 
 

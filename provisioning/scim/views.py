@@ -26,7 +26,7 @@ from provisioning.directory.query import filter_to_q, sort_expression
 from . import cursors, errors, filters, resources, streaming
 from .api import ScimRenderer, ScimView
 from .patch import parse_patch_request
-from .pending import held_response
+from .pending import async_held_response, held_response, write_via
 from .schema import GROUP_SCHEMA, USER_SCHEMA, ResourceSchema
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -329,9 +329,13 @@ class ResourceView(ScimView):
 
     def handle_exception(self, exc):
         # A write that policy held is not an error: 202 Accepted with the pending
-        # operation's status resource as Location.
+        # operation's status resource as Location; without a body and with Set-Txn when
+        # the client asked for asynchronous completion (RFC 9967 §2.5.1.1).
         if isinstance(exc, OperationHeld):
-            return held_response(exc.pending, self.base_url(self.request))
+            base_url = self.base_url(self.request)
+            return async_held_response(self.request, exc.pending, base_url) or held_response(
+                exc.pending, base_url
+            )
         return super().handle_exception(exc)
 
     def write(self, request, action: str, resource_id=None, payload: dict | None = None):
@@ -343,6 +347,7 @@ class ResourceView(ScimView):
             request=payload or {},
             client=request.user,
             if_match=request.headers.get("If-Match"),
+            via=write_via(request),
         )
 
     def lookup(self, request, resource_id) -> User | Group:

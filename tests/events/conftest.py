@@ -12,6 +12,7 @@ import itertools
 import pytest
 
 from provisioning.events.models import Delivery, Event, EventStream
+from tests.events.asyncsupport import idp, other_idp  # noqa: F401
 from tests.oversight.conftest import breaker, decide, hold_rule, operators  # noqa: F401
 from tests.scim.conftest import ScimApi, readonly_scim, scim  # noqa: F401
 

@@ -28,6 +28,7 @@ CHECKED = {
     "meta",
     "documentationUri",
     "pagination",
+    "securityEvents",
 }
 
 
@@ -194,3 +195,24 @@ def test_pagination_claim(scim, settings):
     with mock.patch("time.time", return_value=later):
         expired = scim.get("/Users", params={"cursor": first["nextCursor"]})
     scim.assert_error(expired, 400, "expiredCursor")
+
+
+def test_security_events_claim(scim):
+    """RFC 9967 §4: absent until an event stream is registered (not configured); then
+    ``asyncRequest: "request"``: a held write is completed asynchronously when the client
+    asks with ``Prefer: respond-async`` (202, ``Set-Txn``), and only then."""
+    from provisioning.events.models import EventStream
+    from provisioning.oversight.models import PolicyRule
+
+    assert "securityEvents" not in scim.read("/ServiceProviderConfig")
+    EventStream.objects.create(method="poll", name="claims")
+    claim = scim.read("/ServiceProviderConfig")["securityEvents"]
+    assert claim["asyncRequest"] == "request"
+    assert "urn:ietf:params:scim:event:misc:asyncresp" in claim["eventUris"]
+    PolicyRule.objects.create(name="hold deletes", kind="delete_user", action="hold")
+    first, second = scim.create_user("claim-a"), scim.create_user("claim-b")
+    asked = scim.delete(f"/Users/{first['id']}", HTTP_PREFER="respond-async")
+    assert asked.status_code == 202 and asked["Preference-Applied"] == "respond-async"
+    assert asked["Set-Txn"] and asked.content == b""
+    unasked = scim.delete(f"/Users/{second['id']}")
+    assert unasked.status_code == 202 and "Set-Txn" not in unasked
