@@ -68,14 +68,19 @@ def stream_health(stream: EventStream) -> Health:
     )
 
 
+# Streams not delivering: paused by an operator or for failing, or failing now.
+_NOT_DELIVERING = Q(state__in=[EventStream.State.PAUSED, EventStream.State.FAILING]) | Q(
+    failing_since__isnull=False
+)
+
+
 def streams_needing_attention() -> list[EventStream]:
     """Streams not delivering: paused by an operator or for failing, or failing now."""
-    return list(
-        EventStream.objects.filter(
-            Q(state__in=[EventStream.State.PAUSED, EventStream.State.FAILING])
-            | Q(failing_since__isnull=False)
-        ).order_by("name")
-    )
+    return list(EventStream.objects.filter(_NOT_DELIVERING).order_by("name"))
+
+
+def streams_needing_attention_count() -> int:
+    return EventStream.objects.filter(_NOT_DELIVERING).count()
 
 
 def deliveries(

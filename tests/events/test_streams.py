@@ -41,9 +41,7 @@ def kicks(monkeypatch):
             asked.append(stream_id)
 
     monkeypatch.setattr(outbox, "task", lambda name: Task())
-    monkeypatch.setattr(
-        outbox.transaction, "on_commit", lambda callback, robust=False: callback()
-    )
+    monkeypatch.setattr(outbox.transaction, "on_commit", lambda callback, robust=False: callback())
     return asked
 
 
@@ -213,9 +211,7 @@ def test_poll_addresses():
     )
     with override_settings(SCIM_BASE_URL="https://idm.example.org/tenant/scim/v2"):
         assert streams.poll_url(stream).startswith("https://idm.example.org/tenant/events/v1/")
-    with override_settings(
-        SCIM_BASE_URL="", SCIMGATE_EVENTS_ISSUER="https://issuer.example.org"
-    ):
+    with override_settings(SCIM_BASE_URL="", SCIMGATE_EVENTS_ISSUER="https://issuer.example.org"):
         assert streams.poll_url(stream).startswith("https://issuer.example.org/events/v1/")
     with override_settings(
         SCIM_BASE_URL="",
@@ -347,10 +343,10 @@ def test_replay_resets_and_creates_deliveries_from_a_point_in_time(operator, kic
     )
     # Recorded while no stream heard them (this one existed, but a stream created later
     # or filters changed since are the same case): replay creates their deliveries.
-    unheard = [
-        publish_event(at=now - timedelta(minutes=m), candidates=[]) for m in (40, 30, 20)
-    ]
-    group_event = publish_event(resource_type="Group", at=now - timedelta(minutes=10), candidates=[])
+    unheard = [publish_event(at=now - timedelta(minutes=m), candidates=[]) for m in (40, 30, 20)]
+    group_event = publish_event(
+        resource_type="Group", at=now - timedelta(minutes=10), candidates=[]
+    )
     other, _ = streams.create_stream(name="Other", method="poll")
     other_test = streams.send_test_event(stream=other)
     kicks.clear()
@@ -454,7 +450,9 @@ def test_deleting_a_stream_keeps_the_events(operator):
 
 def test_sealed_values_survive_only_with_the_key():
     stream, secret = streams.create_stream(name="HR", method="webhook", endpoint_url=HOOK)
-    with override_settings(SCIMGATE_EVENTS_KEY="another key entirely"):
-        with pytest.raises(crypto.SecretUnreadable):
-            streams.webhook_secret(EventStream.objects.get(pk=stream.pk))
+    with (
+        override_settings(SCIMGATE_EVENTS_KEY="another key entirely"),
+        pytest.raises(crypto.SecretUnreadable),
+    ):
+        streams.webhook_secret(EventStream.objects.get(pk=stream.pk))
     assert streams.webhook_secret(EventStream.objects.get(pk=stream.pk)) == secret
