@@ -70,7 +70,8 @@ class StreamForm(forms.Form):
         required=False,
         max_length=2000,
         widget=forms.URLInput(attrs={"placeholder": "https://app.example.com/scim-events"}),
-        help_text="Push and webhook: where events are POSTed (https, a public address).",
+        help_text="Push and webhook streams: where events are POSTed (https, a public "
+        "address). Poll streams have none.",
     )
     authorization = forms.CharField(
         label="Authorization header",

@@ -166,18 +166,18 @@ urlpatterns = [
     # Outbound event streams and their delivery log (console/views_events.py).
     path("event-streams/", views_events.stream_list, name="stream_list"),
     path("event-streams/new/", views_events.stream_create, name="stream_create"),
-    path("event-streams/deliveries/", views_events.delivery_list, name="delivery_list"),
+    path("event-deliveries/", views_events.delivery_list, name="delivery_list"),
     path(
-        "event-streams/deliveries/<int:delivery_id>/",
+        "event-deliveries/<int:delivery_id>/",
         views_events.delivery_detail,
         name="delivery_detail",
     ),
     path(
-        "event-streams/deliveries/<int:delivery_id>/redeliver/",
+        "event-deliveries/<int:delivery_id>/redeliver/",
         views_events.delivery_redeliver,
         name="delivery_redeliver",
     ),
-    path("event-streams/events/<int:event_id>/", views_events.event_detail, name="event_detail"),
+    path("event-deliveries/events/<int:event_id>/", views_events.event_detail, name="event_detail"),
     path("event-streams/<uuid:stream_id>/", views_events.stream_detail, name="stream_detail"),
     path("event-streams/<uuid:stream_id>/edit/", views_events.stream_edit, name="stream_edit"),
     path("event-streams/<uuid:stream_id>/pause/", views_events.stream_pause, name="stream_pause"),

@@ -232,7 +232,8 @@ def test_send_test_event_and_its_claims(admin_client, webhook):
     response = post(admin_client, f"/event-streams/{webhook.pk}/test-event/")
     event = Event.objects.get()
     assert (
-        response.status_code == 302 and response["Location"] == f"/event-streams/events/{event.pk}/"
+        response.status_code == 302
+        and response["Location"] == f"/event-deliveries/events/{event.pk}/"
     )
     page = admin_client.get(response["Location"]).content.decode()
     assert "https://schemas.openid.net/secevent/ssf/event-type/verification" in page
@@ -297,7 +298,7 @@ def test_delivery_log_filters(viewer_client, webhook, poll):
     )
 
     def ids(query: str) -> set[int]:
-        response = viewer_client.get("/event-streams/deliveries/?" + query)
+        response = viewer_client.get("/event-deliveries/?" + query)
         assert response.status_code == 200
         return {int(m) for m in re.findall(r'id="delivery-(\d+)"', response.content.decode())}
 
@@ -324,21 +325,19 @@ def test_delivery_log_filters(viewer_client, webhook, poll):
         Delivery.objects.filter(event=user_event).values_list("id", flat=True)
     )
     # An invalid filter is shown as an error and ignored, never a 500.
-    page = viewer_client.get(
-        "/event-streams/deliveries/?resource=not-a-uuid&status=bogus"
-    ).content.decode()
+    page = viewer_client.get("/event-deliveries/?resource=not-a-uuid&status=bogus").content.decode()
     assert "Enter a valid UUID" in page and "Select a valid choice" in page
 
 
 def test_delivery_log_pages_and_answers_htmx_with_its_results(viewer_client, webhook):
     for _ in range(51):
         publish_event()
-    first = viewer_client.get("/event-streams/deliveries/").content.decode()
+    first = viewer_client.get("/event-deliveries/").content.decode()
     assert first.count('id="delivery-') == 50 and 'rel="next"' in first
     after = re.search(r'href="\?after=(\d+)"', first).group(1)
-    second = viewer_client.get(f"/event-streams/deliveries/?after={after}").content.decode()
+    second = viewer_client.get(f"/event-deliveries/?after={after}").content.decode()
     assert second.count('id="delivery-') == 1
-    partial = viewer_client.get("/event-streams/deliveries/?status=pending", HTTP_HX_REQUEST="true")
+    partial = viewer_client.get("/event-deliveries/?status=pending", HTTP_HX_REQUEST="true")
     html = partial.content.decode()
     assert html.lstrip().startswith('<section id="results"') and "<html" not in html
     assert "HX-Request" in partial["Vary"]
@@ -355,19 +354,19 @@ def test_delivery_detail_shows_attempts_and_escaped_claims(viewer_client, webhoo
         latency_ms=12,
         response='{"err": "<script>x</script>"}',
     )
-    page = viewer_client.get(f"/event-streams/deliveries/{delivery.pk}/").content.decode()
+    page = viewer_client.get(f"/event-deliveries/{delivery.pk}/").content.decode()
     assert XSS not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<script>x</script>" not in page and "12 ms" in page
     assert f"&quot;jti&quot;: &quot;{event.jti.hex}&quot;" in page
     assert "urn:ietf:params:scim:event:prov:create:notice" in page
-    event_page = viewer_client.get(f"/event-streams/events/{event.pk}/").content.decode()
+    event_page = viewer_client.get(f"/event-deliveries/events/{event.pk}/").content.decode()
     assert XSS not in event_page and "HR app" in event_page
 
 
 def test_poll_stream_claims_carry_the_poll_url_as_audience(viewer_client, poll):
     publish_event()
     delivery = Delivery.objects.get(stream=poll)
-    page = viewer_client.get(f"/event-streams/deliveries/{delivery.pk}/").content.decode()
+    page = viewer_client.get(f"/event-deliveries/{delivery.pk}/").content.decode()
     assert (
         f"&quot;aud&quot;: &quot;http://testserver/events/v1/streams/{poll.pk}/poll&quot;" in page
     )
@@ -381,8 +380,8 @@ def test_redeliver_answers_htmx_with_the_row(admin_client, webhook):
     )
     response = post(
         admin_client,
-        f"/event-streams/deliveries/{delivery.pk}/redeliver/",
-        {"next": "/event-streams/deliveries/?status=failed"},
+        f"/event-deliveries/{delivery.pk}/redeliver/",
+        {"next": "/event-deliveries/?status=failed"},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 200 and response["X-Console-Fragment"] == "row"
@@ -394,18 +393,17 @@ def test_redeliver_answers_htmx_with_the_row(admin_client, webhook):
     # Without JavaScript: back to where the form was, the outcome as a message.
     response = post(
         admin_client,
-        f"/event-streams/deliveries/{delivery.pk}/redeliver/",
-        {"next": "/event-streams/deliveries/?status=pending"},
+        f"/event-deliveries/{delivery.pk}/redeliver/",
+        {"next": "/event-deliveries/?status=pending"},
     )
     assert (
-        response.status_code == 302
-        and response["Location"] == "/event-streams/deliveries/?status=pending"
+        response.status_code == 302 and response["Location"] == "/event-deliveries/?status=pending"
     )
 
 
 def test_unknown_ids_are_404(viewer_client):
-    assert viewer_client.get("/event-streams/deliveries/999/").status_code == 404
-    assert viewer_client.get("/event-streams/events/999/").status_code == 404
+    assert viewer_client.get("/event-deliveries/999/").status_code == 404
+    assert viewer_client.get("/event-deliveries/events/999/").status_code == 404
     assert (
         viewer_client.get("/event-streams/00000000-0000-0000-0000-000000000000/").status_code == 404
     )
