@@ -289,10 +289,13 @@ def stream_delete(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
 @require_GET
 def delivery_list(request: HttpRequest) -> HttpResponse:
     """Deliveries by stream, status, event, resource and time, newest first."""
+    filterset = DeliveryFilter(request.GET)
     return listing.render_listing(
         request,
         "console/events/deliveries.html",
-        DeliveryFilter(request.GET),
+        filterset,
+        # The rows show neither the event's payload nor its subject.
+        queryset=filterset.qs.defer("event__payload", "event__sub_id"),
         key=F("id"),
         descending=True,
         cursor=listing.int_cursor,

@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Delivery, DeliveryAttempt, Event, EventStream
@@ -28,11 +29,25 @@ class Health:
         return self.failed > 0
 
 
+def _per_stream(queryset: QuerySet, aggregate) -> Subquery:
+    return Subquery(
+        queryset.filter(stream=OuterRef("pk"))
+        .order_by()
+        .values("stream")
+        .annotate(v=aggregate)
+        .values("v")
+    )
+
+
 def _with_health(queryset: QuerySet) -> QuerySet:
+    """Per-stream subqueries rather than one join over every delivery: the open ones are
+    read from the partial index of unfinished deliveries."""
+    open_ = Delivery.objects.filter(status__in=OPEN)
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
     return queryset.annotate(
-        backlog=Count("deliveries", filter=Q(deliveries__status__in=OPEN)),
-        oldest_open=Min("deliveries__created_at", filter=Q(deliveries__status__in=OPEN)),
-        failed=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.FAILED)),
+        backlog=Coalesce(_per_stream(open_, Count("id")), 0),
+        oldest_open=_per_stream(open_, Min("created_at")),
+        failed=Coalesce(_per_stream(failed, Count("id")), 0),
     )
 
 
