@@ -31,6 +31,7 @@ RESOURCE_TYPE_CHOICES = [
     ("oversight.policyrule", "Policy rule"),
     ("oversight.circuitbreaker", "Circuit breaker"),
     ("oversight.quarantine", "Quarantine"),
+    ("events.eventstream", "Event stream"),
     ("auth.user", "Operator"),
     ("auth.group", "Operator role"),
 ]

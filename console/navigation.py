@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from provisioning.events.selectors import streams_needing_attention_count
+
 from . import oversight_selectors as oversight
 
 
@@ -50,6 +52,13 @@ SECTIONS: list[Section] = [
             Link("SCIM clients", "console:client_list"),
             Link("Roles", "console:role_list"),
             Link("Policies", "console:policy_list"),
+        ],
+    ),
+    Section(
+        "Events",
+        [
+            Link("Event streams", "console:stream_list", count=streams_needing_attention_count),
+            Link("Delivery log", "console:delivery_list"),
         ],
     ),
     Section(

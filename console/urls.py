@@ -5,6 +5,7 @@ from . import (
     views,
     views_access,
     views_audit,
+    views_events,
     views_oauth,
     views_pending,
     views_policies,
@@ -162,6 +163,48 @@ urlpatterns = [
         name="role_delete_confirm",
     ),
     path("roles/<int:role_id>/delete/", views_access.role_delete, name="role_delete"),
+    # Outbound event streams and their delivery log (console/views_events.py).
+    path("event-streams/", views_events.stream_list, name="stream_list"),
+    path("event-streams/new/", views_events.stream_create, name="stream_create"),
+    path("event-deliveries/", views_events.delivery_list, name="delivery_list"),
+    path(
+        "event-deliveries/<int:delivery_id>/",
+        views_events.delivery_detail,
+        name="delivery_detail",
+    ),
+    path(
+        "event-deliveries/<int:delivery_id>/redeliver/",
+        views_events.delivery_redeliver,
+        name="delivery_redeliver",
+    ),
+    path("event-deliveries/events/<int:event_id>/", views_events.event_detail, name="event_detail"),
+    path("event-streams/<uuid:stream_id>/", views_events.stream_detail, name="stream_detail"),
+    path("event-streams/<uuid:stream_id>/edit/", views_events.stream_edit, name="stream_edit"),
+    path("event-streams/<uuid:stream_id>/pause/", views_events.stream_pause, name="stream_pause"),
+    path(
+        "event-streams/<uuid:stream_id>/resume/", views_events.stream_resume, name="stream_resume"
+    ),
+    path(
+        "event-streams/<uuid:stream_id>/replay/", views_events.stream_replay, name="stream_replay"
+    ),
+    path(
+        "event-streams/<uuid:stream_id>/test-event/",
+        views_events.stream_test_event,
+        name="stream_test_event",
+    ),
+    path(
+        "event-streams/<uuid:stream_id>/credential/",
+        views_events.stream_rotate,
+        name="stream_rotate",
+    ),
+    path(
+        "event-streams/<uuid:stream_id>/delete/confirm/",
+        views_events.stream_delete_confirm,
+        name="stream_delete_confirm",
+    ),
+    path(
+        "event-streams/<uuid:stream_id>/delete/", views_events.stream_delete, name="stream_delete"
+    ),
     # Audit log, change sets and the request log (console/views_audit.py).
     path("audit/", views_audit.audit_list, name="audit_list"),
     path("audit/export.csv", views_audit.audit_export_csv, name="audit_export_csv"),

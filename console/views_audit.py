@@ -128,6 +128,7 @@ _OBJECT_PAGES = {
     ("directory", "group"): ("console:group_detail", "group_id"),
     ("access", "scimclient"): ("console:client_detail", "client_id"),
     ("access", "role"): ("console:role_detail", "role_id"),
+    ("events", "eventstream"): ("console:stream_detail", "stream_id"),
 }
 
 

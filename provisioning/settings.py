@@ -357,6 +357,13 @@ CELERY_BEAT_SCHEDULE = {
 SCIMGATE_EVENTS_ISSUER = env.str("SCIMGATE_EVENTS_ISSUER", default="")
 # Encrypts the secrets stored for event streams and the SET signing keys; default: SECRET_KEY.
 SCIMGATE_EVENTS_KEY = env.str("SCIMGATE_EVENTS_KEY", default="")
+# Development only: accept http:// stream endpoints (https is required otherwise).
+SCIMGATE_EVENTS_ALLOW_HTTP = env.bool("SCIMGATE_EVENTS_ALLOW_HTTP", default=False)
+# Development only: allow stream endpoints on loopback, private and link-local addresses
+# (events are sent only to public addresses otherwise).
+SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES", default=False
+)
 
 # Held operations expire after this many days unless decided (or held by a quarantine).
 PENDING_OPERATION_TTL_DAYS = env.int("PENDING_OPERATION_TTL_DAYS", default=7)

@@ -18,3 +18,7 @@ SCIM_UNAUTHENTICATED_RATE_LIMIT = "10000/min"
 # The OAuth tests publish keys from a local server on 127.0.0.1; the tests of the
 # address guard switch this off.
 SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = True
+
+# Event stream receivers in tests listen on 127.0.0.1 (or are never contacted); the tests
+# of the endpoint guard switch this off.
+SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES = True

@@ -58,8 +58,14 @@ def _cache_key(url: str, suffix: str = "") -> str:
     return _CACHE_PREFIX + hashlib.sha256(url.encode()).hexdigest() + suffix
 
 
-def _address_allowed(address: str) -> bool:
-    if settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES:
+def _private_allowed(allow_private: bool | None) -> bool:
+    if allow_private is None:
+        return settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES
+    return allow_private
+
+
+def _address_allowed(address: str, allow_private: bool | None = None) -> bool:
+    if _private_allowed(allow_private):
         return True
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -70,11 +76,12 @@ def _address_allowed(address: str) -> bool:
     return ip.is_global
 
 
-def check_destination(url: str) -> None:
+def check_destination(url: str, *, allow_private: bool | None = None) -> None:
     """Refuse a URL whose host resolves to any non-public address (loopback, private,
-    link-local such as 169.254.169.254, …) unless SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES.
+    link-local such as 169.254.169.254, …) unless SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES
+    (or ``allow_private``, for callers with their own development switch).
     Raises ``AddressRefused``, or ``KeysUnavailable`` when the host does not resolve."""
-    if settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES:
+    if _private_allowed(allow_private):
         return
     parts = urlsplit(url)
     host = parts.hostname
@@ -86,7 +93,7 @@ def check_destination(url: str) -> None:
     except (OSError, ValueError, UnicodeError) as exc:
         raise KeysUnavailable(f"{host[:200]} does not resolve: {exc}") from None
     addresses = {info[4][0] for info in infos}
-    refused = sorted(a for a in addresses if not _address_allowed(a))
+    refused = sorted(a for a in addresses if not _address_allowed(a, allow_private))
     if not addresses or refused:
         raise AddressRefused(f"{host[:200]} resolves to a non-public address ({', '.join(refused)[:200]})")
 

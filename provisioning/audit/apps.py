@@ -30,6 +30,20 @@ AUDITED_MODELS: dict[str, dict] = {
     "oversight.RollbackJob": {
         "exclude_fields": ["done", "attempts", "enqueued_at", "heartbeat_at"]
     },
+    # Outbound event streams: never their credentials (sealed secret and Authorization
+    # header, poll token digest), nor the delivery bookkeeping the sender updates.
+    "events.EventStream": {
+        "exclude_fields": [
+            "secret",
+            "authorization",
+            "poll_token_hash",
+            "failing_since",
+            "last_success_at",
+            "last_failure_at",
+            "last_error",
+            "updated_at",
+        ]
+    },
     "auth.User": {"exclude_fields": ["password"]},
     "auth.Group": {},
 }

@@ -14,6 +14,10 @@ from .models import EVENT_URI_PREFIX, Event, EventKind, EventStream
 
 _WITHOUT_MODE = {EventKind.DELETE, EventKind.ACTIVATE, EventKind.DEACTIVATE}
 _MISC = {EventKind.ASYNC_RESPONSE}
+# OpenID Shared Signals Framework 1.0, §8.1.4.1: the event a transmitter sends to let a
+# receiver (and the operator) check a stream end to end. Its sub_id is
+# {"format": "opaque", "id": <stream id>} and its payload may carry "state".
+VERIFICATION_EVENT_URI = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 
 
 _ENDPOINTS = {"User": "Users", "Group": "Groups"}
@@ -44,6 +48,8 @@ def issuer() -> str:
 def event_uri(event: Event, stream: EventStream) -> str:
     """``urn:ietf:params:scim:event:prov:patch:notice`` and the like."""
     kind = EventKind(event.kind)
+    if kind == EventKind.VERIFY:
+        return VERIFICATION_EVENT_URI
     if kind in _MISC:
         return f"{EVENT_URI_PREFIX}misc:{kind.value}"
     if kind in _WITHOUT_MODE:

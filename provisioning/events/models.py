@@ -34,6 +34,9 @@ class EventKind(models.TextChoices):
     ACTIVATE = "activate", "prov:activate"
     DEACTIVATE = "deactivate", "prov:deactivate"
     ASYNC_RESPONSE = "asyncresp", "misc:asyncresp"
+    # A stream's test event: the OpenID Shared Signals Framework 1.0 verification event
+    # (RFC 9967 defines none), sent only to the stream it verifies (``streams.send_test_event``).
+    VERIFY = "verify", "ssf:verification"
 
 
 EVENT_URI_PREFIX = "urn:ietf:params:scim:event:"

@@ -27,10 +27,14 @@ def task(name: str):
 def stream_matches(stream: EventStream, event: Event) -> bool:
     """Whether ``stream`` hears ``event``.
 
-    Asynchronous completions go only to the streams bound to the client that sent the
-    write; provisioning events to every stream whose resource-type and kind filters
-    admit them (empty filters admit all).
+    A verification (test) event goes only to the stream it verifies; asynchronous
+    completions only to the streams bound to the client that sent the write;
+    provisioning events to every stream whose resource-type and kind filters admit
+    them (empty filters admit all).
     """
+    if event.kind == EventKind.VERIFY:
+        # A test event verifies one stream: the one it names.
+        return event.resource_id == stream.id
     if event.kind == EventKind.ASYNC_RESPONSE:
         return stream.client_id is not None and stream.client_id == event.client_id
     if stream.resource_types and event.resource_type not in stream.resource_types:

@@ -26,6 +26,7 @@ from provisioning.access.roles import ensure_builtin_roles, scim_role_create
 from provisioning.audit.models import ChangeRecord, RequestLog
 from provisioning.directory import services
 from provisioning.directory.extensions import extension_schema_save
+from provisioning.events import streams
 from provisioning.oversight.models import PendingOperation, PolicyRule, Quarantine, Review
 from provisioning.oversight.rollback_jobs import rollback_job_create
 from provisioning.oversight.services import pending_reject
@@ -106,6 +107,10 @@ def console_data(db) -> dict:
     Quarantine.objects.create(
         client=quarantined, started_at=people["ana.silva"].created, reason="circuit breaker test"
     )
+    stream, _ = streams.create_stream(
+        name="HR system", method="webhook", endpoint_url="https://hr.example.com/hooks"
+    )
+    test_event = streams.send_test_event(stream=stream)
     rolled = ChangeRecord.objects.get(resource_id=people["rolled.back"].pk, action="create")
     job = rollback_job_create(change_set_ids=[rolled.change_set_id], operator=admin)
     return {
@@ -128,6 +133,9 @@ def console_data(db) -> dict:
             "role_id": custom_role.pk,
             "schema_id": extension.pk,
             "request_id": RequestLog.objects.order_by("pk").first().pk,
+            "stream_id": stream.pk,
+            "delivery_id": test_event.deliveries.get().pk,
+            "event_id": test_event.pk,
         },
         "people": people,
     }
@@ -216,6 +224,8 @@ def test_every_console_page_loads_without_a_csp_violation(
         "quarantine_release", "policy_edit", "circuit_breaker_edit", "client_create",
         "client_detail", "token_revoke_confirm", "role_edit", "role_delete_confirm",
         "audit_list", "change_set_detail", "request_list", "request_detail",
+        "stream_list", "stream_create", "stream_detail", "stream_edit", "stream_delete_confirm",
+        "delivery_list", "delivery_detail", "event_detail",
     ):
         assert name in visited, f"{name} was not visited"
 

@@ -34,12 +34,14 @@ pytestmark = pytest.mark.django_db
 # Views every visitor may reach, by URL name (namespace included).
 PUBLIC = {"console:login", "console:logout"}
 # URL prefixes that are not the console: SCIM answers bearer tokens, the admin has its own
-# checks, the OAuth token endpoint authenticates clients and its metadata is public.
+# checks, the OAuth token endpoint authenticates clients and its metadata is public, the
+# RFC 8936 poll endpoint of event streams authenticates each stream's bearer token.
 NOT_CONSOLE = (
     "scim/v2/",
     "admin/",
     "oauth/",
     ".well-known/",
+    "events/v1/",
     settings.STATIC_URL.lstrip("/"),
 )
 
@@ -102,6 +104,7 @@ def test_the_walk_finds_the_console():
     names = {url.name for url in CONSOLE_URLS}
     assert {"console:home", "console:login", "console:logout"} <= names
     assert {"console:rollback_job_list", "console:rollback_job_detail"} <= names
+    assert {"console:stream_list", "console:delivery_list", "console:stream_rotate"} <= names
     assert not any(url.path.startswith("/scim/") for url in CONSOLE_URLS)
 
 

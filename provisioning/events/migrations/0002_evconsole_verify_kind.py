@@ -1,0 +1,16 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('events', '0001_initial'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='event',
+            name='kind',
+            field=models.CharField(choices=[('create', 'prov:create'), ('put', 'prov:put'), ('patch', 'prov:patch'), ('delete', 'prov:delete'), ('activate', 'prov:activate'), ('deactivate', 'prov:deactivate'), ('asyncresp', 'misc:asyncresp'), ('verify', 'ssf:verification')], max_length=10),
+        ),
+    ]
