@@ -261,12 +261,15 @@ def bulk_completed(client: ScimClient, txn: str, outcomes: Iterable[BulkOutcome]
 
 def advertised() -> dict | None:
     """ServiceProviderConfig ``securityEvents`` (RFC 9967 §4): the async mode and every
-    event URI this server can emit (provisioning events in both payload modes); None
-    while no event stream is registered (not configured for security events)."""
+    SCIM event URI this server can emit (provisioning events in both payload modes); None
+    while no event stream is registered (not configured for security events). The
+    operator's test event (a Shared Signals verification event) is not a SCIM event."""
     if not EventStream.objects.exists():
         return None
     uris = []
     for kind in EventKind:
+        if kind == EventKind.VERIFY:
+            continue
         for mode in EventStream.Payload:
             uri = claims.event_uri(
                 Event(kind=kind, payload={"data": {}}), EventStream(payload=mode)
