@@ -197,7 +197,7 @@ def test_the_decision_page_groups_what_is_held_by_kind(mixed, approver_client):
     }
     body = page.content.decode()
     assert f"{url('quarantine_release', q)}?kind=deletion" in body
-    assert "Allow 2 deletions only…" in body
+    assert "Allow only the deletions (2)…" in body
 
 
 def test_releasing_one_kind_from_the_console(
