@@ -59,13 +59,16 @@ def _counted_total(queryset: QuerySet) -> int | None:
     """The counter's total when ``queryset`` is every user or every group; else None.
 
     The counter counts rows; users awaiting a scheduled deletion are rows but not in
-    the directory, so they are subtracted (a count over a small partial index).
+    the directory, so they are subtracted (an EXISTS, and only if there are any a count,
+    both over a small partial index).
     """
     if queryset.model is Group and not queryset.query.where:
         return resource_total(Group)
     if queryset.model is User and queryset.query.where == User.objects.all().query.where:
         total = resource_total(User)
-        return None if total is None else total - retired_users().count()
+        if total is None or not retired_users().exists():
+            return total
+        return total - retired_users().count()
     return None
 
 

@@ -395,6 +395,8 @@ def test_every_write_path_reaches_the_gates(
     breaker.max_operations = 0
     breaker.save()
     other = scim.create_user("quarantined@x.example")
+    # Established: deleting what the client created moments ago would be churn.
+    User.objects.filter(pk=other["id"]).update(created=timezone.now() - timedelta(days=1))
     assert scim.delete(f"/Users/{other['id']}").status_code == 202
     quarantine = Quarantine.objects.get()
     created = change_set_of(user["id"], "create")
