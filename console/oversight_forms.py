@@ -261,25 +261,42 @@ class PolicyRuleForm(forms.Form):
 
 
 class CircuitBreakerForm(forms.Form):
-    """The breaker's thresholds; ``provisioning.oversight.rules`` checks their ranges."""
+    """Deletion-safety settings (the defaults, or one client's); ``provisioning.oversight.
+    rules`` checks their ranges."""
 
-    enabled = forms.BooleanField(required=False, initial=True)
+    enabled = forms.BooleanField(required=False, initial=True, label="Circuit breaker on")
     max_operations = forms.IntegerField(
         label="Operations",
         min_value=0,
-        help_text="Destructive operations per client within the window.",
+        help_text="Destructive operations (deletions, deactivations, member removals) per "
+        "client within the window.",
     )
     window_minutes = forms.IntegerField(label="Window (minutes)", min_value=0)
     max_percent = forms.DecimalField(
-        label="Percent of the directory",
+        label="Percent",
         max_digits=5,
         decimal_places=2,
-        help_text="Percent of the directory's users.",
+        help_text="Destructive operations as a percentage of the base below.",
     )
+    percent_of = forms.ChoiceField(label="Percent of", choices=CircuitBreaker.Base.choices)
+    percent_window_minutes = forms.IntegerField(label="Percentage window (minutes)", min_value=0)
     min_directory_size = forms.IntegerField(
         label="Percentage applies from",
         min_value=0,
-        help_text="The percentage applies only from this many users on.",
+        help_text="The percentage applies only once the base has this many users.",
+    )
+    churn_window_minutes = forms.IntegerField(
+        label="Churn window (minutes)",
+        min_value=0,
+        required=False,
+        help_text="Destroying what the same client created (or a membership it added) this "
+        "recently does not count. Empty: the window above.",
+    )
+    deletion_delay_days = forms.IntegerField(
+        label="Deactivate before delete (days)",
+        min_value=0,
+        help_text="A SCIM DELETE of a user deactivates it; the hard delete follows after this "
+        "many days unless an operator restores the user. 0: delete at once.",
     )
 
     @staticmethod

@@ -12,8 +12,18 @@ import uuid
 from dataclasses import dataclass
 
 from django.db.models import Count, Min, Q
+from django.utils import timezone
 
-from provisioning.oversight.models import PendingOperation, Quarantine, Review
+from provisioning.access.models import ScimClient
+from provisioning.oversight.models import (
+    CircuitBreaker,
+    HeldKind,
+    PendingOperation,
+    Quarantine,
+    Review,
+    held_kind_q,
+)
+from provisioning.oversight.policy import Standing, breaker_standing
 
 
 def pending_count() -> int:
@@ -100,3 +110,61 @@ def held_idp_changes(resource_type: str, resource_id: uuid.UUID, *, limit: int =
     )
     count = len(items) if len(items) < limit else operations.count()
     return HeldChanges(items, count)
+
+
+@dataclass(frozen=True)
+class ClientStanding:
+    """One SCIM client against its circuit breaker, for the breaker editor."""
+
+    client: ScimClient
+    own_settings: bool
+    standing: Standing
+    quarantined: bool
+
+
+def breaker_standings() -> list[ClientStanding]:
+    """Every SCIM client with how close it is to tripping its breaker: one query for the
+    settings and quarantines, one aggregate over each client's recent destructive events."""
+    rows = list(CircuitBreaker.objects.order_by("pk"))
+    defaults = next((row for row in rows if row.client_id is None), None) or CircuitBreaker()
+    own = {row.client_id: row for row in rows if row.client_id is not None}
+    quarantined = set(
+        Quarantine.objects.filter(status=Quarantine.Status.ACTIVE).values_list(
+            "client_id", flat=True
+        )
+    )
+    now = timezone.now()
+    return [
+        ClientStanding(
+            client,
+            client.pk in own,
+            breaker_standing(client, own.get(client.pk, defaults), now),
+            client.pk in quarantined,
+        )
+        for client in ScimClient.objects.order_by("name")
+    ]
+
+
+@dataclass(frozen=True)
+class HeldGroup:
+    """The operations of one kind a quarantine holds: how many, and the first few."""
+
+    kind: str
+    label: str
+    count: int
+    samples: list
+
+
+def held_by_kind(quarantine: Quarantine, samples: int = 5) -> list[HeldGroup]:
+    """What a quarantine holds, grouped by kind (deletions, deactivations, member removals),
+    with counts and the first ``samples`` of each in the order they arrived."""
+    held = quarantine.operations.filter(status=PendingOperation.Status.PENDING)
+    groups = []
+    for kind in HeldKind:
+        of_kind = held.filter(held_kind_q(kind))
+        count = of_kind.count()
+        if count:
+            groups.append(
+                HeldGroup(kind.value, kind.label, count, list(of_kind.order_by("created_at", "id")[:samples]))
+            )
+    return groups

@@ -35,6 +35,7 @@ urlpatterns = [
     ),
     path("users/<uuid:user_id>/deactivate/", views.user_deactivate, name="user_deactivate"),
     path("users/<uuid:user_id>/reactivate/", views.user_reactivate, name="user_reactivate"),
+    path("users/<uuid:user_id>/restore/", views.user_restore, name="user_restore"),
     path("groups/", views.group_list, name="group_list"),
     path("groups/<uuid:group_id>/", views.group_detail, name="group_detail"),
     # Registered SCIM extension schemas (console/views_schemas.py).
@@ -107,6 +108,11 @@ urlpatterns = [
         "policies/circuit-breaker/",
         views_policies.circuit_breaker_edit,
         name="circuit_breaker_edit",
+    ),
+    path(
+        "policies/circuit-breaker/clients/<uuid:client_id>/",
+        views_policies.client_breaker_edit,
+        name="client_breaker_edit",
     ),
     # SCIM clients, tokens and roles (console/views_access.py).
     path("clients/", views_access.client_list, name="client_list"),

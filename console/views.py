@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from provisioning.directory import selectors, services
 from provisioning.directory.pipeline import OperationHeld
 from provisioning.directory.selectors import KeysetPage
+from provisioning.oversight import deletions
 from provisioning.scim import resources
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 from provisioning.scim.patch import PATCH_OP, parse_patch_request
@@ -110,8 +111,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _user_or_404(user_id: uuid.UUID):
-    user = selectors.user_get(user_id)
+def _user_or_404(user_id: uuid.UUID, *, retired: bool = False):
+    user = selectors.user_get(user_id, retired=retired)
     if user is None:
         raise Http404("No such user")
     return user
@@ -121,7 +122,8 @@ def _user_or_404(user_id: uuid.UUID):
 @require_role("viewer")
 def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     refresh_extensions()  # registered extension schemas decide which values are shown
-    user = _user_or_404(user_id)
+    # A user awaiting its scheduled deletion is shown too: it can be restored from here.
+    user = _user_or_404(user_id, retired=True)
     base = scim_base_url(request)
     memberships = selectors.groups_of_users([user.pk]).get(user.pk, [])
     group_entries = [
@@ -223,6 +225,28 @@ def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> Ht
     else:
         verb = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.user_name} {verb}.")
+    return redirect("console:user_detail", user_id=user.pk)
+
+
+@require_role("approver")
+@require_POST
+def user_restore(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    """Cancel a scheduled deletion (deactivate before delete): the user rejoins the directory."""
+    user = _user_or_404(user_id, retired=True)
+    if not user.retired:
+        messages.info(request, f"{user.user_name} is not scheduled for deletion.")
+        return redirect("console:user_detail", user_id=user.pk)
+    try:
+        with console_scope(request, {"action": "user.restore", "user": str(user.pk)}):
+            deletions.user_restore(user_id=user.pk, operator=request.user)
+    except NotFound:
+        messages.error(request, f"{user.user_name} is no longer scheduled for deletion.")
+    except ScimError as error:
+        messages.error(request, f"{user.user_name} was not restored: {error.detail}")
+    else:
+        messages.success(
+            request, f"{user.user_name} restored; it stays deactivated until reactivated."
+        )
     return redirect("console:user_detail", user_id=user.pk)
 
 

@@ -6,18 +6,23 @@ Every operator reads them; administrators change them through
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from provisioning.directory import selectors as directory_selectors
 from provisioning.oversight import rules
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
 
+from . import oversight_selectors
 from .actions import add_service_errors, console_scope
 from .oversight_forms import CircuitBreakerForm, PolicyRuleForm
 from .permissions import has_role, require_role
+from .views_oauth import client_or_404
 
 
 def _rule_or_404(rule_id: int) -> PolicyRule:
@@ -28,7 +33,8 @@ def _rule_or_404(rule_id: int) -> PolicyRule:
 
 
 def _breaker() -> CircuitBreaker | None:
-    return CircuitBreaker.objects.order_by("pk").first()
+    """The default settings' row."""
+    return CircuitBreaker.objects.filter(client__isnull=True).order_by("pk").first()
 
 
 @require_role("viewer")
@@ -122,6 +128,7 @@ def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
 @require_role("administrator")
 @require_http_methods(["GET", "POST"])
 def circuit_breaker_edit(request: HttpRequest) -> HttpResponse:
+    """The default deletion-safety settings, and every client's standing against its own."""
     breaker = _breaker() or CircuitBreaker()
     form = CircuitBreakerForm(
         request.POST if request.method == "POST" else None,
@@ -139,6 +146,43 @@ def circuit_breaker_edit(request: HttpRequest) -> HttpResponse:
             )
             return redirect("console:policy_list")
     status = 400 if form.is_bound else 200
-    return render(
-        request, "console/policies/breaker.html", {"form": form, "breaker": breaker}, status=status
+    context = {
+        "form": form,
+        "breaker": breaker,
+        "standings": oversight_selectors.breaker_standings(),
+        "retired": directory_selectors.retired_users().order_by("deletion_due", "id")[:50],
+    }
+    return render(request, "console/policies/breaker.html", context, status=status)
+
+
+@require_role("administrator")
+@require_http_methods(["GET", "POST"])
+def client_breaker_edit(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
+    """One client's own settings (they replace the defaults), or back to the defaults."""
+    client = client_or_404(client_id)
+    own = CircuitBreaker.objects.filter(client=client).first()
+    breaker = own or _breaker() or CircuitBreaker()
+    form = CircuitBreakerForm(
+        request.POST if request.method == "POST" else None,
+        initial=CircuitBreakerForm.initial_for(breaker),
     )
+    if request.method == "POST" and request.POST.get("use_defaults") == "yes":
+        with console_scope(request, {"action": "circuit_breaker.client_defaults", "client": str(client.pk)}):
+            rules.client_breaker_clear(client=client, operator=request.user)
+        messages.success(request, f"{client.name} uses the default settings again.")
+        return redirect("console:circuit_breaker_edit")
+    if request.method == "POST" and form.is_valid():
+        try:
+            summary = {"action": "circuit_breaker.client_edit", "client": str(client.pk)}
+            with console_scope(request, summary):
+                breaker = rules.client_breaker_update(
+                    client=client, **form.cleaned_data, operator=request.user
+                )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Settings of {client.name} saved: {breaker}.")
+            return redirect("console:circuit_breaker_edit")
+    status = 400 if form.is_bound else 200
+    context = {"form": form, "breaker": breaker, "client": client, "own": own is not None}
+    return render(request, "console/policies/client_breaker.html", context, status=status)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from provisioning.oversight import services
-from provisioning.oversight.models import PendingOperation, Quarantine
+from provisioning.oversight.models import HeldKind, PendingOperation, Quarantine, held_kind_q
 
 from .actions import decide, selected_ids
-from .oversight_selectors import held_in_quarantine
+from .oversight_selectors import held_by_kind, held_in_quarantine
 from .permissions import has_role, require_role
 
 
@@ -63,43 +64,67 @@ def quarantine_detail(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRes
                 "created_at", "id"
             )[:200]
         ),
-        "can_release": has_role(request.user, "administrator"),
+        "by_kind": held_by_kind(quarantine),
+        "can_release": has_role(request.user, "approver"),
     }
     return render(request, "console/quarantines/detail.html", context)
 
 
-def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list, list, bool]:
-    """(to apply, to discard, everything) for the ids the operator chose; none chosen means all."""
+def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list, list, dict]:
+    """(to apply, to discard, what was chosen) for the operator's choice: the operations of
+    the kinds named (``kind``) and/or the ids selected (``pending``); none chosen means
+    all. Unknown kinds choose nothing."""
     data = request.POST if request.method == "POST" else request.GET
+    held = _held(quarantine)
+    kinds = [kind for kind in data.getlist("kind") if kind in HeldKind.values]
+    chosen_ids = {str(value) for value in selected_ids(data.getlist("pending"))}
+    if data.get("scope") == "all" or not (data.getlist("kind") or chosen_ids):
+        return list(held), [], {"everything": True}
+    choice: dict = {}
+    if data.getlist("kind"):
+        condition = Q(pk__in=[])
+        for kind in kinds:
+            condition |= held_kind_q(kind)
+        held = held.filter(condition)
+        choice = {"kinds": kinds, "kind_labels": [HeldKind(k).label.lower() for k in kinds]}
+    # The confirmation posts the ids it showed: what arrived since is not applied unseen.
+    apply_ids = {op.pk for op in held if not chosen_ids or str(op.pk) in chosen_ids}
     held = list(_held(quarantine))
-    chosen = {str(value) for value in selected_ids(data.getlist("pending"))}
-    if not chosen or data.get("scope") == "all":
-        return held, [], True
-    apply = [op for op in held if str(op.pk) in chosen]
-    discard = [op for op in held if str(op.pk) not in chosen]
-    return apply, discard, False
+    apply = [op for op in held if op.pk in apply_ids]
+    discard = [op for op in held if op.pk not in apply_ids]
+    return apply, discard, choice
 
 
-@require_role("administrator")
+@require_role("approver")
 @require_http_methods(["GET", "POST"])
 def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
-    """Release (GET: confirm what is applied and what discarded; POST: do it)."""
+    """Release: all, one kind, or the selected operations ("allow these deletions").
+    GET confirms what is applied and what discarded; POST does it."""
     quarantine = _quarantine_or_404(quarantine_id)
-    apply, discard, everything = _release_choice(request, quarantine)
+    apply, discard, choice = _release_choice(request, quarantine)
+    everything = bool(choice.get("everything"))
     context = {
         "quarantine": quarantine,
         "apply": apply,
         "discard": discard,
         "everything": everything,
+        "kinds": choice.get("kinds", []),
+        "kind_labels": choice.get("kind_labels", []),
         "error": "",
     }
     if request.method == "POST":
         if request.POST.get("confirm") != "yes":
             context["error"] = "Confirm the release first."
             return render(request, "console/quarantines/release_confirm.html", context, status=400)
+        if not everything and not apply:
+            context["error"] = "Nothing chosen is held any more."
+            return render(request, "console/quarantines/release_confirm.html", context, status=400)
+        summary = {"action": "quarantine.release", "quarantine": str(quarantine.pk), "all": everything}
+        if context["kinds"]:
+            summary["kinds"] = context["kinds"]
         _, refusal = decide(
             request,
-            {"action": "quarantine.release", "quarantine": str(quarantine.pk), "all": everything},
+            summary,
             lambda: services.quarantine_release(
                 quarantine_id=quarantine.pk,
                 operator=request.user,
@@ -121,7 +146,7 @@ def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
     return render(request, "console/quarantines/release_confirm.html", context)
 
 
-@require_role("administrator")
+@require_role("approver")
 @require_http_methods(["GET", "POST"])
 def quarantine_discard(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
     """Discard (GET: confirm; POST: end the quarantine and drop every held operation)."""

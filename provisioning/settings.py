@@ -345,6 +345,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.oversight.tasks.expire_pending_operations",
         "schedule": 900.0,
     },
+    # Deactivate before delete: users whose scheduled hard delete is due.
+    "delete-scheduled-users": {
+        "task": "provisioning.oversight.tasks.delete_scheduled_users",
+        "schedule": 300.0,
+    },
     # Rollback jobs a lost message left queued or a dead worker left running.
     "sweep-rollback-jobs": {
         "task": "provisioning.oversight.tasks.sweep_rollback_jobs",

@@ -104,7 +104,7 @@ def open_circuit_breaker() -> None:
     if operator is None:
         operator, _password = measure.operator_create(username=measure.OPERATOR, role="administrator")
     with change_set_scope(operator=operator, source="system"):
-        breaker = CircuitBreaker.objects.first() or CircuitBreaker()
+        breaker = CircuitBreaker.objects.filter(client__isnull=True).first() or CircuitBreaker()
         breaker.enabled, breaker.max_operations, breaker.max_percent = True, 10_000_000, 100
         breaker.save()
     for quarantine in Quarantine.objects.filter(client=synthetic_client(), status=Quarantine.Status.ACTIVE):

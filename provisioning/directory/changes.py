@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from django.db.models import Q
@@ -47,6 +48,11 @@ class Change:
     request: dict = field(default_factory=dict)
     # The console operator who asked, for console actions (``client`` is then None).
     operator: object | None = None
+    # Deactivate before delete: a user DELETE applied as a deactivation (``action`` is
+    # "patch") whose hard delete is due at this time; policy sees the delete that was asked.
+    schedule_deletion: datetime | None = None
+    # A restore: the user's scheduled deletion is cancelled and it rejoins the directory.
+    cancel_deletion: bool = False
     _enclosing: list | None = field(default=None, repr=False, compare=False)
     # The resource's id, kept here: Django clears the primary key of a deleted instance,
     # and recorders run after the delete.
@@ -54,6 +60,11 @@ class Change:
 
     def __post_init__(self) -> None:
         self.resource_id = self.resource.pk
+
+    @property
+    def requested_action(self) -> str:
+        """What was asked: "delete" for a deletion deferred as a deactivation."""
+        return "delete" if self.schedule_deletion is not None else self.action
 
     @property
     def resource_type(self) -> str:
@@ -133,6 +144,8 @@ class Change:
             and not self.members_added
             and not self.members_removed
             and not self.members_redisplayed
+            and self.schedule_deletion is None
+            and not self.cancel_deletion
         )
 
 

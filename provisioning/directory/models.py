@@ -34,6 +34,18 @@ class Resource(models.Model):
         return f'W/"{self.version}"'
 
 
+class InDirectoryManager(models.Manager):
+    """Users in the directory: not those awaiting a scheduled deletion.
+
+    A user whose SCIM DELETE became a deactivation (deactivate before delete) is gone
+    for SCIM (RFC 7644 §3.6: 404, omitted from queries, its userName free again) until
+    it is deleted for good or an operator restores it; ``User.with_retired`` sees it.
+    """
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deletion_due__isnull=True)
+
+
 class User(Resource):
     user_name = models.CharField(max_length=255)
     # None: the IdP never sent ``active``. Only False deactivates.
@@ -44,10 +56,25 @@ class User(Resource):
     primary_email = models.CharField(max_length=320, blank=True, default="")
     employee_number = models.CharField(max_length=255, blank=True, default="")
     manager_id = models.CharField(max_length=255, blank=True, default="")
+    # Set when a SCIM DELETE was turned into a deactivation: the user is deleted for good
+    # at this time unless an operator restores it (``directory.services.user_restore``).
+    deletion_due = models.DateTimeField(null=True, blank=True)
+
+    # Every user, retired ones too (the base manager: related-object access uses it).
+    with_retired = models.Manager()
+    # The default manager: every read and write of the directory sees only users in it.
+    objects = InDirectoryManager()
 
     class Meta:
+        base_manager_name = "with_retired"
+        default_manager_name = "objects"
         constraints = [
-            models.UniqueConstraint(Lower("user_name"), name="user_username_ci_unique"),
+            # A retired user's userName is free for a new user (the IdP deleted it).
+            models.UniqueConstraint(
+                Lower("user_name"),
+                condition=Q(deletion_due__isnull=True),
+                name="user_username_ci_unique",
+            ),
         ]
         indexes = [
             models.Index(fields=["external_id"], name="user_external_id_idx"),
@@ -58,11 +85,22 @@ class User(Resource):
             models.Index(fields=["last_modified"], name="user_last_modified_idx"),
             # The default list order (created, id): deep pages walk this index.
             models.Index(fields=["created", "id"], name="user_created_id_idx"),
+            # The sweep's queue of scheduled deletions (few rows, most users have none).
+            models.Index(
+                fields=["deletion_due"],
+                condition=Q(deletion_due__isnull=False),
+                name="user_deletion_due_idx",
+            ),
         ]
         ordering = ["created", "id"]
 
     def __str__(self) -> str:
         return self.user_name
+
+    @property
+    def retired(self) -> bool:
+        """Deleted for SCIM, awaiting its scheduled hard delete."""
+        return self.deletion_due is not None
 
 
 class UserEmail(models.Model):
@@ -113,6 +151,12 @@ class Membership(models.Model):
     )
     display = models.CharField(max_length=255, null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # The SCIM client whose write added it (None: an operator, a restore): removing a
+    # membership the same client added moments ago is churn, not mass change.
+    added_by = models.ForeignKey(
+        ScimClient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         constraints = [

@@ -33,6 +33,9 @@ SCIM = "scim"
 CONSOLE = "console"  # an operator's own action (e.g. deactivate from the console)
 APPROVAL = "approval"  # an approved or released pending operation, applied
 ROLLBACK = "rollback"  # one step of undoing a change set (restores included)
+# The hard delete of a user whose SCIM DELETE was deferred (deactivate before delete):
+# the second half of a write whose first half passed every gate.
+SCHEDULED = "scheduled"
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ _gates: list[_Entry] = []
 _recorders: list[_Entry] = []
 _loaders: list[Callable[[Any], None]] = []
 _holder: list[Holder] = []
+_deferral: list[Callable[[Any], Any]] = []
 
 
 def _register(entries: list[_Entry], name: str, function: Callable, order: int) -> None:
@@ -134,6 +138,19 @@ def register_loader(loader: Callable[[Any], None]) -> None:
 def register_holder(holder: Holder) -> None:
     """The one function that stores a held write (a pending operation) and returns it."""
     _holder[:] = [holder]
+
+
+def register_deletion_deferral(deferral: Callable[[Any], Any]) -> None:
+    """The one function that says, for a SCIM client, until when a user it deletes is only
+    deactivated (a datetime: the hard delete is due then), or None to delete at once."""
+    _deferral[:] = [deferral]
+
+
+def deletion_deferred_until(client) -> Any:
+    """When a user deleted by ``client`` is to be deleted for good; None: now."""
+    if client is None or not _deferral:
+        return None
+    return _deferral[0](client)
 
 
 def gates() -> list[str]:

@@ -56,9 +56,19 @@ def resource_total(model: type[User] | type[Group]) -> int | None:
 
 
 def _counted_total(queryset: QuerySet) -> int | None:
-    """The counter's total when ``queryset`` is every user or every group; else None."""
-    if queryset.model in (User, Group) and not queryset.query.where:
-        return resource_total(queryset.model)
+    """The counter's total when ``queryset`` is every user or every group; else None.
+
+    The counter counts rows; users awaiting a scheduled deletion are rows but not in
+    the directory, so they are subtracted (an EXISTS, and only if there are any a count,
+    both over a small partial index).
+    """
+    if queryset.model is Group and not queryset.query.where:
+        return resource_total(Group)
+    if queryset.model is User and queryset.query.where == User.objects.all().query.where:
+        total = resource_total(User)
+        if total is None or not retired_users().exists():
+            return total
+        return total - retired_users().count()
     return None
 
 
@@ -305,8 +315,24 @@ def groups(q: Q | None = None) -> QuerySet[Group]:
     return Group.objects.filter(q) if q is not None else Group.objects.all()
 
 
-def user_get(user_id: uuid.UUID) -> User | None:
-    return User.objects.filter(pk=user_id).first()
+def user_get(user_id: uuid.UUID, *, retired: bool = False) -> User | None:
+    """A user of the directory; with ``retired``, also one awaiting its scheduled deletion
+    (the console shows those, to restore them)."""
+    manager = User.with_retired if retired else User.objects
+    return manager.filter(pk=user_id).first()
+
+
+def retired_users(*, due_by: datetime | None = None) -> QuerySet[User]:
+    """Users whose SCIM deletion was deferred (deactivate before delete); with ``due_by``,
+    those whose hard delete is due by then. Served by a partial index."""
+    retired = User.with_retired.filter(deletion_due__isnull=False)
+    return retired if due_by is None else retired.filter(deletion_due__lte=due_by)
+
+
+def users_due_for_deletion(now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """Ids of users whose scheduled deletion is due, the longest overdue first."""
+    due = retired_users(due_by=now).order_by("deletion_due", "id")
+    return list(due.values_list("pk", flat=True)[:limit])
 
 
 def group_get(group_id: uuid.UUID) -> Group | None:
@@ -444,6 +470,9 @@ def member_rows(group_ids: Iterable[uuid.UUID], scope: ReadScope = EVERYTHING) -
     """``(group_id, user_id, member_group_id, display)`` of the groups' members that
     ``scope`` may read, in membership (insertion) order."""
     rows = Membership.objects.filter(group_id__in=list(group_ids))
+    # A user awaiting its scheduled deletion is deleted for SCIM: not listed as a member
+    # (its membership rows stay, so a restore brings its groups back).
+    rows = rows.filter(Q(user__isnull=True) | Q(user__deletion_due__isnull=True))
     visible = visible_members(scope)
     if visible is not None:
         rows = rows.filter(visible)

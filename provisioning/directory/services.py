@@ -62,16 +62,21 @@ def _check_version(resource, if_match: str | None) -> None:
         raise PreconditionFailed(f"Resource {resource.id} is at version {current}, not {if_match}")
 
 
-def _lock(model, resource_id, client: ScimClient | None, operation: str) -> User | Group:
+def _lock(
+    model, resource_id, client: ScimClient | None, operation: str, queryset=None
+) -> User | Group:
     """Lock the resource ``client`` may ``operation``; refusals come before any lookup.
 
     Checking the operation first means a client without the permission learns
     nothing about the id; scoping the lookup makes a foreign resource of an
-    ownership-limited client a 404, before its version can be compared.
+    ownership-limited client a 404, before its version can be compared. ``queryset``
+    replaces the directory's own (users awaiting a scheduled deletion, for a restore).
     """
     authorization.require(client, model.__name__, operation)
     pk = parse_id(resource_id)
-    queryset = authorization.scope_queryset(client, model.__name__, model.objects.all())
+    if queryset is None:
+        queryset = model.objects.all()
+    queryset = authorization.scope_queryset(client, model.__name__, queryset)
     resource = queryset.select_for_update().filter(pk=pk).first() if pk else None
     if resource is None:
         raise NotFound(f"{model.__name__} {resource_id} not found")
@@ -257,6 +262,12 @@ def _apply_user(change: Change) -> None:
     )
     for name, value in fields.items():
         setattr(user, name, value)
+    if change.schedule_deletion is not None:
+        user.deletion_due = change.schedule_deletion
+    if change.cancel_deletion:
+        # Back in the directory: its userName must be free there again.
+        _ensure_user_name_free(user.user_name, exclude=user.pk)
+        user.deletion_due = None
     creating = change.action == "create"
     if not creating:
         user.version += 1
@@ -340,10 +351,47 @@ def user_delete(
     if_match: str | None = None,
     via: Via | None = None,
 ) -> None:
+    """DELETE a user. If policy defers the client's deletions (deactivate before delete),
+    the user is deactivated instead and leaves the directory for SCIM; the hard delete
+    follows when due (``user_delete_scheduled``) unless an operator restores it."""
     user = _lock(User, user_id, client, "delete")
     _check_version(user, if_match)
     before = resources.user_editable_document(user)
-    _commit(Change("delete", user, client, before=before), _via(operator, via))
+    due = pipeline.deletion_deferred_until(client)
+    if due is None:
+        change = Change("delete", user, client, before=before)
+    else:
+        after = _normalised_user({**before, "active": False})
+        change = Change("patch", user, client, before, after, schedule_deletion=due)
+    _commit(change, _via(operator, via))
+
+
+@_write
+def user_restore(*, user_id, operator=None, via: Via | None = None) -> User:
+    """Cancel a scheduled deletion: the user rejoins the directory (SCIM finds it again)
+    with its attributes and groups, still deactivated; reactivating it is a separate,
+    deliberate step. Refused (409) if its userName has been taken meanwhile."""
+    user = _lock(User, user_id, None, "replace", queryset=selectors.retired_users())
+    before = resources.user_editable_document(user)
+    change = Change(
+        "patch", user, None, before, before, request={"restore": str(user.pk)}, cancel_deletion=True
+    )
+    _commit(change, _via(operator, via))
+    return user
+
+
+@_write
+def user_delete_scheduled(*, user_id, now=None) -> bool:
+    """Delete for good a user whose deferred deletion is due; False if it is not due any
+    more (restored, already deleted). Idempotent: the row says what is left to do."""
+    users = selectors.retired_users(due_by=now or timezone.now())
+    user = users.select_for_update().filter(pk=user_id).first()
+    if user is None:
+        return False
+    pipeline.loaded(user)
+    before = resources.user_editable_document(user)
+    _commit(Change("delete", user, None, before=before), Via(origin=pipeline.SCHEDULED))
+    return True
 
 
 # --- Groups -------------------------------------------------------------------
@@ -382,6 +430,7 @@ def _apply_group(change: Change) -> None:
             user_id=None if ref.is_group else ref.id,
             member_group_id=ref.id if ref.is_group else None,
             display=ref.display,
+            added_by=change.client,
         )
         for ref in change.members_added
     )
@@ -571,7 +620,7 @@ def resource_restore(
     """
     model = User if resource_type == "User" else Group
     pk = parse_id(snapshot["id"])
-    if model.objects.filter(pk=pk).exists():
+    if model._base_manager.filter(pk=pk).exists():
         raise Uniqueness(f"{resource_type} {pk} exists again; it cannot be restored")
     created = parse_datetime(snapshot["created"])
     now = timezone.now()

@@ -12,7 +12,7 @@ class OversightConfig(AppConfig):
         # Registers the Celery tasks in every process (web included): the services
         # queue them by name (``services.queued_task``).
         from . import tasks  # noqa: F401
-        from .policy import breaker_gate, destructive_recorder, policy_gate
+        from .policy import breaker_gate, deletion_deferral, destructive_recorder, policy_gate
         from .reviews import flag_recorder
         from .services import hold_operation
 
@@ -24,3 +24,4 @@ class OversightConfig(AppConfig):
         pipeline.register_recorder("review-flags", flag_recorder, order=200)
         pipeline.register_recorder("destructive-count", destructive_recorder, order=300)
         pipeline.register_holder(hold_operation)
+        pipeline.register_deletion_deferral(deletion_deferral)

@@ -53,23 +53,50 @@ class PolicyRule(models.Model):
 
 
 class CircuitBreaker(models.Model):
-    """Thresholds of the mass-change circuit breaker (one row; edited by administrators)."""
+    """Deletion safety: the mass-change circuit breaker's thresholds and deactivate
+    before delete. One row without a client holds the defaults; a row for a client
+    replaces them, whole, for that client. Edited by administrators."""
 
+    class Base(models.TextChoices):
+        DIRECTORY = "directory", "users in the directory"
+        CLIENT = "client", "users the client created"
+
+    client = models.OneToOneField(
+        ScimClient, null=True, blank=True, on_delete=models.CASCADE, related_name="breaker"
+    )
     enabled = models.BooleanField(default=True)
     max_operations = models.PositiveIntegerField(
         default=50, help_text="Destructive operations per client within the window."
     )
     window_minutes = models.PositiveIntegerField(default=10)
     max_percent = models.DecimalField(
-        max_digits=5, decimal_places=2, default=5, help_text="Percent of the directory's users."
+        max_digits=5,
+        decimal_places=2,
+        default=20,
+        help_text="Destructive operations as a percentage of the base, within its window.",
     )
+    percent_window_minutes = models.PositiveIntegerField(default=60)
+    percent_of = models.CharField(max_length=10, choices=Base.choices, default=Base.DIRECTORY)
     min_directory_size = models.PositiveIntegerField(
-        default=1000, help_text="The percentage applies only from this many users on."
+        default=100, help_text="The percentage applies only once the base has this many users."
     )
+    # Destroying what the same client created (or a membership it added) this recently
+    # is churn and is not counted; None: the breaker's window.
+    churn_window_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # Deactivate before delete: a SCIM DELETE of a user deactivates it and the hard delete
+    # follows after this many days unless an operator restores it; 0: delete at once.
+    deletion_delay_days = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.max_operations} in {self.window_minutes} min or {self.max_percent}%"
+        return (
+            f"{self.max_operations} in {self.window_minutes} min or {self.max_percent}% "
+            f"in {self.percent_window_minutes} min"
+        )
+
+    @property
+    def churn_minutes(self) -> int:
+        return self.churn_window_minutes or self.window_minutes
 
 
 class DestructiveEvent(models.Model):
@@ -112,6 +139,27 @@ class Quarantine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client} ({self.status})"
+
+
+class HeldKind(models.TextChoices):
+    """What a destructive operation held by the circuit breaker destroys."""
+
+    DELETION = "deletion", "Deletions"
+    DEACTIVATION = "deactivation", "Deactivations"
+    MEMBER_REMOVAL = "member_removal", "Member removals"
+
+
+def held_kind_q(kind: str) -> Q:
+    """The held operations of one kind, as a ``Q`` over ``PendingOperation``: a delete
+    (deactivate before delete included) is a deletion; any other destructive user write
+    a deactivation; any other destructive group write removes members."""
+    if kind == HeldKind.DELETION:
+        return Q(action="delete")
+    if kind == HeldKind.DEACTIVATION:
+        return Q(resource_type="User") & ~Q(action="delete")
+    if kind == HeldKind.MEMBER_REMOVAL:
+        return Q(resource_type="Group") & ~Q(action="delete")
+    raise ValueError(f"Unknown kind of held operation {kind!r}")
 
 
 class PendingOperation(models.Model):

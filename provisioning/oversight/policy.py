@@ -17,17 +17,18 @@ rules covering the client whose change it undoes.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from provisioning.access.models import ScimClient
 from provisioning.directory import pipeline, selectors
-from provisioning.directory.changes import Change
-from provisioning.directory.models import User
+from provisioning.directory.changes import Change, member_q
+from provisioning.directory.models import Membership, User
 from provisioning.scim.resources import primary_email
 
 from .models import CircuitBreaker, DestructiveEvent, PolicyRule, Quarantine, RuleAction
@@ -42,14 +43,54 @@ def rule_key(rule: PolicyRule) -> str:
     return f"rule:{rule.pk}"
 
 
-def destructive_weight(change: Change) -> int:
-    """How much a change counts towards the breaker: deletes, deactivations, member removals."""
-    if change.action == "delete":
-        return 1
-    weight = len(change.members_removed)
-    if change.resource_type == "User" and _deactivates(change):
+def could_destroy(change: Change) -> bool:
+    """Whether a change deletes, deactivates or removes members (no query)."""
+    return (
+        change.requested_action == "delete"
+        or bool(change.members_removed)
+        or (change.resource_type == "User" and _deactivates(change))
+    )
+
+
+def destructive_weight(change: Change, *, churn_since: datetime | None = None) -> int:
+    """How much a change counts towards the breaker: deletes, deactivations, member removals.
+
+    With ``churn_since``, destroying what the same client created since then (a user or
+    group), or removing a membership it added since then, is churn and counts nothing:
+    a test connection or an onboarding script removing its own fixtures endangers nobody.
+    Provenance is read from the locked resource (``source``, ``created``) and, for member
+    removals, from the removed membership rows (``added_by``, ``created``): one query.
+    """
+    client = change.client
+
+    def churn(resource) -> bool:
+        return (
+            churn_since is not None
+            and client is not None
+            and resource.source_id == client.pk
+            and resource.created >= churn_since
+        )
+
+    if change.requested_action == "delete":
+        return 0 if churn(change.resource) else 1
+    weight = 0
+    if change.resource_type == "User" and _deactivates(change) and not churn(change.resource):
         weight += 1
+    if change.members_removed:
+        weight += len(change.members_removed)
+        if churn_since is not None and client is not None:
+            weight -= _memberships_added_since(change, client, churn_since)
     return weight
+
+
+def _memberships_added_since(change: Change, client: ScimClient, since: datetime) -> int:
+    """How many of the memberships the change removes ``client`` added since ``since``."""
+    ids = [ref.id for ref in change.members_removed]
+    added = Membership.objects.filter(group=change.resource, added_by=client, created__gte=since)
+    return sum(
+        added.filter(member_q(ids[start : start + 1000])).count()
+        for start in range(0, len(ids), 1000)
+    )
 
 
 def _deactivates(change: Change) -> bool:
@@ -60,11 +101,12 @@ def _deactivates(change: Change) -> bool:
 def _rule_matches(rule: PolicyRule, change: Change) -> bool:
     kind, user = rule.kind, change.resource_type == "User"
     if kind == PolicyRule.Kind.DELETE_USER:
-        return user and change.action == "delete"
+        # Deactivate before delete included: policy judges the delete that was asked.
+        return user and change.requested_action == "delete"
     if kind == PolicyRule.Kind.DELETE_GROUP:
         return not user and change.action == "delete"
     if kind == PolicyRule.Kind.DEACTIVATE_USER:
-        return user and change.action != "delete" and _deactivates(change)
+        return user and change.requested_action != "delete" and _deactivates(change)
     if kind == PolicyRule.Kind.PRIVILEGED_MEMBERSHIP:
         # A member added to a group nested (at any depth) in a privileged group is
         # added to the privileged group too.
@@ -98,6 +140,10 @@ def _covers(rule: PolicyRule, client: ScimClient) -> bool:
 
 def rules_for(write: pipeline.Write) -> list[PolicyRule]:
     """The enabled rules that cover this write (see the module docstring)."""
+    if write.origin == pipeline.SCHEDULED:
+        # The hard delete of a deferred deletion: its request met the rules when it was
+        # made (and was approved if one held it); nothing new is decided now.
+        return []
     rules = PolicyRule.objects.filter(enabled=True).prefetch_related("clients")
     client = write.change.client
     if client is not None:
@@ -130,9 +176,89 @@ def policy_gate(write: pipeline.Write) -> None:
             write.flag(reason)
 
 
+def breaker_for(client: ScimClient | None) -> CircuitBreaker:
+    """The deletion-safety settings for ``client``: its own row, else the defaults row,
+    else the model's defaults (a database without the row behaves as a fresh install)."""
+    rows = CircuitBreaker.objects.filter(client__isnull=True)
+    if client is not None:
+        rows = CircuitBreaker.objects.filter(Q(client=client) | Q(client__isnull=True))
+    found = sorted(rows, key=lambda row: (row.client_id is None, row.pk))
+    return found[0] if found else CircuitBreaker()
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a client stands against its breaker: what it destroyed in each window."""
+
+    breaker: CircuitBreaker
+    counted: int  # destructive operations applied within the count's window
+    counted_for_percent: int  # ... within the percentage's window
+    base: int  # users the percentage is of
+
+    @property
+    def percent(self) -> Decimal:
+        return Decimal(self.counted_for_percent * 100) / self.base if self.base else Decimal(0)
+
+    @property
+    def percent_applies(self) -> bool:
+        return self.base >= self.breaker.min_directory_size and self.base > 0
+
+    @property
+    def closeness(self) -> int:
+        """How close to tripping, in percent of the nearer threshold (100: the next
+        counted operation trips it)."""
+        shares = [self.counted * 100 // max(self.breaker.max_operations, 1)]
+        if self.percent_applies:
+            shares.append(int(self.percent * 100 / self.breaker.max_percent))
+        return min(max(shares), 100)
+
+    def trip_reason(self, weight: int) -> str:
+        """Why ``weight`` more destructive operations trip the breaker, or ""."""
+        breaker = self.breaker
+        total = self.counted + weight
+        if total > breaker.max_operations:
+            return (
+                f"{self.counted} destructive operations applied within "
+                f"{breaker.window_minutes} minutes; this one would make {total} "
+                f"(limit {breaker.max_operations})"
+            )
+        total = self.counted_for_percent + weight
+        if self.percent_applies and Decimal(total) * 100 > breaker.max_percent * self.base:
+            return (
+                f"{self.counted_for_percent} destructive operations applied within "
+                f"{breaker.percent_window_minutes} minutes; this one would make {total}, over "
+                f"{breaker.max_percent}% of {self.base} {breaker.get_percent_of_display()}"
+            )
+        return ""
+
+
+def breaker_standing(client: ScimClient, breaker: CircuitBreaker, now=None) -> Standing:
+    """What ``client`` destroyed (counted) within the breaker's two windows: one query
+    over its destructive events, and the percentage's base (a cached count)."""
+    now = now or timezone.now()
+    count_since = now - timedelta(minutes=breaker.window_minutes)
+    percent_since = now - timedelta(minutes=breaker.percent_window_minutes)
+    sums = DestructiveEvent.objects.filter(
+        client=client, at__gte=min(count_since, percent_since)
+    ).aggregate(
+        counted=Sum("weight", filter=Q(at__gte=count_since)),
+        percent=Sum("weight", filter=Q(at__gte=percent_since)),
+    )
+    base = client_size(client) if breaker.percent_of == CircuitBreaker.Base.CLIENT else None
+    return Standing(
+        breaker,
+        sums["counted"] or 0,
+        sums["percent"] or 0,
+        directory_size() if base is None else base,
+    )
+
+
 def breaker_gate(write: pipeline.Write) -> None:
     """Hold a client's destructive change while it is quarantined, or when it would
-    take the client past the breaker's limit (which quarantines it).
+    take the client past one of its breaker's thresholds (which quarantines it).
+
+    Churn (destroying what the same client created within the churn window) is not
+    destructive here: it is neither counted nor held.
 
     Exact under concurrency: the client's row is locked (``FOR NO KEY UPDATE``) before
     counting, so destructive writes of one client are counted one after another, each
@@ -141,9 +267,13 @@ def breaker_gate(write: pipeline.Write) -> None:
     """
     change = write.change
     client = change.client
-    if client is None or change.is_noop:
+    if client is None or change.is_noop or not could_destroy(change):
         return
-    weight = destructive_weight(change)
+    breaker = breaker_for(client)
+    now = timezone.now()
+    weight = destructive_weight(
+        change, churn_since=now - timedelta(minutes=breaker.churn_minutes)
+    )
     if weight == 0:
         return
     counted = write.approval is None
@@ -157,34 +287,9 @@ def breaker_gate(write: pipeline.Write) -> None:
     if not counted:
         return
     write.notes["destructive_weight"] = weight
-    breaker = CircuitBreaker.objects.first()
-    if breaker is None or not breaker.enabled:
+    if not breaker.enabled:
         return
-    since = timezone.now() - timedelta(minutes=breaker.window_minutes)
-    applied = (
-        DestructiveEvent.objects.filter(client=client, at__gte=since).aggregate(n=Sum("weight"))[
-            "n"
-        ]
-        or 0
-    )
-    total = applied + weight
-    window = f"within {breaker.window_minutes} minutes"
-    reason = ""
-    if total > breaker.max_operations:
-        reason = (
-            f"{applied} destructive operations applied {window}; this one would make "
-            f"{total} (limit {breaker.max_operations})"
-        )
-    else:
-        users = directory_size()
-        if (
-            users >= breaker.min_directory_size
-            and Decimal(total) * 100 > breaker.max_percent * users
-        ):
-            reason = (
-                f"{applied} destructive operations applied {window}; this one would make "
-                f"{total}, over {breaker.max_percent}% of {users} users"
-            )
+    reason = breaker_standing(client, breaker, timezone.now()).trip_reason(weight)
     if reason:
         write.notes["trip_reason"] = reason
         write.hold(BREAKER, f"circuit breaker: {reason}")
@@ -195,8 +300,24 @@ def directory_size() -> int:
     (one row), else a COUNT cached for a minute."""
     total = selectors.resource_total(User)
     if total is not None:
-        return total
+        return total - selectors.retired_users().count()
     return cache.get_or_set("scimgate:directory-size", User.objects.count, 60)
+
+
+def client_size(client: ScimClient) -> int:
+    """Users ``client`` created that are in the directory (a COUNT cached for a minute)."""
+    return cache.get_or_set(
+        f"scimgate:client-size:{client.pk}",
+        lambda: User.objects.filter(source=client).count(),
+        60,
+    )
+
+
+def deletion_deferral(client: ScimClient) -> datetime | None:
+    """Deactivate before delete: when a user ``client`` deletes is deleted for good
+    (its settings' delay from now), or None to delete at once. The pipeline asks."""
+    days = breaker_for(client).deletion_delay_days
+    return timezone.now() + timedelta(days=days) if days else None
 
 
 def destructive_recorder(write: pipeline.Write) -> None:

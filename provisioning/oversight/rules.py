@@ -42,8 +42,14 @@ BREAKER_FIELDS = (
     "max_operations",
     "window_minutes",
     "max_percent",
+    "percent_window_minutes",
+    "percent_of",
     "min_directory_size",
+    "churn_window_minutes",
+    "deletion_delay_days",
 )
+# The longest deactivate-before-delete delay.
+MAX_DELETION_DELAY_DAYS = 365
 # The longest window the breaker counts destructive operations over.
 MAX_WINDOW_MINUTES = 7 * 24 * 60
 
@@ -206,20 +212,43 @@ def policy_rule_delete(*, rule: PolicyRule, operator: AbstractBaseUser | None) -
     PolicyRule.objects.select_for_update().get(pk=rule.pk).delete()
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _clean_breaker(fields: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, str] = {}
     cleaned = {"enabled": bool(fields["enabled"])}
-    for name in ("max_operations", "window_minutes", "min_directory_size"):
+    whole = (
+        "max_operations",
+        "window_minutes",
+        "percent_window_minutes",
+        "min_directory_size",
+        "deletion_delay_days",
+    )
+    for name in whole:
         value = fields[name]
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not _whole(value):
             errors[name] = "A whole number."
         cleaned[name] = value
     if "max_operations" not in errors and fields["max_operations"] < 1:
         errors["max_operations"] = "At least 1."
-    if "window_minutes" not in errors and not 1 <= fields["window_minutes"] <= MAX_WINDOW_MINUTES:
-        errors["window_minutes"] = "Between 1 minute and 7 days."
+    for name in ("window_minutes", "percent_window_minutes"):
+        if name not in errors and not 1 <= fields[name] <= MAX_WINDOW_MINUTES:
+            errors[name] = "Between 1 minute and 7 days."
     if "min_directory_size" not in errors and fields["min_directory_size"] < 0:
         errors["min_directory_size"] = "At least 0."
+    if "deletion_delay_days" not in errors and not (
+        0 <= fields["deletion_delay_days"] <= MAX_DELETION_DELAY_DAYS
+    ):
+        errors["deletion_delay_days"] = f"Between 0 (delete at once) and {MAX_DELETION_DELAY_DAYS}."
+    churn = fields["churn_window_minutes"]
+    if churn is not None and (not _whole(churn) or not 1 <= churn <= MAX_WINDOW_MINUTES):
+        errors["churn_window_minutes"] = "Empty (the window), or between 1 minute and 7 days."
+    cleaned["churn_window_minutes"] = churn
+    if fields["percent_of"] not in CircuitBreaker.Base.values:
+        errors["percent_of"] = "Choose the directory or the client's own users."
+    cleaned["percent_of"] = fields["percent_of"]
     try:
         percent = Decimal(str(fields["max_percent"]))
     except InvalidOperation:
@@ -235,17 +264,55 @@ def _clean_breaker(fields: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-@as_operator
-@transaction.atomic
-def circuit_breaker_update(*, operator: AbstractBaseUser | None, **changes: Any) -> CircuitBreaker:
-    """Change the circuit breaker's thresholds (any of ``BREAKER_FIELDS``), creating its
-    one row with the defaults first if there is none. Raises ValidationError keyed by field."""
+def _breaker_save(breaker: CircuitBreaker, changes: dict[str, Any]) -> CircuitBreaker:
     unknown = set(changes) - set(BREAKER_FIELDS)
     if unknown:
         raise TypeError(f"Unknown circuit breaker fields: {', '.join(sorted(unknown))}")
-    breaker = CircuitBreaker.objects.select_for_update().order_by("pk").first() or CircuitBreaker()
     current = {name: getattr(breaker, name) for name in BREAKER_FIELDS}
     for name, value in _clean_breaker({**current, **changes}).items():
         setattr(breaker, name, value)
     breaker.save()
     return breaker
+
+
+def _defaults_row() -> CircuitBreaker | None:
+    return (
+        CircuitBreaker.objects.select_for_update()
+        .filter(client__isnull=True)
+        .order_by("pk")
+        .first()
+    )
+
+
+@as_operator
+@transaction.atomic
+def circuit_breaker_update(*, operator: AbstractBaseUser | None, **changes: Any) -> CircuitBreaker:
+    """Change the default deletion-safety settings (any of ``BREAKER_FIELDS``), creating
+    their row with the model's defaults first if there is none. Raises ValidationError
+    keyed by field."""
+    return _breaker_save(_defaults_row() or CircuitBreaker(), changes)
+
+
+@as_operator
+@transaction.atomic
+def client_breaker_update(
+    *, client: ScimClient, operator: AbstractBaseUser | None, **changes: Any
+) -> CircuitBreaker:
+    """Give ``client`` settings of its own (they replace the defaults whole): the current
+    ones, or the defaults for a client without any, changed by ``changes``."""
+    ScimClient.objects.select_for_update().filter(pk=client.pk).exists()
+    breaker = CircuitBreaker.objects.filter(client=client).first()
+    if breaker is None:
+        defaults = _defaults_row() or CircuitBreaker()
+        breaker = CircuitBreaker(
+            client=client, **{name: getattr(defaults, name) for name in BREAKER_FIELDS}
+        )
+    return _breaker_save(breaker, changes)
+
+
+@as_operator
+@transaction.atomic
+def client_breaker_clear(*, client: ScimClient, operator: AbstractBaseUser | None) -> bool:
+    """Put ``client`` back on the default settings; False if it had none of its own."""
+    deleted, _ = CircuitBreaker.objects.filter(client=client).delete()
+    return bool(deleted)

@@ -18,6 +18,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from provisioning.audit.context import change_set_scope
@@ -26,7 +27,7 @@ from provisioning.directory import pipeline, services
 from provisioning.events import asyncresp
 from provisioning.scim.errors import NotFound, PreconditionFailed, ScimError
 
-from .models import Approval, DestructiveEvent, PendingOperation, Quarantine
+from .models import Approval, DestructiveEvent, PendingOperation, Quarantine, held_kind_q
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def hold_operation(write: pipeline.Write) -> PendingOperation:
                 resource_type=change.resource_type,
                 resource_id=resource.pk,
                 resource_label=str(resource),
-                action=change.action,
+                action=change.requested_action,
                 request=redact(change.request),
                 before=change.before,
                 proposed=change.after,
@@ -332,17 +333,35 @@ def pending_apply(pending_id) -> PendingOperation | None:
 
 @as_operator
 @transaction.atomic
-def quarantine_release(*, quarantine_id, operator, pending_ids=None) -> Quarantine:
-    """End a quarantine, approving its held operations (all, or the chosen ones) in order."""
+def quarantine_release(
+    *, quarantine_id, operator, pending_ids=None, kinds: list[str] | None = None
+) -> Quarantine:
+    """End a quarantine ("allow these deletions"), approving its held operations in the
+    order they arrived: all of them, those of the chosen ``kinds`` (``HeldKind``), or the
+    chosen ``pending_ids``; the rest are discarded. Four eyes: an operator cannot release
+    an operation they requested."""
     quarantine = Quarantine.objects.select_for_update().get(pk=quarantine_id)
     if quarantine.status != Quarantine.Status.ACTIVE:
         raise ValidationError("This quarantine has already ended")
     held = quarantine.operations.filter(status=PendingOperation.Status.PENDING).order_by(
         "created_at", "id"
     )
-    chosen = held if pending_ids is None else held.filter(pk__in=pending_ids)
+    chosen = held
+    if kinds is not None:
+        if not kinds:
+            raise ValidationError("Choose a kind of operation to release")
+        condition = Q(pk__in=[])
+        for kind in kinds:
+            try:
+                condition |= held_kind_q(kind)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        chosen = chosen.filter(condition)
+    if pending_ids is not None:
+        chosen = chosen.filter(pk__in=pending_ids)
     chosen_ids = list(chosen.values_list("pk", flat=True))
     for pending in PendingOperation.objects.filter(pk__in=chosen_ids).order_by("created_at", "id"):
+        _four_eyes(pending, operator)
         _mark_approved(pending, operator, "released from quarantine")
     held.exclude(pk__in=chosen_ids).update(
         status=PendingOperation.Status.DISCARDED, decided_at=timezone.now(), decided_by=operator

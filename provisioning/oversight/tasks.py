@@ -82,6 +82,20 @@ def _message(event: str, object_id: str) -> tuple[str, str]:
     return (f"scimgate: {event.replace('_', ' ')}", f"{base}/quarantines/{object_id}/")
 
 
+@shared_task(bind=True, max_retries=5, default_retry_delay=60, acks_late=True)
+def delete_scheduled_users(self) -> int:
+    """Beat's sweep: delete for good the users whose deferred deletion is due (deactivate
+    before delete). Idempotent: the user rows say what is due, so a lost message only
+    delays the deletions until the next sweep."""
+    from . import deletions
+
+    try:
+        return deletions.scheduled_deletions_run()
+    except Exception as exc:  # a database hiccup: the next attempt continues
+        logger.exception("Scheduled deletions broke off")
+        raise self.retry(exc=exc) from exc
+
+
 @shared_task(bind=True, max_retries=3, default_retry_delay=30, acks_late=True)
 def run_rollback_job(self, job_id: str) -> str | None:
     """Run (or resume) a rollback job. Idempotent: the job's rows say what is left, so a

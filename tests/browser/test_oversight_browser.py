@@ -318,6 +318,7 @@ def test_quarantine_and_policy_pages(live_server, page, screenshot):
     import_module("provisioning.oversight.migrations.0002_defaults").create_defaults(apps, None)
     idp = Idp(live_server, name="entra-burst")
     users = [idp.create_user(f"burst{i}@example.com", active=True) for i in range(5)]
+    established()
     statuses = [idp.call("PATCH", f"/Users/{u['id']}", DEACTIVATE)[0] for u in users]
     assert statuses == [200, 200, 202, 202, 202]
 
@@ -342,6 +343,7 @@ def test_quarantine_and_policy_pages(live_server, page, screenshot):
 
     # A second burst trips the breaker again; this time everything is discarded.
     again = [idp.create_user(f"again{i}@example.com", active=True) for i in range(4)]
+    established()
     statuses = [idp.call("PATCH", f"/Users/{u['id']}", DEACTIVATE)[0] for u in again]
     assert statuses == [200, 200, 202, 202]
     page.goto(f"{live_server.url}/quarantines/")
@@ -377,12 +379,99 @@ def test_quarantine_and_policy_pages(live_server, page, screenshot):
     ).click()
     screenshot("policy-delete-confirm")
     page.get_by_role("button", name="Delete rule").click()
-    page.get_by_role("link", name="Edit thresholds").click()
+    page.get_by_role("link", name="Thresholds and clients").click()
     screenshot("circuit-breaker")
     page.get_by_label("Operations", exact=True).fill("25")
-    page.get_by_role("button", name="Save thresholds").click()
+    page.get_by_role("button", name="Save defaults").click()
     expect(page.get_by_text("Circuit breaker saved")).to_be_visible()
     assert CircuitBreaker.objects.get().max_operations == 25
+
+
+def established() -> None:
+    """Age every user, group and membership by a day: destroying them is no longer churn."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from provisioning.directory.models import Group, Membership, User
+
+    day_ago = timezone.now() - timedelta(days=1)
+    for model in (User.with_retired, Group.objects, Membership.objects):
+        model.update(created=day_ago)
+
+
+def test_the_breaker_decision_page_allows_the_deletions_only(live_server, page, screenshot):
+    """The breaker trips on a mixed burst; an approver sees it by kind and allows only the
+    deletions; the deactivations and member removal are discarded."""
+    CircuitBreaker.objects.all().delete()
+    CircuitBreaker.objects.create(max_operations=3)
+    idp = Idp(live_server, name="entra-mixed")
+    users = [idp.create_user(f"leaver{i}@example.com", active=True) for i in range(12)]
+    status, group = idp.call(
+        "POST",
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Finance",
+            "members": [{"value": u["id"]} for u in users[8:12]],
+        },
+    )
+    assert status == 201, group
+    established()
+    statuses = [idp.call("DELETE", f"/Users/{u['id']}")[0] for u in users[:6]]
+    statuses += [idp.call("PATCH", f"/Users/{u['id']}", DEACTIVATE)[0] for u in users[6:8]]
+    removal = {
+        "schemas": [PATCH],
+        "Operations": [
+            {"op": "remove", "path": f'members[value eq "{u["id"]}"]'} for u in users[8:10]
+        ],
+    }
+    statuses.append(idp.call("PATCH", f"/Groups/{group['id']}", removal)[0])
+    assert statuses == [204, 204, 204] + [202] * 6
+
+    login(page, live_server, "approver")
+    page.goto(f"{live_server.url}/quarantines/")
+    page.get_by_role("link", name="Review…").click()
+    page.wait_for_url(re.compile(r"/quarantines/[0-9a-f-]+/$"))
+    decision = page.get_by_role("region", name=re.compile("Allow these changes"))
+    expect(decision.get_by_role("heading", name="Deletions")).to_be_visible()
+    expect(decision.locator('[data-kind="deletion"] .badge')).to_have_text("3")
+    expect(decision.locator('[data-kind="deactivation"] .badge')).to_have_text("2")
+    expect(decision.locator('[data-kind="member_removal"] .badge')).to_have_text("1")
+    screenshot("breaker-decision")
+    decision.get_by_role("link", name="Allow only the deletions (3)…").click()
+    expect(page.get_by_role("heading", name="Allow the deletions of entra-mixed?")).to_be_visible()
+    screenshot("breaker-decision-confirm")
+    page.get_by_role("button", name="Release: apply 3, discard 3").click()
+    expect(page.get_by_text("3 operations approved, 3 discarded")).to_be_visible()
+    screenshot("breaker-decision-done")
+
+    assert [idp.call("GET", f"/Users/{u['id']}")[0] for u in users[:6]] == [404] * 6
+    assert [idp.call("GET", f"/Users/{u['id']}")[1]["active"] for u in users[6:8]] == [True, True]
+    members = idp.call("GET", f"/Groups/{group['id']}")[1]["members"]
+    assert len(members) == 4  # the held removal of two members was discarded
+
+
+def test_a_scheduled_deletion_is_shown_and_restored(live_server, page, screenshot):
+    CircuitBreaker.objects.all().delete()
+    CircuitBreaker.objects.create(deletion_delay_days=14)
+    idp = Idp(live_server, name="okta-leavers")
+    user = idp.create_user("leaving@example.com", active=True, displayName="Leaving Person")
+    assert idp.call("DELETE", f"/Users/{user['id']}")[0] == 204
+    assert idp.call("GET", f"/Users/{user['id']}")[0] == 404
+
+    login(page, live_server, "administrator")
+    page.goto(f"{live_server.url}/policies/circuit-breaker/")
+    expect(page.get_by_role("link", name="leaving@example.com")).to_be_visible()
+    screenshot("circuit-breaker-standing")
+    page.get_by_role("link", name="leaving@example.com").click()
+    expect(page.locator("#scheduled-deletion")).to_contain_text("deleted for good on")
+    screenshot("user-scheduled-deletion")
+    page.get_by_role("button", name="Restore (cancel the deletion)").click()
+    expect(page.get_by_text("restored; it stays deactivated")).to_be_visible()
+    assert page.locator("#scheduled-deletion").count() == 0
+    status, body = idp.call("GET", f"/Users/{user['id']}")
+    assert (status, body["active"]) == (200, False)
 
 
 def test_mass_rollback_preview_and_confirm(live_server, page, screenshot):

@@ -163,7 +163,11 @@ def test_the_circuit_breaker_thresholds(admin_client, administrator):
         "max_operations": "20",
         "window_minutes": "5",
         "max_percent": "2.5",
+        "percent_of": "directory",
+        "percent_window_minutes": "60",
         "min_directory_size": "500",
+        "churn_window_minutes": "",
+        "deletion_delay_days": "0",
     }
 
     refused = post(admin_client, url, {**data, "max_percent": "0", "window_minutes": "0"})
@@ -171,7 +175,7 @@ def test_the_circuit_breaker_thresholds(admin_client, administrator):
     assert set(refused.context["form"].errors) == {"max_percent", "window_minutes"}
 
     assert post(admin_client, url, data).status_code == 302
-    breaker = CircuitBreaker.objects.get()
+    breaker = CircuitBreaker.objects.get(client__isnull=True)
     assert (breaker.max_operations, breaker.window_minutes, str(breaker.max_percent)) == (
         20,
         5,
@@ -182,3 +186,62 @@ def test_the_circuit_breaker_thresholds(admin_client, administrator):
     ).latest("id")
     assert entry.actor == administrator
     assert "<strong>20</strong> times within" in admin_client.get(LIST).content.decode()
+
+
+def test_the_breaker_editor_shows_how_close_each_client_is(admin_client, administrator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from provisioning.oversight.models import DestructiveEvent
+    from tests.factories import ScimClientFactory
+
+    calm, busy = ScimClientFactory(name="calm-idp"), ScimClientFactory(name="busy-idp")
+    DestructiveEvent.objects.create(client=busy, at=timezone.now(), weight=40)
+    DestructiveEvent.objects.create(client=busy, at=timezone.now() - timedelta(hours=2), weight=9)
+    CircuitBreaker.objects.create(client=calm, max_operations=5)
+
+    body = admin_client.get(reverse("console:circuit_breaker_edit")).content.decode()
+
+    assert 'value="80" aria-label="busy-idp: 80% of the way to tripping"' in body
+    assert "40 of 50" in body and "0 of 5" in body
+
+
+def test_a_client_gets_settings_of_its_own_and_back_to_the_defaults(admin_client, administrator):
+    from tests.factories import ScimClientFactory
+
+    client = ScimClientFactory(name="own-idp")
+    url = reverse("console:client_breaker_edit", args=[client.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200 and "It uses the defaults" in page.content.decode()
+    data = {
+        "enabled": "on",
+        "max_operations": "7",
+        "window_minutes": "10",
+        "max_percent": "20",
+        "percent_of": "client",
+        "percent_window_minutes": "60",
+        "min_directory_size": "10",
+        "churn_window_minutes": "30",
+        "deletion_delay_days": "14",
+    }
+    refused = post(admin_client, url, {**data, "deletion_delay_days": "400"})
+    assert refused.status_code == 400
+    assert set(refused.context["form"].errors) == {"deletion_delay_days"}
+    assert not CircuitBreaker.objects.filter(client=client).exists()
+
+    assert post(admin_client, url, data).status_code == 302
+    own = CircuitBreaker.objects.get(client=client)
+    assert (
+        own.max_operations,
+        own.percent_of,
+        own.churn_window_minutes,
+        own.deletion_delay_days,
+    ) == (
+        7,
+        "client",
+        30,
+        14,
+    )
+    assert post(admin_client, url, {"use_defaults": "yes"}).status_code == 302
+    assert not CircuitBreaker.objects.filter(client=client).exists()

@@ -1,11 +1,15 @@
-"""Quarantines: the list and detail, release of all or selected operations, and discard;
-both end the quarantine and need the administrator role and a confirmation."""
+"""Quarantines: the list and the decision page (held operations by kind), release of all,
+one kind or selected operations, and discard; each ends the quarantine and needs an
+approver and a confirmation."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from provisioning.audit.models import AuditEntry
 from provisioning.directory.models import User
@@ -33,6 +37,8 @@ def quarantine(db):
     )
     scim = ScimApi(ScimClientFactory(name="burst-idp").raw_token)
     users = [scim.create_user(f"b{i}@example.com", active=True) for i in range(5)]
+    # Established users: deactivating what the client created moments ago is churn.
+    User.objects.update(created=timezone.now() - timedelta(days=1))
     statuses = [scim.patch(f"/Users/{u['id']}", DEACTIVATE).status_code for u in users]
     assert statuses == [200, 200, 202, 202, 202]
     return Quarantine.objects.get(status=Quarantine.Status.ACTIVE), users
@@ -63,14 +69,15 @@ def test_the_list_and_detail_show_the_quarantine_to_a_viewer(quarantine, viewer_
     assert url("quarantine_discard", q) not in body
 
 
-def test_release_and_discard_need_the_administrator(quarantine, approver_client, viewer_client):
+def test_release_and_discard_need_an_approver(quarantine, approver_client, viewer_client):
     q, _ = quarantine
-    for client in (approver_client, viewer_client):
-        assert client.get(url("quarantine_release", q)).status_code == 403
-        assert client.post(url("quarantine_release", q), {"confirm": "yes"}).status_code == 403
-        assert client.post(url("quarantine_discard", q)).status_code == 403
+    assert viewer_client.get(url("quarantine_release", q)).status_code == 403
+    assert viewer_client.post(url("quarantine_release", q), {"confirm": "yes"}).status_code == 403
+    assert viewer_client.post(url("quarantine_discard", q)).status_code == 403
     q.refresh_from_db()
     assert q.status == Quarantine.Status.ACTIVE
+    assert approver_client.get(url("quarantine_release", q)).status_code == 200
+    assert approver_client.get(url("quarantine_discard", q)).status_code == 200
 
 
 def test_releasing_all_confirms_then_applies_them(
@@ -152,3 +159,70 @@ def test_unknown_quarantine_is_404(admin_client):
         admin_client.get(reverse("console:quarantine_detail", args=[uuid.uuid4()])).status_code
         == 404
     )
+
+
+@pytest.fixture
+def mixed(db):
+    """A quarantine holding 2 deletions, 1 deactivation and 1 member removal."""
+    from provisioning.directory.models import Group, Membership
+
+    CircuitBreaker.objects.update_or_create(
+        pk=CircuitBreaker.objects.values_list("pk", flat=True).first() or 1,
+        defaults={"max_operations": 1, "window_minutes": 10, "enabled": True},
+    )
+    scim = ScimApi(ScimClientFactory(name="mixed-idp").raw_token)
+    users = [scim.create_user(f"m{i}@example.com", active=True) for i in range(5)]
+    group = scim.create_group("team", members=[{"value": users[4]["id"]}])
+    User.objects.update(created=timezone.now() - timedelta(days=1))
+    Group.objects.update(created=timezone.now() - timedelta(days=1))
+    Membership.objects.update(created=timezone.now() - timedelta(days=1))
+    assert scim.delete(f"/Users/{users[0]['id']}").status_code == 204
+    assert [scim.delete(f"/Users/{u['id']}").status_code for u in users[1:3]] == [202, 202]
+    assert scim.patch(f"/Users/{users[3]['id']}", DEACTIVATE).status_code == 202
+    remove = {"op": "remove", "path": f'members[value eq "{users[4]["id"]}"]'}
+    assert scim.patch_ops(f"/Groups/{group['id']}", remove).status_code == 202
+    return Quarantine.objects.get(status=Quarantine.Status.ACTIVE), users, group
+
+
+def test_the_decision_page_groups_what_is_held_by_kind(mixed, approver_client):
+    q, users, _group = mixed
+    page = approver_client.get(url("quarantine_detail", q))
+    groups = {
+        g.kind: (g.count, [op.resource_label for op in g.samples]) for g in page.context["by_kind"]
+    }
+    assert groups == {
+        "deletion": (2, ["m1@example.com", "m2@example.com"]),
+        "deactivation": (1, ["m3@example.com"]),
+        "member_removal": (1, ["team"]),
+    }
+    body = page.content.decode()
+    assert f"{url('quarantine_release', q)}?kind=deletion" in body
+    assert "Allow only the deletions (2)…" in body
+
+
+def test_releasing_one_kind_from_the_console(
+    mixed, approver_client, approver, django_capture_on_commit_callbacks
+):
+    q, users, group = mixed
+    confirm = approver_client.get(url("quarantine_release", q), {"kind": "deletion"})
+    assert confirm.status_code == 200
+    assert {op.resource_label for op in confirm.context["apply"]} == {
+        "m1@example.com",
+        "m2@example.com",
+    }
+    assert len(confirm.context["discard"]) == 2
+    assert "Allow the deletions of mixed-idp?" in confirm.content.decode()
+    ids = [str(op.pk) for op in confirm.context["apply"]]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = post(
+            approver_client,
+            url("quarantine_release", q),
+            {"kind": "deletion", "pending": ids, "confirm": "yes"},
+        )
+    assert done.status_code == 302
+    assert not User.objects.filter(pk__in=[users[1]["id"], users[2]["id"]]).exists()
+    assert User.objects.get(pk=users[3]["id"]).active is True
+    q.refresh_from_db()
+    assert (q.status, q.ended_by) == (Quarantine.Status.RELEASED, approver)
+    assert q.operations.filter(status=PendingOperation.Status.DISCARDED).count() == 2

@@ -1,5 +1,9 @@
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from provisioning.directory.models import User
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
 from tests.factories import OperatorFactory, ScimClientFactory
 from tests.scim.conftest import ScimApi, scim  # noqa: F401
@@ -45,3 +49,23 @@ def decide(django_capture_on_commit_callbacks):
             return service(**kwargs)
 
     return run
+
+
+@pytest.fixture
+def established(db):
+    """Users created a day ago (by ``source``, default none): destroying them is not churn."""
+
+    def make(count: int, *, source=None, prefix: str = "established") -> list[User]:
+        day_ago = timezone.now() - timedelta(days=1)
+        return User.objects.bulk_create(
+            User(
+                user_name=f"{prefix}{n:04d}@x.example",
+                active=True,
+                created=day_ago + timedelta(microseconds=n),
+                last_modified=day_ago,
+                source=source,
+            )
+            for n in range(count)
+        )
+
+    return make

@@ -140,6 +140,42 @@ def test_the_sweep_applies_what_a_broker_outage_left_approved_exactly_once(worke
     assert deletes.count() == 1
 
 
+def test_a_scheduled_deletion_survives_a_broker_outage(worker):
+    """Deactivate before delete with a real worker: the sweep sent while the broker is
+    down is lost; the one after it deletes the user exactly once."""
+
+    from django.utils import timezone
+    from kombu.exceptions import OperationalError
+
+    from provisioning.celery import app
+    from provisioning.oversight.models import CircuitBreaker
+    from provisioning.oversight.tasks import delete_scheduled_users
+
+    CircuitBreaker.objects.create(deletion_delay_days=7)
+    client, _ = scim_client_create(name="idp-deferring", role="provisioner")
+    user = directory.user_create(document={"userName": "deferred@x.example"}, client=client)
+    directory.user_delete(user_id=user.pk, client=client)
+    assert User.with_retired.get(pk=user.pk).retired
+    User.with_retired.filter(pk=user.pk).update(deletion_due=timezone.now())
+
+    broker = app.conf.broker_write_url
+    use_broker(app, "redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        with pytest.raises(OperationalError):
+            delete_scheduled_users.apply_async(retry=False)
+    finally:
+        use_broker(app, broker)
+    time.sleep(1)
+    assert User.with_retired.filter(pk=user.pk).exists()
+
+    delete_scheduled_users.delay()  # beat's next sweep
+    gone = wait_for(lambda: not User.with_retired.filter(pk=user.pk).exists())
+    assert gone, worker_output(worker)
+    delete_scheduled_users.delay()
+    time.sleep(2)
+    assert ChangeRecord.objects.filter(resource_id=user.pk, action="delete").count() == 1
+
+
 def use_broker(app, url: str) -> None:
     """Point the publishing side at ``url``; connection pools are rebuilt on next use."""
     app.conf.broker_url = app.conf.broker_write_url = url

@@ -152,7 +152,7 @@ def test_circuit_breaker_update_creates_the_row_and_checks_ranges(alice):
         5,
         Decimal("2.50"),
     )
-    assert breaker.min_directory_size == 1000  # the default, untouched
+    assert breaker.min_directory_size == 100  # the default, untouched
     rules.circuit_breaker_update(enabled=False, operator=alice)
     breaker.refresh_from_db()
     assert breaker.enabled is False and breaker.max_operations == 20

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, connections
+from django.utils import timezone
 
 from provisioning.access.clients import scim_client_create
 from provisioning.access.roles import scim_role_create
@@ -393,6 +395,8 @@ def test_every_write_path_reaches_the_gates(
     breaker.max_operations = 0
     breaker.save()
     other = scim.create_user("quarantined@x.example")
+    # Established: deleting what the client created moments ago would be churn.
+    User.objects.filter(pk=other["id"]).update(created=timezone.now() - timedelta(days=1))
     assert scim.delete(f"/Users/{other['id']}").status_code == 202
     quarantine = Quarantine.objects.get()
     created = change_set_of(user["id"], "create")
@@ -455,11 +459,13 @@ def test_concurrent_deactivations_apply_exactly_the_limit():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
     CircuitBreaker.objects.update_or_create(
-        pk=1, defaults={"max_operations": 50, "window_minutes": 10}
+        pk=1, defaults={"max_operations": 50, "window_minutes": 10, "min_directory_size": 1000}
     )
     _client, token = scim_client_create(name="burst-idp", role="provisioner")
     setup = ScimApi(token)
     ids = [setup.create_user(f"c{i:03d}@x.example", active=True)["id"] for i in range(120)]
+    # Established users: deactivating what the client created moments ago would be churn.
+    User.objects.filter(pk__in=ids).update(created=timezone.now() - timedelta(days=1))
     statuses: list[int] = []
     lock = threading.Lock()
 
