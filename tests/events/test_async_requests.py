@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from provisioning.directory.models import User
 from provisioning.events.models import AsyncRequest, Delivery, EventStream
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation, Quarantine
@@ -278,6 +279,8 @@ def test_write_whose_target_vanished_completes_with_404(idp, hold_rule, operator
 def test_write_discarded_with_its_quarantine_completes_with_403(idp, operators, decide):
     stream = idp.stream()
     user = idp.api.create_user("quarantined@x.example")
+    # Established, not churn: deleting what the client created a moment ago is not held.
+    User.objects.filter(pk=user["id"]).update(created=timezone.now() - timedelta(days=1))
     quarantine = Quarantine.objects.create(
         client=idp.client, started_at=timezone.now(), reason="test burst"
     )
