@@ -18,3 +18,9 @@ SCIM_UNAUTHENTICATED_RATE_LIMIT = "10000/min"
 # The OAuth tests publish keys from a local server on 127.0.0.1; the tests of the
 # address guard switch this off.
 SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = True
+
+# Event receivers in the tests are local servers on 127.0.0.1 (plain http); sends happen
+# within the task call so tests see their outcome.
+SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES = True
+SCIMGATE_EVENTS_ALLOW_HTTP = True
+SCIMGATE_EVENTS_EAGER_DELIVERY = "inline"
