@@ -24,17 +24,18 @@ def deliver_stream(self, stream_id: str) -> None:
         deliver_due(stream_id)
 
 
-@shared_task(name="provisioning.events.tasks.sweep_deliveries", ignore_result=True)
-def sweep_deliveries() -> int:
+@shared_task(name="provisioning.events.tasks.sweep_deliveries", ignore_result=True, bind=True)
+def sweep_deliveries(self) -> int:
     """Pause streams failing too long, then ask for a delivery run of every stream with
     a due delivery (retries whose time came, kicks a dead broker lost); the number of
-    streams asked for."""
+    streams asked for. The runs go to the queue the sweep came from."""
     from .delivery import streams_due
 
+    queue = (self.request.delivery_info or {}).get("routing_key") or None
     stream_ids = streams_due()
     for stream_id in stream_ids:
         try:
-            deliver_stream.delay(str(stream_id))
+            deliver_stream.apply_async((str(stream_id),), queue=queue)
         except Exception:  # the broker is down: the next sweep tries again
             logger.warning("could not queue the delivery of stream %s", stream_id, exc_info=True)
     return len(stream_ids)

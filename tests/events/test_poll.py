@@ -123,7 +123,9 @@ def test_unacknowledged_sets_are_handed_out_again_after_the_timeout(client, poll
     assert "handed out again" in DeliveryAttempt.objects.get(delivery=row).response
 
 
-def test_long_poll_waits_for_the_configured_time_when_nothing_is_available(client, poll_stream, settings):
+def test_long_poll_waits_for_the_configured_time_when_nothing_is_available(
+    client, poll_stream, settings
+):
     settings.SCIMGATE_EVENTS_POLL_WAIT_SECONDS = 1.0
     settings.SCIMGATE_EVENTS_POLL_INTERVAL_SECONDS = 0.1
     stream = poll_stream()
@@ -142,11 +144,17 @@ def test_a_long_poll_answers_as_soon_as_an_event_arrives(live_server, poll_strea
     import threading
 
     import httpx
+    from django.db import connection
 
     settings.SCIMGATE_EVENTS_POLL_WAIT_SECONDS = 10
     settings.SCIMGATE_EVENTS_POLL_INTERVAL_SECONDS = 0.1
     stream = poll_stream()
-    threading.Timer(0.7, publish).start()
+
+    def later():
+        publish()
+        connection.close()  # this thread's own connection
+
+    threading.Timer(0.7, later).start()
     started = time.monotonic()
     response = httpx.post(
         f"{live_server.url}{poll_url(stream)}",
@@ -170,9 +178,7 @@ def test_paused_streams_hand_out_nothing_but_take_acknowledgements(client, poll_
     assert Delivery.objects.filter(stream=stream, status="delivered").count() == 1
 
 
-@pytest.mark.parametrize(
-    "token", [None, "wrong", POLL_TOKEN + "x", "x" * 300]
-)
+@pytest.mark.parametrize("token", [None, "wrong", POLL_TOKEN + "x", "x" * 300])
 def test_authentication_is_required(client, poll_stream, token):
     stream = poll_stream()
     response = poll(client, stream, quick(), token=token)
@@ -188,7 +194,9 @@ def test_a_token_opens_only_its_own_stream(client, poll_stream, push_stream):
     assert poll(client, other, quick()).status_code == 401
     assert poll(client, push_stream(), quick()).status_code == 401
     response = client.post(
-        f"/events/streams/{uuid.uuid4()}/poll", data="{}", content_type="application/json",
+        f"/events/streams/{uuid.uuid4()}/poll",
+        data="{}",
+        content_type="application/json",
         headers={"Authorization": f"Bearer {POLL_TOKEN}"},
     )
     assert response.status_code == 401
@@ -201,7 +209,7 @@ def test_a_token_opens_only_its_own_stream(client, poll_stream, push_stream):
         ("{not json", "not JSON"),
         ('{"ack": "abc"}', "ack"),
         ('{"ack": ["nope"]}', "nope"),
-        ('{"setErrs": {"%s": "bad"}}' % uuid.uuid4().hex, "err"),
+        ('{"setErrs": {"' + uuid.uuid4().hex + '": "bad"}}', "err"),
         ('{"maxEvents": -1}', "maxEvents"),
         ('{"maxEvents": true}', "maxEvents"),
         ('{"returnImmediately": "yes"}', "returnImmediately"),
