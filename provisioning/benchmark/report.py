@@ -59,6 +59,7 @@ def targets(results: dict) -> list[Check]:
         Check("Worst single request, limits at their defaults (HTTP)", _get(results, "worst_requests", "slowest", "max_ms"), 2000, "ms"),
         Check("Audit bytes of a title PATCH on a full user", _get(results, "worst_requests", "title_patch_audit_bytes"), 4096, "bytes"),
         Check("SCIM read with an OAuth access token vs a static token (p50)", _get(results, "oauth", "read_overhead_p50_pct"), 5, "%"),
+        Check("Event delivery lag at 100 changes/s (push, p99)", _get(results, "event_lag", "p99_ms"), 2000, "ms"),
     ]
 
 
@@ -173,6 +174,12 @@ def render(results: dict) -> str:
             ["GET /Users filter, static token / OAuth access token", f"p50 {_get(oauth, 'read_static_token', 'p50_ms')} / {_get(oauth, 'read_access_token', 'p50_ms')} ms (mean {_get(oauth, 'read_static_token', 'mean_ms')} / {_get(oauth, 'read_access_token', 'mean_ms')} ms); overhead {oauth.get('read_overhead_p50_pct')} % p50, {oauth.get('read_overhead_mean_pct')} % mean"],
             ["Token endpoint, client_secret_basic (one process, sequential)", f"{_get(oauth, 'token_endpoint', 'tokens_per_s')} tokens/s, p50 {_get(oauth, 'token_endpoint', 'p50_ms')} ms, p95 {_get(oauth, 'token_endpoint', 'p95_ms')} ms"],
         ]
+    lag = results.get("event_lag", {})
+    if lag:
+        rows.append(
+            [f"Event delivery lag, {lag.get('events')} events at {lag.get('rate_per_s')}/s to a local SET push receiver (commit to arrival)",
+             f"p50 {lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms, max {lag.get('max_ms')} ms; {lag.get('arrived')} arrived"]
+        )
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
     out.append(table(["measurement", "result"], rows))
     json_filters = results.get("json_filters")

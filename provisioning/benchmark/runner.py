@@ -33,7 +33,7 @@ from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
-from . import json_filters, measure, oauth, worst
+from . import event_lag, json_filters, measure, oauth, worst
 from .history import scale_group_name
 from .synthetic import SyntheticSpec, load_synthetic, synthetic_client, top_up
 
@@ -284,7 +284,9 @@ def machine() -> dict:
 
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
-STAGES = ("mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor", "oauth")
+STAGES = (
+    "mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor", "oauth", "event_lag",
+)
 
 
 def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int, workers: int,
@@ -387,6 +389,9 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         log("OAuth: SCIM read with an access token vs a static token, token endpoint throughput")
         quiesce()
         results["oauth"] = oauth.oauth_figures(synthetic_client(), token, repeat=repeat)
+    if "event_lag" in stages:
+        log("event delivery lag: 100 changes/s to a local SET push receiver")
+        results["event_lag"] = event_lag.event_lag(rate=100, seconds=20, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,

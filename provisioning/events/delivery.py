@@ -46,7 +46,7 @@ import httpcore
 import httpx
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -155,15 +155,30 @@ def due(stream_id, now: datetime):
     )
 
 
-def claim(delivery: Delivery, now: datetime, until: datetime) -> bool:
-    """Take ``delivery`` for sending (or handing out) until ``until``: False when another
-    sender took it first."""
-    taken = Delivery.objects.filter(
-        pk=delivery.pk, status__in=OPEN, next_attempt_at__lte=now
-    ).update(status=Delivery.Status.SENT, next_attempt_at=until)
-    if taken:
+def claim(
+    deliveries: list[Delivery], now: datetime, until: datetime, *, count_attempt: bool = False
+) -> list[Delivery]:
+    """Take ``deliveries`` for sending (or handing out) until ``until``, in one UPDATE
+    that only takes rows still due (compare-and-set); the ones taken, in their order.
+    ``until`` marks this claim's rows (a concurrent claim has another instant)."""
+    if not deliveries:
+        return []
+    ids = [d.pk for d in deliveries]
+    fields = {"status": Delivery.Status.SENT, "next_attempt_at": until}
+    if count_attempt:
+        fields["attempts"] = F("attempts") + 1
+    Delivery.objects.filter(pk__in=ids, status__in=OPEN, next_attempt_at__lte=now).update(**fields)
+    mine = set(
+        Delivery.objects.filter(
+            pk__in=ids, status=Delivery.Status.SENT, next_attempt_at=until
+        ).values_list("pk", flat=True)
+    )
+    taken = [d for d in deliveries if d.pk in mine]
+    for delivery in taken:
         delivery.status, delivery.next_attempt_at = Delivery.Status.SENT, until
-    return bool(taken)
+        if count_attempt:
+            delivery.attempts += 1
+    return taken
 
 
 # --- HTTP ---------------------------------------------------------------------------
@@ -186,15 +201,28 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 
 def http_client() -> httpx.Client:
-    """The client of a delivery run: timeouts, no redirects followed (a 3xx is a failed
-    try), no proxy from the environment, the address guard on every connection."""
+    """A delivery client: no redirects followed (a 3xx is a failed try), no proxy from
+    the environment, the address guard on every connection (timeouts: per request)."""
     transport = httpx.HTTPTransport(retries=0)
     transport._pool._network_backend = _GuardedBackend()  # noqa: SLF001 - httpx has no hook
-    timeout = httpx.Timeout(
+    return httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
+
+
+_clients = threading.local()
+
+
+def _thread_client() -> httpx.Client:
+    """This thread's client, kept between runs (TLS setup and keep-alive connections are
+    reused: a worker or sender thread does not pay them per event)."""
+    client = getattr(_clients, "client", None)
+    if client is None:
+        client = _clients.client = http_client()
+    return client
+
+
+def timeout() -> httpx.Timeout:
+    return httpx.Timeout(
         settings.SCIMGATE_EVENTS_TIMEOUT, connect=settings.SCIMGATE_EVENTS_CONNECT_TIMEOUT
-    )
-    return httpx.Client(
-        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
     )
 
 
@@ -269,7 +297,9 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
         return Outcome(ok=False, error=str(exc)[:MAX_LOGGED_ANSWER])
     started = time.perf_counter()
     try:
-        with http.stream("POST", stream.endpoint_url, headers=headers, content=body) as response:
+        with http.stream(
+            "POST", stream.endpoint_url, headers=headers, content=body, timeout=timeout()
+        ) as response:
             received = bytearray()
             for chunk in response.iter_bytes():
                 received += chunk
@@ -301,34 +331,80 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
 # --- Recording ----------------------------------------------------------------------
 
 
-def record(stream: EventStream, delivery: Delivery, outcome: Outcome, now: datetime) -> None:
-    """The attempt in the log, the delivery's new state, and the stream's health."""
-    attempts = delivery.attempts + 1
-    fields = {"attempts": attempts, "last_status_code": outcome.status_code}
-    if outcome.ok:
-        fields |= {"status": Delivery.Status.DELIVERED, "delivered_at": now, "last_error": ""}
-    elif outcome.refused:
-        fields |= {"status": Delivery.Status.FAILED, "last_error": outcome.error}
-    else:
-        fields |= {
-            "status": Delivery.Status.PENDING,
-            "next_attempt_at": now + timedelta(seconds=retry_delay(attempts)),
-            "last_error": outcome.error,
-        }
-    with transaction.atomic():
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            at=now,
-            status_code=outcome.status_code,
-            latency_ms=outcome.latency_ms,
-            response=(outcome.answer or outcome.error)[:MAX_LOGGED_ANSWER],
-            ok=outcome.ok,
+def record(
+    stream: EventStream, tried: list[tuple[Delivery, Outcome, datetime]], untried: list[Delivery]
+) -> None:
+    """In one transaction: each try in the log, the deliveries' new states, the stream's
+    health; claimed deliveries not tried (the run stopped) are due again at once."""
+    attempts, changed = [], []
+    for delivery, outcome, at in tried:
+        delivery.attempts += 1
+        delivery.last_status_code = outcome.status_code
+        if outcome.ok:
+            delivery.status, delivery.delivered_at, delivery.last_error = (
+                Delivery.Status.DELIVERED,
+                at,
+                "",
+            )
+        elif outcome.refused:
+            delivery.status, delivery.last_error = Delivery.Status.FAILED, outcome.error
+        else:
+            delivery.status = Delivery.Status.PENDING
+            delivery.next_attempt_at = at + timedelta(seconds=retry_delay(delivery.attempts))
+            delivery.last_error = outcome.error
+        changed.append(delivery)
+        attempts.append(
+            DeliveryAttempt(
+                delivery=delivery,
+                at=at,
+                status_code=outcome.status_code,
+                latency_ms=outcome.latency_ms,
+                response=(outcome.answer or outcome.error)[:MAX_LOGGED_ANSWER],
+                ok=outcome.ok,
+            )
         )
-        Delivery.objects.filter(pk=delivery.pk).update(**fields)
-        if not outcome.ok:
-            stream_failed(stream, outcome.error, now, receiver_answered=outcome.refused)
-    for name, value in fields.items():
-        setattr(delivery, name, value)
+    now = timezone.now()
+    for delivery in untried:
+        delivery.status, delivery.next_attempt_at = Delivery.Status.PENDING, now
+        changed.append(delivery)
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(attempts)
+        _update_rows(changed)
+        if any(outcome.ok for _, outcome, _ in tried):
+            stream_succeeded(stream, now)
+        for _, outcome, at in tried:
+            if not outcome.ok:
+                stream_failed(stream, outcome.error, at, receiver_answered=outcome.refused)
+
+
+_ROW_FIELDS = (
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "delivered_at",
+    "last_status_code",
+    "last_error",
+)
+
+
+def _update_rows(deliveries: list[Delivery]) -> None:
+    """Write each delivery's new state: one parameterized UPDATE executed for all rows
+    (a CASE per field over a batch costs more to build than to run)."""
+    if not deliveries:
+        return
+    quote = connection.ops.quote_name
+    fields = [Delivery._meta.get_field(name) for name in _ROW_FIELDS]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} "  # noqa: S608 - model names
+        f"WHERE {quote(Delivery._meta.pk.column)} = %s"
+    )
+    rows = [
+        [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields] + [d.pk]
+        for d in deliveries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def stream_succeeded(stream: EventStream, now: datetime) -> None:
@@ -428,37 +504,34 @@ def _sendable(stream_id) -> EventStream | None:
 
 def _run(stream_id) -> int:
     """Send the stream's due deliveries in order until none is due or a try fails; the
-    number of deliveries finished."""
+    number of deliveries finished. Each batch costs one claim and one recording
+    transaction, whatever its size."""
     finished = 0
     stream = _sendable(stream_id)
     if stream is None:
         return 0
     key = signing.active_key() if stream.method == EventStream.Method.PUSH else None
-    with http_client() as http:
-        while True:
-            now = timezone.now()
-            batch = list(due(stream.pk, now).select_related("event")[:BATCH])
-            if not batch:
-                return finished
-            succeeded = False
-            for delivery in batch:
-                now = timezone.now()
-                if not claim(delivery, now, now + lease()):
-                    continue
-                outcome = send(http, stream, delivery, key)
-                done = timezone.now()
-                record(stream, delivery, outcome, done)
-                if outcome.ok or outcome.refused:
-                    finished += 1
-                    succeeded = succeeded or outcome.ok
-                if not (outcome.ok or outcome.refused):
-                    return finished
-            if succeeded:
-                stream_succeeded(stream, timezone.now())
-            # An operator may have paused the stream meanwhile.
-            stream = _sendable(stream.pk)
-            if stream is None:
-                return finished
+    http = _thread_client()
+    while True:
+        now = timezone.now()
+        batch = list(due(stream.pk, now).select_related("event")[:BATCH])
+        if not batch:
+            return finished
+        claimed = claim(batch, now, now + lease())
+        tried: list[tuple[Delivery, Outcome, datetime]] = []
+        for delivery in claimed:
+            outcome = send(http, stream, delivery, key)
+            tried.append((delivery, outcome, timezone.now()))
+            if not (outcome.ok or outcome.refused):
+                break
+        record(stream, tried, claimed[len(tried) :])
+        finished += sum(1 for _, outcome, _ in tried if outcome.ok or outcome.refused)
+        if tried and not (tried[-1][1].ok or tried[-1][1].refused):
+            return finished
+        # An operator may have paused the stream meanwhile.
+        stream = _sendable(stream.pk)
+        if stream is None:
+            return finished
 
 
 def deliver_due(stream_id) -> int:

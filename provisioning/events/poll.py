@@ -192,25 +192,24 @@ def _hand_out(stream: EventStream, limit: int, poll_url: str) -> tuple[dict[str,
     now = timezone.now()
     if limit and stream.state == EventStream.State.ACTIVE:
         until = now + timedelta(seconds=settings.SCIMGATE_EVENTS_POLL_ACK_TIMEOUT_SECONDS)
-        key = None
-        for delivery in due(stream.pk, now).select_related("event")[: limit * 2]:
-            if len(sets) >= limit:
-                break
-            resent = delivery.status == Delivery.Status.SENT
-            if not claim(delivery, now, until):
-                continue
-            key = key or signing.active_key()
-            Delivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
-            if resent:
-                DeliveryAttempt.objects.create(
+        candidates = list(due(stream.pk, now).select_related("event")[:limit])
+        again = {d.pk for d in candidates if d.status == Delivery.Status.SENT}
+        taken = claim(candidates, now, until, count_attempt=True)
+        if taken:
+            DeliveryAttempt.objects.bulk_create(
+                DeliveryAttempt(
                     delivery=delivery,
                     at=now,
                     response="not acknowledged in time: handed out again",
                     ok=False,
                 )
-            sets[delivery.event.jti.hex] = signing.sign(
-                set_claims(delivery.event, stream, poll_url=poll_url), key
+                for delivery in taken
+                if delivery.pk in again
             )
+            key = signing.active_key()
+            for delivery in taken:
+                claims = set_claims(delivery.event, stream, poll_url=poll_url)
+                sets[delivery.event.jti.hex] = signing.sign(claims, key)
     more = stream.state == EventStream.State.ACTIVE and (
         Delivery.objects.filter(stream=stream, status=Delivery.Status.PENDING).exists()
         or Delivery.objects.filter(

@@ -227,8 +227,9 @@ def test_a_claimed_delivery_is_not_sent_by_a_second_sender(receiver, push_stream
     publish()
     row = Delivery.objects.get(stream=stream)
     now = timezone.now()
-    assert delivery.claim(row, now, now + delivery.lease())
-    assert not delivery.claim(Delivery.objects.get(pk=row.pk), now, now + delivery.lease())
+    assert delivery.claim([row], now, now + delivery.lease()) == [row]
+    later = now + timedelta(microseconds=1)
+    assert delivery.claim([Delivery.objects.get(pk=row.pk)], later, later + delivery.lease()) == []
     assert deliver(stream) == 0 and receiver.received == []
     # A sender that died: once its lease ran out the delivery is due again.
     Delivery.objects.filter(pk=row.pk).update(next_attempt_at=now - timedelta(seconds=1))
