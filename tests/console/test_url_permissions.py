@@ -34,12 +34,14 @@ pytestmark = pytest.mark.django_db
 # Views every visitor may reach, by URL name (namespace included).
 PUBLIC = {"console:login", "console:logout"}
 # URL prefixes that are not the console: SCIM answers bearer tokens, the admin has its own
-# checks, the OAuth token endpoint authenticates clients and its metadata is public.
+# checks, the OAuth token endpoint authenticates clients and its metadata is public, the
+# event poll endpoint authenticates stream receivers by their bearer tokens.
 NOT_CONSOLE = (
     "scim/v2/",
     "admin/",
     "oauth/",
     ".well-known/",
+    "events/",
     settings.STATIC_URL.lstrip("/"),
 )
 
