@@ -4,15 +4,18 @@ event is the time from its commit to its arrival at the receiver, signed SET and
 
 Events enter the outbox through ``outbox.publish``, each in its own transaction (what the
 pipeline's recorder does for a write), from four threads as from concurrent requests; delivery is the product's path without a broker:
-the kick after commit hands the stream to the in-process sender thread, which claims,
-signs (RS256), POSTs and records each delivery. The receiver is a separate process. The
-stream and its events are removed afterwards.
+the kick after commit is a Celery message to a worker process (Redis at CELERY_BROKER_URL,
+else the local default), which claims, signs (RS256), POSTs and records each delivery.
+Without a reachable Redis the in-process sender thread of ``make run`` delivers instead
+(the result names which). The receiver is a separate process. The stream and its events
+are removed afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
 
@@ -95,18 +99,96 @@ def _receiver(path: Path):
         process.wait(timeout=30)
 
 
+def _broker_url() -> str | None:
+    """A Redis broker that answers: CELERY_BROKER_URL, else the local default."""
+    import redis
+
+    url = settings.CELERY_BROKER_URL or "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except (redis.RedisError, OSError):
+        return None
+    return url
+
+
+@contextlib.contextmanager
+def _sender(log):
+    """Who delivers: a Celery worker process fed through Redis (production's path: the
+    kick after commit is a message), or, without a broker, the in-process sender thread
+    of ``make run``. Yields the name of the path."""
+    from provisioning.celery import app
+
+    saved = {
+        key: app.conf[key]
+        for key in ("task_always_eager", "broker_url", "broker_write_url", "task_default_queue")
+    }
+    url = _broker_url()
+    if url is None:
+        app.conf.task_always_eager = True
+        try:
+            with override_settings(SCIMGATE_EVENTS_EAGER_DELIVERY="thread"):
+                yield "in-process sender thread (no broker)"
+        finally:
+            app.conf.update(saved)
+        return
+    queue = f"bench-lag-{uuid.uuid4().hex[:8]}"
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": url,
+        "SCIMGATE_EVENTS_ALLOW_HTTP": "true",
+        "SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    if db.get("PASSWORD"):
+        env["DATABASE_URL"] = env["DATABASE_URL"].replace("@", f":{db['PASSWORD']}@", 1)
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "provisioning",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            queue,
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "warning",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app.conf.update(
+        task_always_eager=False, broker_url=url, broker_write_url=url, task_default_queue=queue
+    )
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        time.sleep(3)  # the worker connects
+        yield "Celery worker through Redis"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        app.conf.update(saved)
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
 def event_lag(
     *, rate: float = 100.0, seconds: float = 20.0, resources: int = 500, log=print
 ) -> dict:
     """Publish ``rate`` events per second for ``seconds`` to a push stream; the lag from
     commit to arrival at the receiver (p50, p99, max) and the rate reached."""
-    from provisioning.celery import app
-
     pool = [uuid.uuid4() for _ in range(resources)]
     published: dict[str, float] = {}
     total = int(rate * seconds)
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
     signing.active_key()
     stream = None
     with tempfile.TemporaryDirectory() as scratch:
@@ -115,10 +197,9 @@ def event_lag(
             with (
                 _receiver(arrivals_file) as url,
                 override_settings(
-                    SCIMGATE_EVENTS_ALLOW_HTTP=True,
-                    SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES=True,
-                    SCIMGATE_EVENTS_EAGER_DELIVERY="thread",
+                    SCIMGATE_EVENTS_ALLOW_HTTP=True, SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES=True
                 ),
+                _sender(log) as sender,
             ):
                 stream = EventStream.objects.create(
                     name=f"bench-lag-{uuid.uuid4().hex[:8]}",
@@ -156,13 +237,13 @@ def event_lag(
                     time.sleep(0.2)
             arrivals = json.loads(arrivals_file.read_text())
         finally:
-            app.conf.task_always_eager = eager
             if stream is not None:
                 stream.delete()
             Event.objects.filter(txn__startswith=TXN_PREFIX).delete()
     lags = [(arrivals[jti] - at) * 1000 for jti, at in published.items() if jti in arrivals]
     result = {
         "events": total,
+        "sender": sender,
         "arrived": len(lags),
         "rate_per_s": round(total / publish_seconds, 1),
         "p50_ms": round(percentile(lags, 50), 1),

@@ -177,7 +177,7 @@ def render(results: dict) -> str:
     lag = results.get("event_lag", {})
     if lag:
         rows.append(
-            [f"Event delivery lag, {lag.get('events')} events at {lag.get('rate_per_s')}/s to a local SET push receiver (commit to arrival)",
+            [f"Event delivery lag, {lag.get('events')} events at {lag.get('rate_per_s')}/s to a local SET push receiver (commit to arrival; {lag.get('sender')})",
              f"p50 {lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms, max {lag.get('max_ms')} ms; {lag.get('arrived')} arrived"]
         )
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
