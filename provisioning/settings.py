@@ -355,6 +355,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.oversight.tasks.sweep_rollback_jobs",
         "schedule": 60.0,
     },
+    # Event deliveries due (retries, and what a lost message or a dead broker left).
+    "sweep-event-deliveries": {
+        "task": "provisioning.events.tasks.sweep_deliveries",
+        "schedule": 30.0,
+    },
+    "event-retention": {"task": "provisioning.events.tasks.prune_events", "schedule": 3600.0},
 }
 
 # --- Outbound events (provisioning/events) -----------------------------------------
@@ -362,10 +368,38 @@ CELERY_BEAT_SCHEDULE = {
 SCIMGATE_EVENTS_ISSUER = env.str("SCIMGATE_EVENTS_ISSUER", default="")
 # Encrypts the secrets stored for event streams and the SET signing keys; default: SECRET_KEY.
 SCIMGATE_EVENTS_KEY = env.str("SCIMGATE_EVENTS_KEY", default="")
-# Development only: accept http:// stream endpoints (https is required otherwise).
+# The algorithm of a signing key created on first need or by rotateeventkey (RS256 | ES256),
+# and how long a replaced key stays published (retiring) after rotateeventkey.
+SCIMGATE_EVENTS_SIGNING_ALGORITHM = env.str("SCIMGATE_EVENTS_SIGNING_ALGORITHM", default="RS256")
+SCIMGATE_EVENTS_KEY_OVERLAP_HOURS = env.int("SCIMGATE_EVENTS_KEY_OVERLAP_HOURS", default=48)
+# /.well-known/jwks.json: how long receivers and proxies may cache it.
+SCIMGATE_EVENTS_JWKS_MAX_AGE = env.int("SCIMGATE_EVENTS_JWKS_MAX_AGE", default=300)
+# Push and webhook: seconds to connect, and to send and read the answer (each); a receiver
+# slower than that is a failed attempt, retried.
+SCIMGATE_EVENTS_CONNECT_TIMEOUT = env.float("SCIMGATE_EVENTS_CONNECT_TIMEOUT", default=3.0)
+SCIMGATE_EVENTS_TIMEOUT = env.float("SCIMGATE_EVENTS_TIMEOUT", default=10.0)
+# Retries: exponential backoff from BASE seconds, doubling per attempt up to MAX, with jitter.
+SCIMGATE_EVENTS_RETRY_BASE_SECONDS = env.float("SCIMGATE_EVENTS_RETRY_BASE_SECONDS", default=10.0)
+SCIMGATE_EVENTS_RETRY_MAX_SECONDS = env.float("SCIMGATE_EVENTS_RETRY_MAX_SECONDS", default=3600.0)
+# Poll (RFC 8936): longest long-poll, how often a waiting poll looks for new events, the most
+# SETs in one answer, and after how long a handed-out, unacknowledged SET is handed out again.
+SCIMGATE_EVENTS_POLL_WAIT_SECONDS = env.float("SCIMGATE_EVENTS_POLL_WAIT_SECONDS", default=20.0)
+SCIMGATE_EVENTS_POLL_INTERVAL_SECONDS = env.float(
+    "SCIMGATE_EVENTS_POLL_INTERVAL_SECONDS", default=0.5
+)
+SCIMGATE_EVENTS_POLL_MAX_EVENTS = env.int("SCIMGATE_EVENTS_POLL_MAX_EVENTS", default=100)
+SCIMGATE_EVENTS_POLL_ACK_TIMEOUT_SECONDS = env.int(
+    "SCIMGATE_EVENTS_POLL_ACK_TIMEOUT_SECONDS", default=300
+)
+# Delivered (or refused) events older than this many days are deleted with their delivery
+# log; events still owed to a stream are kept.
+SCIMGATE_EVENTS_RETENTION_DAYS = env.int("SCIMGATE_EVENTS_RETENTION_DAYS", default=30)
+# Without a broker (tasks in-process, `make run`), push and webhook sends run on a
+# background thread ("thread") so a SCIM request never waits for a receiver; "inline"
+# sends within the task call (the test suite).
+SCIMGATE_EVENTS_EAGER_DELIVERY = env.str("SCIMGATE_EVENTS_EAGER_DELIVERY", default="thread")
+# Development only: deliver to http:// receivers, and to loopback and private addresses.
 SCIMGATE_EVENTS_ALLOW_HTTP = env.bool("SCIMGATE_EVENTS_ALLOW_HTTP", default=False)
-# Development only: allow stream endpoints on loopback, private and link-local addresses
-# (events are sent only to public addresses otherwise).
 SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES = env.bool(
     "SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES", default=False
 )

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from provisioning.access import oauth_views
+from provisioning.events import views as event_views
 
 urlpatterns = [
     # OAuth 2.0 for SCIM clients (RFC 6749 token endpoint, RFC 8414 metadata).
@@ -12,6 +13,9 @@ urlpatterns = [
         oauth_views.authorization_server_metadata,
         name="oauth-authorization-server",
     ),
+    # Outbound events: the keys that verify SETs, and RFC 8936 polling per stream.
+    path(".well-known/jwks.json", event_views.jwks_document, name="events-jwks"),
+    path("events/v1/streams/<uuid:stream_id>/poll", event_views.poll_stream, name="events-poll"),
     path("scim/v2/", include("provisioning.scim.urls")),
     path("admin/", admin.site.urls),
     path("", include("console.urls")),

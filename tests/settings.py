@@ -19,6 +19,8 @@ SCIM_UNAUTHENTICATED_RATE_LIMIT = "10000/min"
 # address guard switch this off.
 SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = True
 
-# Event stream receivers in tests listen on 127.0.0.1 (or are never contacted); the tests
-# of the endpoint guard switch this off.
+# Event receivers in the tests are local servers on 127.0.0.1 (plain http); sends happen
+# within the task call so tests see their outcome.
 SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES = True
+SCIMGATE_EVENTS_ALLOW_HTTP = True
+SCIMGATE_EVENTS_EAGER_DELIVERY = "inline"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import ipaddress
 import json
 import logging
 import socket
@@ -34,6 +33,8 @@ from django.conf import settings
 from django.core.cache import cache
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
+
+from . import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -58,55 +59,38 @@ def _cache_key(url: str, suffix: str = "") -> str:
     return _CACHE_PREFIX + hashlib.sha256(url.encode()).hexdigest() + suffix
 
 
-def _private_allowed(allow_private: bool | None) -> bool:
-    if allow_private is None:
-        return settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES
-    return allow_private
+def _address_allowed(address: str) -> bool:
+    return outbound.address_allowed(
+        address, allow_private=settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES
+    )
 
 
-def _address_allowed(address: str, allow_private: bool | None = None) -> bool:
-    if _private_allowed(allow_private):
-        return True
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global
-
-
-def check_destination(url: str, *, allow_private: bool | None = None) -> None:
+def check_destination(url: str) -> None:
     """Refuse a URL whose host resolves to any non-public address (loopback, private,
-    link-local such as 169.254.169.254, …) unless SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES
-    (or ``allow_private``, for callers with their own development switch).
+    link-local such as 169.254.169.254, …) unless SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES.
     Raises ``AddressRefused``, or ``KeysUnavailable`` when the host does not resolve."""
-    if _private_allowed(allow_private):
-        return
-    parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise AddressRefused(f"{url[:200]} names no host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, ValueError, UnicodeError) as exc:
-        raise KeysUnavailable(f"{host[:200]} does not resolve: {exc}") from None
-    addresses = {info[4][0] for info in infos}
-    refused = sorted(a for a in addresses if not _address_allowed(a, allow_private))
-    if not addresses or refused:
-        raise AddressRefused(f"{host[:200]} resolves to a non-public address ({', '.join(refused)[:200]})")
+        outbound.check_destination(
+            url, allow_private=settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES
+        )
+    except outbound.DestinationRefused as exc:
+        raise AddressRefused(str(exc)) from None
+    except outbound.DestinationUnresolved as exc:
+        raise KeysUnavailable(str(exc)) from None
 
 
 def _guarded_connect(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):  # noqa: SLF001
     """socket.create_connection, refusing a peer that is not a public address (the name
     may resolve differently than when it was checked)."""
-    sock = socket.create_connection(address, timeout, source_address)
-    peer = sock.getpeername()[0]
-    if not _address_allowed(peer):
-        sock.close()
-        raise AddressRefused(f"connected to a non-public address ({peer})")
-    return sock
+    try:
+        return outbound.guarded_connect(
+            address,
+            timeout,
+            source_address,
+            allow_private=settings.SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES,
+        )
+    except outbound.DestinationRefused as exc:
+        raise AddressRefused(str(exc)) from None
 
 
 class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):

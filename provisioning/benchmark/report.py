@@ -61,6 +61,7 @@ def targets(results: dict) -> list[Check]:
         Check("SCIM read with an OAuth access token vs a static token (p50)", _get(results, "oauth", "read_overhead_p50_pct"), 5, "%"),
         Check("PATCH user throughput, one active event stream vs none", _get(results, "events", "patch_user", "stream_throughput_drop_pct"), 10, "%"),
         Check("Membership change with a stream: largest vs smallest group (p50)", _get(results, "events", "membership_with_stream", "largest_to_smallest_add_p50"), 1.5, "x"),
+        Check("Event delivery lag at 100 changes/s (push, p99)", _get(results, "event_lag", "p99_ms"), 2000, "ms"),
     ]
 
 
@@ -193,6 +194,12 @@ def render(results: dict) -> str:
             for size, v in membership.items()
             if size.isdigit()
         ]
+    lag = results.get("event_lag", {})
+    if lag:
+        rows.append(
+            [f"Event delivery lag, {lag.get('events')} events at {lag.get('rate_per_s')}/s to a local SET push receiver (commit to arrival; {lag.get('sender')})",
+             f"p50 {lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms, max {lag.get('max_ms')} ms; {lag.get('arrived')} arrived"]
+        )
     out.append("\nSingle requests (server time in-process unless marked HTTP)\n")
     out.append(table(["measurement", "result"], rows))
     json_filters = results.get("json_filters")

@@ -33,7 +33,7 @@ from provisioning.access.clients import scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimToken
 from provisioning.directory.models import Group, Membership, User
 
-from . import events, json_filters, measure, oauth, worst
+from . import event_lag, events, json_filters, measure, oauth, worst
 from .history import scale_group_name
 from .synthetic import SyntheticSpec, load_synthetic, synthetic_client, top_up
 
@@ -285,7 +285,7 @@ def machine() -> dict:
 # The stages of a run, in order; ``--only`` runs a subset (the database, the synthetic load
 # and the token are always prepared).
 STAGES = (
-    "mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor", "oauth", "events"
+    "mix", "floor", "overhead", "http_get", "inprocess", "worst", "json", "cursor", "oauth", "events", "event_lag"
 )
 
 
@@ -393,6 +393,9 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         log("events: PATCH user with the outbox off / no stream / one stream; membership changes with a stream")
         quiesce()
         results["events"] = events.events_figures(token, list(spec.group_sizes), repeat=repeat)
+    if "event_lag" in stages:
+        log("event delivery lag: 100 changes/s to a local SET push receiver")
+        results["event_lag"] = event_lag.event_lag(rate=100, seconds=20, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["settings"] = {
         "concurrency": concurrency, "duration_s": duration, "gunicorn_workers": workers,

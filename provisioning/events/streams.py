@@ -18,8 +18,6 @@ its audit entries, and issuing one is recorded as an entry that names what happe
 
 from __future__ import annotations
 
-import base64
-import hmac
 import secrets
 import string
 import uuid
@@ -33,21 +31,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from provisioning.access import outbound
 from provisioning.access.models import ScimClient
-from provisioning.access.oauth_keys import AddressRefused, KeysUnavailable, check_destination
 from provisioning.access.token_check import PREFIX_LENGTH, token_digest
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeSet
 
-from . import crypto, outbox
+from . import crypto, delivery, outbox, poll
 from .models import Delivery, Event, EventKind, EventStream
+from .poll import token_matches as poll_token_matches  # noqa: F401 (the services' name)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-WEBHOOK_SECRET_PREFIX = "whsec_"
-# Standard Webhooks accepts secrets of 24 to 64 bytes.
-WEBHOOK_SECRET_BYTES = 32
 POLL_TOKEN_SCHEME = "scgev"
 POLL_TOKEN_BYTES = 32
 MAX_URL_LENGTH = 2000
@@ -70,9 +66,8 @@ _UNSET: Any = object()
 
 
 def poll_path(stream: EventStream) -> str:
-    """The path of ``stream``'s RFC 8936 poll endpoint. The poll view's URL pattern is
-    ``events/v1/streams/<uuid:stream_id>/poll`` and must stay in step with this."""
-    return f"/events/v1/streams/{stream.pk}/poll"
+    """The path of ``stream``'s RFC 8936 poll endpoint."""
+    return poll.poll_path(stream.pk)
 
 
 def site_base_url() -> str:
@@ -121,8 +116,10 @@ def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
     if parts.fragment:
         raise ValidationError({field: "The URL cannot have a #fragment."})
     try:
-        check_destination(value, allow_private=settings.SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES)
-    except AddressRefused:
+        outbound.check_destination(
+            value, allow_private=settings.SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES
+        )
+    except outbound.DestinationRefused:
         raise ValidationError(
             {
                 field: f"“{parts.hostname[:200]}” is not a public address: events are sent only "
@@ -130,7 +127,7 @@ def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
                 "for development)."
             }
         ) from None
-    except KeysUnavailable:
+    except outbound.DestinationUnresolved:
         raise ValidationError(
             {field: f"The host “{parts.hostname[:200]}” does not resolve."}
         ) from None
@@ -140,23 +137,10 @@ def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
 # --- Credentials ----------------------------------------------------------------------
 
 
-def _new_webhook_secret() -> str:
-    return (
-        WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(WEBHOOK_SECRET_BYTES)).decode()
-    )
-
-
 def _new_poll_token() -> tuple[str, str]:
     """(raw token, its public prefix)."""
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
     return f"{POLL_TOKEN_SCHEME}_{prefix}_{secrets.token_urlsafe(POLL_TOKEN_BYTES)}", prefix
-
-
-def poll_token_matches(stream: EventStream, raw: str | None) -> bool:
-    """Whether ``raw`` is ``stream``'s poll token (constant-time comparison of digests)."""
-    if not raw or not stream.poll_token_hash or len(raw) > 256:
-        return False
-    return hmac.compare_digest(token_digest(raw), stream.poll_token_hash)
 
 
 def webhook_secret(stream: EventStream) -> str:
@@ -172,7 +156,7 @@ def authorization_header(stream: EventStream) -> str:
 def _issue_credential(stream: EventStream) -> str | None:
     """Give ``stream`` a new credential for its method (unsaved); return it in clear."""
     if stream.method == EventStream.Method.WEBHOOK:
-        raw = _new_webhook_secret()
+        raw = delivery.new_webhook_secret()
         stream.secret = crypto.seal(raw)
         return raw
     if stream.method == EventStream.Method.POLL:
@@ -474,7 +458,7 @@ def resume_stream(*, stream: EventStream, operator: AbstractBaseUser | None = No
             locked.state = EventStream.State.ACTIVE
             locked.failing_since = None
             locked.save(update_fields=["state", "failing_since", "updated_at"])
-    outbox.kick([locked.pk])
+    delivery.deliveries_due_now(locked.pk)
     stream.state, stream.failing_since = locked.state, locked.failing_since
     return locked
 

@@ -13,6 +13,12 @@ import pytest
 
 from provisioning.events.models import Delivery, Event, EventStream
 from tests.events.asyncsupport import idp, other_idp  # noqa: F401
+from tests.events.delivery_support import (  # noqa: F401
+    poll_stream,
+    push_stream,
+    receiver,
+    webhook_stream,
+)
 from tests.oversight.conftest import breaker, decide, hold_rule, operators  # noqa: F401
 from tests.scim.conftest import ScimApi, readonly_scim, scim  # noqa: F401
 
