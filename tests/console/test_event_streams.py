@@ -152,7 +152,8 @@ def test_creating_a_push_stream_goes_to_its_page(admin_client):
         ({"pause_after": "5"}, "Select a valid choice"),
     ],
 )
-def test_form_errors_are_shown_and_nothing_is_created(admin_client, data, message):
+def test_form_errors_are_shown_and_nothing_is_created(admin_client, data, message, settings):
+    settings.SCIMGATE_EVENTS_ALLOW_HTTP = False  # the production rule: https only
     streams.create_stream(name="Taken", method="poll")
     values = {
         "name": "New",

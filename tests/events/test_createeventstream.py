@@ -109,7 +109,8 @@ def test_filters_payload_authorization_and_client():
         (["S", "--push", URL, "--events", "asyncresp"], "bound to a SCIM client"),
     ],
 )
-def test_errors_create_nothing(args, message):
+def test_errors_create_nothing(args, message, settings):
+    settings.SCIMGATE_EVENTS_ALLOW_HTTP = False  # the production rule: https only
     with pytest.raises(CommandError, match=re.escape(message)):
         run(*args)
     assert not EventStream.objects.exists()

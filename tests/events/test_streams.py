@@ -157,7 +157,8 @@ def test_filters_are_stored_in_a_fixed_order_and_all_means_none(operator):
         ({"audience": "a" * 2001}, "audience"),
     ],
 )
-def test_invalid_input_is_refused_by_field_and_nothing_is_created(arguments, field):
+def test_invalid_input_is_refused_by_field_and_nothing_is_created(arguments, field, settings):
+    settings.SCIMGATE_EVENTS_ALLOW_HTTP = False  # the production rule: https only
     values = {"name": "Receiver", "method": "webhook", "endpoint_url": HOOK, **arguments}
     with pytest.raises(ValidationError) as raised:
         streams.create_stream(**values)
@@ -257,7 +258,8 @@ def test_update_changes_settings_and_audits_them(operator):
     assert stream.authorization == ""
 
 
-def test_update_refuses_invalid_changes_and_keeps_the_stream():
+def test_update_refuses_invalid_changes_and_keeps_the_stream(settings):
+    settings.SCIMGATE_EVENTS_ALLOW_HTTP = False  # the production rule: https only
     streams.create_stream(name="Taken", method="poll")
     stream, _ = streams.create_stream(name="SIEM", method="push", endpoint_url=HOOK)
     with pytest.raises(ValidationError) as raised:

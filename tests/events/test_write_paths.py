@@ -4,10 +4,13 @@ restores and rollback jobs. Held, refused and rolled-back writes yield none."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from provisioning.audit.models import ChangeSet
 from provisioning.directory import pipeline
@@ -214,6 +217,10 @@ def test_releasing_a_quarantine_yields_the_released_writes_events(
     breaker.max_operations, breaker.max_percent = 2, 100
     breaker.save()
     users = [scim.create_user(f"q{i}@x.example", active=True) for i in range(4)]
+    # Established users: deactivating what the client created a moment ago is churn.
+    User.objects.filter(pk__in=[u["id"] for u in users]).update(
+        created=timezone.now() - timedelta(days=1)
+    )
     statuses = [scim.patch(f"/Users/{u['id']}", DEACTIVATE).status_code for u in users]
     assert statuses == [200, 200, 202, 202]
     mark = high_water()
