@@ -18,3 +18,9 @@ SCIM_UNAUTHENTICATED_RATE_LIMIT = "10000/min"
 # The OAuth tests publish keys from a local server on 127.0.0.1; the tests of the
 # address guard switch this off.
 SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = True
+
+# Step-up and MFA enrolment are on by default (provisioning/settings.py); the suite's
+# operators sign in with force_login and no authenticator. The tests of sign-in
+# (tests/signin) turn them on.
+SCIMGATE_STEP_UP_MINUTES = 0
+SCIMGATE_MFA_REQUIRED = False
