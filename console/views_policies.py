@@ -18,6 +18,7 @@ from provisioning.oversight.models import CircuitBreaker, PolicyRule
 from .actions import add_service_errors, console_scope
 from .oversight_forms import CircuitBreakerForm, PolicyRuleForm
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 
 
 def _rule_or_404(rule_id: int) -> PolicyRule:
@@ -44,6 +45,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def policy_create(request: HttpRequest) -> HttpResponse:
     form = PolicyRuleForm(request.POST if request.method == "POST" else None)
@@ -65,6 +67,7 @@ def policy_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def policy_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule_or_404(rule_id)
@@ -90,6 +93,7 @@ def policy_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def policy_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
     """Enable or disable a rule; the form says which, so a double submit does not flip it back."""
@@ -107,6 +111,7 @@ def policy_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     """Delete a rule (GET: confirm). Operations it already held stay held."""
@@ -120,6 +125,7 @@ def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def circuit_breaker_edit(request: HttpRequest) -> HttpResponse:
     breaker = _breaker() or CircuitBreaker()

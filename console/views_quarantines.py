@@ -20,6 +20,7 @@ from provisioning.oversight.models import PendingOperation, Quarantine
 from .actions import decide, selected_ids
 from .oversight_selectors import held_in_quarantine
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 
 
 def _quarantine_or_404(quarantine_id: uuid.UUID) -> Quarantine:
@@ -81,6 +82,7 @@ def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list,
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
     """Release (GET: confirm what is applied and what discarded; POST: do it)."""
@@ -122,6 +124,7 @@ def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def quarantine_discard(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
     """Discard (GET: confirm; POST: end the quarantine and drop every held operation)."""
