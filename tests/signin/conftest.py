@@ -56,3 +56,43 @@ def back(client, callback_url: str):
 def sign_in(client, *, next_url: str = ""):
     """The whole redirect flow; scimgate's answer to the callback."""
     return back(client, at_idp(start(client, next_url=next_url)))
+
+
+PASSWORD = "a long and unusual passphrase"
+
+
+def totp_code(secret: str, *, offset: int = 0) -> str:
+    """The authenticator app's code for ``secret`` now (RFC 6238, 30 s, 6 digits)."""
+    import time
+
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    return format_hotp_value(hotp_value(secret, int(time.time()) // 30 + offset))
+
+
+def enrol_totp(user) -> str:
+    """Give ``user`` an authenticator app and recovery codes; returns the TOTP secret."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    RecoveryCodes.activate(user)
+    return secret
+
+
+def age_session(client, **seconds_ago: float) -> None:
+    """Move the session's clocks back: signed_in, seen, authenticated (seconds ago)."""
+    import time
+
+    from console.signin import session as keys
+
+    names = {
+        "signed_in": keys.SIGNED_IN_AT,
+        "seen": keys.SEEN_AT,
+        "authenticated": keys.AUTHENTICATED_AT,
+    }
+    stored = client.session
+    for name, ago in seconds_ago.items():
+        stored[names[name]] = time.time() - ago
+    stored.save()
