@@ -196,6 +196,17 @@ class OperatorOIDCProvider(OpenIDConnectProvider):
         )
 
 
+def allow_form_posts_to_idp(response: HttpResponse) -> HttpResponse:
+    """Let a page's forms lead to the identity provider: the sign-in form posts here and
+    is redirected there, and the Content-Security-Policy's form-action covers redirects
+    after a submission. The authorization endpoint is on the issuer's origin at every
+    provider the README describes."""
+    issuer = urlsplit(settings.SCIMGATE_OIDC_ISSUER)
+    if issuer.scheme and issuer.netloc:
+        response._csp_update = {"form-action": [f"{issuer.scheme}://{issuer.netloc}"]}  # type: ignore[attr-defined]
+    return response
+
+
 def provider(request: HttpRequest) -> OperatorOIDCProvider:
     return get_adapter(request).get_provider(request, PROVIDER_ID)
 

@@ -136,7 +136,7 @@ def step_up(request: HttpRequest) -> HttpResponse:
                     return oidc.start_step_up(request, next_url)
                 except (OAuth2Error, RequestException) as exc:
                     return oidc.failed(request, exc)
-        return render(request, "account/step_up.html", context)
+        return oidc.allow_form_posts_to_idp(render(request, "account/step_up.html", context))
     form = StepUpForm(request.POST if request.method == "POST" else None, request=request)
     if request.method == "POST":
         if form.is_valid():

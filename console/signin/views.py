@@ -29,6 +29,10 @@ class OperatorLoginView(LoginView):
         )
         return context
 
+    def render_to_response(self, context, **kwargs) -> HttpResponse:
+        response = super().render_to_response(context, **kwargs)
+        return oidc.allow_form_posts_to_idp(response) if session.sso_enabled() else response
+
 
 login = OperatorLoginView.as_view()
 
