@@ -213,3 +213,12 @@ class OperatorSocialAccountAdapter(DefaultSocialAccountAdapter):
             method=session.OIDC,
             reason=reason[:300],
         )
+        # One page for every failure, a cancellation at the provider included.
+        raise ImmediateHttpResponse(
+            render(
+                request,
+                "socialaccount/authentication_error.html",
+                {"auth_error": {"code": error}},
+                status=401,
+            )
+        )

@@ -58,8 +58,10 @@ class OperatorSessionMiddleware:
         data = request.session
         signed_in = data.get(session.SIGNED_IN_AT)
         if not isinstance(signed_in, int | float):
-            # A session from before these clocks existed: they start now.
-            session.mark_signed_in(request, method=data.get(session.METHOD, session.PASSWORD))
+            # A session from before these clocks existed: its timeouts start now; it earns
+            # no step-up credit (no authentication was seen).
+            data[session.SIGNED_IN_AT] = data[session.SEEN_AT] = now
+            data.setdefault(session.METHOD, session.PASSWORD)
             return None
         reason = self._ended(request, user, now, signed_in)
         if reason:

@@ -33,7 +33,7 @@ from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnec
 from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
 from allauth.utils import build_absolute_uri
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -241,7 +241,14 @@ class OperatorCallbackView(OAuth2CallbackView):
         return state, response
 
 
-callback = OperatorCallbackView.adapter_view(OperatorOIDCAdapter)
+_callback = OperatorCallbackView.adapter_view(OperatorOIDCAdapter)
+
+
+def callback(request: HttpRequest) -> HttpResponse:
+    """The redirect back from the identity provider (404 without single sign-on)."""
+    if not settings.SCIMGATE_OIDC_ISSUER or not settings.SCIMGATE_OIDC_CLIENT_ID:
+        raise Http404("Single sign-on is not configured.")
+    return _callback(request)
 
 
 def failed(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -318,3 +318,16 @@ def test_without_configuration_there_is_no_single_sign_on():
 def test_the_sign_in_page_offers_the_identity_provider(sso):
     page = Client().get("/login/").content.decode()
     assert "Sign in with Test IdP" in page
+
+
+def test_the_callback_without_configuration_is_not_found():
+    assert Client().get("/login/sso/callback/?code=x&state=y").status_code == 404
+
+
+def test_the_callback_without_a_code_or_with_an_error_is_refused(sso):
+    client = Client()
+    authorization_url = start(client)
+    state = query_of(authorization_url)["state"]
+    response = client.get("/login/sso/callback/", {"state": state, "error": "access_denied"})
+    assert response.status_code == 401
+    assert client.get("/").status_code == 302

@@ -25,6 +25,8 @@ from .conftest import (
 pytestmark = pytest.mark.django_db
 
 STALE = 20 * 60
+# No such object: a view that runs answers 404, the step-up check answers before it.
+NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture(autouse=True)
@@ -57,12 +59,12 @@ def test_a_fresh_sign_in_counts(settings):
 @pytest.mark.parametrize(
     "path",
     [
-        f"/pending/{uuid.uuid4()}/approve/",
-        f"/pending/{uuid.uuid4()}/reject/",
+        f"/pending/{NOWHERE}/approve/",
+        f"/pending/{NOWHERE}/reject/",
         "/changesets/999999/rollback/",
-        f"/quarantines/{uuid.uuid4()}/release/",
-        f"/clients/{uuid.uuid4()}/tokens/rotate/",
-        f"/clients/{uuid.uuid4()}/oauth/secrets/",
+        f"/quarantines/{NOWHERE}/release/",
+        f"/clients/{NOWHERE}/tokens/rotate/",
+        f"/clients/{NOWHERE}/oauth/secrets/",
         "/policies/999999/toggle/",
         "/roles/new/",
     ],
@@ -195,3 +197,15 @@ def test_off_when_zero(settings):
     _, client = _approver()
     age_session(client, authenticated=24 * 3600)
     assert client.post(f"/pending/{uuid.uuid4()}/approve/").status_code == 404
+
+
+def test_a_session_from_before_the_clocks_earns_no_step_up_credit():
+    from console.signin import session as keys
+
+    _, client = _approver()
+    stored = client.session
+    for name in (keys.SIGNED_IN_AT, keys.SEEN_AT, keys.AUTHENTICATED_AT, keys.METHOD):
+        stored.pop(name, None)
+    stored.save()
+    assert client.get("/").status_code == 200  # still signed in; its timeouts start now
+    assert client.post(f"/pending/{uuid.uuid4()}/approve/").status_code == 302
