@@ -31,10 +31,12 @@ var:
 	mkdir -p $@
 
 # DEBUG=true: WhiteNoise serves static files straight from static/ (no collectstatic).
+# SCIMGATE_MFA_REQUIRED=false: the demo administrator signs in with the printed password
+# alone (an authenticator can be added under Security); production requires MFA.
 run: $(STAMP) | var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py loaddemo
-	DEBUG=true $(BIN)/python manage.py runserver $(RUN_ADDR)
+	DEBUG=true SCIMGATE_MFA_REQUIRED=$${SCIMGATE_MFA_REQUIRED:-false} $(BIN)/python manage.py runserver $(RUN_ADDR)
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-logo

@@ -20,10 +20,11 @@ from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeSet
+
+from .signin.redirects import safe_next
 
 
 @dataclass
@@ -66,12 +67,7 @@ def decide(
 
 def next_url(request: HttpRequest, default: str) -> str:
     """The ``next`` the form carried, if it points at this site; else ``default``."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
+    return safe_next(request, request.POST.get("next") or request.GET.get("next"), default)
 
 
 def selected_ids(values: Iterable) -> list[uuid.UUID]:

@@ -35,7 +35,13 @@ RESOURCE_TYPE_CHOICES = [
     ("auth.user", "Operator"),
     ("auth.group", "Operator role"),
 ]
-ACTION_CHOICES = [("create", "Create"), ("update", "Update"), ("delete", "Delete")]
+ACTION_CHOICES = [
+    ("create", "Create"),
+    ("update", "Update"),
+    ("delete", "Delete"),
+    # Operator sign-in events (provisioning/access/operator_signin.py).
+    ("access", "Sign-in and security"),
+]
 STATUS_CLASS_CHOICES = [
     ("2", "2xx success"),
     ("3", "3xx"),

@@ -14,16 +14,14 @@ from . import (
     views_rollback,
     views_schemas,
 )
+from .signin import views as signin_views
 
 app_name = "console"
 
 urlpatterns = [
     # Public: the only console views without require_role (see tests/console/test_url_permissions.py).
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    # Sign-in is allauth's login with single sign-on beside it (console/signin).
+    path("login/", signin_views.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("users/", views.user_list, name="user_list"),

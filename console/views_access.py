@@ -32,6 +32,7 @@ from .access_forms import (
 )
 from .actions import add_service_errors
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 from .views_oauth import client_or_404, oauth_context
 
 
@@ -74,6 +75,7 @@ def client_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def client_create(request: HttpRequest) -> HttpResponse:
     """Create a client and its first token (optionally expiring, optionally network-bound)."""
@@ -120,6 +122,7 @@ def client_detail(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def client_set_role(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     client = client_or_404(client_id)
@@ -136,6 +139,7 @@ def client_set_role(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def token_rotate(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     """Issue a new token; the others keep working (until revoked, or the chosen grace period)."""
@@ -207,6 +211,7 @@ def role_detail(request: HttpRequest, role_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def role_create(request: HttpRequest) -> HttpResponse:
     form = RoleForm(request.POST if request.method == "POST" else None)
@@ -225,6 +230,7 @@ def role_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def role_edit(request: HttpRequest, role_id: int) -> HttpResponse:
     """Edit a role; a built-in role's matrix and options are shown but only its description changes."""
@@ -257,6 +263,7 @@ def role_delete_confirm(request: HttpRequest, role_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def role_delete(request: HttpRequest, role_id: int) -> HttpResponse:
     role = _role_or_404(role_id)

@@ -28,6 +28,7 @@ from . import listing
 from .actions import Outcome, add_service_errors, answer_row, console_scope, decide, flash
 from .events_forms import DeliveryFilter, ReplayForm, StreamForm
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 
 RECENT_DELIVERIES = 10
 
@@ -98,6 +99,7 @@ def stream_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def stream_create(request: HttpRequest) -> HttpResponse:
     """Register a stream; a webhook secret or poll token is shown once, on the next page."""
@@ -140,6 +142,7 @@ def stream_detail(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def stream_edit(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
     stream = _stream_or_404(stream_id)
@@ -243,6 +246,7 @@ def stream_replay(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def stream_rotate(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
     """A new webhook signing secret or poll token; the old one stops working at once."""

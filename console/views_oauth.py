@@ -31,6 +31,7 @@ from provisioning.scim.resources import scim_base_url
 from . import selectors
 from .oauth_forms import FederationAddForm, KeyAddForm, OAuthSettingsForm, SecretIssueForm
 from .permissions import require_role
+from .signin.stepup import require_step_up
 
 
 def oauth_context(request: HttpRequest, client) -> dict:
@@ -73,6 +74,7 @@ def _errors(request: HttpRequest, form, error: ValidationError | None = None) ->
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def secret_issue(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     """Issue a client secret and show it, once, with what the IdP needs beside it."""
@@ -117,6 +119,7 @@ def secret_revoke(request: HttpRequest, client_id: uuid.UUID, secret_id: int) ->
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def key_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     client = client_or_404(client_id)
@@ -156,6 +159,7 @@ def key_revoke(request: HttpRequest, client_id: uuid.UUID, key_id: int) -> HttpR
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def federation_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     client = client_or_404(client_id)
@@ -186,6 +190,7 @@ def federation_revoke(request: HttpRequest, client_id: uuid.UUID, federation_id:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def oauth_settings(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     client = client_or_404(client_id)

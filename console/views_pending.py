@@ -29,6 +29,7 @@ from .actions import Outcome, answer_row, decide, next_url, selected_ids
 from .diff import record_diff
 from .oversight_forms import BulkDecisionForm, PendingFilter, RejectForm
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 
 # Bulk decisions take at most this many operations at once (one page of the queue and more).
 BULK_LIMIT = 200
@@ -175,6 +176,7 @@ def _pending_answer(request: HttpRequest, pending_id: uuid.UUID, outcome: Outcom
 
 
 @require_role("approver")
+@require_step_up
 @require_POST
 def pending_approve(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     pending = _pending_or_404(pending_id)
@@ -190,6 +192,7 @@ def pending_approve(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse
 
 
 @require_role("approver")
+@require_step_up
 @require_POST
 def pending_reject(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     pending = _pending_or_404(pending_id)
@@ -209,6 +212,7 @@ def pending_reject(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
 
 
 @require_role("approver")
+@require_step_up
 @require_POST
 def pending_reapply(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     """Apply a conflicted operation against the current state: only with an explicit confirmation."""
@@ -230,6 +234,7 @@ def pending_reapply(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse
 
 
 @require_role("approver")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def pending_bulk(request: HttpRequest) -> HttpResponse:
     """Approve or reject a selection: a confirmation page (GET), then each one decided (POST)."""

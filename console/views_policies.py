@@ -22,6 +22,7 @@ from . import oversight_selectors
 from .actions import add_service_errors, console_scope
 from .oversight_forms import CircuitBreakerForm, PolicyRuleForm
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 from .views_oauth import client_or_404
 
 
@@ -50,6 +51,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def policy_create(request: HttpRequest) -> HttpResponse:
     form = PolicyRuleForm(request.POST if request.method == "POST" else None)
@@ -71,6 +73,7 @@ def policy_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def policy_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule_or_404(rule_id)
@@ -96,6 +99,7 @@ def policy_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def policy_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
     """Enable or disable a rule; the form says which, so a double submit does not flip it back."""
@@ -113,6 +117,7 @@ def policy_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     """Delete a rule (GET: confirm). Operations it already held stay held."""
@@ -126,6 +131,7 @@ def policy_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def circuit_breaker_edit(request: HttpRequest) -> HttpResponse:
     """The default deletion-safety settings, and every client's standing against its own."""

@@ -21,6 +21,7 @@ from provisioning.oversight.models import HeldKind, PendingOperation, Quarantine
 from .actions import decide, selected_ids
 from .oversight_selectors import held_by_kind, held_in_quarantine
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 
 
 def _quarantine_or_404(quarantine_id: uuid.UUID) -> Quarantine:
@@ -96,6 +97,7 @@ def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list,
 
 
 @require_role("approver")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
     """Release: all, one kind, or the selected operations ("allow these deletions").
@@ -147,6 +149,7 @@ def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
 
 
 @require_role("approver")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def quarantine_discard(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
     """Discard (GET: confirm; POST: end the quarantine and drop every held operation)."""

@@ -24,6 +24,7 @@ from . import selectors as console_selectors
 from .actions import Outcome, answer_row, decide
 from .oversight_forms import ReviewFilter
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 from .views_rollback import rollback_state
 
 # A mass rollback preview lists this many steps; the rest are counted.
@@ -144,6 +145,7 @@ def _review_answer(request: HttpRequest, review_id: int, outcome: Outcome) -> Ht
 
 
 @require_role("approver")
+@require_step_up
 @require_POST
 def review_accept(request: HttpRequest, review_id: int) -> HttpResponse:
     review = _review_or_404(review_id)

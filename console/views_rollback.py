@@ -34,6 +34,7 @@ from .actions import decide
 from .change_records import record_rows
 from .oversight_forms import MassRollbackForm
 from .permissions import require_role
+from .signin.stepup import require_step_up
 
 # A mass rollback preview lists this many steps; the rest are counted.
 PREVIEW_LIMIT = 200
@@ -93,6 +94,7 @@ def _job_started(request: HttpRequest, job: RollbackJob) -> HttpResponse:
 
 
 @require_role("approver")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def change_set_rollback(request: HttpRequest, change_set_id: int) -> HttpResponse:
     """Roll back one change set: the preview with its conflicts (GET), then the rollback (POST).
@@ -168,6 +170,7 @@ def _in_sequence(steps: list[reviews.InverseStep]) -> list[reviews.InverseStep]:
 
 
 @require_role("approver")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def mass_rollback(request: HttpRequest) -> HttpResponse:
     """Roll back everything one SCIM client did in a time range: choose, preview, confirm."""

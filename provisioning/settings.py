@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # allauth's WebAuthn pages use its filters.
+    "django.contrib.humanize",
     # Before WhiteNoise's runserver: its own extends it to read chunked request bodies.
     "provisioning.scim",
     "whitenoise.runserver_nostatic",
@@ -41,6 +43,13 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "template_partials",
+    # Operator sign-in: local passwords with MFA (TOTP, recovery codes, WebAuthn) and
+    # OpenID Connect single sign-on (console/signin).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "provisioning.access",
     "provisioning.directory",
     "auditlog",
@@ -66,9 +75,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Idle and absolute session timeouts, sessions of operators who lost their role,
+    # MFA enrolment where it is required (console/signin/middleware.py).
+    "console.signin.middleware.OperatorSessionMiddleware",
     # Last, as django-axes requires: turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -152,7 +165,9 @@ LOGOUT_REDIRECT_URL = "/login/"
 # first (it refuses locked-out credentials), then the ordinary model backend.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # The model backend, refusing local passwords when they are turned off (except for
+    # the break-glass accounts); see SCIMGATE_LOCAL_PASSWORDS below.
+    "console.signin.backends.OperatorPasswordBackend",
 ]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -440,3 +455,88 @@ SCIMGATE_OAUTH_ALLOW_HTTP = env.bool("SCIMGATE_OAUTH_ALLOW_HTTP", default=False)
 SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = env.bool(
     "SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES", default=False
 )
+
+# --- Operator sign-in (console/signin) ---------------------------------------------
+# django-allauth: local passwords (with MFA) and OpenID Connect single sign-on.
+# OpenID Connect: the issuer URL (its /.well-known/openid-configuration is read), the
+# client registered there, and the scopes asked for. Empty issuer: no single sign-on.
+SCIMGATE_OIDC_ISSUER = env.str("SCIMGATE_OIDC_ISSUER", default="").rstrip("/")
+SCIMGATE_OIDC_CLIENT_ID = env.str("SCIMGATE_OIDC_CLIENT_ID", default="")
+SCIMGATE_OIDC_CLIENT_SECRET = env.str("SCIMGATE_OIDC_CLIENT_SECRET", default="")
+SCIMGATE_OIDC_SCOPES = env.list("SCIMGATE_OIDC_SCOPES", default=["openid", "profile", "email"])
+# The button's label on the sign-in page ("Sign in with <name>").
+SCIMGATE_OIDC_NAME = env.str("SCIMGATE_OIDC_NAME", default="single sign-on")
+# client_secret_basic or client_secret_post; empty: what the discovery document offers.
+SCIMGATE_OIDC_TOKEN_AUTH_METHOD = env.str("SCIMGATE_OIDC_TOKEN_AUTH_METHOD", default="")
+# Read the UserInfo endpoint too (claims there win over the ID token's, same subject).
+SCIMGATE_OIDC_FETCH_USERINFO = env.bool("SCIMGATE_OIDC_FETCH_USERINFO", default=True)
+# The claim that carries the operator's groups or roles (a string or a list of strings),
+# and the values of it that grant each console role; the highest role granted wins. An
+# operator whose claim grants none cannot sign in.
+SCIMGATE_OIDC_ROLE_CLAIM = env.str("SCIMGATE_OIDC_ROLE_CLAIM", default="groups")
+SCIMGATE_OIDC_ROLE_VALUES = {
+    "viewer": env.list("SCIMGATE_OIDC_VIEWER_VALUES", default=["scimgate-viewers"]),
+    "approver": env.list("SCIMGATE_OIDC_APPROVER_VALUES", default=["scimgate-approvers"]),
+    "administrator": env.list(
+        "SCIMGATE_OIDC_ADMINISTRATOR_VALUES", default=["scimgate-administrators"]
+    ),
+}
+# The claims tried, in order, for a new operator's username (made unique if taken).
+SCIMGATE_OIDC_USERNAME_CLAIMS = env.list(
+    "SCIMGATE_OIDC_USERNAME_CLAIMS", default=["preferred_username", "email", "sub"]
+)
+# Clock skew tolerated on the ID token's exp, iat and auth_time, in seconds.
+SCIMGATE_OIDC_CLOCK_SKEW = env.int("SCIMGATE_OIDC_CLOCK_SKEW", default=60)
+# Development only: an http:// issuer (https is required otherwise).
+SCIMGATE_OIDC_ALLOW_HTTP = env.bool("SCIMGATE_OIDC_ALLOW_HTTP", default=False)
+
+# Local passwords: on by default only when there is no single sign-on. Off, only the
+# break-glass accounts named here may sign in with a password (plus MFA where required).
+SCIMGATE_LOCAL_PASSWORDS = env.bool("SCIMGATE_LOCAL_PASSWORDS", default=not SCIMGATE_OIDC_ISSUER)
+SCIMGATE_BREAK_GLASS_ACCOUNTS = env.list("SCIMGATE_BREAK_GLASS_ACCOUNTS", default=[])
+# Approvers and administrators who sign in with a local password must use MFA: one without
+# an authenticator is sent to enrol before anything else. (Single sign-on leaves MFA to
+# the identity provider.)
+SCIMGATE_MFA_REQUIRED = env.bool("SCIMGATE_MFA_REQUIRED", default=True)
+# A session ends after this many minutes without a request, and this many hours after
+# sign-in whatever happens (0: no limit).
+SCIMGATE_SESSION_IDLE_MINUTES = env.int("SCIMGATE_SESSION_IDLE_MINUTES", default=30)
+SCIMGATE_SESSION_MAX_HOURS = env.int("SCIMGATE_SESSION_MAX_HOURS", default=8)
+# Decisions that matter (approving, rejecting, rolling back, releasing quarantines,
+# issuing or rotating credentials, changing roles and policies) need an authentication
+# no older than this many minutes: a step-up (password and MFA code, or a fresh sign-in
+# at the identity provider) when the last one is older. 0: no step-up.
+SCIMGATE_STEP_UP_MINUTES = env.int("SCIMGATE_STEP_UP_MINUTES", default=15)
+
+ACCOUNT_ADAPTER = "console.signin.adapters.OperatorAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "console.signin.adapters.OperatorSocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_FORMS = {"login": "console.signin.forms.OperatorLoginForm"}
+# django-axes throttles password guessing (the account adapter leaves passwords to it);
+# allauth's own limits still throttle MFA codes (5 wrong codes per 5 minutes per operator).
+# Reauthentication for MFA changes counts for as long as a step-up does (at least 5 min).
+ACCOUNT_REAUTHENTICATION_TIMEOUT = max(SCIMGATE_STEP_UP_MINUTES, 5) * 60
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_REQUIRED = False
+SOCIALACCOUNT_QUERY_EMAIL = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        # Nonce, max_age and strict ID token checks (console/signin/oidc.py).
+        "provider_class": "console.signin.oidc.OperatorOIDCProvider",
+        "OAUTH_PKCE_ENABLED": True,
+    }
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="scimgate")
+MFA_PASSKEY_LOGIN_ENABLED = False
+# WebAuthn needs a secure context; http://localhost is one, plain http elsewhere is not.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG

@@ -1,9 +1,14 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from provisioning.access import oauth_views
 from provisioning.events import views as event_views
+
+# The admin signs in through the console's sign-in (MFA, single sign-on, throttling),
+# never with a password form of its own.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     # OAuth 2.0 for SCIM clients (RFC 6749 token endpoint, RFC 8414 metadata).
@@ -18,6 +23,8 @@ urlpatterns = [
     path("events/v1/streams/<uuid:stream_id>/poll", event_views.poll_stream, name="events-poll"),
     path("scim/v2/", include("provisioning.scim.urls")),
     path("admin/", admin.site.urls),
+    # Sign-in, MFA and step-up (console/signin/urls.py), then the console.
+    path("", include("console.signin.urls")),
     path("", include("console.urls")),
 ]
 

@@ -24,3 +24,8 @@ SCIMGATE_OAUTH_ALLOW_PRIVATE_ADDRESSES = True
 SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES = True
 SCIMGATE_EVENTS_ALLOW_HTTP = True
 SCIMGATE_EVENTS_EAGER_DELIVERY = "inline"
+# Step-up and MFA enrolment are on by default (provisioning/settings.py); the suite's
+# operators sign in with force_login and no authenticator. The tests of sign-in
+# (tests/signin) turn them on.
+SCIMGATE_STEP_UP_MINUTES = 0
+SCIMGATE_MFA_REQUIRED = False

@@ -95,6 +95,7 @@ class ChangeSet(Sealed):
         CONSOLE = "console", "Console action"
         ADMIN = "admin", "Django admin"
         SYSTEM = "system", "System (command or task)"
+        SIGNIN = "signin", "Operator sign-in"
 
     correlation_id = models.UUIDField(db_index=True)
     created_at = models.DateTimeField(default=timezone.now)

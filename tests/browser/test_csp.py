@@ -10,6 +10,7 @@ tests/screenshots/csp-*.png.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -237,10 +238,12 @@ def test_every_console_page_loads_without_a_csp_violation(
 
 
 def test_admin_pages_work_under_the_policy(live_server, page, screenshot, console_data):
-    page.goto(f"{live_server.url}/admin/login/")
+    # The admin signs in through the console's sign-in page (MFA, single sign-on, axes).
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.wait_for_url(re.compile(r"/login/\?next="))
     page.get_by_label("Username").fill("admin-op")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.url}/admin/")
     screenshot("csp-admin-index")
     page.goto(f"{live_server.url}/admin/access/role/")

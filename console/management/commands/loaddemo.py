@@ -63,6 +63,8 @@ class Command(BaseCommand):
             f" ({created_users} new).\n"
             f"Console:        http://127.0.0.1:8000/   (admin: /admin/)\n"
             f"Operator login: {OPERATOR} / {password}   (role: administrator)\n"
+            f"                make run leaves MFA optional; add an authenticator under\n"
+            f"                Security (production requires one for approvers and administrators).\n"
             f"Oversight:      user deletions and additions to '{PRIVILEGED}' are held for\n"
             f"                approval; deactivations are applied and flagged for review.\n"
             f"SCIM base URL:  http://127.0.0.1:8000/scim/v2/\n"
