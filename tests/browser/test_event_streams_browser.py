@@ -35,8 +35,9 @@ def nav(page, label: str) -> None:
 
 
 def test_webhook_stream_secret_shown_once_then_test_event(
-    live_server, page, screenshot, no_sending
+    live_server, page, screenshot, no_sending, settings
 ):
+    settings.SCIMGATE_EVENTS_ALLOW_HTTP = False  # the production rule: https only
     login(page, live_server, "administrator")
     nav(page, "Event streams")
     page.wait_for_url(f"{live_server.url}/event-streams/")
