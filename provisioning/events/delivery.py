@@ -79,6 +79,7 @@ _WEBHOOK_VERBS = {
     EventKind.ACTIVATE: "activated",
     EventKind.DEACTIVATE: "deactivated",
     EventKind.ASYNC_RESPONSE: "async_completed",
+    EventKind.VERIFY: "verification",  # a test event: ``stream.verification``
 }
 
 
@@ -288,8 +289,22 @@ def _request(stream: EventStream, delivery: Delivery, key) -> tuple[dict, bytes]
 
 
 def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) -> Outcome:
-    """POST one delivery to the stream's URL; the outcome (never raises for the receiver's
-    or the network's failures)."""
+    """POST one delivery to the stream's URL; the outcome. Never raises: any error while
+    building or sending the request is a failed try (retried), logged by its type only
+    (its message may quote the request's headers)."""
+    try:
+        return _send(http, stream, delivery, key)
+    except Exception as exc:
+        logger.error(  # noqa: TRY400 - no traceback: it may quote a credential
+            "sending delivery %s of event stream %s failed: %s",
+            delivery.pk,
+            stream.pk,
+            type(exc).__name__,
+        )
+        return Outcome(ok=False, error=f"{type(exc).__name__} while sending (see the server log)")
+
+
+def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> Outcome:
     try:
         check_url(stream.endpoint_url)
         headers, body = _request(stream, delivery, key)
@@ -519,12 +534,16 @@ def _run(stream_id) -> int:
             return finished
         claimed = claim(batch, now, now + lease())
         tried: list[tuple[Delivery, Outcome, datetime]] = []
-        for delivery in claimed:
-            outcome = send(http, stream, delivery, key)
-            tried.append((delivery, outcome, timezone.now()))
-            if not (outcome.ok or outcome.refused):
-                break
-        record(stream, tried, claimed[len(tried) :])
+        try:
+            for delivery in claimed:
+                outcome = send(http, stream, delivery, key)
+                tried.append((delivery, outcome, timezone.now()))
+                if not (outcome.ok or outcome.refused):
+                    break
+        finally:
+            # Whatever happened, what was tried is recorded (and not sent again) and the
+            # rest is due again.
+            record(stream, tried, claimed[len(tried) :])
         finished += sum(1 for _, outcome, _ in tried if outcome.ok or outcome.refused)
         if tried and not (tried[-1][1].ok or tried[-1][1].refused):
             return finished
