@@ -234,6 +234,12 @@ def _clean_authorization(value: str, method: str, errors: dict) -> str:
         errors["authorization"] = (
             "The header value cannot contain line breaks or control characters."
         )
+    elif not all(c == " " or "!" <= c <= "~" for c in value):
+        # RFC 9110 §5.5 (RFC 7230 §3.2): a field value is visible ASCII and spaces.
+        errors["authorization"] = (
+            "The header value can hold only visible ASCII characters and spaces "
+            "(encode others, e.g. in base64)."
+        )
     return value
 
 

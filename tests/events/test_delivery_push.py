@@ -267,3 +267,15 @@ def test_the_answer_kept_in_the_log_is_truncated(receiver, push_stream):
     deliver(stream)
     attempt = DeliveryAttempt.objects.get(delivery__stream=stream)
     assert attempt.status_code == 500 and len(attempt.response) == delivery.MAX_LOGGED_ANSWER
+
+
+def test_a_header_value_httpx_cannot_encode_is_a_failed_try(receiver, push_stream):
+    # Stored before the service refused non-ASCII values: a failed try, not a wedged run.
+    stream = push_stream(authorization="Bearer tökén")
+    publish()
+    assert deliver(stream) == 0
+    row = Delivery.objects.get(stream=stream)
+    assert row.status == Delivery.Status.PENDING and row.attempts == 1
+    assert row.last_error.startswith("UnicodeEncodeError")
+    assert "tökén" not in row.last_error
+    assert not receiver.received

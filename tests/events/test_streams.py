@@ -152,6 +152,9 @@ def test_filters_are_stored_in_a_fixed_order_and_all_means_none(operator):
         ({"payload": "everything"}, "payload"),
         ({"authorization": "Bearer x"}, "authorization"),  # webhook streams send none
         ({"method": "push", "authorization": "Bearer x\r\nX-Evil: 1"}, "authorization"),
+        # RFC 9110 §5.5: field values are visible ASCII (httpx could not send others).
+        ({"method": "push", "authorization": "Bearer tökén"}, "authorization"),
+        ({"method": "push", "authorization": "Bearer x\u00a0y"}, "authorization"),
         ({"pause_after": 10}, "pause_after"),
         ({"pause_after": timedelta(days=31)}, "pause_after"),
         ({"audience": "a" * 2001}, "audience"),
