@@ -13,7 +13,7 @@ of the same resource is unfinished for the stream (per-resource order). Sending:
   take it, and a sender that dies leaves it due again once the lease runs out;
 - no transaction is open while the receiver is called;
 - each try is a ``DeliveryAttempt`` (status, latency, the receiver's answer truncated;
-  never the request's headers);
+  never the request's headers; the stream's credentials are redacted from it);
 - push: ``202`` (any 2xx) delivers; ``400`` with a JSON ``{"err", "description"}`` body
   is the receiver refusing the SET (RFC 8935 §2.3): the delivery is ``failed``, recorded,
   not retried; anything else (other statuses, timeouts, refused connections, a
@@ -293,7 +293,7 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
     building or sending the request is a failed try (retried), logged by its type only
     (its message may quote the request's headers)."""
     try:
-        return _send(http, stream, delivery, key)
+        outcome = _send(http, stream, delivery, key)
     except Exception as exc:
         logger.error(  # noqa: TRY400 - no traceback: it may quote a credential
             "sending delivery %s of event stream %s failed: %s",
@@ -302,6 +302,38 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
             type(exc).__name__,
         )
         return Outcome(ok=False, error=f"{type(exc).__name__} while sending (see the server log)")
+    # A receiver may echo the request's headers (or quote a secret): the log shows neither.
+    hidden = _credentials(stream)
+    outcome.answer = redact(outcome.answer, hidden)[:MAX_LOGGED_ANSWER]
+    outcome.error = redact(outcome.error, hidden)[:MAX_LOGGED_ANSWER]
+    return outcome
+
+
+REDACTED = "[redacted]"
+
+
+def _credentials(stream: EventStream) -> list[str]:
+    """The stream's credentials in clear, as they may appear in a receiver's answer: the
+    push Authorization value and its credential (after the scheme), the webhook secret
+    and its key (after ``whsec_``), each also as a JSON string would spell it."""
+    try:
+        values = [unseal(stream.authorization), unseal(stream.secret)]
+    except SecretUnreadable:
+        return []
+    found: set[str] = set()
+    for value in filter(None, values):
+        found.add(value)
+        found.add(value.partition(" ")[2].strip())
+        found.add(value.removeprefix(WEBHOOK_SECRET_PREFIX))
+    spelled = {json.dumps(value)[1:-1] for value in found}
+    return sorted(filter(None, found | spelled), key=len, reverse=True)
+
+
+def redact(text: str, credentials: list[str]) -> str:
+    """``text`` with every occurrence of ``credentials`` (longest first) replaced."""
+    for credential in credentials:
+        text = text.replace(credential, REDACTED)
+    return text
 
 
 def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> Outcome:
@@ -309,7 +341,7 @@ def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> O
         check_url(stream.endpoint_url)
         headers, body = _request(stream, delivery, key)
     except (DestinationRefused, SecretUnreadable) as exc:
-        return Outcome(ok=False, error=str(exc)[:MAX_LOGGED_ANSWER])
+        return Outcome(ok=False, error=str(exc))
     started = time.perf_counter()
     try:
         with http.stream(
@@ -322,16 +354,14 @@ def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> O
                     break
     except httpx.HTTPError as exc:
         latency = int((time.perf_counter() - started) * 1000)
-        return Outcome(
-            ok=False, error=f"{type(exc).__name__}: {exc}"[:MAX_LOGGED_ANSWER], latency_ms=latency
-        )
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}", latency_ms=latency)
     latency = int((time.perf_counter() - started) * 1000)
     answer = bytes(received[:MAX_ANSWER_BYTES]).decode(errors="replace")
     code = response.status_code
     outcome = Outcome(
         ok=200 <= code < 300,
         status_code=code,
-        answer=answer[:MAX_LOGGED_ANSWER],
+        answer=answer,  # truncated once redacted (``send``)
         latency_ms=latency,
     )
     if not outcome.ok:
@@ -339,7 +369,7 @@ def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> O
             _refusal(answer) if stream.method == EventStream.Method.PUSH and code == 400 else None
         )
         outcome.refused = refusal is not None
-        outcome.error = (refusal or f"HTTP {code}")[:MAX_LOGGED_ANSWER]
+        outcome.error = refusal or f"HTTP {code}"
     return outcome
 
 

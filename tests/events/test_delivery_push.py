@@ -279,3 +279,22 @@ def test_a_header_value_httpx_cannot_encode_is_a_failed_try(receiver, push_strea
     assert row.last_error.startswith("UnicodeEncodeError")
     assert "tökén" not in row.last_error
     assert not receiver.received
+
+
+def test_an_echoed_authorization_header_is_redacted_from_the_log(receiver, push_stream):
+    # httpbin-style receivers echo the request's headers; viewers read the delivery log.
+    stream = push_stream(authorization="Bearer s3cr3t-credential-value")
+    receiver.answer = lambda request: Answer(
+        status=500, body=json.dumps({"headers": request.headers}).encode()
+    )
+    publish()
+    deliver(stream)
+    [attempt] = DeliveryAttempt.objects.filter(delivery__stream=stream)
+    assert "s3cr3t-credential-value" not in attempt.response
+    assert '"Authorization": "[redacted]"' in attempt.response
+    receiver.answer = lambda request: Answer(status=500, body=b"unknown token s3cr3t-credential-value")
+    make_all_due(stream)
+    deliver(stream)
+    last = DeliveryAttempt.objects.filter(delivery__stream=stream).latest("at")
+    assert last.response == "unknown token [redacted]"
+    assert "s3cr3t" not in Delivery.objects.get(stream=stream).last_error

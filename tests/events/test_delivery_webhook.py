@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from provisioning.events import delivery
-from provisioning.events.models import Delivery, EventKind, EventStream
+from provisioning.events.models import Delivery, DeliveryAttempt, EventKind, EventStream
 
 from .delivery_support import WEBHOOK_SECRET, deliver, publish
 
@@ -139,3 +139,13 @@ def test_an_unexpected_error_while_sending_is_a_failed_try_and_the_batch_is_reco
     assert rows[third.pk].status == Delivery.Status.PENDING and rows[third.pk].attempts == 0
     assert len(receiver.received) == 1
     assert "do-not-log-me" not in caplog.text
+
+
+def test_a_quoted_signing_secret_is_redacted_from_the_log(receiver, webhook_stream):
+    stream = webhook_stream()
+    key = WEBHOOK_SECRET.removeprefix("whsec_")
+    receiver.always(401, f"expected {WEBHOOK_SECRET} or {key}".encode())
+    publish()
+    deliver(stream)
+    [attempt] = DeliveryAttempt.objects.filter(delivery__stream=stream)
+    assert attempt.response == "expected [redacted] or [redacted]"
