@@ -380,8 +380,15 @@ def record(
     stream: EventStream, tried: list[tuple[Delivery, Outcome, datetime]], untried: list[Delivery]
 ) -> None:
     """In one transaction: each try in the log, the deliveries' new states, the stream's
-    health; claimed deliveries not tried (the run stopped) are due again at once."""
+    health; claimed deliveries not tried (the run stopped) are due again at once.
+
+    A delivery's new state is written only while it is still as this sender claimed it
+    (``sent``, its lease): an operator's redelivery or replay during the send wins (the
+    try stays in the log)."""
     attempts, changed = [], []
+    leases = {d.pk: d.next_attempt_at for d, _, _ in tried} | {
+        d.pk: d.next_attempt_at for d in untried
+    }
     for delivery, outcome, at in tried:
         delivery.attempts += 1
         delivery.last_status_code = outcome.status_code
@@ -414,7 +421,7 @@ def record(
         changed.append(delivery)
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
-        _update_rows(changed)
+        _update_rows(changed, leases)
         if any(outcome.ok for _, outcome, _ in tried):
             stream_succeeded(stream, now)
         for _, outcome, at in tried:
@@ -432,20 +439,32 @@ _ROW_FIELDS = (
 )
 
 
-def _update_rows(deliveries: list[Delivery]) -> None:
-    """Write each delivery's new state: one parameterized UPDATE executed for all rows
-    (a CASE per field over a batch costs more to build than to run)."""
+def _update_rows(deliveries: list[Delivery], leases: dict) -> None:
+    """Write each delivery's new state where the row is still ``sent`` with the lease
+    this sender claimed it with (``leases``: pk -> lease end; compare-and-set): one
+    parameterized UPDATE executed for all rows (a CASE per field over a batch costs more
+    to build than to run)."""
     if not deliveries:
         return
     quote = connection.ops.quote_name
     fields = [Delivery._meta.get_field(name) for name in _ROW_FIELDS]
+    status, lease_end = (
+        Delivery._meta.get_field("status"),
+        Delivery._meta.get_field("next_attempt_at"),
+    )
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     sql = (
         f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} "  # noqa: S608 - model names
-        f"WHERE {quote(Delivery._meta.pk.column)} = %s"
+        f"WHERE {quote(Delivery._meta.pk.column)} = %s "
+        f"AND {quote(status.column)} = %s AND {quote(lease_end.column)} = %s"
     )
     rows = [
-        [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields] + [d.pk]
+        [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields]
+        + [
+            d.pk,
+            Delivery.Status.SENT.value,
+            lease_end.get_db_prep_save(leases[d.pk], connection),
+        ]
         for d in deliveries
     ]
     with connection.cursor() as cursor:

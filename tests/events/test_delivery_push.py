@@ -292,9 +292,35 @@ def test_an_echoed_authorization_header_is_redacted_from_the_log(receiver, push_
     [attempt] = DeliveryAttempt.objects.filter(delivery__stream=stream)
     assert "s3cr3t-credential-value" not in attempt.response
     assert '"Authorization": "[redacted]"' in attempt.response
-    receiver.answer = lambda request: Answer(status=500, body=b"unknown token s3cr3t-credential-value")
+    receiver.answer = lambda request: Answer(
+        status=500, body=b"unknown token s3cr3t-credential-value"
+    )
     make_all_due(stream)
     deliver(stream)
     last = DeliveryAttempt.objects.filter(delivery__stream=stream).latest("at")
     assert last.response == "unknown token [redacted]"
     assert "s3cr3t" not in Delivery.objects.get(stream=stream).last_error
+
+
+def test_a_redelivery_during_a_send_wins_over_the_senders_record(
+    receiver, push_stream, monkeypatch
+):
+    stream = push_stream()
+    publish()
+    receiver.always(500)
+    real_send = delivery.send
+
+    def send(http, stream_, row, key=None):
+        outcome = real_send(http, stream_, row, key)
+        # The operator redelivers while the sender waits for the receiver.
+        streams.redeliver(delivery=row)
+        return outcome
+
+    monkeypatch.setattr(delivery, "send", send)
+    delivery._run(stream.pk)
+    row = Delivery.objects.get(stream=stream)
+    # The reset stands: pending, due now, no tries counted; the try is in the log.
+    assert row.status == Delivery.Status.PENDING
+    assert row.attempts == 0 and row.last_error == "" and row.last_status_code is None
+    assert row.next_attempt_at <= timezone.now()
+    assert row.log.count() == 1
