@@ -137,6 +137,12 @@ def lease() -> timedelta:
     )
 
 
+def send_deadline() -> float:
+    """Seconds one send may take in all (connecting, sending, reading the answer): a
+    receiver trickling its answer cannot hold a sender past this, well within the lease."""
+    return settings.SCIMGATE_EVENTS_CONNECT_TIMEOUT + 2 * settings.SCIMGATE_EVENTS_TIMEOUT
+
+
 # --- Selection ----------------------------------------------------------------------
 
 
@@ -343,6 +349,7 @@ def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> O
     except (DestinationRefused, SecretUnreadable) as exc:
         return Outcome(ok=False, error=str(exc))
     started = time.perf_counter()
+    deadline = time.monotonic() + send_deadline()
     try:
         with http.stream(
             "POST", stream.endpoint_url, headers=headers, content=body, timeout=timeout()
@@ -352,6 +359,13 @@ def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> O
                 received += chunk
                 if len(received) >= MAX_ANSWER_BYTES:
                     break
+                if time.monotonic() > deadline:
+                    return Outcome(
+                        ok=False,
+                        status_code=response.status_code,
+                        error=f"the answer took longer than the {send_deadline():g} s deadline",
+                        latency_ms=int((time.perf_counter() - started) * 1000),
+                    )
     except httpx.HTTPError as exc:
         latency = int((time.perf_counter() - started) * 1000)
         return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}", latency_ms=latency)

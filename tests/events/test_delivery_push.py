@@ -2,6 +2,7 @@
 JWKS, the receiver's 202/400/other answers, order per resource, the delivery log."""
 
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -181,6 +182,24 @@ def test_a_timeout_is_a_failed_try(receiver, push_stream, settings):
     assert "Timeout" in row.last_error
     stream.refresh_from_db()
     assert stream.failing_since is not None and "Timeout" in stream.last_error
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_send_deadline(
+    receiver, push_stream, settings
+):
+    settings.SCIMGATE_EVENTS_CONNECT_TIMEOUT = 0.2
+    settings.SCIMGATE_EVENTS_TIMEOUT = 0.5  # each byte comes in time: no read timeout
+    stream = push_stream()
+    receiver.answer = lambda request: Answer(status=202, body=b"x" * 20, trickle=0.2)
+    publish()
+    started = time.monotonic()
+    deliver(stream)
+    took = time.monotonic() - started
+    row = Delivery.objects.get(stream=stream)
+    assert row.status == Delivery.Status.PENDING
+    assert "deadline" in row.last_error
+    assert took < delivery.send_deadline() + 1.0 < 4.0  # the whole answer takes 4 s
+    assert delivery.send_deadline() < delivery.lease().total_seconds()
 
 
 def test_redirects_are_not_followed(receiver, push_stream):
