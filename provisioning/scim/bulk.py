@@ -32,7 +32,6 @@ from . import errors, limits
 from .api import ScimView, as_scim_error, record_denied
 from .patch import parse_patch_request
 from .pending import async_headers, pending_location
-from .prefer import respond_async
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -140,9 +139,7 @@ def _parse(body: dict) -> tuple[list[Operation], int | None]:
             bulk_ids.add(bulk_id)
         if method == "POST" and bulk_id is None:
             raise errors.InvalidValue(f"Operation {index + 1}: POST needs a bulkId")
-        operations.append(
-            Operation(index, method, path, bulk_id, version, raw.get("data"))
-        )
+        operations.append(Operation(index, method, path, bulk_id, version, raw.get("data")))
     return operations, fail_on_errors
 
 
@@ -163,9 +160,7 @@ class BulkView(ScimView):
         held_ops: set[int] = set()
         failures = 0
         txn = None
-        if respond_async(request.headers.get("Prefer")) and asyncresp.client_has_stream(
-            request.user
-        ):
+        if asyncresp.honours_respond_async(request.user, request.headers.get("Prefer")):
             txn = asyncresp.new_txn()
         pending = operations
         # Operations naming a bulkId created later are retried after the others (§3.7.2).
@@ -275,7 +270,9 @@ class BulkView(ScimView):
             via=None if txn is None else _async_via(txn, op),
         )
         if action == "delete":
-            return self.result(op, status=204, location=f"{base_url}/{match.group(1)}/{resource_id}")
+            return self.result(
+                op, status=204, location=f"{base_url}/{match.group(1)}/{resource_id}"
+            )
         if action == "create":
             created[op.bulk_id] = str(resource.pk)
         location = f"{base_url}/{match.group(1)}/{resource.pk}"
