@@ -218,6 +218,7 @@ def stream_test_event(request: HttpRequest, stream_id: uuid.UUID) -> HttpRespons
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def stream_replay(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
     stream = _stream_or_404(stream_id)
@@ -271,6 +272,7 @@ def stream_delete_confirm(request: HttpRequest, stream_id: uuid.UUID) -> HttpRes
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def stream_delete(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
     stream = _stream_or_404(stream_id)
