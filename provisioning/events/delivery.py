@@ -60,7 +60,6 @@ from .outbox import kick
 
 logger = logging.getLogger(__name__)
 
-OPEN = (Delivery.Status.PENDING, Delivery.Status.SENT)
 # The receiver's answer kept in the delivery log.
 MAX_LOGGED_ANSWER = 2000
 # Bytes of an answer read at most (a receiver cannot make the sender read without end).
@@ -153,10 +152,10 @@ def due(stream_id, now: datetime):
         stream_id=OuterRef("stream_id"),
         resource_id=OuterRef("resource_id"),
         event_id__lt=OuterRef("event_id"),
-        status__in=OPEN,
+        status__in=Delivery.OPEN,
     )
     return (
-        Delivery.objects.filter(stream_id=stream_id, status__in=OPEN, next_attempt_at__lte=now)
+        Delivery.objects.filter(stream_id=stream_id, status__in=Delivery.OPEN, next_attempt_at__lte=now)
         .filter(~Exists(earlier_open))
         .order_by("event_id")
     )
@@ -174,7 +173,7 @@ def claim(
     fields = {"status": Delivery.Status.SENT, "next_attempt_at": until}
     if count_attempt:
         fields["attempts"] = F("attempts") + 1
-    Delivery.objects.filter(pk__in=ids, status__in=OPEN, next_attempt_at__lte=now).update(**fields)
+    Delivery.objects.filter(pk__in=ids, status__in=Delivery.OPEN, next_attempt_at__lte=now).update(**fields)
     mine = set(
         Delivery.objects.filter(
             pk__in=ids, status=Delivery.Status.SENT, next_attempt_at=until
@@ -697,7 +696,7 @@ def streams_due(now: datetime | None = None) -> list:
     ).values_list("pk", flat=True):
         pause_if_failing_too_long(stream_id, now)
     has_due = Delivery.objects.filter(
-        stream_id=OuterRef("pk"), status__in=OPEN, next_attempt_at__lte=now
+        stream_id=OuterRef("pk"), status__in=Delivery.OPEN, next_attempt_at__lte=now
     )
     return list(
         EventStream.objects.filter(

@@ -172,7 +172,7 @@ def make_all_due(stream: EventStream) -> None:
     """Let backoff delays pass (the clock of the database is the truth)."""
     from provisioning.events.models import Delivery
 
-    Delivery.objects.filter(stream=stream, status__in=delivery.OPEN).update(
+    Delivery.objects.filter(stream=stream, status__in=Delivery.OPEN).update(
         next_attempt_at=timezone.now()
     )
 

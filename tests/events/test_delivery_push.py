@@ -124,7 +124,7 @@ def test_a_failing_receiver_that_recovers_gets_every_event_once_in_order(receive
     for _ in range(10):
         deliver(stream)
         make_all_due(stream)
-        if not Delivery.objects.filter(stream=stream, status__in=delivery.OPEN).exists():
+        if not Delivery.objects.filter(stream=stream, status__in=Delivery.OPEN).exists():
             break
 
     delivered = [json.loads(_payload(r.body))["jti"] for r in receiver.received]
