@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpcore
 import httpx
@@ -155,7 +155,9 @@ def due(stream_id, now: datetime):
         status__in=Delivery.OPEN,
     )
     return (
-        Delivery.objects.filter(stream_id=stream_id, status__in=Delivery.OPEN, next_attempt_at__lte=now)
+        Delivery.objects.filter(
+            stream_id=stream_id, status__in=Delivery.OPEN, next_attempt_at__lte=now
+        )
         .filter(~Exists(earlier_open))
         .order_by("event_id")
     )
@@ -173,7 +175,9 @@ def claim(
     fields = {"status": Delivery.Status.SENT, "next_attempt_at": until}
     if count_attempt:
         fields["attempts"] = F("attempts") + 1
-    Delivery.objects.filter(pk__in=ids, status__in=Delivery.OPEN, next_attempt_at__lte=now).update(**fields)
+    Delivery.objects.filter(pk__in=ids, status__in=Delivery.OPEN, next_attempt_at__lte=now).update(
+        **fields
+    )
     mine = set(
         Delivery.objects.filter(
             pk__in=ids, status=Delivery.Status.SENT, next_attempt_at=until
@@ -232,23 +236,26 @@ def timeout() -> httpx.Timeout:
     )
 
 
-class DestinationRefused(Exception):
-    """The stream's URL may not be called (scheme, or a non-public address)."""
+def receiver_url_shape_ok(parts: SplitResult) -> bool:
+    """The scheme and host rule for a receiver's URL, checked when a stream is saved
+    (``streams.clean_endpoint_url``) and before each send: https (http only with
+    SCIMGATE_EVENTS_ALLOW_HTTP, for development), a host, a valid port."""
+    schemes = ("https", "http") if settings.SCIMGATE_EVENTS_ALLOW_HTTP else ("https",)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    return parts.scheme in schemes and bool(parts.hostname) and port_ok
 
 
 def check_url(url: str) -> None:
-    """An https URL (http with SCIMGATE_EVENTS_ALLOW_HTTP) whose host resolves to public
-    addresses only (others with SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES)."""
-    parts = urlsplit(url)
-    schemes = ("https", "http") if settings.SCIMGATE_EVENTS_ALLOW_HTTP else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise DestinationRefused(f"not an https URL: {url[:200]}")
-    try:
-        outbound.check_destination(
-            url, allow_private=settings.SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES
-        )
-    except (outbound.DestinationRefused, outbound.DestinationUnresolved) as exc:
-        raise DestinationRefused(str(exc)) from None
+    """Raise ``outbound.DestinationRefused`` unless ``url`` has a receiver URL's shape and
+    its host resolves to public addresses only (others with
+    SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES); ``outbound.DestinationUnresolved`` when it
+    does not resolve."""
+    if not receiver_url_shape_ok(urlsplit(url)):
+        raise outbound.DestinationRefused(f"not an https URL: {url[:200]}")
+    outbound.check_destination(url, allow_private=settings.SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES)
 
 
 @dataclass
@@ -345,7 +352,7 @@ def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> O
     try:
         check_url(stream.endpoint_url)
         headers, body = _request(stream, delivery, key)
-    except (DestinationRefused, SecretUnreadable) as exc:
+    except (outbound.DestinationRefused, outbound.DestinationUnresolved, SecretUnreadable) as exc:
         return Outcome(ok=False, error=str(exc))
     started = time.perf_counter()
     deadline = time.monotonic() + send_deadline()

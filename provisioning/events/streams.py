@@ -96,16 +96,11 @@ def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
     connects, as the name may resolve differently then."""
     value = (value or "").strip()
     parts = urlsplit(value)
-    allowed = ("https", "http") if settings.SCIMGATE_EVENTS_ALLOW_HTTP else ("https",)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
     if not value:
         raise ValidationError({field: "A push or webhook stream needs the receiver's URL."})
     if len(value) > MAX_URL_LENGTH:
         raise ValidationError({field: f"The URL is longer than {MAX_URL_LENGTH} characters."})
-    if parts.scheme not in allowed or not parts.hostname or not port_ok:
+    if not delivery.receiver_url_shape_ok(parts):
         raise ValidationError({field: f"“{value[:200]}” is not an https URL."})
     if parts.username or parts.password:
         raise ValidationError(

@@ -343,3 +343,17 @@ def test_a_redelivery_during_a_send_wins_over_the_senders_record(
     assert row.attempts == 0 and row.last_error == "" and row.last_status_code is None
     assert row.next_attempt_at <= timezone.now()
     assert row.log.count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["https://receiver.example.com:0/", "https://receiver.example.com:99999/", "ftp://x/"]
+)
+def test_the_sender_checks_urls_by_the_rule_streams_are_saved_with(url):
+    from django.core.exceptions import ValidationError
+
+    from provisioning.access import outbound
+
+    with pytest.raises(ValidationError):
+        streams.clean_endpoint_url(url)
+    with pytest.raises(outbound.DestinationRefused):
+        delivery.check_url(url)
