@@ -61,6 +61,7 @@ NOTE = "respond_async"
 # completed at once); without the preference a held write keeps its synchronous 202.
 ASYNC_REQUEST_MODE = "request"
 
+# A write action -> its SCIM HTTP method (also the status resource's ``operation.method``).
 METHODS = {"create": "POST", "replace": "PUT", "patch": "PATCH", "delete": "DELETE"}
 _SUCCESS = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
 # The subject of a completion that names no resource (a failed Bulk POST).

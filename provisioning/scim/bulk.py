@@ -26,7 +26,7 @@ from provisioning.audit.context import change_set_scope
 from provisioning.audit.redaction import redact
 from provisioning.directory import services
 from provisioning.directory.pipeline import OperationHeld
-from provisioning.events import asyncresp
+from provisioning.events import asyncresp, claims
 
 from . import errors, limits
 from .api import ScimView, as_scim_error, record_denied
@@ -37,7 +37,6 @@ BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
 _PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?/?$")
-_ENDPOINTS = {"Users": "User", "Groups": "Group"}
 _ACTIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -244,7 +243,7 @@ class BulkView(ScimView):
         match = _PATH.match(path)
         if not match:
             raise errors.InvalidPath(f"Unsupported bulk path '{op.path}'")
-        resource_type = _ENDPOINTS[match.group(1)]
+        resource_type = claims.RESOURCE_TYPES[match.group(1)]
         resource_id = match.group(2)
         if op.method not in ("POST", "PUT", "PATCH", "DELETE"):
             raise errors.InvalidValue(f"Unsupported bulk method '{op.method}'")
@@ -313,7 +312,9 @@ def _outcome(op: Operation, result: dict) -> asyncresp.BulkOutcome:
         resource_id = uuid.UUID(match.group(2)) if match.group(2) else None
     except ValueError:
         resource_id = None
-    return asyncresp.BulkOutcome(op.index, result, _ENDPOINTS[match.group(1)], resource_id)
+    return asyncresp.BulkOutcome(
+        op.index, result, claims.RESOURCE_TYPES[match.group(1)], resource_id
+    )
 
 
 def _location_path(location: str | None) -> str | None:

@@ -28,7 +28,6 @@ from provisioning.scim.prefer import RESPOND_ASYNC
 from provisioning.scim.resources import isoformat
 
 PENDING_SCHEMA = "urn:scimgate:params:scim:api:messages:2.0:PendingOperation"
-_METHODS = {"delete": "DELETE", "replace": "PUT", "patch": "PATCH", "create": "POST"}
 
 
 def pending_location(pending: PendingOperation, base_url: str) -> str:
@@ -44,7 +43,7 @@ def pending_document(pending: PendingOperation, base_url: str) -> dict:
         if pending.status == PendingOperation.Status.PENDING
         else pending.result_detail or pending.get_status_display(),
         "operation": {
-            "method": _METHODS.get(pending.action, pending.action),
+            "method": asyncresp.METHODS.get(pending.action, pending.action),
             "resourceType": pending.resource_type,
             "resourceId": str(pending.resource_id),
             "version": f'W/"{pending.base_version}"',
