@@ -65,11 +65,6 @@ _UNSET: Any = object()
 # --- Addresses ------------------------------------------------------------------------
 
 
-def poll_path(stream: EventStream) -> str:
-    """The path of ``stream``'s RFC 8936 poll endpoint."""
-    return poll.poll_path(stream.pk)
-
-
 def site_base_url() -> str:
     """The server's public root URL, without a trailing slash, for addresses handed out
     outside a request (the ``createeventstream`` command): SCIM_BASE_URL without its
@@ -85,7 +80,7 @@ def site_base_url() -> str:
 
 def poll_url(stream: EventStream, base_url: str = "") -> str:
     """The absolute poll URL of ``stream`` under ``base_url`` (default: ``site_base_url``)."""
-    return (base_url.rstrip("/") or site_base_url()) + poll_path(stream)
+    return (base_url.rstrip("/") or site_base_url()) + poll.poll_path(stream.pk)
 
 
 def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:

@@ -15,7 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from provisioning.audit.models import AuditEntry
-from provisioning.events import claims, crypto, outbox, streams
+from provisioning.events import claims, crypto, outbox, poll, streams
 from provisioning.events.models import Delivery, DeliveryAttempt, Event, EventKind, EventStream
 from tests.factories import OperatorFactory, ScimClientFactory
 
@@ -208,7 +208,7 @@ def test_http_only_with_the_development_switch():
 
 def test_poll_addresses():
     stream, _ = streams.create_stream(name="P", method="poll")
-    assert streams.poll_path(stream) == f"/events/v1/streams/{stream.pk}/poll"
+    assert poll.poll_path(stream.pk) == f"/events/v1/streams/{stream.pk}/poll"
     assert (
         streams.poll_url(stream, "https://scim.example.com/")
         == f"https://scim.example.com/events/v1/streams/{stream.pk}/poll"
