@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from provisioning.events import claims, selectors, streams
+from provisioning.events import claims, poll, selectors, streams
 from provisioning.events.models import Delivery, Event, EventStream
 
 from . import listing
@@ -48,7 +48,7 @@ def _delivery_or_404(delivery_id: int) -> Delivery:
 
 
 def _poll_url(request: HttpRequest, stream: EventStream) -> str:
-    return request.build_absolute_uri(streams.poll_path(stream))
+    return request.build_absolute_uri(poll.poll_path(stream.pk))
 
 
 def _claims_json(request: HttpRequest, event: Event, stream: EventStream) -> str:
@@ -218,6 +218,7 @@ def stream_test_event(request: HttpRequest, stream_id: uuid.UUID) -> HttpRespons
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def stream_replay(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
     stream = _stream_or_404(stream_id)
@@ -271,6 +272,7 @@ def stream_delete_confirm(request: HttpRequest, stream_id: uuid.UUID) -> HttpRes
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def stream_delete(request: HttpRequest, stream_id: uuid.UUID) -> HttpResponse:
     stream = _stream_or_404(stream_id)

@@ -48,6 +48,7 @@ from django.utils import timezone
 from provisioning.access.models import ScimClient
 from provisioning.directory.models import Group, User
 from provisioning.scim import errors
+from provisioning.scim.prefer import respond_async
 
 from . import claims, outbox
 from .models import AsyncRequest, Event, EventKind, EventStream
@@ -60,6 +61,7 @@ NOTE = "respond_async"
 # completed at once); without the preference a held write keeps its synchronous 202.
 ASYNC_REQUEST_MODE = "request"
 
+# A write action -> its SCIM HTTP method (also the status resource's ``operation.method``).
 METHODS = {"create": "POST", "replace": "PUT", "patch": "PATCH", "delete": "DELETE"}
 _SUCCESS = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
 # The subject of a completion that names no resource (a failed Bulk POST).
@@ -86,9 +88,18 @@ def request_notes(txn: str, *, bulk_id: str | None = None, in_bulk: bool = False
     return ((NOTE, Ask(txn, bulk_id or "", in_bulk)),)
 
 
-def client_has_stream(client: ScimClient | None) -> bool:
-    """Whether any event stream is bound to ``client`` (its completions have somewhere to go)."""
-    return client is not None and EventStream.objects.filter(client=client).exists()
+def honours_respond_async(client: ScimClient | None, prefer_header: str | None) -> bool:
+    """Whether a write (or a Bulk request) from ``client`` with this ``Prefer`` header is
+    answered asynchronously (RFC 9967 §2.5.1): the client asked (``respond-async``) and
+    an event stream is bound to it. Without a bound stream nobody would hear the
+    completion, so the request is answered as without the preference (RFC 7240 §2: a
+    preference the server does not apply is ignored). The one rule for single writes and
+    Bulk."""
+    return (
+        respond_async(prefer_header)
+        and client is not None
+        and EventStream.objects.filter(client=client).exists()
+    )
 
 
 def single_txn(pending_id) -> str | None:

@@ -20,14 +20,16 @@ _MISC = {EventKind.ASYNC_RESPONSE}
 VERIFICATION_EVENT_URI = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 
 
-_ENDPOINTS = {"User": "Users", "Group": "Groups"}
+# A resource type -> its SCIM endpoint (and back: ``RESOURCE_TYPES``).
+ENDPOINTS = {"User": "Users", "Group": "Groups"}
+RESOURCE_TYPES = {endpoint: type_ for type_, endpoint in ENDPOINTS.items()}
 
 
 def subject(resource_type: str, resource_id=None, external_id=None) -> dict:
     """RFC 9967 §2.1 ``sub_id``: the resource's path relative to the SCIM base URL, its id
     and ``externalId``. Without a resource (an asynchronous POST that failed) the path is
     the endpoint's (``/Users``), or ``/Bulk``."""
-    endpoint = _ENDPOINTS.get(resource_type, "")
+    endpoint = ENDPOINTS.get(resource_type, "")
     if resource_id is None:
         return {"format": "scim", "uri": f"/{endpoint}" if endpoint else "/Bulk"}
     sub_id = {"format": "scim", "uri": f"/{endpoint}/{resource_id}", "id": str(resource_id)}

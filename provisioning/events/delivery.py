@@ -13,7 +13,7 @@ of the same resource is unfinished for the stream (per-resource order). Sending:
   take it, and a sender that dies leaves it due again once the lease runs out;
 - no transaction is open while the receiver is called;
 - each try is a ``DeliveryAttempt`` (status, latency, the receiver's answer truncated;
-  never the request's headers);
+  never the request's headers; the stream's credentials are redacted from it);
 - push: ``202`` (any 2xx) delivers; ``400`` with a JSON ``{"err", "description"}`` body
   is the receiver refusing the SET (RFC 8935 §2.3): the delivery is ``failed``, recorded,
   not retried; anything else (other statuses, timeouts, refused connections, a
@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpcore
 import httpx
@@ -60,7 +60,6 @@ from .outbox import kick
 
 logger = logging.getLogger(__name__)
 
-OPEN = (Delivery.Status.PENDING, Delivery.Status.SENT)
 # The receiver's answer kept in the delivery log.
 MAX_LOGGED_ANSWER = 2000
 # Bytes of an answer read at most (a receiver cannot make the sender read without end).
@@ -79,6 +78,7 @@ _WEBHOOK_VERBS = {
     EventKind.ACTIVATE: "activated",
     EventKind.DEACTIVATE: "deactivated",
     EventKind.ASYNC_RESPONSE: "async_completed",
+    EventKind.VERIFY: "verification",  # a test event: ``stream.verification``
 }
 
 
@@ -136,6 +136,12 @@ def lease() -> timedelta:
     )
 
 
+def send_deadline() -> float:
+    """Seconds one send may take in all (connecting, sending, reading the answer): a
+    receiver trickling its answer cannot hold a sender past this, well within the lease."""
+    return settings.SCIMGATE_EVENTS_CONNECT_TIMEOUT + 2 * settings.SCIMGATE_EVENTS_TIMEOUT
+
+
 # --- Selection ----------------------------------------------------------------------
 
 
@@ -146,10 +152,12 @@ def due(stream_id, now: datetime):
         stream_id=OuterRef("stream_id"),
         resource_id=OuterRef("resource_id"),
         event_id__lt=OuterRef("event_id"),
-        status__in=OPEN,
+        status__in=Delivery.OPEN,
     )
     return (
-        Delivery.objects.filter(stream_id=stream_id, status__in=OPEN, next_attempt_at__lte=now)
+        Delivery.objects.filter(
+            stream_id=stream_id, status__in=Delivery.OPEN, next_attempt_at__lte=now
+        )
         .filter(~Exists(earlier_open))
         .order_by("event_id")
     )
@@ -167,7 +175,9 @@ def claim(
     fields = {"status": Delivery.Status.SENT, "next_attempt_at": until}
     if count_attempt:
         fields["attempts"] = F("attempts") + 1
-    Delivery.objects.filter(pk__in=ids, status__in=OPEN, next_attempt_at__lte=now).update(**fields)
+    Delivery.objects.filter(pk__in=ids, status__in=Delivery.OPEN, next_attempt_at__lte=now).update(
+        **fields
+    )
     mine = set(
         Delivery.objects.filter(
             pk__in=ids, status=Delivery.Status.SENT, next_attempt_at=until
@@ -226,23 +236,26 @@ def timeout() -> httpx.Timeout:
     )
 
 
-class DestinationRefused(Exception):
-    """The stream's URL may not be called (scheme, or a non-public address)."""
+def receiver_url_shape_ok(parts: SplitResult) -> bool:
+    """The scheme and host rule for a receiver's URL, checked when a stream is saved
+    (``streams.clean_endpoint_url``) and before each send: https (http only with
+    SCIMGATE_EVENTS_ALLOW_HTTP, for development), a host, a valid port."""
+    schemes = ("https", "http") if settings.SCIMGATE_EVENTS_ALLOW_HTTP else ("https",)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    return parts.scheme in schemes and bool(parts.hostname) and port_ok
 
 
 def check_url(url: str) -> None:
-    """An https URL (http with SCIMGATE_EVENTS_ALLOW_HTTP) whose host resolves to public
-    addresses only (others with SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES)."""
-    parts = urlsplit(url)
-    schemes = ("https", "http") if settings.SCIMGATE_EVENTS_ALLOW_HTTP else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise DestinationRefused(f"not an https URL: {url[:200]}")
-    try:
-        outbound.check_destination(
-            url, allow_private=settings.SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES
-        )
-    except (outbound.DestinationRefused, outbound.DestinationUnresolved) as exc:
-        raise DestinationRefused(str(exc)) from None
+    """Raise ``outbound.DestinationRefused`` unless ``url`` has a receiver URL's shape and
+    its host resolves to public addresses only (others with
+    SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES); ``outbound.DestinationUnresolved`` when it
+    does not resolve."""
+    if not receiver_url_shape_ok(urlsplit(url)):
+        raise outbound.DestinationRefused(f"not an https URL: {url[:200]}")
+    outbound.check_destination(url, allow_private=settings.SCIMGATE_EVENTS_ALLOW_PRIVATE_ADDRESSES)
 
 
 @dataclass
@@ -288,14 +301,61 @@ def _request(stream: EventStream, delivery: Delivery, key) -> tuple[dict, bytes]
 
 
 def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) -> Outcome:
-    """POST one delivery to the stream's URL; the outcome (never raises for the receiver's
-    or the network's failures)."""
+    """POST one delivery to the stream's URL; the outcome. Never raises: any error while
+    building or sending the request is a failed try (retried), logged by its type only
+    (its message may quote the request's headers)."""
+    try:
+        outcome = _send(http, stream, delivery, key)
+    except Exception as exc:
+        logger.error(  # noqa: TRY400 - no traceback: it may quote a credential
+            "sending delivery %s of event stream %s failed: %s",
+            delivery.pk,
+            stream.pk,
+            type(exc).__name__,
+        )
+        return Outcome(ok=False, error=f"{type(exc).__name__} while sending (see the server log)")
+    # A receiver may echo the request's headers (or quote a secret): the log shows neither.
+    hidden = _credentials(stream)
+    outcome.answer = redact(outcome.answer, hidden)[:MAX_LOGGED_ANSWER]
+    outcome.error = redact(outcome.error, hidden)[:MAX_LOGGED_ANSWER]
+    return outcome
+
+
+REDACTED = "[redacted]"
+
+
+def _credentials(stream: EventStream) -> list[str]:
+    """The stream's credentials in clear, as they may appear in a receiver's answer: the
+    push Authorization value and its credential (after the scheme), the webhook secret
+    and its key (after ``whsec_``), each also as a JSON string would spell it."""
+    try:
+        values = [unseal(stream.authorization), unseal(stream.secret)]
+    except SecretUnreadable:
+        return []
+    found: set[str] = set()
+    for value in filter(None, values):
+        found.add(value)
+        found.add(value.partition(" ")[2].strip())
+        found.add(value.removeprefix(WEBHOOK_SECRET_PREFIX))
+    spelled = {json.dumps(value)[1:-1] for value in found}
+    return sorted(filter(None, found | spelled), key=len, reverse=True)
+
+
+def redact(text: str, credentials: list[str]) -> str:
+    """``text`` with every occurrence of ``credentials`` (longest first) replaced."""
+    for credential in credentials:
+        text = text.replace(credential, REDACTED)
+    return text
+
+
+def _send(http: httpx.Client, stream: EventStream, delivery: Delivery, key) -> Outcome:
     try:
         check_url(stream.endpoint_url)
         headers, body = _request(stream, delivery, key)
-    except (DestinationRefused, SecretUnreadable) as exc:
-        return Outcome(ok=False, error=str(exc)[:MAX_LOGGED_ANSWER])
+    except (outbound.DestinationRefused, outbound.DestinationUnresolved, SecretUnreadable) as exc:
+        return Outcome(ok=False, error=str(exc))
     started = time.perf_counter()
+    deadline = time.monotonic() + send_deadline()
     try:
         with http.stream(
             "POST", stream.endpoint_url, headers=headers, content=body, timeout=timeout()
@@ -305,18 +365,23 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
                 received += chunk
                 if len(received) >= MAX_ANSWER_BYTES:
                     break
+                if time.monotonic() > deadline:
+                    return Outcome(
+                        ok=False,
+                        status_code=response.status_code,
+                        error=f"the answer took longer than the {send_deadline():g} s deadline",
+                        latency_ms=int((time.perf_counter() - started) * 1000),
+                    )
     except httpx.HTTPError as exc:
         latency = int((time.perf_counter() - started) * 1000)
-        return Outcome(
-            ok=False, error=f"{type(exc).__name__}: {exc}"[:MAX_LOGGED_ANSWER], latency_ms=latency
-        )
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}", latency_ms=latency)
     latency = int((time.perf_counter() - started) * 1000)
     answer = bytes(received[:MAX_ANSWER_BYTES]).decode(errors="replace")
     code = response.status_code
     outcome = Outcome(
         ok=200 <= code < 300,
         status_code=code,
-        answer=answer[:MAX_LOGGED_ANSWER],
+        answer=answer,  # truncated once redacted (``send``)
         latency_ms=latency,
     )
     if not outcome.ok:
@@ -324,7 +389,7 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
             _refusal(answer) if stream.method == EventStream.Method.PUSH and code == 400 else None
         )
         outcome.refused = refusal is not None
-        outcome.error = (refusal or f"HTTP {code}")[:MAX_LOGGED_ANSWER]
+        outcome.error = refusal or f"HTTP {code}"
     return outcome
 
 
@@ -335,8 +400,15 @@ def record(
     stream: EventStream, tried: list[tuple[Delivery, Outcome, datetime]], untried: list[Delivery]
 ) -> None:
     """In one transaction: each try in the log, the deliveries' new states, the stream's
-    health; claimed deliveries not tried (the run stopped) are due again at once."""
+    health; claimed deliveries not tried (the run stopped) are due again at once.
+
+    A delivery's new state is written only while it is still as this sender claimed it
+    (``sent``, its lease): an operator's redelivery or replay during the send wins (the
+    try stays in the log)."""
     attempts, changed = [], []
+    leases = {d.pk: d.next_attempt_at for d, _, _ in tried} | {
+        d.pk: d.next_attempt_at for d in untried
+    }
     for delivery, outcome, at in tried:
         delivery.attempts += 1
         delivery.last_status_code = outcome.status_code
@@ -369,7 +441,7 @@ def record(
         changed.append(delivery)
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
-        _update_rows(changed)
+        _update_rows(changed, leases)
         if any(outcome.ok for _, outcome, _ in tried):
             stream_succeeded(stream, now)
         for _, outcome, at in tried:
@@ -387,20 +459,32 @@ _ROW_FIELDS = (
 )
 
 
-def _update_rows(deliveries: list[Delivery]) -> None:
-    """Write each delivery's new state: one parameterized UPDATE executed for all rows
-    (a CASE per field over a batch costs more to build than to run)."""
+def _update_rows(deliveries: list[Delivery], leases: dict) -> None:
+    """Write each delivery's new state where the row is still ``sent`` with the lease
+    this sender claimed it with (``leases``: pk -> lease end; compare-and-set): one
+    parameterized UPDATE executed for all rows (a CASE per field over a batch costs more
+    to build than to run)."""
     if not deliveries:
         return
     quote = connection.ops.quote_name
     fields = [Delivery._meta.get_field(name) for name in _ROW_FIELDS]
+    status, lease_end = (
+        Delivery._meta.get_field("status"),
+        Delivery._meta.get_field("next_attempt_at"),
+    )
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     sql = (
         f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} "  # noqa: S608 - model names
-        f"WHERE {quote(Delivery._meta.pk.column)} = %s"
+        f"WHERE {quote(Delivery._meta.pk.column)} = %s "
+        f"AND {quote(status.column)} = %s AND {quote(lease_end.column)} = %s"
     )
     rows = [
-        [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields] + [d.pk]
+        [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields]
+        + [
+            d.pk,
+            Delivery.Status.SENT.value,
+            lease_end.get_db_prep_save(leases[d.pk], connection),
+        ]
         for d in deliveries
     ]
     with connection.cursor() as cursor:
@@ -519,12 +603,16 @@ def _run(stream_id) -> int:
             return finished
         claimed = claim(batch, now, now + lease())
         tried: list[tuple[Delivery, Outcome, datetime]] = []
-        for delivery in claimed:
-            outcome = send(http, stream, delivery, key)
-            tried.append((delivery, outcome, timezone.now()))
-            if not (outcome.ok or outcome.refused):
-                break
-        record(stream, tried, claimed[len(tried) :])
+        try:
+            for delivery in claimed:
+                outcome = send(http, stream, delivery, key)
+                tried.append((delivery, outcome, timezone.now()))
+                if not (outcome.ok or outcome.refused):
+                    break
+        finally:
+            # Whatever happened, what was tried is recorded (and not sent again) and the
+            # rest is due again.
+            record(stream, tried, claimed[len(tried) :])
         finished += sum(1 for _, outcome, _ in tried if outcome.ok or outcome.refused)
         if tried and not (tried[-1][1].ok or tried[-1][1].refused):
             return finished
@@ -615,7 +703,7 @@ def streams_due(now: datetime | None = None) -> list:
     ).values_list("pk", flat=True):
         pause_if_failing_too_long(stream_id, now)
     has_due = Delivery.objects.filter(
-        stream_id=OuterRef("pk"), status__in=OPEN, next_attempt_at__lte=now
+        stream_id=OuterRef("pk"), status__in=Delivery.OPEN, next_attempt_at__lte=now
     )
     return list(
         EventStream.objects.filter(

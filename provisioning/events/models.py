@@ -143,6 +143,9 @@ class Delivery(models.Model):
         DELIVERED = "delivered", "Delivered"  # 2xx / acknowledged
         FAILED = "failed", "Refused by the receiver"  # 400 / setErrs: not retried
 
+    # Unfinished: still to send, or sent and not yet finished (a lease, or awaiting an ack).
+    OPEN = (Status.PENDING, Status.SENT)
+
     id = models.BigAutoField(primary_key=True)
     stream = models.ForeignKey(EventStream, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")

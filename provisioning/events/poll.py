@@ -31,7 +31,7 @@ from provisioning.access.token_check import MAX_TOKEN_LENGTH, token_digest
 
 from . import signing
 from .claims import set_claims
-from .delivery import OPEN, claim, due
+from .delivery import claim, due
 from .models import Delivery, DeliveryAttempt, EventStream
 
 MAX_ERROR_TEXT = 1000
@@ -149,7 +149,7 @@ def _finish(stream: EventStream, request: PollRequest, now: datetime) -> None:
     with transaction.atomic():
         deliveries = list(
             Delivery.objects.select_for_update()
-            .filter(stream=stream, status__in=OPEN, event__jti__in=acked | set(errors))
+            .filter(stream=stream, status__in=Delivery.OPEN, event__jti__in=acked | set(errors))
             .select_related("event")
         )
         log = []

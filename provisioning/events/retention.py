@@ -22,9 +22,7 @@ def prune_delivered(*, days: int | None = None, now: datetime | None = None) -> 
     events deleted. Works in chunks, each its own transaction."""
     days = settings.SCIMGATE_EVENTS_RETENTION_DAYS if days is None else days
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    unfinished = Delivery.objects.filter(
-        event_id=OuterRef("pk"), status__in=[Delivery.Status.PENDING, Delivery.Status.SENT]
-    )
+    unfinished = Delivery.objects.filter(event_id=OuterRef("pk"), status__in=Delivery.OPEN)
     deleted = 0
     while True:
         ids = list(

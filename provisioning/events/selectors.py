@@ -12,8 +12,6 @@ from django.utils import timezone
 
 from .models import Delivery, DeliveryAttempt, Event, EventStream
 
-OPEN = [Delivery.Status.PENDING, Delivery.Status.SENT]
-
 
 @dataclass(frozen=True)
 class Health:
@@ -42,7 +40,7 @@ def _per_stream(queryset: QuerySet, aggregate) -> Subquery:
 def _with_health(queryset: QuerySet) -> QuerySet:
     """Per-stream subqueries rather than one join over every delivery: the open ones are
     read from the partial index of unfinished deliveries."""
-    open_ = Delivery.objects.filter(status__in=OPEN)
+    open_ = Delivery.objects.filter(status__in=Delivery.OPEN)
     failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
     return queryset.annotate(
         backlog=Coalesce(_per_stream(open_, Count("id")), 0),

@@ -65,11 +65,6 @@ _UNSET: Any = object()
 # --- Addresses ------------------------------------------------------------------------
 
 
-def poll_path(stream: EventStream) -> str:
-    """The path of ``stream``'s RFC 8936 poll endpoint."""
-    return poll.poll_path(stream.pk)
-
-
 def site_base_url() -> str:
     """The server's public root URL, without a trailing slash, for addresses handed out
     outside a request (the ``createeventstream`` command): SCIM_BASE_URL without its
@@ -85,7 +80,7 @@ def site_base_url() -> str:
 
 def poll_url(stream: EventStream, base_url: str = "") -> str:
     """The absolute poll URL of ``stream`` under ``base_url`` (default: ``site_base_url``)."""
-    return (base_url.rstrip("/") or site_base_url()) + poll_path(stream)
+    return (base_url.rstrip("/") or site_base_url()) + poll.poll_path(stream.pk)
 
 
 def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
@@ -96,16 +91,11 @@ def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
     connects, as the name may resolve differently then."""
     value = (value or "").strip()
     parts = urlsplit(value)
-    allowed = ("https", "http") if settings.SCIMGATE_EVENTS_ALLOW_HTTP else ("https",)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
     if not value:
         raise ValidationError({field: "A push or webhook stream needs the receiver's URL."})
     if len(value) > MAX_URL_LENGTH:
         raise ValidationError({field: f"The URL is longer than {MAX_URL_LENGTH} characters."})
-    if parts.scheme not in allowed or not parts.hostname or not port_ok:
+    if not delivery.receiver_url_shape_ok(parts):
         raise ValidationError({field: f"“{value[:200]}” is not an https URL."})
     if parts.username or parts.password:
         raise ValidationError(
@@ -233,6 +223,12 @@ def _clean_authorization(value: str, method: str, errors: dict) -> str:
     elif any(ord(c) < 32 or ord(c) == 127 for c in value):
         errors["authorization"] = (
             "The header value cannot contain line breaks or control characters."
+        )
+    elif not all(c == " " or "!" <= c <= "~" for c in value):
+        # RFC 9110 §5.5 (RFC 7230 §3.2): a field value is visible ASCII and spaces.
+        errors["authorization"] = (
+            "The header value can hold only visible ASCII characters and spaces "
+            "(encode others, e.g. in base64)."
         )
     return value
 

@@ -26,19 +26,17 @@ from provisioning.audit.context import change_set_scope
 from provisioning.audit.redaction import redact
 from provisioning.directory import services
 from provisioning.directory.pipeline import OperationHeld
-from provisioning.events import asyncresp
+from provisioning.events import asyncresp, claims
 
 from . import errors, limits
 from .api import ScimView, as_scim_error, record_denied
 from .patch import parse_patch_request
 from .pending import async_headers, pending_location
-from .prefer import respond_async
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
 _PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?/?$")
-_ENDPOINTS = {"Users": "User", "Groups": "Group"}
 _ACTIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -140,9 +138,7 @@ def _parse(body: dict) -> tuple[list[Operation], int | None]:
             bulk_ids.add(bulk_id)
         if method == "POST" and bulk_id is None:
             raise errors.InvalidValue(f"Operation {index + 1}: POST needs a bulkId")
-        operations.append(
-            Operation(index, method, path, bulk_id, version, raw.get("data"))
-        )
+        operations.append(Operation(index, method, path, bulk_id, version, raw.get("data")))
     return operations, fail_on_errors
 
 
@@ -163,9 +159,7 @@ class BulkView(ScimView):
         held_ops: set[int] = set()
         failures = 0
         txn = None
-        if respond_async(request.headers.get("Prefer")) and asyncresp.client_has_stream(
-            request.user
-        ):
+        if asyncresp.honours_respond_async(request.user, request.headers.get("Prefer")):
             txn = asyncresp.new_txn()
         pending = operations
         # Operations naming a bulkId created later are retried after the others (§3.7.2).
@@ -249,7 +243,7 @@ class BulkView(ScimView):
         match = _PATH.match(path)
         if not match:
             raise errors.InvalidPath(f"Unsupported bulk path '{op.path}'")
-        resource_type = _ENDPOINTS[match.group(1)]
+        resource_type = claims.RESOURCE_TYPES[match.group(1)]
         resource_id = match.group(2)
         if op.method not in ("POST", "PUT", "PATCH", "DELETE"):
             raise errors.InvalidValue(f"Unsupported bulk method '{op.method}'")
@@ -275,7 +269,9 @@ class BulkView(ScimView):
             via=None if txn is None else _async_via(txn, op),
         )
         if action == "delete":
-            return self.result(op, status=204, location=f"{base_url}/{match.group(1)}/{resource_id}")
+            return self.result(
+                op, status=204, location=f"{base_url}/{match.group(1)}/{resource_id}"
+            )
         if action == "create":
             created[op.bulk_id] = str(resource.pk)
         location = f"{base_url}/{match.group(1)}/{resource.pk}"
@@ -316,7 +312,9 @@ def _outcome(op: Operation, result: dict) -> asyncresp.BulkOutcome:
         resource_id = uuid.UUID(match.group(2)) if match.group(2) else None
     except ValueError:
         resource_id = None
-    return asyncresp.BulkOutcome(op.index, result, _ENDPOINTS[match.group(1)], resource_id)
+    return asyncresp.BulkOutcome(
+        op.index, result, claims.RESOURCE_TYPES[match.group(1)], resource_id
+    )
 
 
 def _location_path(location: str | None) -> str | None:

@@ -8,7 +8,8 @@ answered 202 without a body, with ``Set-Txn``, ``Preference-Applied: respond-asy
 and the status resource as ``Location``; its outcome arrives later as a
 ``misc:asyncresp`` event (``provisioning.events.asyncresp``) and is shown by the status
 resource under ``asyncRequests``. A write with the preference that is applied (or
-refused) at once is answered as usual, without ``Preference-Applied``.
+refused) at once, or from a client no event stream is bound to (nobody would hear the
+completion), is answered as usual, without ``Preference-Applied``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from provisioning.events.models import AsyncRequest
 from provisioning.oversight.models import PendingOperation
 from provisioning.scim import errors
 from provisioning.scim.api import ScimView
-from provisioning.scim.prefer import RESPOND_ASYNC, respond_async
+from provisioning.scim.prefer import RESPOND_ASYNC
 from provisioning.scim.resources import isoformat
 
 PENDING_SCHEMA = "urn:scimgate:params:scim:api:messages:2.0:PendingOperation"
-_METHODS = {"delete": "DELETE", "replace": "PUT", "patch": "PATCH", "create": "POST"}
 
 
 def pending_location(pending: PendingOperation, base_url: str) -> str:
@@ -43,7 +43,7 @@ def pending_document(pending: PendingOperation, base_url: str) -> dict:
         if pending.status == PendingOperation.Status.PENDING
         else pending.result_detail or pending.get_status_display(),
         "operation": {
-            "method": _METHODS.get(pending.action, pending.action),
+            "method": asyncresp.METHODS.get(pending.action, pending.action),
             "resourceType": pending.resource_type,
             "resourceId": str(pending.resource_id),
             "version": f'W/"{pending.base_version}"',
@@ -76,8 +76,9 @@ def _async_request(request: AsyncRequest) -> dict:
 
 def write_via(request) -> services.Via | None:
     """How a SCIM write reaches the pipeline: with a fresh ``Set-Txn`` when the client
-    sent ``Prefer: respond-async``, which the holder keeps if the write is held."""
-    if not respond_async(request.headers.get("Prefer")):
+    sent ``Prefer: respond-async`` and the preference is honoured
+    (``asyncresp.honours_respond_async``), which the holder keeps if the write is held."""
+    if not asyncresp.honours_respond_async(request.user, request.headers.get("Prefer")):
         return None
     return services.Via(notes=asyncresp.request_notes(asyncresp.new_txn()))
 
@@ -90,8 +91,9 @@ def async_headers(txn: str) -> dict:
 def async_held_response(request, pending: PendingOperation, base_url: str) -> Response | None:
     """The asynchronous answer to a held write that asked for one (RFC 9967 §2.5.1.1):
     202, no body, ``Set-Txn`` (the same for every retry of the write), and the status
-    resource as ``Location``. None when the client did not ask."""
-    if not respond_async(request.headers.get("Prefer")):
+    resource as ``Location``. None when the client did not ask or the preference is not
+    honoured (``asyncresp.honours_respond_async``)."""
+    if not asyncresp.honours_respond_async(request.user, request.headers.get("Prefer")):
         return None
     txn = asyncresp.single_txn(pending.pk)
     if txn is None:

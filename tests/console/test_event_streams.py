@@ -287,6 +287,30 @@ def test_delete_asks_first(admin_client, webhook):
     ).exists()
 
 
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [("delete", {}), ("replay", {"since": "2026-01-01T00:00"})],
+)
+def test_delete_and_replay_need_a_step_up(admin_client, webhook, settings, action, data):
+    # Both drop or rewrite deliveries the receiver is owed: a stale sign-in steps up first.
+    from tests.signin.conftest import age_session
+
+    settings.SCIMGATE_STEP_UP_MINUTES = 15
+    publish_event(candidates=[webhook])
+    before = list(Delivery.objects.values_list("pk", "status", "next_attempt_at"))
+    age_session(admin_client, authenticated=20 * 60)
+    response = post(
+        admin_client,
+        f"/event-streams/{webhook.pk}/{action}/",
+        data,
+        HTTP_REFERER=f"http://testserver/event-streams/{webhook.pk}/",
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("/account/step-up/?next=")
+    assert EventStream.objects.filter(pk=webhook.pk).exists()
+    assert list(Delivery.objects.values_list("pk", "status", "next_attempt_at")) == before
+
+
 # --- delivery log ----------------------------------------------------------------------------
 
 

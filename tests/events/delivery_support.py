@@ -33,6 +33,7 @@ class Answer:
     body: bytes = b""
     content_type: str = "application/json"
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the body's bytes (a slow receiver)
 
 
 @dataclass
@@ -74,7 +75,13 @@ def receiver():
                 if 300 <= answer.status < 400:
                     self.send_header("Location", state.url + "/elsewhere")
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if answer.trickle:
+                    for byte in answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.trickle)
+                else:
+                    self.wfile.write(answer.body)
             except OSError:
                 pass
 
@@ -165,7 +172,7 @@ def make_all_due(stream: EventStream) -> None:
     """Let backoff delays pass (the clock of the database is the truth)."""
     from provisioning.events.models import Delivery
 
-    Delivery.objects.filter(stream=stream, status__in=delivery.OPEN).update(
+    Delivery.objects.filter(stream=stream, status__in=Delivery.OPEN).update(
         next_attempt_at=timezone.now()
     )
 

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from provisioning.directory.models import User
-from provisioning.events.models import AsyncRequest, Delivery, EventStream
+from provisioning.events.models import AsyncRequest, EventStream
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation, Quarantine
 from provisioning.scim.prefer import preferences, respond_async
@@ -63,6 +63,7 @@ def test_prefer_first_instance_counts_and_values_are_unquoted():
 
 
 def test_held_write_with_the_preference_answers_202_with_set_txn(idp, hold_rule):
+    idp.stream()  # completions have somewhere to go
     hold_rule("deactivate_user")
     user = idp.api.create_user("async@x.example", active=True)
 
@@ -100,6 +101,7 @@ def test_held_write_without_the_preference_keeps_its_status_document(idp, hold_r
 
 def test_write_applied_at_once_answers_normally_without_preference_applied(idp, hold_rule):
     # RFC 9967 §2.5.1.1: the server "either returns a normal SCIM response or ... 202".
+    idp.stream()  # completions have somewhere to go
     hold_rule("delete_user")
     user = idp.api.create_user("now@x.example", active=True)
 
@@ -115,6 +117,7 @@ def test_write_applied_at_once_answers_normally_without_preference_applied(idp, 
 
 
 def test_a_retry_of_the_held_write_gets_the_same_txn(idp, hold_rule):
+    idp.stream()  # completions have somewhere to go
     hold_rule("delete_user")
     user = idp.api.create_user("retry@x.example")
 
@@ -320,24 +323,21 @@ def test_a_reheld_write_completes_when_its_new_hold_ends(idp, hold_rule, operato
     assert len(completions(stream)) == 1
 
 
-def test_completion_without_a_bound_stream_is_kept_for_the_status_resource(
-    idp, hold_rule, operators, decide
-):
+def test_the_preference_without_a_bound_stream_is_answered_as_without_it(idp, hold_rule):
+    # Nobody would hear the completion: the same rule as Bulk (asyncresp.honours_respond_async).
+    other = idp.stream()
+    other.client = None
+    other.save()
     hold_rule("delete_user")
     user = idp.api.create_user("nostream@x.example")
+
     response = idp.api.delete(f"/Users/{user['id']}", **ASYNC)
-    txn = assert_async_202(response)
 
-    decide(
-        services.pending_reject,
-        pending_id=PendingOperation.objects.get().pk,
-        operator=operators["alice"],
-        reason="no",
-    )
-
-    assert not Delivery.objects.exists()  # no stream hears it
-    [shown] = idp.api.read(response["Location"])["asyncRequests"]
-    assert shown["txn"] == txn and shown["status"] == "403"
+    assert response.status_code == 202
+    assert "Set-Txn" not in response and "Preference-Applied" not in response
+    document = idp.api.json(response)
+    assert document["status"] == "pending" and "asyncRequests" not in document
+    assert not AsyncRequest.objects.exists()
 
 
 # --- Discovery (§4) -------------------------------------------------------------------------

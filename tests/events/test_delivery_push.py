@@ -2,6 +2,7 @@
 JWKS, the receiver's 202/400/other answers, order per resource, the delivery log."""
 
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -123,7 +124,7 @@ def test_a_failing_receiver_that_recovers_gets_every_event_once_in_order(receive
     for _ in range(10):
         deliver(stream)
         make_all_due(stream)
-        if not Delivery.objects.filter(stream=stream, status__in=delivery.OPEN).exists():
+        if not Delivery.objects.filter(stream=stream, status__in=Delivery.OPEN).exists():
             break
 
     delivered = [json.loads(_payload(r.body))["jti"] for r in receiver.received]
@@ -181,6 +182,24 @@ def test_a_timeout_is_a_failed_try(receiver, push_stream, settings):
     assert "Timeout" in row.last_error
     stream.refresh_from_db()
     assert stream.failing_since is not None and "Timeout" in stream.last_error
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_send_deadline(
+    receiver, push_stream, settings
+):
+    settings.SCIMGATE_EVENTS_CONNECT_TIMEOUT = 0.2
+    settings.SCIMGATE_EVENTS_TIMEOUT = 0.5  # each byte comes in time: no read timeout
+    stream = push_stream()
+    receiver.answer = lambda request: Answer(status=202, body=b"x" * 20, trickle=0.2)
+    publish()
+    started = time.monotonic()
+    deliver(stream)
+    took = time.monotonic() - started
+    row = Delivery.objects.get(stream=stream)
+    assert row.status == Delivery.Status.PENDING
+    assert "deadline" in row.last_error
+    assert took < delivery.send_deadline() + 1.0 < 4.0  # the whole answer takes 4 s
+    assert delivery.send_deadline() < delivery.lease().total_seconds()
 
 
 def test_redirects_are_not_followed(receiver, push_stream):
@@ -267,3 +286,74 @@ def test_the_answer_kept_in_the_log_is_truncated(receiver, push_stream):
     deliver(stream)
     attempt = DeliveryAttempt.objects.get(delivery__stream=stream)
     assert attempt.status_code == 500 and len(attempt.response) == delivery.MAX_LOGGED_ANSWER
+
+
+def test_a_header_value_httpx_cannot_encode_is_a_failed_try(receiver, push_stream):
+    # Stored before the service refused non-ASCII values: a failed try, not a wedged run.
+    stream = push_stream(authorization="Bearer tökén")
+    publish()
+    assert deliver(stream) == 0
+    row = Delivery.objects.get(stream=stream)
+    assert row.status == Delivery.Status.PENDING and row.attempts == 1
+    assert row.last_error.startswith("UnicodeEncodeError")
+    assert "tökén" not in row.last_error
+    assert not receiver.received
+
+
+def test_an_echoed_authorization_header_is_redacted_from_the_log(receiver, push_stream):
+    # httpbin-style receivers echo the request's headers; viewers read the delivery log.
+    stream = push_stream(authorization="Bearer s3cr3t-credential-value")
+    receiver.answer = lambda request: Answer(
+        status=500, body=json.dumps({"headers": request.headers}).encode()
+    )
+    publish()
+    deliver(stream)
+    [attempt] = DeliveryAttempt.objects.filter(delivery__stream=stream)
+    assert "s3cr3t-credential-value" not in attempt.response
+    assert '"Authorization": "[redacted]"' in attempt.response
+    receiver.answer = lambda request: Answer(
+        status=500, body=b"unknown token s3cr3t-credential-value"
+    )
+    make_all_due(stream)
+    deliver(stream)
+    last = DeliveryAttempt.objects.filter(delivery__stream=stream).latest("at")
+    assert last.response == "unknown token [redacted]"
+    assert "s3cr3t" not in Delivery.objects.get(stream=stream).last_error
+
+
+def test_a_redelivery_during_a_send_wins_over_the_senders_record(
+    receiver, push_stream, monkeypatch
+):
+    stream = push_stream()
+    publish()
+    receiver.always(500)
+    real_send = delivery.send
+
+    def send(http, stream_, row, key=None):
+        outcome = real_send(http, stream_, row, key)
+        # The operator redelivers while the sender waits for the receiver.
+        streams.redeliver(delivery=row)
+        return outcome
+
+    monkeypatch.setattr(delivery, "send", send)
+    delivery._run(stream.pk)
+    row = Delivery.objects.get(stream=stream)
+    # The reset stands: pending, due now, no tries counted; the try is in the log.
+    assert row.status == Delivery.Status.PENDING
+    assert row.attempts == 0 and row.last_error == "" and row.last_status_code is None
+    assert row.next_attempt_at <= timezone.now()
+    assert row.log.count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["https://receiver.example.com:0/", "https://receiver.example.com:99999/", "ftp://x/"]
+)
+def test_the_sender_checks_urls_by_the_rule_streams_are_saved_with(url):
+    from django.core.exceptions import ValidationError
+
+    from provisioning.access import outbound
+
+    with pytest.raises(ValidationError):
+        streams.clean_endpoint_url(url)
+    with pytest.raises(outbound.DestinationRefused):
+        delivery.check_url(url)

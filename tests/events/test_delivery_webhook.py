@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from provisioning.events import delivery
-from provisioning.events.models import Delivery, EventKind, EventStream
+from provisioning.events.models import Delivery, DeliveryAttempt, EventKind, EventStream
 
 from .delivery_support import WEBHOOK_SECRET, deliver, publish
 
@@ -96,3 +96,56 @@ def test_new_secrets_are_standard_webhooks_secrets():
     assert secret.startswith("whsec_")
     Webhook(secret)  # decodes
     assert secret != delivery.new_webhook_secret()
+
+
+def test_a_test_event_reaches_a_webhook_stream(receiver, webhook_stream):
+    from provisioning.events import streams
+
+    stream = webhook_stream()
+    event = streams.send_test_event(stream=stream)
+    assert deliver(stream) == 1
+    [request] = receiver.received
+    body = Webhook(WEBHOOK_SECRET).verify(request.body, request.headers)
+    assert body["type"] == "stream.verification"
+    assert body["data"]["id"] == event.jti.hex
+    assert body["data"]["payload"]["state"] == event.payload["state"]
+    assert Delivery.objects.get(stream=stream).status == Delivery.Status.DELIVERED
+
+
+def test_an_unexpected_error_while_sending_is_a_failed_try_and_the_batch_is_recorded(
+    receiver, webhook_stream, monkeypatch, caplog
+):
+    stream = webhook_stream()
+    user = uuid.uuid4()  # one resource: the third waits for the second (per-resource order)
+    first, second, third = publish(user), publish(user), publish(user)
+    real = delivery._request
+
+    def request(stream_, row, key):
+        if row.event_id == second.pk:
+            raise RuntimeError("Bearer do-not-log-me")
+        return real(stream_, row, key)
+
+    monkeypatch.setattr(delivery, "_request", request)
+    assert deliver(stream) == 1
+
+    rows = {d.event_id: d for d in Delivery.objects.filter(stream=stream)}
+    assert rows[first.pk].status == Delivery.Status.DELIVERED
+    assert rows[first.pk].attempts == 1
+    failed = rows[second.pk]
+    assert failed.status == Delivery.Status.PENDING and failed.attempts == 1
+    assert failed.last_error.startswith("RuntimeError")
+    assert "do-not-log-me" not in failed.last_error
+    assert [a.ok for a in failed.log.all()] == [False]
+    assert rows[third.pk].status == Delivery.Status.PENDING and rows[third.pk].attempts == 0
+    assert len(receiver.received) == 1
+    assert "do-not-log-me" not in caplog.text
+
+
+def test_a_quoted_signing_secret_is_redacted_from_the_log(receiver, webhook_stream):
+    stream = webhook_stream()
+    key = WEBHOOK_SECRET.removeprefix("whsec_")
+    receiver.always(401, f"expected {WEBHOOK_SECRET} or {key}".encode())
+    publish()
+    deliver(stream)
+    [attempt] = DeliveryAttempt.objects.filter(delivery__stream=stream)
+    assert attempt.response == "expected [redacted] or [redacted]"

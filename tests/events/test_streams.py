@@ -15,7 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from provisioning.audit.models import AuditEntry
-from provisioning.events import claims, crypto, outbox, streams
+from provisioning.events import claims, crypto, outbox, poll, streams
 from provisioning.events.models import Delivery, DeliveryAttempt, Event, EventKind, EventStream
 from tests.factories import OperatorFactory, ScimClientFactory
 
@@ -152,6 +152,9 @@ def test_filters_are_stored_in_a_fixed_order_and_all_means_none(operator):
         ({"payload": "everything"}, "payload"),
         ({"authorization": "Bearer x"}, "authorization"),  # webhook streams send none
         ({"method": "push", "authorization": "Bearer x\r\nX-Evil: 1"}, "authorization"),
+        # RFC 9110 §5.5: field values are visible ASCII (httpx could not send others).
+        ({"method": "push", "authorization": "Bearer tökén"}, "authorization"),
+        ({"method": "push", "authorization": "Bearer x\u00a0y"}, "authorization"),
         ({"pause_after": 10}, "pause_after"),
         ({"pause_after": timedelta(days=31)}, "pause_after"),
         ({"audience": "a" * 2001}, "audience"),
@@ -205,7 +208,7 @@ def test_http_only_with_the_development_switch():
 
 def test_poll_addresses():
     stream, _ = streams.create_stream(name="P", method="poll")
-    assert streams.poll_path(stream) == f"/events/v1/streams/{stream.pk}/poll"
+    assert poll.poll_path(stream.pk) == f"/events/v1/streams/{stream.pk}/poll"
     assert (
         streams.poll_url(stream, "https://scim.example.com/")
         == f"https://scim.example.com/events/v1/streams/{stream.pk}/poll"

@@ -200,17 +200,23 @@ def test_pagination_claim(scim, settings):
 def test_security_events_claim(scim):
     """RFC 9967 §4: absent until an event stream is registered (not configured); then
     ``asyncRequest: "request"``: a held write is completed asynchronously when the client
-    asks with ``Prefer: respond-async`` (202, ``Set-Txn``), and only then."""
+    asks with ``Prefer: respond-async`` (202, ``Set-Txn``) and a stream is bound to it
+    (someone hears the completion), and only then."""
+    from provisioning.access.models import ScimClient
     from provisioning.events.models import EventStream
     from provisioning.oversight.models import PolicyRule
 
     assert "securityEvents" not in scim.read("/ServiceProviderConfig")
-    EventStream.objects.create(method="poll", name="claims")
+    stream = EventStream.objects.create(method="poll", name="claims")
     claim = scim.read("/ServiceProviderConfig")["securityEvents"]
     assert claim["asyncRequest"] == "request"
     assert "urn:ietf:params:scim:event:misc:asyncresp" in claim["eventUris"]
     PolicyRule.objects.create(name="hold deletes", kind="delete_user", action="hold")
     first, second = scim.create_user("claim-a"), scim.create_user("claim-b")
+    unbound = scim.delete(f"/Users/{first['id']}", HTTP_PREFER="respond-async")
+    assert unbound.status_code == 202 and "Set-Txn" not in unbound
+    stream.client = ScimClient.objects.get(name__startswith="test-provisioner-")
+    stream.save()
     asked = scim.delete(f"/Users/{first['id']}", HTTP_PREFER="respond-async")
     assert asked.status_code == 202 and asked["Preference-Applied"] == "respond-async"
     assert asked["Set-Txn"] and asked.content == b""
