@@ -169,6 +169,18 @@ def test_destroying_what_is_older_than_the_churn_window_counts(idp, breaker):
     assert idp.api.delete(f"/Users/{third['id']}").status_code == 202  # the 2nd trips
 
 
+def test_a_churn_window_of_zero_turns_churn_off(idp, breaker):
+    """0 is not "the breaker's window": destroying what the client just created counts."""
+    breaker.max_operations, breaker.window_minutes, breaker.churn_window_minutes = 1, 10, 0
+    breaker.save()
+    assert breaker.churn_minutes == 0
+    first, second = (idp.api.create_user(f"z{i}@x.example", active=True) for i in range(2))
+
+    assert idp.api.delete(f"/Users/{first['id']}").status_code == 204  # counted: 1 of 1
+    assert idp.api.delete(f"/Users/{second['id']}").status_code == 202  # the 2nd trips
+    assert DestructiveEvent.objects.filter(client=idp).count() == 1
+
+
 def test_destroying_what_another_client_created_counts(idp, other_scim, breaker):
     breaker.max_operations = 1
     breaker.save()
