@@ -209,3 +209,37 @@ def test_console_and_rollback_deletes_are_not_deferred(deferring, operators):
     user = directory.user_create(document={"userName": "console@x.example"}, client=None)
     directory.user_delete(user_id=user.pk, client=None, operator=operators["alice"])
     assert not User.with_retired.filter(pk=user.pk).exists()
+
+
+def test_a_group_put_without_the_retired_user_keeps_its_membership(retired, idp, operators):
+    """The user is deleted for SCIM, so a PUT of the group without it changes nothing of
+    its membership: a restore brings the group back."""
+    user, group = retired
+    replaced = idp.api.put(
+        f"/Groups/{group['id']}",
+        {"schemas": group["schemas"], "displayName": "staff", "members": []},
+    )
+    assert replaced.status_code == 200
+    assert Membership.objects.filter(user_id=user["id"], group_id=group["id"]).exists()
+
+    deletions.user_restore(user_id=user["id"], operator=operators["alice"])
+    members = idp.api.read(f"/Groups/{group['id']}")["members"]
+    assert [m["value"] for m in members] == [user["id"]]
+
+
+def test_removing_the_retired_user_from_its_group_again_counts_nothing(retired, idp, breaker):
+    """The IdP's follow-up removal of the deleted user's memberships is no destructive
+    effect: the deletion counted once (RFC 7644 §3.6: the resource is deleted)."""
+    user, group = retired
+    from provisioning.oversight.models import DestructiveEvent
+
+    counted = DestructiveEvent.objects.count()
+    response = idp.api.patch_ops(
+        f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{user["id"]}"]'}
+    )
+    assert response.status_code in (200, 204)
+    response = idp.api.patch_ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members"})
+    assert response.status_code in (200, 204)
+    assert DestructiveEvent.objects.count() == counted
+    assert Membership.objects.filter(user_id=user["id"], group_id=group["id"]).exists()
+
