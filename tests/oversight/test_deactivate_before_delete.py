@@ -243,3 +243,17 @@ def test_removing_the_retired_user_from_its_group_again_counts_nothing(retired, 
     assert DestructiveEvent.objects.count() == counted
     assert Membership.objects.filter(user_id=user["id"], group_id=group["id"]).exists()
 
+
+def test_group_filters_do_not_match_the_retired_user(retired, idp):
+    user, group = retired
+    found = idp.api.search("/Groups", filter=f'members.value eq "{user["id"]}"')
+    assert found["totalResults"] == 0
+    assert idp.api.search("/Groups", filter="members pr")["totalResults"] == 0
+
+
+def test_group_member_counts_leave_out_the_retired_user(retired):
+    from provisioning.directory import selectors
+
+    _user, group = retired
+    listed = selectors.group_listing().get(pk=group["id"])
+    assert (listed.member_count, listed.group_count) == (0, 0)
