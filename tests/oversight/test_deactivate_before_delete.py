@@ -257,3 +257,40 @@ def test_group_member_counts_leave_out_the_retired_user(retired):
     _user, group = retired
     listed = selectors.group_listing().get(pk=group["id"])
     assert (listed.member_count, listed.group_count) == (0, 0)
+
+
+def test_rolling_back_a_deferred_deletion_restores_the_user(retired, idp, operators):
+    """The inverse of a scheduled deletion is a restore (through the pipeline, audited),
+    not "It has been deleted since"."""
+    from provisioning.oversight import reviews
+
+    user, group = retired
+    record = ChangeRecord.objects.filter(resource_id=user["id"]).latest("id")
+    step = reviews.inverse_step(record)
+    assert not step.blocked and not step.conflict, step.conflict
+    assert "cancel its scheduled deletion" in step.description
+
+    rollback = reviews.change_set_rollback(
+        change_set_id=record.change_set_id, operator=operators["alice"]
+    )
+
+    row = User.objects.get(pk=user["id"])
+    assert row.deletion_due is None and row.active is True
+    assert [m["value"] for m in idp.api.read(f"/Groups/{group['id']}")["members"]] == [user["id"]]
+    assert deletions.scheduled_deletions_run(now=timezone.now() + timedelta(days=31)) == 0
+    assert rollback.records.filter(resource_id=user["id"]).count() == 2  # restore, revert
+
+
+def test_an_earlier_change_of_a_user_awaiting_deletion_is_not_rolled_back_unseen(
+    idp, deferring, operators
+):
+    from provisioning.oversight import reviews
+
+    user = idp.api.create_user("titled@x.example", active=True)
+    rename = {"op": "replace", "path": "title", "value": "Boss"}
+    assert idp.api.patch_ops(f"/Users/{user['id']}", rename).status_code == 200
+    titled = ChangeRecord.objects.filter(resource_id=user["id"]).latest("id")
+    assert idp.api.delete(f"/Users/{user['id']}").status_code == 204
+
+    step = reviews.inverse_step(titled)
+    assert step.blocked and "restore it first" in step.conflict
