@@ -33,6 +33,7 @@ from .actions import console_scope
 from .attributes import user_sections
 from .filters import GroupFilter, UserFilter
 from .permissions import require_role
+from .signin.stepup import require_step_up
 
 ACTIVITY_DAYS = 14
 
@@ -169,6 +170,7 @@ def user_deactivate(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_role("approver")
+@require_step_up
 @require_POST
 def user_reactivate(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _set_active(request, user_id, active=True)
@@ -229,6 +231,7 @@ def _set_active(request: HttpRequest, user_id: uuid.UUID, *, active: bool) -> Ht
 
 
 @require_role("approver")
+@require_step_up
 @require_POST
 def user_restore(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     """Cancel a scheduled deletion (deactivate before delete): the user rejoins the directory."""

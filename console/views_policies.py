@@ -162,6 +162,7 @@ def circuit_breaker_edit(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def client_breaker_edit(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     """One client's own settings (they replace the defaults), or back to the defaults."""

@@ -72,10 +72,10 @@ def quarantine_detail(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRes
 
 
 def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list, list, dict]:
-    """(to apply, to discard, what was chosen) for the operator's choice: the operations of
-    the kinds named (``kind``) and/or the ids selected (``pending``); none chosen means
-    all. Unknown kinds choose nothing."""
-    data = request.POST if request.method == "POST" else request.GET
+    """(to apply, to discard, what was chosen) shown by the confirmation (GET) for the
+    operator's choice: the operations of the kinds named (``kind``) and/or the ids selected
+    (``pending``); none chosen means all. Unknown kinds choose nothing."""
+    data = request.GET
     held = _held(quarantine)
     kinds = [kind for kind in data.getlist("kind") if kind in HeldKind.values]
     chosen_ids = {str(value) for value in selected_ids(data.getlist("pending"))}
@@ -88,7 +88,6 @@ def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list,
             condition |= held_kind_q(kind)
         held = held.filter(condition)
         choice = {"kinds": kinds, "kind_labels": [HeldKind(k).label.lower() for k in kinds]}
-    # The confirmation posts the ids it showed: what arrived since is not applied unseen.
     apply_ids = {op.pk for op in held if not chosen_ids or str(op.pk) in chosen_ids}
     held = list(_held(quarantine))
     apply = [op for op in held if op.pk in apply_ids]
@@ -96,14 +95,56 @@ def _release_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list,
     return apply, discard, choice
 
 
+def _posted_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list, list, str]:
+    """(to apply, to discard, refusal) for a confirmed release. The confirmation posts the
+    ids it showed, applied (``pending``) and all (``shown``): only those are applied, and
+    an operation held since the page was shown is never decided unseen."""
+    chosen = set(selected_ids(request.POST.getlist("pending")))
+    shown = set(selected_ids(request.POST.getlist("shown"))) | chosen
+    held = list(_held(quarantine))
+    apply = [op for op in held if op.pk in chosen]
+    discard = [op for op in held if op.pk not in chosen]
+    if not chosen:
+        return apply, discard, "The release names no held operation; choose what to release."
+    checked = request.POST.get("scope") == "all" or request.POST.getlist("shown")
+    unseen = [op for op in held if op.pk not in shown] if checked else []
+    if unseen:
+        if request.POST.get("scope") == "all":
+            apply, discard = held, []  # shown again: all of them, the new ones too
+        return (
+            apply,
+            discard,
+            f"{len(unseen)} operation{'s were' if len(unseen) != 1 else ' was'} held since "
+            "this page was shown; review the release again.",
+        )
+    if not apply:
+        return apply, discard, "Nothing chosen is held any more."
+    return apply, discard, ""
+
+
+def _awaiting_second(apply: list) -> list:
+    """The operations a rule held for two approvers that nobody approved yet: a release
+    is one approval for them, and they stay pending until a second approver agrees."""
+    return [op for op in apply if op.two_approvers and not op.approvals.exists()]
+
+
 @require_role("approver")
 @require_step_up
 @require_http_methods(["GET", "POST"])
 def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpResponse:
     """Release: all, one kind, or the selected operations ("allow these deletions").
-    GET confirms what is applied and what discarded; POST does it."""
+    GET confirms what is applied and what discarded; POST does it, for exactly the
+    operations the confirmation showed."""
     quarantine = _quarantine_or_404(quarantine_id)
-    apply, discard, choice = _release_choice(request, quarantine)
+    if request.method == "POST":
+        apply, discard, error = _posted_choice(request, quarantine)
+        choice = {"everything": request.POST.get("scope") == "all" and not discard}
+        kinds = [kind for kind in request.POST.getlist("kind") if kind in HeldKind.values]
+        if kinds:
+            choice |= {"kinds": kinds, "kind_labels": [HeldKind(k).label.lower() for k in kinds]}
+    else:
+        apply, discard, choice = _release_choice(request, quarantine)
+        error = ""
     everything = bool(choice.get("everything"))
     context = {
         "quarantine": quarantine,
@@ -112,16 +153,24 @@ def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
         "everything": everything,
         "kinds": choice.get("kinds", []),
         "kind_labels": choice.get("kind_labels", []),
+        "second_approver": _awaiting_second(apply),
         "error": "",
     }
     if request.method == "POST":
+        if quarantine.status != Quarantine.Status.ACTIVE:
+            context["error"] = "This quarantine has already ended."
+            return render(request, "console/quarantines/release_confirm.html", context, status=400)
         if request.POST.get("confirm") != "yes":
             context["error"] = "Confirm the release first."
             return render(request, "console/quarantines/release_confirm.html", context, status=400)
-        if not everything and not apply:
-            context["error"] = "Nothing chosen is held any more."
+        if error:
+            context["error"] = error
             return render(request, "console/quarantines/release_confirm.html", context, status=400)
-        summary = {"action": "quarantine.release", "quarantine": str(quarantine.pk), "all": everything}
+        summary = {
+            "action": "quarantine.release",
+            "quarantine": str(quarantine.pk),
+            "all": everything,
+        }
         if context["kinds"]:
             summary["kinds"] = context["kinds"]
         _, refusal = decide(
@@ -130,14 +179,20 @@ def quarantine_release(request: HttpRequest, quarantine_id: uuid.UUID) -> HttpRe
             lambda: services.quarantine_release(
                 quarantine_id=quarantine.pk,
                 operator=request.user,
-                pending_ids=None if everything else [op.pk for op in apply],
+                pending_ids=[op.pk for op in apply],
             ),
         )
         if refusal is None:
+            # An operation a rule held for two approvers took this release as one approval.
+            awaiting = PendingOperation.objects.filter(
+                pk__in=[op.pk for op in apply], status=PendingOperation.Status.PENDING
+            ).count()
+            approved = len(apply) - awaiting
             messages.success(
                 request,
-                f"Quarantine of {quarantine.client.name} released: {len(apply)} operation"
-                f"{'s' if len(apply) != 1 else ''} approved"
+                f"Quarantine of {quarantine.client.name} released: {approved} operation"
+                f"{'s' if approved != 1 else ''} approved"
+                + (f", {awaiting} awaiting a second approver" if awaiting else "")
                 + (f", {len(discard)} discarded." if discard else "."),
             )
             return redirect("console:quarantine_detail", quarantine_id=quarantine.pk)

@@ -22,6 +22,7 @@ from provisioning.directory import extensions
 
 from .actions import add_service_errors
 from .permissions import has_role, require_role
+from .signin.stepup import require_step_up
 
 EXAMPLE = {
     "id": "urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User",
@@ -122,6 +123,7 @@ def _save(request: HttpRequest, form: ExtensionSchemaForm, schema=None):
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def schema_create(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
@@ -139,6 +141,7 @@ def schema_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_http_methods(["GET", "POST"])
 def schema_edit(request: HttpRequest, schema_id: int) -> HttpResponse:
     schema = _schema_or_404(schema_id)
@@ -161,6 +164,7 @@ def schema_edit(request: HttpRequest, schema_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_GET
 def schema_delete_confirm(request: HttpRequest, schema_id: int) -> HttpResponse:
     schema = _schema_or_404(schema_id)
@@ -172,6 +176,7 @@ def schema_delete_confirm(request: HttpRequest, schema_id: int) -> HttpResponse:
 
 
 @require_role("administrator")
+@require_step_up
 @require_POST
 def schema_delete(request: HttpRequest, schema_id: int) -> HttpResponse:
     schema = _schema_or_404(schema_id)

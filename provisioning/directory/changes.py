@@ -186,9 +186,14 @@ class MemberPlan:
         """The members stored now (counted once)."""
         if self._count is None:
             self._count = (
-                0 if self.group._state.adding else Membership.objects.filter(group=self.group).count()
+                0 if self.group._state.adding else self._rows().count()
             )
         return self._count
+
+    def _rows(self):
+        """The group's stored memberships that exist for SCIM: those of a user awaiting
+        its scheduled deletion are absent (neither removed again nor replaced away)."""
+        return Membership.objects.filter(group=self.group).filter(Membership.LIVE)
 
     def _load(self, ids) -> None:
         missing = [i for i in ids if i not in self._stored]
@@ -196,7 +201,7 @@ class MemberPlan:
             self._stored.update(dict.fromkeys(missing))
             return
         self._stored.update(dict.fromkeys(missing))
-        rows = Membership.objects.filter(group=self.group).filter(member_q(missing))
+        rows = self._rows().filter(member_q(missing))
         for user_id, member_group_id, display in rows.values_list(
             "user_id", "member_group_id", "display"
         ):
@@ -228,7 +233,7 @@ class MemberPlan:
         """Remove stored members matching ``condition`` and pending ones matching ``pending_match``."""
         ids = [ref.id for ref in self.added.values() if pending_match(ref)]
         if not self.group._state.adding:
-            rows = Membership.objects.filter(group=self.group).filter(condition)
+            rows = self._rows().filter(condition)
             for user_id, member_group_id, display in rows.values_list(
                 "user_id", "member_group_id", "display"
             ).iterator(chunk_size=5000):
@@ -242,7 +247,7 @@ class MemberPlan:
         if not self.group._state.adding:
             current += [
                 u or g
-                for u, g in Membership.objects.filter(group=self.group)
+                for u, g in self._rows()
                 .exclude(member_q(self.removed))
                 .values_list("user_id", "member_group_id")
                 .iterator(chunk_size=5000)

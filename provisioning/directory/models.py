@@ -142,6 +142,11 @@ class Group(Resource):
 class Membership(models.Model):
     """One row per (group, member); the member is a user or a nested group."""
 
+    # The memberships that exist for SCIM: a user awaiting its scheduled deletion is
+    # deleted for SCIM, so its rows are not members (read, filtered, counted, replaced or
+    # removed); they stay stored, so a restore brings its groups back.
+    LIVE = Q(user__isnull=True) | Q(user__deletion_due__isnull=True)
+
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.CASCADE, related_name="memberships"

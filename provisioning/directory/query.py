@@ -140,6 +140,7 @@ def _filterable(resource: str) -> dict[str, _Column | _Rows]:
                 "type": _Column("type", "member_type"),
                 "display": _Column("display", nullable=True),
             },
+            Membership.LIVE,
         )
         return {**common, "displayName": _Column("display_name"), "members": members}
     emails = _Rows(
@@ -241,7 +242,11 @@ class _Scopes:
     def rows(self, entry: _Rows) -> _Rows:
         if entry.model is not Membership:
             return entry
-        scope = self.members if entry.outer == "group" else self.groups
+        if entry.outer == "group":
+            # A reader's visible members, of the members there are (``Membership.LIVE``).
+            scope = entry.scope if self.members is None else entry.scope & self.members
+        else:
+            scope = self.groups
         return entry if scope is None else replace(entry, scope=scope)
 
 

@@ -470,9 +470,7 @@ def member_rows(group_ids: Iterable[uuid.UUID], scope: ReadScope = EVERYTHING) -
     """``(group_id, user_id, member_group_id, display)`` of the groups' members that
     ``scope`` may read, in membership (insertion) order."""
     rows = Membership.objects.filter(group_id__in=list(group_ids))
-    # A user awaiting its scheduled deletion is deleted for SCIM: not listed as a member
-    # (its membership rows stay, so a restore brings its groups back).
-    rows = rows.filter(Q(user__isnull=True) | Q(user__deletion_due__isnull=True))
+    rows = rows.filter(Membership.LIVE)  # not a user awaiting its scheduled deletion
     visible = visible_members(scope)
     if visible is not None:
         rows = rows.filter(visible)
@@ -644,7 +642,8 @@ def _member_count_subqueries() -> dict[str, Any]:
     users with ``user IS NOT NULL`` directly lets PostgreSQL pick a sequential scan per
     group when one group holds most memberships.)"""
     direct = Membership.objects.filter(group_id=OuterRef("pk")).order_by().values("group_id")
-    members = direct.annotate(n=Count("*")).values("n")
+    # A user awaiting its scheduled deletion is not a member (a join, for users only).
+    members = direct.filter(Membership.LIVE).annotate(n=Count("*")).values("n")
     nested = direct.filter(member_group__isnull=False).annotate(n=Count("*")).values("n")
     return {
         "member_count": Coalesce(Subquery(members), 0),

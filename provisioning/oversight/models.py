@@ -96,7 +96,10 @@ class CircuitBreaker(models.Model):
 
     @property
     def churn_minutes(self) -> int:
-        return self.churn_window_minutes or self.window_minutes
+        """None: the breaker's window; 0: churn off (every destructive effect counts)."""
+        if self.churn_window_minutes is None:
+            return self.window_minutes
+        return self.churn_window_minutes
 
 
 class DestructiveEvent(models.Model):

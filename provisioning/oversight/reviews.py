@@ -33,7 +33,8 @@ from provisioning.scim.errors import ScimError
 from .models import PendingOperation, Review, Rollback
 from .services import as_operator
 
-_MODELS = {"User": User, "Group": Group}
+# A user awaiting its scheduled deletion is still stored: ``with_retired`` sees it.
+_MANAGERS = {"User": User.with_retired, "Group": Group.objects}
 
 
 def flag_recorder(write: pipeline.Write) -> None:
@@ -86,12 +87,26 @@ def _current(record: ChangeRecord) -> tuple[dict | None, str | None]:
     """The resource's document as stored now, and its ETag (None, None once deleted)."""
     from provisioning.scim import resources
 
-    resource = _MODELS[record.resource_type].objects.filter(pk=record.resource_id).first()
+    resource = _MANAGERS[record.resource_type].filter(pk=record.resource_id).first()
     if resource is None:
         return None, None
     if record.resource_type == "User":
         return resources.user_editable_document(resource), resource.etag
     return resources.group_editable_document(resource), resource.etag
+
+
+def _awaiting_deletion(record: ChangeRecord) -> bool:
+    return record.resource_type == "User" and (
+        User.with_retired.filter(pk=record.resource_id, deletion_due__isnull=False).exists()
+    )
+
+
+def _scheduled_the_deletion(record: ChangeRecord) -> bool:
+    """The user awaits its scheduled deletion and this record, its latest, scheduled it
+    (SCIM writes nothing to a user awaiting deletion): undoing it is a restore."""
+    return _awaiting_deletion(record) and not (
+        ChangeRecord.objects.filter(resource_id=record.resource_id, id__gt=record.id).exists()
+    )
 
 
 def _current_document(record: ChangeRecord) -> dict | None:
@@ -142,7 +157,10 @@ def inverse_step(record: ChangeRecord, current=_LOAD) -> InverseStep:
         else:
             step.conflict, step.blocked = _restore_blocker(record)
         return step
-    parts = [f"Put {label} back as it was"]
+    restore = check_members and _scheduled_the_deletion(record)
+    parts = [f"Restore {label} (cancel its scheduled deletion) and put it back as it was"]
+    if not restore:
+        parts = [f"Put {label} back as it was"]
     if record.members_added:
         parts.append(f"remove {len(record.members_added)} member(s) it added")
     if record.members_removed:
@@ -150,6 +168,9 @@ def inverse_step(record: ChangeRecord, current=_LOAD) -> InverseStep:
     step = InverseStep(record, ", ".join(parts))
     if current is None:
         step.conflict, step.blocked = "It has been deleted since.", True
+    elif check_members and not restore and _awaiting_deletion(record):
+        step.conflict = "It awaits its scheduled deletion since; restore it first."
+        step.blocked = True
     elif not left_as_it_was or (
         check_members and record.resource_type == "Group" and not _members_still_as_left(record)
     ):
@@ -205,6 +226,10 @@ def _apply(step: InverseStep, via) -> list[PendingOperation]:
             )
             return held
         else:
+            if _scheduled_the_deletion(record):
+                # The inverse of a scheduled deletion: the user rejoins the directory
+                # (the restore's own change), then gets its attributes back.
+                services.user_restore(user_id=record.resource_id, via=via)
             # Rebuilt from the resource as it is now, which the revert then requires to
             # be unchanged (a concurrent write makes it fail rather than be overwritten).
             current, etag = _current(record)

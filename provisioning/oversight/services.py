@@ -184,14 +184,21 @@ def pending_approve(*, pending_id, operator, reason: str = "") -> PendingOperati
     """Approve a held operation; it is applied by a task once enough approvers agreed."""
     pending = _lock_pending(pending_id)
     _require(pending, PendingOperation.Status.PENDING)
+    _approve(pending, operator, reason)
+    return pending
+
+
+def _approve(pending: PendingOperation, operator, reason: str) -> bool:
+    """Record ``operator``'s approval; mark the operation approved (to be applied) once
+    enough approvers agreed. False while it still awaits a second approver."""
     _four_eyes(pending, operator)
     if pending.approvals.filter(operator=operator).exists():
-        raise ValidationError("You already approved this operation")
+        raise ValidationError(f"You already approved operation {pending.pk}")
     Approval.objects.create(operation=pending, operator=operator, at=timezone.now())
     if pending.two_approvers and pending.approvals.count() < 2:
-        return pending
+        return False
     _mark_approved(pending, operator, reason)
-    return pending
+    return True
 
 
 def _mark_approved(
@@ -339,7 +346,8 @@ def quarantine_release(
     """End a quarantine ("allow these deletions"), approving its held operations in the
     order they arrived: all of them, those of the chosen ``kinds`` (``HeldKind``), or the
     chosen ``pending_ids``; the rest are discarded. Four eyes: an operator cannot release
-    an operation they requested."""
+    an operation they requested, and an operation held for two approvers stays pending
+    (with this approval recorded) until a second operator approves it."""
     quarantine = Quarantine.objects.select_for_update().get(pk=quarantine_id)
     if quarantine.status != Quarantine.Status.ACTIVE:
         raise ValidationError("This quarantine has already ended")
@@ -361,8 +369,8 @@ def quarantine_release(
         chosen = chosen.filter(pk__in=pending_ids)
     chosen_ids = list(chosen.values_list("pk", flat=True))
     for pending in PendingOperation.objects.filter(pk__in=chosen_ids).order_by("created_at", "id"):
-        _four_eyes(pending, operator)
-        _mark_approved(pending, operator, "released from quarantine")
+        # A rule that asked for two approvers still does: releasing is one approval.
+        _approve(pending, operator, "released from quarantine")
     held.exclude(pk__in=chosen_ids).update(
         status=PendingOperation.Status.DISCARDED, decided_at=timezone.now(), decided_by=operator
     )

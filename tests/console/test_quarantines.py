@@ -91,9 +91,12 @@ def test_releasing_all_confirms_then_applies_them(
     unconfirmed = post(admin_client, url("quarantine_release", q), {"scope": "all"})
     assert unconfirmed.status_code == 400
 
+    shown = [str(op.pk) for op in confirm.context["apply"]]
     with django_capture_on_commit_callbacks(execute=True):
         response = post(
-            admin_client, url("quarantine_release", q), {"scope": "all", "confirm": "yes"}
+            admin_client,
+            url("quarantine_release", q),
+            {"scope": "all", "pending": shown, "confirm": "yes"},
         )
     assert response.status_code == 302
     q.refresh_from_db()
@@ -103,7 +106,11 @@ def test_releasing_all_confirms_then_applies_them(
     entry = AuditEntry.objects.filter(object_pk=str(q.pk)).latest("id")
     assert entry.actor == administrator and entry.change_set.source == "console"
 
-    again = post(admin_client, url("quarantine_release", q), {"scope": "all", "confirm": "yes"})
+    again = post(
+        admin_client,
+        url("quarantine_release", q),
+        {"scope": "all", "pending": shown, "confirm": "yes"},
+    )
     assert again.status_code == 400
     assert "already ended" in again.content.decode()
 
@@ -226,3 +233,73 @@ def test_releasing_one_kind_from_the_console(
     q.refresh_from_db()
     assert (q.status, q.ended_by) == (Quarantine.Status.RELEASED, approver)
     assert q.operations.filter(status=PendingOperation.Status.DISCARDED).count() == 2
+
+
+def test_release_all_applies_only_what_the_confirmation_showed(
+    quarantine, admin_client, django_capture_on_commit_callbacks
+):
+    """An operation held after the confirmation was shown is neither applied nor discarded
+    unseen: the release is refused and shown again with it."""
+    q, users = quarantine
+    confirm = admin_client.get(url("quarantine_release", q), {"scope": "all"})
+    shown = [str(op.pk) for op in confirm.context["apply"]]
+    assert 'name="pending"' in confirm.content.decode()
+    # A sixth user, deactivated while the operator reads the page, is held too.
+    scim = ScimApi(ScimClientFactory(name="late-idp").raw_token)
+    late = scim.create_user("late@example.com", active=True)
+    User.objects.filter(pk=late["id"]).update(created=timezone.now() - timedelta(days=1))
+    first = q.operations.order_by("created_at").first()
+    PendingOperation.objects.create(
+        **{
+            f.attname: getattr(first, f.attname)
+            for f in PendingOperation._meta.concrete_fields
+            if f.attname not in {"id", "resource_id", "fingerprint"}
+        },
+        resource_id=late["id"],
+    )
+    assert q.operations.filter(status=PendingOperation.Status.PENDING).count() == 4
+
+    refused = post(
+        admin_client,
+        url("quarantine_release", q),
+        {"scope": "all", "pending": shown, "confirm": "yes"},
+    )
+    assert refused.status_code == 400
+    assert "1 operation was held since this page was shown" in refused.content.decode()
+    assert len(refused.context["apply"]) == 4  # shown again, now with the new one
+    q.refresh_from_db()
+    assert q.status == Quarantine.Status.ACTIVE
+    assert q.operations.filter(status=PendingOperation.Status.PENDING).count() == 4
+
+
+@pytest.mark.parametrize("pending", [None, ["not-an-id"], ["", "12"]])
+def test_a_release_naming_no_held_operation_is_refused(quarantine, admin_client, pending):
+    q, _ = quarantine
+    data = {"confirm": "yes", **({"pending": pending} if pending else {})}
+    refused = post(admin_client, url("quarantine_release", q), data)
+    assert refused.status_code == 400
+    assert "names no held operation" in refused.content.decode()
+    q.refresh_from_db()
+    assert q.status == Quarantine.Status.ACTIVE
+    assert not q.operations.exclude(status=PendingOperation.Status.PENDING).exists()
+
+
+def test_release_shows_operations_awaiting_a_second_approver(
+    quarantine, admin_client, django_capture_on_commit_callbacks
+):
+    q, users = quarantine
+    held = list(q.operations.order_by("created_at"))
+    PendingOperation.objects.filter(pk=held[0].pk).update(two_approvers=True)
+    confirm = admin_client.get(url("quarantine_release", q), {"scope": "all"})
+    assert "your release is the first approval" in confirm.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = post(
+            admin_client,
+            url("quarantine_release", q),
+            {"scope": "all", "pending": [str(op.pk) for op in held], "confirm": "yes"},
+        )
+    assert done.status_code == 302
+    page = admin_client.get(done["Location"])
+    assert "2 operations approved, 1 awaiting a second approver" in page.content.decode()
+    assert PendingOperation.objects.get(pk=held[0].pk).status == PendingOperation.Status.PENDING

@@ -169,6 +169,18 @@ def test_destroying_what_is_older_than_the_churn_window_counts(idp, breaker):
     assert idp.api.delete(f"/Users/{third['id']}").status_code == 202  # the 2nd trips
 
 
+def test_a_churn_window_of_zero_turns_churn_off(idp, breaker):
+    """0 is not "the breaker's window": destroying what the client just created counts."""
+    breaker.max_operations, breaker.window_minutes, breaker.churn_window_minutes = 1, 10, 0
+    breaker.save()
+    assert breaker.churn_minutes == 0
+    first, second = (idp.api.create_user(f"z{i}@x.example", active=True) for i in range(2))
+
+    assert idp.api.delete(f"/Users/{first['id']}").status_code == 204  # counted: 1 of 1
+    assert idp.api.delete(f"/Users/{second['id']}").status_code == 202  # the 2nd trips
+    assert DestructiveEvent.objects.filter(client=idp).count() == 1
+
+
 def test_destroying_what_another_client_created_counts(idp, other_scim, breaker):
     breaker.max_operations = 1
     breaker.save()
@@ -366,3 +378,27 @@ def test_concurrent_deletions_of_established_users_apply_exactly_fifty(on_postgr
     quarantine = Quarantine.objects.get(client=client, status=Quarantine.Status.ACTIVE)
     assert quarantine.reason.startswith("50 destructive operations applied within 10 minutes")
     assert quarantine.operations.filter(status="pending").count() == 10
+
+
+def test_releasing_an_operation_held_for_two_approvers_is_one_approval(burst, operators, decide):
+    """An operation both a two-approver rule and the quarantine hold is not applied on one
+    operator's release: the release records the approval; a second approver applies it."""
+    users, _ = burst
+    quarantine = Quarantine.objects.get(status=Quarantine.Status.ACTIVE)
+    ops = list(quarantine.operations.order_by("created_at", "id"))
+    PendingOperation.objects.filter(pk=ops[0].pk).update(two_approvers=True)
+
+    decide(services.quarantine_release, quarantine_id=quarantine.pk, operator=operators["alice"])
+
+    first = PendingOperation.objects.get(pk=ops[0].pk)
+    assert first.status == PendingOperation.Status.PENDING
+    assert list(first.approvals.values_list("operator__username", flat=True)) == ["alice"]
+    assert User.objects.get(pk=users[50].pk).active
+    assert not User.objects.filter(pk__in=[u.pk for u in users[51:]], active=True).exists()
+    with pytest.raises(Exception, match="already approved"):
+        decide(services.pending_approve, pending_id=first.pk, operator=operators["alice"])
+
+    decide(services.pending_approve, pending_id=first.pk, operator=operators["bob"])
+    first.refresh_from_db()
+    assert first.status == PendingOperation.Status.APPLIED
+    assert not User.objects.get(pk=users[50].pk).active

@@ -209,3 +209,88 @@ def test_console_and_rollback_deletes_are_not_deferred(deferring, operators):
     user = directory.user_create(document={"userName": "console@x.example"}, client=None)
     directory.user_delete(user_id=user.pk, client=None, operator=operators["alice"])
     assert not User.with_retired.filter(pk=user.pk).exists()
+
+
+def test_a_group_put_without_the_retired_user_keeps_its_membership(retired, idp, operators):
+    """The user is deleted for SCIM, so a PUT of the group without it changes nothing of
+    its membership: a restore brings the group back."""
+    user, group = retired
+    replaced = idp.api.put(
+        f"/Groups/{group['id']}",
+        {"schemas": group["schemas"], "displayName": "staff", "members": []},
+    )
+    assert replaced.status_code == 200
+    assert Membership.objects.filter(user_id=user["id"], group_id=group["id"]).exists()
+
+    deletions.user_restore(user_id=user["id"], operator=operators["alice"])
+    members = idp.api.read(f"/Groups/{group['id']}")["members"]
+    assert [m["value"] for m in members] == [user["id"]]
+
+
+def test_removing_the_retired_user_from_its_group_again_counts_nothing(retired, idp, breaker):
+    """The IdP's follow-up removal of the deleted user's memberships is no destructive
+    effect: the deletion counted once (RFC 7644 §3.6: the resource is deleted)."""
+    user, group = retired
+    from provisioning.oversight.models import DestructiveEvent
+
+    counted = DestructiveEvent.objects.count()
+    response = idp.api.patch_ops(
+        f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{user["id"]}"]'}
+    )
+    assert response.status_code in (200, 204)
+    response = idp.api.patch_ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members"})
+    assert response.status_code in (200, 204)
+    assert DestructiveEvent.objects.count() == counted
+    assert Membership.objects.filter(user_id=user["id"], group_id=group["id"]).exists()
+
+
+def test_group_filters_do_not_match_the_retired_user(retired, idp):
+    user, group = retired
+    found = idp.api.search("/Groups", filter=f'members.value eq "{user["id"]}"')
+    assert found["totalResults"] == 0
+    assert idp.api.search("/Groups", filter="members pr")["totalResults"] == 0
+
+
+def test_group_member_counts_leave_out_the_retired_user(retired):
+    from provisioning.directory import selectors
+
+    _user, group = retired
+    listed = selectors.group_listing().get(pk=group["id"])
+    assert (listed.member_count, listed.group_count) == (0, 0)
+
+
+def test_rolling_back_a_deferred_deletion_restores_the_user(retired, idp, operators):
+    """The inverse of a scheduled deletion is a restore (through the pipeline, audited),
+    not "It has been deleted since"."""
+    from provisioning.oversight import reviews
+
+    user, group = retired
+    record = ChangeRecord.objects.filter(resource_id=user["id"]).latest("id")
+    step = reviews.inverse_step(record)
+    assert not step.blocked and not step.conflict, step.conflict
+    assert "cancel its scheduled deletion" in step.description
+
+    rollback = reviews.change_set_rollback(
+        change_set_id=record.change_set_id, operator=operators["alice"]
+    )
+
+    row = User.objects.get(pk=user["id"])
+    assert row.deletion_due is None and row.active is True
+    assert [m["value"] for m in idp.api.read(f"/Groups/{group['id']}")["members"]] == [user["id"]]
+    assert deletions.scheduled_deletions_run(now=timezone.now() + timedelta(days=31)) == 0
+    assert rollback.records.filter(resource_id=user["id"]).count() == 2  # restore, revert
+
+
+def test_an_earlier_change_of_a_user_awaiting_deletion_is_not_rolled_back_unseen(
+    idp, deferring, operators
+):
+    from provisioning.oversight import reviews
+
+    user = idp.api.create_user("titled@x.example", active=True)
+    rename = {"op": "replace", "path": "title", "value": "Boss"}
+    assert idp.api.patch_ops(f"/Users/{user['id']}", rename).status_code == 200
+    titled = ChangeRecord.objects.filter(resource_id=user["id"]).latest("id")
+    assert idp.api.delete(f"/Users/{user['id']}").status_code == 204
+
+    step = reviews.inverse_step(titled)
+    assert step.blocked and "restore it first" in step.conflict

@@ -67,6 +67,12 @@ def test_a_fresh_sign_in_counts(settings):
         f"/clients/{NOWHERE}/oauth/secrets/",
         "/policies/999999/toggle/",
         "/roles/new/",
+        f"/policies/circuit-breaker/clients/{NOWHERE}/",
+        f"/users/{NOWHERE}/restore/",
+        f"/users/{NOWHERE}/reactivate/",
+        "/schemas/new/",
+        "/schemas/999999/edit/",
+        "/schemas/999999/delete/",
     ],
 )
 def test_a_stale_authentication_is_sent_to_step_up(path):
