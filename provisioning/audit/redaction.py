@@ -61,7 +61,7 @@ _SECRET_NAMES = frozenset({"pass", "pw", "pin", "otp", "bearer"})
 # Every ASCII byte but a-z and 0-9 (after lower-casing, non-ASCII is dropped by encoding).
 _NOT_ALNUM = bytes(b for b in range(128) if not (48 <= b <= 57 or 97 <= b <= 122))
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
-_TOKEN_RE = re.compile(r"(scg|scgat|scgcs)_([A-Za-z0-9]{8})_[A-Za-z0-9_\-]+")
+_TOKEN_RE = re.compile(r"(scg|scgat|scgcs|scgev)_([A-Za-z0-9]{8})_[A-Za-z0-9_\-]+")
 # The quoted literals of a filter: ``"..."`` with backslash escapes.
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?')
 # Bodies quicker to keep as sent than to re-serialise: no trace of a secret-like name

@@ -51,6 +51,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from provisioning.access import outbound
+from provisioning.audit.redaction import redact_text
 
 from . import signing
 from .claims import event_payload, event_uri, issuer, set_claims
@@ -316,8 +317,8 @@ def send(http: httpx.Client, stream: EventStream, delivery: Delivery, key=None) 
         return Outcome(ok=False, error=f"{type(exc).__name__} while sending (see the server log)")
     # A receiver may echo the request's headers (or quote a secret): the log shows neither.
     hidden = _credentials(stream)
-    outcome.answer = redact(outcome.answer, hidden)[:MAX_LOGGED_ANSWER]
-    outcome.error = redact(outcome.error, hidden)[:MAX_LOGGED_ANSWER]
+    outcome.answer = redact_text(redact(outcome.answer, hidden))[:MAX_LOGGED_ANSWER]
+    outcome.error = redact_text(redact(outcome.error, hidden))[:MAX_LOGGED_ANSWER]
     return outcome
 
 

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.access.token_check import MAX_TOKEN_LENGTH, token_digest
+from provisioning.audit.redaction import redact_text
 
 from . import signing
 from .claims import set_claims
@@ -159,13 +160,13 @@ def _finish(stream: EventStream, request: PollRequest, now: datetime) -> None:
             latency = max(0, int((now - delivery.event.created_at).total_seconds() * 1000))
             if jti in errors:
                 error = errors[jti]
-                text = json.dumps(
-                    {"err": error["err"], "description": error.get("description", "")}
+                # The receiver's words reach the delivery log: tokens in them are redacted.
+                err, description = redact_text(error["err"]), redact_text(
+                    error.get("description", "")
                 )
+                text = json.dumps({"err": err, "description": description})
                 delivery.status = Delivery.Status.FAILED
-                delivery.last_error = f"{error['err']}: {error.get('description', '')}"[
-                    :MAX_ERROR_TEXT
-                ]
+                delivery.last_error = f"{err}: {description}"[:MAX_ERROR_TEXT]
                 log.append(
                     DeliveryAttempt(
                         delivery=delivery,

@@ -81,6 +81,20 @@ def test_set_errs_fail_the_delivery_and_are_recorded(client, poll_stream):
     assert not attempt.ok and json.loads(attempt.response) == error
 
 
+def test_tokens_quoted_in_set_errs_are_redacted_in_the_log(client, poll_stream):
+    """The receiver's error text reaches storage: bearer tokens in it keep their prefix only."""
+    stream = poll_stream()
+    publish()
+    [jti] = poll(client, stream, quick()).json()["sets"]
+    leaked = "scgev_Ab12Cd34_" + "s" * 40
+    error = {"err": "access_denied", "description": f"token {leaked} refused"}
+    assert poll(client, stream, quick(setErrs={jti: error})).status_code == 200
+    row = Delivery.objects.get(stream=stream)
+    attempt = DeliveryAttempt.objects.get(delivery=row)
+    assert "s" * 40 not in row.last_error and "s" * 40 not in attempt.response
+    assert "scgev_Ab12Cd34_[REDACTED]" in row.last_error
+
+
 def test_max_events_and_more_available(client, poll_stream):
     stream = poll_stream()
     events = [publish() for _ in range(5)]
