@@ -116,7 +116,9 @@ class AuditFilter(LogFilterSet):
         model = AuditEntry
         fields: list[str] = []
 
-    def filter_queryset(self, queryset):
+    def arguments(self) -> dict | None:
+        """The selector arguments of the valid filters; None when nothing can match
+        (an operator name that is no operator)."""
         data = self.filter_values()
         arguments: dict = {
             "client": data.get("client"),
@@ -134,7 +136,7 @@ class AuditFilter(LogFilterSet):
                 .first()
             )
             if operator is None:
-                return queryset.none()
+                return None
             arguments["actor"] = operator
         resource = data.get("resource", "").strip()
         if resource:
@@ -146,6 +148,20 @@ class AuditFilter(LogFilterSet):
                     arguments["resource_id"] = resource
                 else:
                     arguments["resource_name"] = resource
+        return arguments
+
+    def log(self) -> selectors.AuditLog:
+        """The audit log under the valid filters: entries and directory change records."""
+        self.is_valid()
+        arguments = self.arguments()
+        if arguments is None:
+            return selectors.AuditLog(None, None)
+        return selectors.audit_log(**arguments)
+
+    def filter_queryset(self, queryset):
+        arguments = self.arguments()
+        if arguments is None:
+            return queryset.none()
         return selectors.audit_entries(**arguments)
 
 

@@ -58,23 +58,83 @@ def _pretty(body: str) -> str:
 @require_role("viewer")
 @require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
-    """Search audit entries by operator, client, resource, action, time and free text."""
-    return listing.render_listing(
-        request,
-        "console/audit/list.html",
-        AuditFilter(request.GET),
-        key=NEWEST_FIRST,
-        descending=True,
-        cursor=listing.int_cursor,
-        extra=lambda page: {
-            "rows": [
-                {"entry": entry, "link": _entry_link(entry), "type": type_label(entry.content_type)}
-                for entry in page.items
-            ],
-            "filter_query": _filter_query(request),
-            "can_export": has_role(request.user, "approver"),
-        },
+    """Search the audit log (configuration entries and directory change records) by
+    operator, client, resource, action, time and free text, newest first."""
+    filterset = AuditFilter(request.GET)
+    log = filterset.log()
+    page = log.page(
+        after=request.GET.get("after"), before=request.GET.get("before"), size=listing.PAGE_SIZE
     )
+    if page.previous_before is None and page.next_after is None:
+        count, capped = len(page.items), False
+    else:
+        searching = bool(listing.search_term(filterset, "q"))
+        count, capped = log.count(listing.SEARCH_COUNT_CAP if searching else listing.COUNT_CAP)
+    context = {
+        "filter": filterset,
+        "page": page,
+        "count": count,
+        "capped": capped,
+        "rows": log_rows(page.items),
+        "filter_query": _filter_query(request),
+        "can_export": has_role(request.user, "approver"),
+    }
+    return listing.respond(request, "console/audit/list.html", context)
+
+
+def log_rows(items: list[audit_selectors.LogRow]) -> list[dict]:
+    """Audit log rows as ``console/audit/list.html`` shows them, whichever kind."""
+    rows = []
+    for item in items:
+        if item.entry is not None:
+            entry = item.entry
+            changes = entry.changes if isinstance(entry.changes, dict) else {}
+            rows.append(
+                {
+                    "timestamp": entry.timestamp,
+                    "action": entry.action,
+                    "action_label": entry.get_action_display(),
+                    "type": type_label(entry.content_type),
+                    "object": entry.object_repr,
+                    "link": _entry_link(entry),
+                    "event": changes.get("event") if entry.action == entry.Action.ACCESS else None,
+                    "changes": changes,
+                    "changed": list(changes) if entry.action == entry.Action.UPDATE else [],
+                    "operator": entry.actor,
+                    "client": entry.scim_client,
+                    "change_set_id": entry.change_set_id,
+                }
+            )
+            continue
+        record = item.record
+        change_set = record.change_set
+        action = audit_selectors.RECORD_ACTION_CODES.get(record.action, 1)
+        rows.append(
+            {
+                "timestamp": record.created_at,
+                "action": action,
+                "action_label": _RECORD_ACTION_LABELS.get(record.action, record.action),
+                "type": record.resource_type,
+                "object": record.resource_name or str(record.resource_id),
+                "link": None if record.action == "delete" else _record_link(record),
+                "event": None,
+                "changes": record.changed_attributes,
+                "changed": record.changed_attributes if action == 1 else [],
+                "operator": change_set.operator,
+                "client": change_set.scim_client,
+                "change_set_id": record.change_set_id,
+            }
+        )
+    return rows
+
+
+_RECORD_ACTION_LABELS = {"create": "create", "replace": "update", "patch": "update", "delete": "delete"}
+
+
+def _record_link(record) -> str | None:
+    name = "console:user_detail" if record.resource_type == "User" else "console:group_detail"
+    argument = "user_id" if record.resource_type == "User" else "group_id"
+    return reverse(name, kwargs={argument: record.resource_id})
 
 
 def _export(request: HttpRequest, render_rows, content_type: str, extension: str) -> HttpResponse:
@@ -87,7 +147,7 @@ def _export(request: HttpRequest, render_rows, content_type: str, extension: str
             status=400,
             content_type="text/plain; charset=utf-8",
         )
-    response = StreamingHttpResponse(render_rows(filterset.qs), content_type=content_type)
+    response = StreamingHttpResponse(render_rows(filterset.log()), content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
     response["Cache-Control"] = "no-store"
@@ -97,16 +157,16 @@ def _export(request: HttpRequest, render_rows, content_type: str, extension: str
 @require_role("approver")
 @require_GET
 def audit_export_csv(request: HttpRequest) -> HttpResponse:
-    """The audit entries of the current filter as CSV, streamed (constant memory)."""
-    return _export(request, audit_selectors.export_csv, "text/csv; charset=utf-8", "csv")
+    """The audit log of the current filter as CSV, streamed (constant memory)."""
+    return _export(request, audit_selectors.export_log_csv, "text/csv; charset=utf-8", "csv")
 
 
 @require_role("approver")
 @require_GET
 def audit_export_jsonl(request: HttpRequest) -> HttpResponse:
-    """The audit entries of the current filter as JSON Lines, streamed."""
+    """The audit log of the current filter as JSON Lines, streamed."""
     return _export(
-        request, audit_selectors.export_jsonl, "application/jsonl; charset=utf-8", "jsonl"
+        request, audit_selectors.export_log_jsonl, "application/jsonl; charset=utf-8", "jsonl"
     )
 
 

@@ -1,14 +1,17 @@
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.db.models import ManyToManyField
-from django.db.models.signals import post_delete, pre_delete, pre_save
+from django.db.models.signals import pre_delete, pre_save
 
 # Models whose every change django-auditlog records, with fields it must never
 # store. Models that another app has not created yet are skipped, so a model
 # added later only needs its label here.
+#
+# Directory users, groups and memberships are not among them: every change to
+# them passes the write pipeline, whose audit recorder stores it once, as a change
+# record (snapshots, changed attributes, membership delta) in the change's own
+# transaction. An auditlog entry would repeat it.
 AUDITED_MODELS: dict[str, dict] = {
-    "directory.User": {},
-    "directory.Group": {},
     "directory.ExtensionSchema": {},
     "access.ScimClient": {},
     "access.ScimToken": {"exclude_fields": ["digest"]},
@@ -52,7 +55,6 @@ SECRET_FIELDS = {"password", "digest", "secret", "token_hash", "secret_hash"}
 
 
 def _register_audited_models() -> None:
-    from auditlog.receivers import log_delete, log_update
     from auditlog.registry import auditlog
 
     for label, options in AUDITED_MODELS.items():
@@ -68,27 +70,6 @@ def _register_audited_models() -> None:
             if isinstance(f, ManyToManyField) and not f.auto_created
         ]
         auditlog.register(model, exclude_fields=exclude, m2m_fields=m2m)
-
-    # Users and groups: updates are diffed against the row the directory service locked
-    # (no second read of the row), and of the ``attributes`` JSON (every email, phone
-    # number, address...) an entry keeps only the attributes that changed; see
-    # ``change_sets.log_directory_update``.
-    from .change_sets import log_directory_update
-
-    for label in ("directory.User", "directory.Group"):
-        model = apps.get_model(label)
-        pre_save.disconnect(sender=model, dispatch_uid=auditlog._dispatch_uid(pre_save, log_update))
-        pre_save.connect(
-            log_directory_update, sender=model, dispatch_uid=f"scimgate-audit-update-{model.__name__}"
-        )
-
-    # Memberships: creates and updates of single rows are logged, deletes are
-    # not. A post_delete receiver would make Django load every row of a
-    # set-based delete (deleting a 100,000-member group would load and log
-    # 100,000 rows); membership deltas are recorded in the change set instead.
-    membership = apps.get_model("directory.Membership")
-    auditlog.register(membership)
-    post_delete.disconnect(sender=membership, dispatch_uid=auditlog._dispatch_uid(post_delete, log_delete))
 
 
 class AuditConfig(AppConfig):
@@ -106,7 +87,6 @@ class AuditConfig(AppConfig):
             capture_relations,
             change_set_create,
             record_change,
-            remember_loaded,
         )
         from .entries import stamp_audit_entry
         from .models import AuditEntry
@@ -116,7 +96,6 @@ class AuditConfig(AppConfig):
 
         # The first recorder: later ones (review flags) point at its change record.
         pipeline.register_recorder("audit", audit_recorder, order=100)
-        pipeline.register_loader(remember_loaded)
 
         context.connect_change_set_creator(change_set_create)
         register_unit_of_change(context.change_set_scope)

@@ -3,9 +3,10 @@
 ``change_set_create`` inserts a unit's change set (the scope in ``context`` calls it,
 through the plug point the audit app connects at startup, at the unit's first recorded
 change); ``record_change`` adds one change record per applied directory change, with
-before/after snapshots and membership deltas. The receivers here keep what a record
-or an audit entry needs from a row before it changes: ``remember_loaded`` /
-``log_directory_update`` for updates, ``capture_relations`` for deletes.
+before/after snapshots and membership deltas: the one durable record of a directory change
+(django-auditlog keeps no entry of its own for directory resources). The
+receiver ``capture_relations`` keeps what a delete's record needs before CASCADE
+removes it.
 
 Everything here runs inside the caller's transaction, so the trail commits or rolls
 back with the change it describes.
@@ -13,22 +14,18 @@ back with the change it describes.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
-import json
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from auditlog.diff import model_instance_diff
-from auditlog.receivers import check_disable
 from django.conf import settings
 from django.db.models import Model
 
-from provisioning.scim.resources import copy_json, isoformat, mask_hidden
+from provisioning.scim.resources import isoformat, mask_hidden
 
 from . import context, deltas
-from .models import AuditEntry, ChangeRecord, ChangeSet
+from .models import ChangeRecord, ChangeSet
 from .redaction import redact
 
 if TYPE_CHECKING:
@@ -165,59 +162,6 @@ def snapshot(
     return data
 
 
-# The row as a directory service locked it, before the service changed it (see below).
-_LOADED_ATTR = "_audit_loaded"
-
-
-def remember_loaded(resource: Model) -> None:
-    """Keep a copy of a directory row as it was just read (under its row lock), so the
-    audit entry of its update is diffed against it instead of a second read of the row."""
-    loaded = copy.copy(resource)
-    loaded._state = copy.copy(resource._state)
-    loaded.attributes = copy_json(resource.attributes)
-    resource.__dict__[_LOADED_ATTR] = loaded
-
-
-@check_disable
-def log_directory_update(sender, instance, **kwargs) -> None:
-    """``pre_save`` on directory User and Group in place of django-auditlog's ``log_update``:
-    auditlog's entry (its diff and manager), diffed against the row the service locked
-    (``remember_loaded``; any other code path reads the row, as auditlog does), with the
-    ``attributes`` JSON reduced to the attributes that changed (``deltas``): a new
-    ``title`` does not copy every email of the user into the entry."""
-    loaded = instance.__dict__.pop(_LOADED_ATTR, None)
-    if instance._state.adding or instance.pk is None:
-        return
-    if loaded is None:
-        loaded = sender._default_manager.filter(pk=instance.pk).first()
-        if loaded is None:
-            return
-    changes = model_instance_diff(
-        loaded,
-        instance,
-        fields_to_check=kwargs.get("update_fields"),
-        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
-    )
-    if changes and "attributes" in changes:
-        changes["attributes"] = attribute_changes(*changes["attributes"], sender.__name__)
-    if changes:
-        AuditEntry.objects.log_create(instance, action=AuditEntry.Action.UPDATE, changes=changes)
-
-
-def attribute_changes(old: Any, new: Any, resource_type: str = "") -> list:
-    """An audit entry's ``[old, new]`` of the ``attributes`` JSON: only what changed (as
-    JSON text when auditlog stores its changes as text), values never returned masked
-    (the change record keeps them for rollback; this entry is for reading)."""
-    as_text = isinstance(old, str) or isinstance(new, str)
-    if as_text:
-        old, new = (json.loads(v) if isinstance(v, str) and v else None for v in (old, new))
-    old_part, new_part, _changes = deltas.delta(old or {}, new or {})
-    old_part, new_part = (mask_hidden(resource_type, part) for part in (old_part, new_part))
-    if as_text:
-        return [json.dumps(old_part, sort_keys=True), json.dumps(new_part, sort_keys=True)]
-    return [old_part, new_part]
-
-
 def capture_relations(sender, instance, **kwargs) -> None:
     """``pre_delete`` on directory User and Group: keep what a restore needs before CASCADE removes it.
 
@@ -254,6 +198,8 @@ def capture_relations(sender, instance, **kwargs) -> None:
 def record_search_text(record: ChangeRecord, change: Change) -> str:
     """The text the audit search matches for a change record (synthetic loads write it too)."""
     parts = [record.resource_type, str(record.resource_id), record.resource_name]
+    # The names of the attributes it changed, as an audit entry's search text has them.
+    parts += sorted(change.changed_attributes)
     # Values never returned (registered extension attributes) are not searchable either.
     kind = record.resource_type
     before = mask_hidden(kind, change.before or {})

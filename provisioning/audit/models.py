@@ -6,7 +6,13 @@
   snapshot before and after and the exact membership delta. A delete's
   ``before`` holds everything needed to restore the resource.
 - ``AuditEntry``: django-auditlog's log entry (``AUDITLOG_LOGENTRY_MODEL``)
-  with the SCIM client, the change set and a content hash.
+  with the SCIM client, the change set and a content hash: the audit log of
+  everything that is not a directory resource (clients, tokens, roles,
+  policies, operators, decisions). A directory change is recorded once, as its
+  change record; the audit log shows both kinds (``selectors.audit_log``).
+- ``RetiredEntry``: entries that repeated a change record (written before a
+  directory change was recorded once), moved out of the log with the exact text
+  their hash covers, so the sealed chain of entries still verifies.
 - ``AuditSeal``: tamper evidence. Every audit row carries an HMAC of its
   content, computed as it is written (no shared row to wait on); a periodic
   task seals rows in id order into batches chained to the previous batch.
@@ -229,6 +235,29 @@ class AuditEntry(Sealed, AbstractLogEntry):
 
     def __str__(self) -> str:
         return f"{super().__str__()} ({self.timestamp:%Y-%m-%d %H:%M:%S})"
+
+
+class RetiredEntry(models.Model):
+    """An audit entry of a directory change that its change record already held.
+
+    Kept only for tamper evidence: ``id`` is the entry's id in the sealed stream of
+    entries, ``payload`` the canonical text its ``content_hash`` was computed over.
+    The audit log, search and export show the change record instead.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    timestamp = models.DateTimeField()
+    payload = models.TextField()
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Retired audit entry {self.pk}"
+
+    def compute_hash(self) -> str:
+        return audit_hmac(self.payload)
 
 
 class AuditSeal(models.Model):

@@ -10,16 +10,20 @@ PostgreSQL — and yield lines, so memory stays constant for any row count.
 from __future__ import annotations
 
 import csv
+import heapq
 import json
 import unicodedata
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from provisioning.scim.resources import mask_hidden
 
 from .models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
 
@@ -300,3 +304,315 @@ def _defuse(value: Any) -> Any:
     if value[0] in _FORMULA_LEADS or _first_visible(value) in _FORMULA_LEADS:
         return "'" + value
     return value
+
+
+# --- The audit log: entries and change records, one timeline ------------------------
+
+ENTRY, RECORD = "entry", "change_record"
+# Order of rows written in the same millisecond: entries, then records, then by id.
+_RANK = {ENTRY: 0, RECORD: 1}
+_PREFIX = {ENTRY: "e", RECORD: "r"}
+_RECORD_ACTIONS = {"create": ["create"], "update": ["replace", "patch"], "delete": ["delete"]}
+# A change record's action as the log shows it, in auditlog's codes.
+RECORD_ACTION_CODES = {"create": 0, "replace": 1, "patch": 1, "delete": 2}
+_DIRECTORY_TYPES = {"user": "User", "group": "Group", "directory.user": "User", "directory.group": "Group"}
+_MEMBERSHIP = "directory.membership"
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One row of the audit log: an auditlog entry or a directory change record."""
+
+    kind: str
+    id: int
+    timestamp: datetime
+    entry: AuditEntry | None = None
+    record: ChangeRecord | None = None
+
+    @property
+    def key(self) -> str:
+        """The row's cursor: ``e<id>`` for an entry, ``r<id>`` for a change record."""
+        return f"{_PREFIX[self.kind]}{self.id}"
+
+    @property
+    def order(self) -> tuple:
+        return (self.timestamp, _RANK[self.kind], self.id)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    items: list[LogRow]
+    next_after: str | None = None
+    previous_before: str | None = None
+
+
+def _row(item: AuditEntry | ChangeRecord) -> LogRow:
+    if isinstance(item, AuditEntry):
+        return LogRow(ENTRY, item.pk, item.timestamp, entry=item)
+    return LogRow(RECORD, item.pk, item.created_at, record=item)
+
+
+def parse_log_cursor(value: str | None) -> tuple[str, int] | None:
+    """``("entry", 12)`` from ``e12``; None for anything else."""
+    value = (value or "").strip()
+    kinds = {prefix: kind for kind, prefix in _PREFIX.items()}
+    if len(value) < 2 or value[0] not in kinds or not value[1:].isdecimal() or len(value) > 19:
+        return None
+    return kinds[value[0]], int(value[1:])
+
+
+@dataclass
+class AuditLog:
+    """The audit log under a filter: auditlog entries (configuration, operators,
+    decisions) and change records (the directory), newest first, as one timeline.
+
+    Each side is read with its own indexes, ordered and limited in the database;
+    a page merges at most ``size + 1`` rows of each.
+    """
+
+    entries: QuerySet[AuditEntry] | None
+    records: QuerySet[ChangeRecord] | None
+
+    def _arms(self) -> list[tuple[str, QuerySet, str]]:
+        arms = []
+        if self.entries is not None:
+            arms.append((ENTRY, self.entries, "timestamp"))
+        if self.records is not None:
+            arms.append((RECORD, self.records, "created_at"))
+        return arms
+
+    def _cursor(self, value: str | None) -> tuple | None:
+        parsed = parse_log_cursor(value)
+        if parsed is None:
+            return None
+        kind, pk = parsed
+        model, field = (AuditEntry, "timestamp") if kind == ENTRY else (ChangeRecord, "created_at")
+        at = model.objects.filter(pk=pk).values_list(field, flat=True).first()
+        return None if at is None else (at, _RANK[kind], pk)
+
+    def _side(self, kind: str, queryset: QuerySet, field: str, cursor: tuple | None, *, older: bool, size: int):
+        if cursor is not None:
+            at, rank, pk = cursor
+            mine = _RANK[kind]
+            if older:
+                same = Q(pk__lt=pk) if mine == rank else Q() if mine < rank else Q(pk__in=[])
+                seek = Q(**{f"{field}__lte": at}) & (Q(**{f"{field}__lt": at}) | (Q(**{field: at}) & same))
+            else:
+                same = Q(pk__gt=pk) if mine == rank else Q() if mine > rank else Q(pk__in=[])
+                seek = Q(**{f"{field}__gte": at}) & (Q(**{f"{field}__gt": at}) | (Q(**{field: at}) & same))
+            queryset = queryset.filter(seek)
+        order = [f"-{field}", "-pk"] if older else [field, "pk"]
+        return [_row(item) for item in queryset.order_by(*order)[: size + 1]]
+
+    def page(self, *, after: str | None = None, before: str | None = None, size: int = 50) -> LogPage:
+        """One page, newest first, after (older than) or before (newer than) a row's cursor.
+        A cursor whose row has gone restarts at the first page."""
+        cursor = self._cursor(after if after else before)
+        backwards = cursor is not None and not after
+        older = not backwards
+        rows: list[LogRow] = []
+        for kind, queryset, field in self._arms():
+            rows += self._side(kind, queryset, field, cursor, older=older, size=size)
+        rows.sort(key=lambda row: row.order, reverse=older)
+        more = len(rows) > size
+        rows = rows[:size]
+        if backwards:
+            if not more:
+                return self.page(size=size)
+            rows.reverse()
+            return LogPage(rows, next_after=rows[-1].key, previous_before=rows[0].key)
+        return LogPage(
+            rows,
+            next_after=rows[-1].key if more and rows else None,
+            previous_before=rows[0].key if cursor is not None and rows else None,
+        )
+
+    def count(self, cap: int) -> tuple[int, bool]:
+        """``(count, capped)``: each side stops counting past ``cap``."""
+        total = sum(queryset.order_by()[: cap + 1].count() for _kind, queryset, _field in self._arms())
+        return min(total, cap), total > cap
+
+    def rows(self, *, chunk_size: int = 2000) -> Iterator[LogRow]:
+        """Every row, newest first, streamed (server-side cursors on PostgreSQL)."""
+        streams = [
+            (_row(item) for item in queryset.order_by(f"-{field}", "-pk").iterator(chunk_size=chunk_size))
+            for _kind, queryset, field in self._arms()
+        ]
+        return heapq.merge(*streams, key=lambda row: row.order, reverse=True)
+
+
+def audit_log(
+    *,
+    actor=None,
+    client=None,
+    resource_type: str | None = None,
+    resource_id: str | uuid.UUID | None = None,
+    resource_name: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    text: str | None = None,
+    change_set=None,
+    correlation_id: str | uuid.UUID | None = None,
+) -> AuditLog:
+    """The audit log (``AuditLog``) filtered by any combination of the arguments.
+
+    Directory changes are their change records: ``actor``, ``client`` and the
+    correlation id are their change set's; ``action`` ``update`` is a replace or a
+    patch; ``resource_type`` ``directory.membership`` is a group change that added
+    or removed members. Entries are ``audit_entries``'s.
+    """
+    entries = audit_entries(
+        actor=actor,
+        client=client,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        resource_name=resource_name,
+        action=action,
+        since=since,
+        until=until,
+        text=text,
+        change_set=change_set,
+        correlation_id=correlation_id,
+    ).order_by()
+    return AuditLog(
+        entries,
+        _log_records(
+            actor=actor,
+            client=client,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=resource_name,
+            action=action,
+            since=since,
+            until=until,
+            text=text,
+            change_set=change_set,
+            correlation_id=correlation_id,
+        ),
+    )
+
+
+def _log_records(
+    *, actor, client, resource_type, resource_id, resource_name, action, since, until, text, change_set, correlation_id
+) -> QuerySet[ChangeRecord] | None:
+    queryset = ChangeRecord.objects.select_related(
+        "change_set", "change_set__operator", "change_set__scim_client"
+    ).defer("before", "after", "members_added", "members_removed", "search_text")
+    if resource_type:
+        key = resource_type.lower()
+        if key == _MEMBERSHIP:
+            queryset = queryset.filter(resource_type="Group").exclude(members_added=[], members_removed=[])
+        elif key in _DIRECTORY_TYPES:
+            queryset = queryset.filter(resource_type=_DIRECTORY_TYPES[key])
+        else:
+            return None
+    if action:
+        actions = _RECORD_ACTIONS.get(str(action).lower())
+        if actions is None:
+            return None
+        queryset = queryset.filter(action__in=actions) if len(actions) > 1 else queryset.filter(action=actions[0])
+    if resource_id is not None:
+        try:
+            queryset = queryset.filter(resource_id=uuid.UUID(str(resource_id)))
+        except ValueError:
+            return None
+    if actor is not None:
+        queryset = queryset.filter(change_set__operator_id=_pk(actor))
+    if client is not None:
+        queryset = queryset.filter(change_set__scim_client_id=_pk(client))
+    if resource_name:
+        queryset = queryset.filter(resource_name__iexact=resource_name)
+    if change_set is not None:
+        queryset = queryset.filter(change_set_id=_pk(change_set))
+    if correlation_id is not None:
+        queryset = queryset.filter(change_set__correlation_id=correlation_id)
+    if text:
+        queryset = queryset.filter(search_text__icontains=text)
+    return _time_range(queryset, "created_at", since, until)
+
+
+def record_changes(record: ChangeRecord) -> dict:
+    """A change record's ``{attribute: [old, new]}`` as an audit entry has it (values
+    never returned are masked), with ``members: {added, removed}`` when members changed."""
+    kind = record.resource_type
+    old = mask_hidden(kind, (record.before or {}).get("document") or {})
+    new = mask_hidden(kind, (record.after or {}).get("document") or {})
+    changes: dict[str, Any] = {
+        key: [old.get(key), new.get(key)]
+        for key in sorted(old.keys() | new.keys())
+        if key != "schemas" and old.get(key) != new.get(key)
+    }
+    if record.members_added or record.members_removed:
+        changes["members"] = {"added": record.members_added, "removed": record.members_removed}
+    return changes
+
+
+LOG_EXPORT_COLUMNS = [name for name, _path in AUDIT_EXPORT_COLUMNS] + ["kind"]
+
+
+def _entry_cells(entry: AuditEntry) -> list:
+    return [
+        entry.pk,
+        entry.timestamp,
+        entry.action,
+        entry.content_type.app_label,
+        entry.content_type.model,
+        entry.object_pk,
+        entry.object_repr,
+        entry.actor.get_username() if entry.actor is not None else None,
+        entry.scim_client.name if entry.scim_client is not None else None,
+        entry.scim_client_id,
+        entry.change_set_id,
+        entry.cid,
+        entry.remote_addr,
+        entry.changes,
+        entry.content_hash,
+        ENTRY,
+    ]
+
+
+def _record_cells(record: ChangeRecord) -> list:
+    change_set = record.change_set
+    return [
+        record.pk,
+        record.created_at,
+        RECORD_ACTION_CODES.get(record.action, 1),
+        "directory",
+        record.resource_type.lower(),
+        str(record.resource_id),
+        record.resource_name,
+        change_set.operator.get_username() if change_set.operator is not None else None,
+        change_set.scim_client.name if change_set.scim_client is not None else None,
+        change_set.scim_client_id,
+        record.change_set_id,
+        str(change_set.correlation_id),
+        change_set.remote_addr,
+        record_changes(record),
+        record.content_hash,
+        RECORD,
+    ]
+
+
+def _log_cells(log: AuditLog, chunk_size: int) -> Iterator[list]:
+    # The export needs the snapshots the listing leaves out.
+    full = AuditLog(
+        log.entries,
+        None if log.records is None else log.records.defer(None).defer("search_text"),
+    )
+    for row in full.rows(chunk_size=chunk_size):
+        yield _entry_cells(row.entry) if row.entry is not None else _record_cells(row.record)
+
+
+def export_log_csv(log: AuditLog, *, chunk_size: int = 2000) -> Iterator[str]:
+    """The audit log as CSV lines (header first), newest first, in constant memory."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(LOG_EXPORT_COLUMNS)
+    for cells in _log_cells(log, chunk_size):
+        yield writer.writerow([_defuse(_cell(value)) for value in cells])
+
+
+def export_log_jsonl(log: AuditLog, *, chunk_size: int = 2000) -> Iterator[str]:
+    """The audit log as JSON Lines, one object per row, newest first."""
+    for cells in _log_cells(log, chunk_size):
+        yield json.dumps(dict(zip(LOG_EXPORT_COLUMNS, cells, strict=True)), cls=DjangoJSONEncoder) + "\n"

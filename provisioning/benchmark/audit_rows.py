@@ -1,25 +1,17 @@
 """The audit rows of one synthetic write: its change set (with the request as the
-middleware stores it), its change record (snapshots, membership delta, search text) and
-its django-auditlog entry, each with the content hash the model computes on save.
+middleware stores it) and its change record (snapshots, membership delta, search text),
+the one record of a directory change, each with the content hash the model computes on save.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from auditlog.diff import model_instance_diff
 from django.db.models import Model
 
-from provisioning.audit.change_sets import (
-    attribute_changes,
-    member_json,
-    record_search_text,
-    record_snapshots,
-)
-from provisioning.audit.entries import stamp_audit_entry
-from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
+from provisioning.audit.change_sets import member_json, record_search_text, record_snapshots
+from provisioning.audit.models import ChangeRecord, ChangeSet
 from provisioning.directory.changes import Change
-from provisioning.directory.models import User
 
 from .history import IDP_ADDRESS, Event, ReplayContext
 
@@ -35,8 +27,8 @@ def audit_rows(
     body: dict,
     raw: bytes,
     old: Model | None,
-) -> tuple[ChangeSet, ChangeRecord, AuditEntry]:
-    """The change set, change record and audit entry the request path writes for ``change``.
+) -> tuple[ChangeSet, ChangeRecord]:
+    """The change set and change record the request path writes for ``change``.
 
     ``old`` is the row before the write (None for a create); ``raw`` is ``body`` as sent.
     """
@@ -72,37 +64,8 @@ def audit_rows(
         members_removed=[member_json(ref) for ref in change.members_removed],
     )
     record.search_text = record_search_text(record, change)
-    # django-auditlog's own diff, as its post_save receiver computes it (for an update,
-    # over the fields that differ: the others contribute nothing to it).
-    if old is None:
-        changes = model_instance_diff(None, resource, use_json_for_changes=True)
-    else:
-        differing = [
-            f.name
-            for f in resource._meta.concrete_fields
-            if getattr(old, f.attname) != getattr(resource, f.attname)
-        ]
-        changes = model_instance_diff(
-            old, resource, fields_to_check=differing, use_json_for_changes=True
-        )
-        if "attributes" in changes:  # as log_directory_update keeps it: what changed
-            changes["attributes"] = attribute_changes(*changes["attributes"])
-    entry = AuditEntry(
-        id=context.entry_base + event.index,
-        change_set_id=change_set.id,
-        content_type_id=context.user_type_id if isinstance(resource, User) else context.group_type_id,
-        object_pk=str(resource.pk),
-        object_repr=str(resource),
-        action=AuditEntry.Action.CREATE if old is None else AuditEntry.Action.UPDATE,
-        changes=changes,
-        remote_addr=IDP_ADDRESS,
-        timestamp=event.at,
-        scim_client_id=context.client_id,
-    )
-    stamp_audit_entry(AuditEntry, entry)  # search text, secrets dropped: the pre_save receiver
-    entry.cid = str(correlation_id)  # outside a scope the stamp leaves it empty
     # Times are at millisecond precision and JSON values JSON-native by construction, so
     # the hash is the one the model computes on save (normalise_for_hash changes nothing).
-    for row in (change_set, record, entry):
+    for row in (change_set, record):
         row.content_hash = row.compute_hash()
-    return change_set, record, entry
+    return change_set, record

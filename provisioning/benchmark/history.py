@@ -139,4 +139,3 @@ class ReplayContext:
     group_type_id: int
     change_set_base: int
     record_base: int
-    entry_base: int

@@ -21,7 +21,7 @@ from datetime import datetime
 from django.db.models import Model
 
 from provisioning.audit.middleware import SCIM_PREFIX
-from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
+from provisioning.audit.models import ChangeRecord, ChangeSet, RequestLog
 from provisioning.directory.changes import Change, MemberRef
 from provisioning.directory.models import Group, User
 from provisioning.scim import resources
@@ -264,7 +264,7 @@ class PartReplay:
         writes of the history, its request-log rows."""
         raw = json.dumps(body).encode()
         correlation_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-        change_set, record, entry = audit_rows(
+        change_set, record = audit_rows(
             self.context,
             event,
             change,
@@ -290,20 +290,18 @@ class PartReplay:
                 correlation_id=correlation_id,
                 read_first=not single,
             )
-        self._pending.append((change_set, record, entry, requests))
+        self._pending.append((change_set, record, requests))
 
     def _flush(self) -> None:
         if not self._pending:
             return
-        change_sets, records, entries, requests = [], [], [], []
-        for change_set, record, entry, write_requests in self._pending:
+        change_sets, records, requests = [], [], []
+        for change_set, record, write_requests in self._pending:
             change_sets.append(change_set)
             records.append(record)
-            entries.append(entry)
             requests.extend(write_requests)
         self.writer.insert(ChangeSet, change_sets)
         self.writer.insert(ChangeRecord, records)
-        self.writer.insert(AuditEntry, entries)
         self.writer.insert(RequestLog, requests, with_pk=False)
         before = self.result.writes
         self.result.writes += len(self._pending)

@@ -5,10 +5,9 @@ creating users and groups, filling large groups member by member in PATCH
 batches, nesting groups, then years of attribute and membership changes —
 and writes, for every recorded write, what the real request path writes: the
 change set (with the redacted request as the middleware stores it), the
-change record (snapshots before/after, exact membership delta, search text)
-and the django-auditlog entry (auditlog's own diff, stamped like
-``stamp_audit_entry`` does), each with its content HMAC computed by the audit
-models' own ``normalise_for_hash``/``compute_hash``. Then the directory rows
+change record (snapshots before/after, exact membership delta, search text:
+the one record of a directory change), each with its content HMAC computed by the
+audit models' own ``normalise_for_hash``/``compute_hash``. Then the directory rows
 in their final state, the tail of the request log, and ``audit_seal``: so
 ``verifyaudit`` passes on synthetic data.
 
@@ -205,7 +204,6 @@ class SyntheticLoader:
             group_type_id=ContentType.objects.get_for_model(Group).pk,
             change_set_base=self.writer.reserve_ids(ChangeSet, plan.total),
             record_base=self.writer.reserve_ids(ChangeRecord, plan.total),
-            entry_base=self.writer.reserve_ids(AuditEntry, plan.total),
         )
 
     def _replay_forked(self, plan: Plan, context: ReplayContext) -> list[PartResult]:

@@ -8,6 +8,7 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from provisioning.access.models import ScimClient
+from provisioning.audit import selectors
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
 from provisioning.directory.models import Group, Membership, User, UserEmail
 from provisioning.scim import resources
@@ -32,15 +33,19 @@ def new_change_sets(before: set[int]) -> list[ChangeSet]:
 
 
 def assert_attributed(change_set: ChangeSet, client: ScimClient) -> None:
+    """A directory change is recorded once: its change record, in a change set attributed
+    to the client. No django-auditlog entry repeats it, and the audit log shows the record."""
     assert change_set.scim_client == client and change_set.operator is None
-    entries = AuditEntry.objects.filter(change_set=change_set)
-    assert entries.exists()
-    for entry in entries:
-        assert entry.scim_client_id == client.pk
-        assert entry.actor_id is None
-        assert entry.cid == str(change_set.correlation_id)
-    # No entry of this request lives outside its change set.
-    assert not AuditEntry.objects.filter(cid=str(change_set.correlation_id), change_set=None).exists()
+    records = list(change_set.records.all())
+    assert records
+    assert not AuditEntry.objects.filter(change_set=change_set).exists()
+    assert not AuditEntry.objects.filter(cid=str(change_set.correlation_id)).exists()
+    log = selectors.audit_log(
+        client=client, correlation_id=change_set.correlation_id, change_set=change_set
+    )
+    rows = list(log.rows())
+    assert {row.kind for row in rows} == {"change_record"}
+    assert sorted(row.id for row in rows) == sorted(record.pk for record in records)
 
 
 def test_create_user_is_one_change_set_with_after_snapshot(scim):

@@ -30,16 +30,26 @@ def test_search_by_client_resource_action_text_and_time(scim, readonly_scim):
     scim.ok(scim.patch_ops(f"/Users/{user['id']}", {"op": "replace", "path": "title", "value": "Chief Otter"}))
     other = scim.create_user("other")
 
-    mine = selectors.audit_entries(client=client, resource_type="User")
-    assert {e.object_pk for e in mine} == {user["id"], other["id"]}
-    assert [e.action for e in selectors.audit_entries(resource_id=user["id"])] == [1, 0]
-    assert selectors.audit_entries(resource_name="SEARCHABLE").count() == 2
-    assert [e.object_pk for e in selectors.audit_entries(text="chief ott")] == [user["id"]]
-    assert selectors.audit_entries(text="quokka", action="create").count() == 1
-    assert not selectors.audit_entries(client=client_of(readonly_scim)).filter(
-        content_type=ContentType.objects.get_for_model(User)
-    ).exists()
-    assert not selectors.audit_entries(since=timezone.now() + timedelta(minutes=1)).exists()
+    def log(**filters) -> list:
+        return list(selectors.audit_log(**filters).rows())
+
+    # A directory change is its change record in the audit log, attributed through its change set.
+    mine = log(client=client, resource_type="User")
+    assert {row.kind for row in mine} == {"change_record"}
+    assert {str(row.record.resource_id) for row in mine} == {user["id"], other["id"]}
+    assert [row.record.action for row in log(resource_id=user["id"])] == ["patch", "create"]
+    assert [row.record.action for row in log(resource_id=user["id"], action="update")] == ["patch"]
+    assert len(log(resource_name="SEARCHABLE")) == 2
+    assert [str(row.record.resource_id) for row in log(text="chief ott")] == [user["id"]]
+    assert len(log(text="quokka", action="create")) == 1
+    assert not log(client=client_of(readonly_scim), resource_type="User")
+    assert not log(since=timezone.now() + timedelta(minutes=1))
+    assert not log(resource_type="User", action="access")
+    assert not log(resource_type="access.role", resource_id=user["id"])
+    # Configuration changes are django-auditlog entries, in the same timeline.
+    clients = log(resource_type="access.scimclient")
+    assert clients and {row.kind for row in clients} == {"entry"}
+    assert not AuditEntry.objects.filter(content_type=ContentType.objects.get_for_model(User)).exists()
 
     sets = selectors.change_sets(client=client, resource_name="searchable")
     assert [s.records.get().action for s in sets] == ["patch", "create"]
@@ -50,13 +60,18 @@ def test_search_by_client_resource_action_text_and_time(scim, readonly_scim):
 
 def test_csv_and_jsonl_exports_are_lazy_line_streams(scim):
     scim.create_user("=HYPERLINK(1)")
-    lines = selectors.export_csv(selectors.audit_entries(resource_type="User"))
+    lines = selectors.export_log_csv(selectors.audit_log(resource_type="User"))
     assert isinstance(lines, Iterator)
     rows = list(csv.reader("".join(lines).splitlines()))
-    assert rows[0][:3] == ["id", "timestamp", "action"]
+    assert rows[0][:3] == ["id", "timestamp", "action"] and rows[0][-1] == "kind"
     assert rows[1][rows[0].index("object_repr")] == "'=HYPERLINK(1)"  # not a formula in a spreadsheet
-    [line] = list(selectors.export_jsonl(selectors.audit_entries(resource_type="User")))
-    assert json.loads(line)["object_repr"] == "=HYPERLINK(1)"
+    [line] = list(selectors.export_log_jsonl(selectors.audit_log(resource_type="User")))
+    exported = json.loads(line)
+    assert exported["object_repr"] == "=HYPERLINK(1)" and exported["kind"] == "change_record"
+    assert exported["changes"]["userName"] == [None, "=HYPERLINK(1)"]
+    assert exported["scim_client"] and exported["content_hash"]
+    lines = list(selectors.export_jsonl(selectors.audit_entries(resource_type="access.scimclient")))
+    assert json.loads(lines[0])["model"] == "scimclient"
     change_set_lines = list(selectors.export_jsonl(selectors.change_sets(resource_name="=HYPERLINK(1)")))
     assert json.loads(change_set_lines[0])["request"]["method"] == "POST"
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from provisioning.audit import selectors
 from provisioning.audit.context import change_set_scope
-from provisioning.audit.models import AuditEntry
+from provisioning.audit.models import ChangeRecord
 from tests.factories import ProvisionedUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -72,7 +72,8 @@ def test_json_lines_keep_every_value_exactly(approver_client, idp):
     provision(idp, HOSTILE + HARMLESS)
     body = b"".join(approver_client.get(JSONL, {"resource_type": "User"}).streaming_content)
     exported = [json.loads(line) for line in body.decode().split("\n") if line]
-    stored = {e.pk: e.object_repr for e in AuditEntry.objects.filter(pk__in=[x["id"] for x in exported])}
+    assert {x["kind"] for x in exported} == {"change_record"}
+    stored = {r.pk: r.resource_name for r in ChangeRecord.objects.filter(pk__in=[x["id"] for x in exported])}
     assert sorted(x["object_repr"] for x in exported) == sorted(HOSTILE + HARMLESS)
     for line in exported:
         assert line["object_repr"] == stored[line["id"]]
