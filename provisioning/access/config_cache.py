@@ -92,9 +92,17 @@ def watch(*models: type, m2m: tuple[type, ...] = (), deletes: tuple[type, ...] =
     through one of ``m2m`` (through models) changes, or a row of ``deletes`` is deleted
     (a deletion whose cascade changes a cached value without signals)."""
     for model in models:
-        signals.post_save.connect(_bump, sender=model, dispatch_uid=f"config-revision-save-{model._meta.label}")
-        signals.post_delete.connect(_bump, sender=model, dispatch_uid=f"config-revision-delete-{model._meta.label}")
+        signals.post_save.connect(
+            _bump, sender=model, dispatch_uid=f"config-revision-save-{model._meta.label}"
+        )
+        signals.post_delete.connect(
+            _bump, sender=model, dispatch_uid=f"config-revision-delete-{model._meta.label}"
+        )
     for through in m2m:
-        signals.m2m_changed.connect(_bump_m2m, sender=through, dispatch_uid=f"config-revision-m2m-{through._meta.label}")
+        signals.m2m_changed.connect(
+            _bump_m2m, sender=through, dispatch_uid=f"config-revision-m2m-{through._meta.label}"
+        )
     for model in deletes:
-        signals.post_delete.connect(_bump, sender=model, dispatch_uid=f"config-revision-delete-{model._meta.label}")
+        signals.post_delete.connect(
+            _bump, sender=model, dispatch_uid=f"config-revision-delete-{model._meta.label}"
+        )

@@ -10,7 +10,6 @@ def create_revision(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("access", "0005_oauth"),
     ]
@@ -19,7 +18,10 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="ConfigRevision",
             fields=[
-                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
+                ),
                 ("token", models.UUIDField(default=uuid.uuid4)),
             ],
         ),
