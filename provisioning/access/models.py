@@ -14,6 +14,55 @@ OPERATIONS = ("read", "create", "replace", "patch", "delete")
 ALL_PERMISSIONS = tuple(f"{rt}:{op}" for rt in RESOURCE_TYPES for op in OPERATIONS)
 
 
+class ConfigRevision(models.Model):
+    """One row whose token changes with every change to the settings a write reads: SCIM
+    roles, policy rules (with their clients), circuit breakers.
+
+    Every process keeps those settings in memory with the token it read before loading
+    them (``access.config_cache``) and reloads only when the token differs. A random
+    token, not a counter: a rolled-back change cannot make two different sets of
+    settings carry the same revision. The migration creates the row; without it (a test
+    database flushed of every table, settings included) the revision is None.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    token = models.UUIDField(default=uuid.uuid4)
+
+    def __str__(self) -> str:
+        return str(self.token)
+
+    @classmethod
+    def bump(cls) -> None:
+        """A new token, in the caller's transaction: other processes see it when the
+        change commits, and never if it rolls back."""
+        if not cls.objects.filter(pk=1).update(token=uuid.uuid4()):
+            cls.objects.update_or_create(pk=1, defaults={"token": uuid.uuid4()})
+
+
+class RevisedQuerySet(models.QuerySet):
+    """The queryset of a model that ``ConfigRevision`` covers: the bulk writes that send no
+    signals (``update``, ``bulk_create``, ``bulk_update``) replace the revision too.
+    Saves and deletes send signals, which the apps connect to ``ConfigRevision.bump``."""
+
+    def update(self, **kwargs):
+        rows = super().update(**kwargs)
+        if rows:
+            ConfigRevision.bump()
+        return rows
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            ConfigRevision.bump()
+        return created
+
+    def bulk_update(self, objs, *args, **kwargs):
+        rows = super().bulk_update(objs, *args, **kwargs)
+        if rows:
+            ConfigRevision.bump()
+        return rows
+
+
 class Role(models.Model):
     """What a SCIM client may do: resource type x operation, optionally narrowed.
 
@@ -37,6 +86,8 @@ class Role(models.Model):
     protect_privileged_groups = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RevisedQuerySet.as_manager()
 
     class Meta:
         constraints = [

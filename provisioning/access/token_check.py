@@ -8,7 +8,8 @@ A token looks like ``scg_<prefix>_<secret>``:
 
 An OAuth access token (issued by the token endpoint, ``oauth``) looks like
 ``scgat_<prefix>_<secret>`` and is checked by the same code: one query for the
-token, its client and the client's role; digest, revocation, expiry, network.
+token, its client and the settings revision (the role comes from the process's copy of
+the roles, ``config_cache``); digest, revocation, expiry, network.
 In logs it is named ``oauth:<prefix>``. Either kind is refused when its client no
 longer allows the method (``ScimClient.auth_methods``).
 
@@ -22,16 +23,19 @@ entries, no change set. Issuing and revoking tokens is in ``clients``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import ipaddress
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import config_cache
 from .models import AccessToken, AuthMethod, Role, ScimClient, ScimToken
 
 TOKEN_SCHEME = "scg"
@@ -121,12 +125,38 @@ def address_allowed(networks: list[str], address: str | None) -> bool:
 _token_queries: dict[tuple[str, type], tuple[str, list[tuple[type, list[str], list[tuple]]]]] = {}
 
 
+def _loaders(connection, models) -> list[tuple[type, list[str], list[tuple]]]:
+    loaders = []
+    for model, alias in models:
+        columns = []
+        for field in model._meta.concrete_fields:
+            column = field.get_col(alias)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            columns.append((column, converters))
+        loaders.append((model, [f.attname for f in model._meta.concrete_fields], columns))
+    return loaders
+
+
+def _load_row(connection, loaders, values) -> dict[type, Any]:
+    """Model instances from a row (in ``loaders`` order), each column through its converters."""
+    instances = {}
+    values = iter(values)
+    for model, attnames, columns in loaders:
+        loaded = []
+        for (column, converters), value in zip(columns, values, strict=False):
+            for convert in converters:
+                value = convert(value, column, connection)
+            loaded.append(value)
+        instances[model] = model.from_db(connection.alias, attnames, loaded)
+    return instances
+
+
 def _token_query(connection, token_model: type = ScimToken):
-    """SELECT every column of token, client and role for one prefix (built once per
-    backend and token model: static tokens and access tokens)."""
+    """SELECT every column of token and client for one prefix, and the settings revision
+    (built once per backend and token model: static tokens and access tokens)."""
     key = (connection.vendor, token_model)
     if key not in _token_queries:
-        models = ((token_model, "t"), (ScimClient, "c"), (Role, "r"))
+        models = ((token_model, "t"), (ScimClient, "c"))
         quote = connection.ops.quote_name
         select = ", ".join(
             f"{alias}.{quote(field.column)}"
@@ -134,24 +164,38 @@ def _token_query(connection, token_model: type = ScimToken):
             for field in model._meta.concrete_fields
         )
         client_fk = token_model._meta.get_field("client").column
-        role_fk = ScimClient._meta.get_field("role").column
         prefix = token_model._meta.get_field("prefix").column
         sql = (
-            f"SELECT {select} FROM {quote(token_model._meta.db_table)} t "  # noqa: S608 - model names
+            f"SELECT {select}, {config_cache.REVISION_SUBQUERY} "  # noqa: S608 - model names
+            f"FROM {quote(token_model._meta.db_table)} t "
             f"JOIN {quote(ScimClient._meta.db_table)} c ON c.{quote(ScimClient._meta.pk.column)} = t.{quote(client_fk)} "
-            f"JOIN {quote(Role._meta.db_table)} r ON r.{quote(Role._meta.pk.column)} = c.{quote(role_fk)} "
             f"WHERE t.{quote(prefix)} = %s"
         )
-        loaders = []
-        for model, alias in models:
-            columns = []
-            for field in model._meta.concrete_fields:
-                column = field.get_col(alias)
-                converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-                columns.append((column, converters))
-            loaders.append((model, [f.attname for f in model._meta.concrete_fields], columns))
-        _token_queries[key] = (sql, loaders)
+        _token_queries[key] = (sql, _loaders(connection, models))
     return _token_queries[key]
+
+
+# Role values as loaded, per role id: a tuple of attribute values per role.
+_RoleRows = dict[int, tuple]
+
+
+def _role_rows() -> _RoleRows:
+    attnames = [f.attname for f in Role._meta.concrete_fields]
+    return {
+        role.pk: tuple(getattr(role, name) for name in attnames) for role in Role.objects.all()
+    }
+
+
+def role_at(role_id: int, revision: str | None, alias: str = "default") -> Role:
+    """The role with this id as of ``revision``, from this process's copy of every role
+    (loaded again only when the revision changed). A fresh instance each call: the
+    caller may change it without touching the copy."""
+    rows = config_cache.cached("roles", revision, _role_rows)
+    values = rows.get(role_id)
+    if values is None:  # created after the copy's revision was read: read it alone
+        return Role.objects.get(pk=role_id)
+    attnames = [f.attname for f in Role._meta.concrete_fields]
+    return Role.from_db(alias, attnames, copy.deepcopy(list(values)))
 
 
 def token_by_prefix(prefix: str, token_model: type = ScimToken):
@@ -159,8 +203,10 @@ def token_by_prefix(prefix: str, token_model: type = ScimToken):
 
     Every SCIM request runs this, so the statement is written once from the models'
     columns and its row is turned into model instances with each field's own database
-    converters (what the ORM does, without compiling a three-table query per request).
-    The prefix is a parameter.
+    converters (what the ORM does, without compiling a query per request). The same
+    statement reads the settings revision: the role comes from this process's copy of
+    the roles at that revision, and the client records it (``config_cache``) for the
+    policy rules and breakers its writes read. The prefix is a parameter.
     """
     connection = transaction.get_connection()
     sql, loaders = _token_query(connection, token_model)
@@ -169,17 +215,11 @@ def token_by_prefix(prefix: str, token_model: type = ScimToken):
         row = cursor.fetchone()
     if row is None:
         return None
-    values = iter(row)
-    instances = {}
-    for model, attnames, columns in loaders:
-        loaded = []
-        for (column, converters), value in zip(columns, values, strict=False):
-            for convert in converters:
-                value = convert(value, column, connection)
-            loaded.append(value)
-        instances[model] = model.from_db(connection.alias, attnames, loaded)
+    instances = _load_row(connection, loaders, row[:-1])
+    revision = config_cache.revision_from_db(row[-1])
     token, client = instances[token_model], instances[ScimClient]
-    client.role = instances[Role]
+    setattr(client, config_cache.SEEN_ATTRIBUTE, revision)
+    client.role = role_at(client.role_id, revision, connection.alias)
     token.client = client
     return token
 

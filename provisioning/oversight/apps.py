@@ -7,11 +7,13 @@ class OversightConfig(AppConfig):
     verbose_name = "Oversight"
 
     def ready(self) -> None:
+        from provisioning.access import config_cache
         from provisioning.directory import pipeline
 
         # Registers the Celery tasks in every process (web included): the services
         # queue them by name (``services.queued_task``).
         from . import tasks  # noqa: F401
+        from .models import CircuitBreaker, PolicyRule
         from .policy import breaker_gate, deletion_deferral, destructive_recorder, policy_gate
         from .reviews import flag_recorder
         from .services import hold_operation
@@ -25,3 +27,5 @@ class OversightConfig(AppConfig):
         pipeline.register_recorder("destructive-count", destructive_recorder, order=300)
         pipeline.register_holder(hold_operation)
         pipeline.register_deletion_deferral(deletion_deferral)
+        # The policy gate and the breaker read rules and breakers from a per-process copy.
+        config_cache.watch(PolicyRule, CircuitBreaker, m2m=(PolicyRule.clients.through,))

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from provisioning.access.models import ScimClient
+from provisioning.access.models import RevisedQuerySet, ScimClient
 
 
 class RuleAction(models.TextChoices):
@@ -44,6 +44,8 @@ class PolicyRule(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RevisedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -87,6 +89,8 @@ class CircuitBreaker(models.Model):
     # follows after this many days unless an operator restores it; 0: delete at once.
     deletion_delay_days = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RevisedQuerySet.as_manager()
 
     def __str__(self) -> str:
         return (

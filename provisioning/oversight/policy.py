@@ -13,6 +13,10 @@ a SCIM client's write (or its approved operation) meets the rules for every
 client or for that client; an operator's console action meets the rules that
 apply to console actions; a rollback step meets both the console rules and the
 rules covering the client whose change it undoes.
+
+The enabled rules and the breakers' settings come from this process's copy
+(``access.config_cache``), read again only when the settings revision changed: a SCIM
+write reads neither from the database while nobody changes them.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from provisioning.access import config_cache
 from provisioning.access.models import ScimClient
 from provisioning.directory import pipeline, selectors
 from provisioning.directory.changes import Change, member_q
@@ -39,7 +45,38 @@ BREAKER = "circuit-breaker"
 CREATES_ARE_FLAGGED = "creates are flagged, never held"
 
 
-def rule_key(rule: PolicyRule) -> str:
+@dataclass(frozen=True)
+class ActiveRule:
+    """An enabled policy rule as the policy gate reads it: an immutable value that every
+    write of the process shares (``rules_for``)."""
+
+    pk: int
+    name: str
+    kind: str
+    kind_label: str
+    action: str
+    # Empty: every client.
+    client_ids: frozenset
+    attributes: tuple
+    applies_to_console: bool
+    two_approvers: bool
+
+    @classmethod
+    def of(cls, rule: PolicyRule) -> ActiveRule:
+        return cls(
+            pk=rule.pk,
+            name=rule.name,
+            kind=rule.kind,
+            kind_label=rule.get_kind_display(),
+            action=rule.action,
+            client_ids=frozenset(client.pk for client in rule.clients.all()),
+            attributes=tuple(rule.attributes or ()),
+            applies_to_console=rule.applies_to_console,
+            two_approvers=rule.two_approvers,
+        )
+
+
+def rule_key(rule: PolicyRule | ActiveRule) -> str:
     return f"rule:{rule.pk}"
 
 
@@ -98,7 +135,7 @@ def _deactivates(change: Change) -> bool:
     return after.get("active") is False and before.get("active") is not False
 
 
-def _rule_matches(rule: PolicyRule, change: Change) -> bool:
+def _rule_matches(rule: ActiveRule, change: Change) -> bool:
     kind, user = rule.kind, change.resource_type == "User"
     if kind == PolicyRule.Kind.DELETE_USER:
         # Deactivate before delete included: policy judges the delete that was asked.
@@ -133,18 +170,30 @@ def _rule_matches(rule: PolicyRule, change: Change) -> bool:
     return False
 
 
-def _covers(rule: PolicyRule, client: ScimClient) -> bool:
-    clients = rule.clients.all()
-    return not clients or any(c.pk == client.pk for c in clients)
+def _covers(rule: ActiveRule, client: ScimClient) -> bool:
+    return not rule.client_ids or client.pk in rule.client_ids
 
 
-def rules_for(write: pipeline.Write) -> list[PolicyRule]:
+def _enabled_rules() -> tuple[ActiveRule, ...]:
+    rules = PolicyRule.objects.filter(enabled=True).prefetch_related("clients")
+    return tuple(ActiveRule.of(rule) for rule in rules)
+
+
+def _revision(write: pipeline.Write) -> str | None:
+    """The settings revision this write reads rules and breakers at: the one its SCIM
+    request's token lookup read, else the current one (read once per write)."""
+    if "config_revision" not in write.notes:
+        write.notes["config_revision"] = config_cache.revision_seen_by(write.change.client)
+    return write.notes["config_revision"]
+
+
+def rules_for(write: pipeline.Write) -> list[ActiveRule]:
     """The enabled rules that cover this write (see the module docstring)."""
     if write.origin == pipeline.SCHEDULED:
         # The hard delete of a deferred deletion: its request met the rules when it was
         # made (and was approved if one held it); nothing new is decided now.
         return []
-    rules = PolicyRule.objects.filter(enabled=True).prefetch_related("clients")
+    rules = config_cache.cached("policy-rules", _revision(write), _enabled_rules)
     client = write.change.client
     if client is not None:
         return [rule for rule in rules if _covers(rule, client)]
@@ -164,7 +213,7 @@ def policy_gate(write: pipeline.Write) -> None:
     for rule in rules_for(write):
         if not _rule_matches(rule, change):
             continue
-        reason = f"{rule.name}: {rule.get_kind_display()}"
+        reason = f"{rule.name}: {rule.kind_label}"
         if rule.action == RuleAction.HOLD and change.action != "create":
             write.hold(rule_key(rule), reason)
             if rule.two_approvers:
@@ -176,14 +225,46 @@ def policy_gate(write: pipeline.Write) -> None:
             write.flag(reason)
 
 
-def breaker_for(client: ScimClient | None) -> CircuitBreaker:
+@dataclass(frozen=True)
+class _BreakerRows:
+    """Every breaker row's values, as loaded: the defaults row and each client's own."""
+
+    alias: str
+    attnames: tuple
+    defaults: tuple | None
+    own: dict  # client id -> values (read only)
+
+
+def _breaker_rows() -> _BreakerRows:
+    attnames = tuple(f.attname for f in CircuitBreaker._meta.concrete_fields)
+    defaults, own, alias = None, {}, "default"
+    for row in CircuitBreaker.objects.order_by("pk"):
+        values = tuple(getattr(row, name) for name in attnames)
+        alias = row._state.db
+        if row.client_id is not None:
+            own[row.client_id] = values
+        elif defaults is None:
+            defaults = values
+    return _BreakerRows(alias, attnames, defaults, own)
+
+
+def breaker_for(client: ScimClient | None, *, revision: Any = config_cache.UNSEEN) -> CircuitBreaker:
     """The deletion-safety settings for ``client``: its own row, else the defaults row,
-    else the model's defaults (a database without the row behaves as a fresh install)."""
-    rows = CircuitBreaker.objects.filter(client__isnull=True)
-    if client is not None:
-        rows = CircuitBreaker.objects.filter(Q(client=client) | Q(client__isnull=True))
-    found = sorted(rows, key=lambda row: (row.client_id is None, row.pk))
-    return found[0] if found else CircuitBreaker()
+    else the model's defaults (a database without the row behaves as a fresh install).
+
+    Read from this process's copy of the breakers at ``revision`` (by default the one
+    the client's request read, else the current one); a fresh instance each call, which
+    the caller may change without touching the copy.
+    """
+    if revision is config_cache.UNSEEN:
+        revision = config_cache.revision_seen_by(client)
+    rows = config_cache.cached("circuit-breakers", revision, _breaker_rows)
+    values = rows.own.get(client.pk) if client is not None else None
+    if values is None:
+        values = rows.defaults
+    if values is None:
+        return CircuitBreaker()
+    return CircuitBreaker.from_db(rows.alias, list(rows.attnames), list(values))
 
 
 @dataclass(frozen=True)
@@ -269,7 +350,7 @@ def breaker_gate(write: pipeline.Write) -> None:
     client = change.client
     if client is None or change.is_noop or not could_destroy(change):
         return
-    breaker = breaker_for(client)
+    breaker = breaker_for(client, revision=_revision(write))
     now = timezone.now()
     weight = destructive_weight(
         change, churn_since=now - timedelta(minutes=breaker.churn_minutes)
