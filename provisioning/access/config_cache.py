@@ -62,6 +62,14 @@ def revision_seen_by(client: Any) -> str | None:
     return revision() if seen is UNSEEN else seen
 
 
+def revision_noted(notes: dict, client: Any) -> str | None:
+    """The revision one write reads its settings at, read once per write and kept in
+    ``notes`` (the write's scratch dict) for every gate and recorder after it."""
+    if SEEN_ATTRIBUTE not in notes:
+        notes[SEEN_ATTRIBUTE] = revision_seen_by(client)
+    return notes[SEEN_ATTRIBUTE]
+
+
 def cached(kind: str, revision: str | None, load: Callable[[], T]) -> T:
     """The value of ``kind`` at ``revision``: this process's copy if it was loaded at that
     revision, else ``load()`` (which must return a value that is safe to share)."""

@@ -7,7 +7,14 @@ class EventsConfig(AppConfig):
     verbose_name = "Outbound events"
 
     def ready(self) -> None:
+        from provisioning.access import config_cache
         from provisioning.directory import pipeline
+
+        from .models import EventStream
+
+        # Every write reads the stream list (``outbox.streams``): a per-process copy,
+        # reloaded when a stream is saved or deleted.
+        config_cache.watch(EventStream)
 
         # Registers the Celery tasks in every process (web included): the outbox queues
         # them by name (``outbox.task``).

@@ -10,10 +10,13 @@ broker hears the kick (the sweep finds due deliveries in the database).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
+
+from provisioning.access import config_cache
 
 from .models import Delivery, Event, EventKind, EventStream
 
@@ -42,9 +45,21 @@ def stream_matches(stream: EventStream, event: Event) -> bool:
     return not stream.event_kinds or event.kind in stream.event_kinds
 
 
-def streams() -> list[EventStream]:
-    """Every registered stream (paused ones too: their deliveries wait for resume)."""
-    return list(
+def streams(*, revision: Any = config_cache.UNSEEN) -> list[EventStream]:
+    """Every registered stream (paused ones too: their deliveries wait for resume).
+
+    A copy per process, read again only when the settings revision changed (a stream is
+    created, edited, paused, resumed or deleted: ``apps`` watches the model; the
+    sender's bookkeeping is written with ``update()`` and changes no filter). The
+    instances are shared: callers read them and never change or save them.
+    """
+    if revision is config_cache.UNSEEN:
+        revision = config_cache.revision()
+    return list(config_cache.cached("event-streams", revision, _load_streams))
+
+
+def _load_streams() -> tuple[EventStream, ...]:
+    return tuple(
         EventStream.objects.only("id", "resource_types", "event_kinds", "payload", "client_id")
     )
 

@@ -29,6 +29,7 @@ import uuid
 
 from django.conf import settings
 
+from provisioning.access import config_cache
 from provisioning.directory import selectors
 from provisioning.directory.changes import Change, MemberRef
 from provisioning.directory.pipeline import Write
@@ -50,7 +51,8 @@ _KINDS = {
 
 def events_recorder(write: Write) -> None:
     """The pipeline recorder: store the change's events and their deliveries."""
-    candidates = outbox.streams()
+    revision = config_cache.revision_noted(write.notes, write.change.client)
+    candidates = outbox.streams(revision=revision)
     outbox.publish(change_events(write, candidates), candidates)
 
 

@@ -182,9 +182,7 @@ def _enabled_rules() -> tuple[ActiveRule, ...]:
 def _revision(write: pipeline.Write) -> str | None:
     """The settings revision this write reads rules and breakers at: the one its SCIM
     request's token lookup read, else the current one (read once per write)."""
-    if "config_revision" not in write.notes:
-        write.notes["config_revision"] = config_cache.revision_seen_by(write.change.client)
-    return write.notes["config_revision"]
+    return config_cache.revision_noted(write.notes, write.change.client)
 
 
 def rules_for(write: pipeline.Write) -> list[ActiveRule]:
