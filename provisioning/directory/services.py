@@ -540,15 +540,19 @@ def group_patch(
     before = resources.group_editable_document(group)
     outcome = apply_patch(before, operations, GROUP_SCHEMA)
     plan = MemberPlan(group)
-    # Every member the operations name, read at once: three queries for a thousand
-    # operations naming one member each, not three per operation.
+    # Every member the operations name, and which of those they add exist: one query for
+    # a thousand operations naming one member each, not several per operation.
     named = {parse_id(m.get("value")) for op in outcome.member_ops for m in op.members}
-    known = existing_members(
-        {parse_id(m.get("value")) for op in outcome.member_ops if op.kind != "remove" for m in op.members}
-        - {None}
-    )
     filtered = {op.filter: member_ids(op.filter) for op in outcome.member_ops if op.filter}
-    plan.preload(named.union(*(ids for ids in filtered.values() if ids)))
+    known = plan.preload(
+        named.union(*(ids for ids in filtered.values() if ids)),
+        check={
+            parse_id(m.get("value"))
+            for op in outcome.member_ops
+            if op.kind != "remove"
+            for m in op.members
+        },
+    )
     budget = limits.budget()
     for op in outcome.member_ops:
         if op.kind == "add":
