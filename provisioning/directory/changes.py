@@ -54,6 +54,7 @@ class Change:
     # A restore: the user's scheduled deletion is cancelled and it rejoins the directory.
     cancel_deletion: bool = False
     _enclosing: list | None = field(default=None, repr=False, compare=False)
+    _not_from: dict = field(default_factory=dict, repr=False, compare=False)
     # The resource's id, kept here: Django clears the primary key of a deleted instance,
     # and recorders run after the delete.
     resource_id: uuid.UUID | None = field(default=None, init=False, compare=False)
@@ -121,7 +122,13 @@ class Change:
         return Membership.objects.filter(group=self.resource).exclude(member_q(removed)).exists()
 
     def members_not_from(self, client: ScimClient) -> list[uuid.UUID]:
-        """Ids among the members this change adds or removes that ``client`` did not create."""
+        """Ids among the members this change adds or removes that ``client`` did not create
+        (read once per client: the cycle check and the access gate both ask)."""
+        if client.pk not in self._not_from:
+            self._not_from[client.pk] = self._members_not_from(client)
+        return self._not_from[client.pk]
+
+    def _members_not_from(self, client: ScimClient) -> list[uuid.UUID]:
         members = [*self.members_added, *self.members_removed]
         user_ids = {m.id for m in members if not m.is_group}
         group_ids = {m.id for m in members if m.is_group}

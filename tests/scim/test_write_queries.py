@@ -310,3 +310,26 @@ def test_removing_every_email_deletes_the_rows(scim, world):
         "DELETE directory_useremail"
     ]
     assert email_rows(alice["id"]) == Counter()
+
+
+def test_nesting_a_group_reads_the_enclosing_groups_once(scim, world):
+    """The cycle check, the access gate and policy share one read of the groups that
+    enclose the group being changed (read after the nesting lock on PostgreSQL)."""
+    outer, inner = scim.create_group("Outer"), scim.create_group("Inner")
+    scim.patch_ops(
+        f"/Groups/{outer['id']}",
+        {"op": "add", "path": "members", "value": [{"value": world["group"]["id"]}]},
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        response = scim.patch_ops(
+            f"/Groups/{world['group']['id']}",
+            {"op": "add", "path": "members", "value": [{"value": inner["id"]}]},
+        )
+    assert response.status_code == 204, response.content
+
+    assert statements(ctx).count("WITH RECURSIVE up") == 1
+    looping = scim.patch_ops(
+        f"/Groups/{inner['id']}",
+        {"op": "add", "path": "members", "value": [{"value": outer["id"]}]},
+    )
+    scim.assert_error(looping, 400, "invalidValue")
