@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from django.db.models import Q
+from django.db.models import CharField, Q, UUIDField, Value
 
 from provisioning.access.models import ScimClient
 from provisioning.scim.errors import InvalidValue
@@ -54,6 +54,7 @@ class Change:
     # A restore: the user's scheduled deletion is cancelled and it rejoins the directory.
     cancel_deletion: bool = False
     _enclosing: list | None = field(default=None, repr=False, compare=False)
+    _not_from: dict = field(default_factory=dict, repr=False, compare=False)
     # The resource's id, kept here: Django clears the primary key of a deleted instance,
     # and recorders run after the delete.
     resource_id: uuid.UUID | None = field(default=None, init=False, compare=False)
@@ -121,7 +122,13 @@ class Change:
         return Membership.objects.filter(group=self.resource).exclude(member_q(removed)).exists()
 
     def members_not_from(self, client: ScimClient) -> list[uuid.UUID]:
-        """Ids among the members this change adds or removes that ``client`` did not create."""
+        """Ids among the members this change adds or removes that ``client`` did not create
+        (read once per client: the cycle check and the access gate both ask)."""
+        if client.pk not in self._not_from:
+            self._not_from[client.pk] = self._members_not_from(client)
+        return self._not_from[client.pk]
+
+    def _members_not_from(self, client: ScimClient) -> list[uuid.UUID]:
         members = [*self.members_added, *self.members_removed]
         user_ids = {m.id for m in members if not m.is_group}
         group_ids = {m.id for m in members if m.is_group}
@@ -177,10 +184,15 @@ class MemberPlan:
         self._stored: dict[uuid.UUID, MemberRef | None] = {}  # None: not a member in the DB
         self._count: int | None = None
 
-    def preload(self, ids) -> None:
-        """Read the memberships of all these ids at once (one query), so the operations
-        that name them one by one read nothing more."""
-        self._load([i for i in ids if i is not None])
+    def preload(self, ids, *, check=frozenset()) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Read the memberships of all these ids at once, so the operations that name them
+        one by one read nothing more; and, in the same query, which of ``check`` name
+        existing users and which existing groups (as ``existing_members`` answers)."""
+        missing = self._missing(ids)
+        parts = _existence_parts(set(check) - {None})
+        if missing:
+            parts.append(self._membership_part(missing))
+        return _lookup(parts, self._stored)
 
     def member_count(self) -> int:
         """The members stored now (counted once)."""
@@ -195,18 +207,24 @@ class MemberPlan:
         its scheduled deletion are absent (neither removed again nor replaced away)."""
         return Membership.objects.filter(group=self.group).filter(Membership.LIVE)
 
-    def _load(self, ids) -> None:
-        missing = [i for i in ids if i not in self._stored]
-        if not missing or self.group._state.adding:
-            self._stored.update(dict.fromkeys(missing))
-            return
+    def _missing(self, ids) -> list[uuid.UUID]:
+        """The ids among ``ids`` not looked up yet, from now on known as non-members
+        unless a lookup finds their row."""
+        missing = [i for i in dict.fromkeys(ids) if i is not None and i not in self._stored]
         self._stored.update(dict.fromkeys(missing))
-        rows = self._rows().filter(member_q(missing))
-        for user_id, member_group_id, display in rows.values_list(
-            "user_id", "member_group_id", "display"
-        ):
-            member_id = user_id or member_group_id
-            self._stored[member_id] = MemberRef(member_id, member_group_id is not None, display)
+        return [] if self.group._state.adding else missing
+
+    def _membership_part(self, ids):
+        return (
+            self._rows()
+            .filter(member_q(ids))
+            .values_list("user_id", "member_group_id", "display", Value(True))
+        )
+
+    def _load(self, ids) -> None:
+        missing = self._missing(ids)
+        if missing:
+            _lookup([self._membership_part(missing)], self._stored)
 
     def add(self, refs: list[MemberRef]) -> None:
         self._load([ref.id for ref in refs])
@@ -308,10 +326,47 @@ def member_ids(node) -> set[uuid.UUID] | None:
 
 
 def existing_members(ids: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """Which of ``ids`` name existing users and which existing groups (two queries)."""
-    user_ids = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    group_ids = set(Group.objects.filter(pk__in=ids - user_ids).values_list("pk", flat=True))
-    return user_ids, group_ids
+    """Which of ``ids`` name existing users and which existing groups (one query)."""
+    return _lookup(_existence_parts(ids))
+
+
+_NO_ID = Value(None, output_field=UUIDField())
+_NO_TEXT = Value(None, output_field=CharField())
+
+
+def _existence_parts(ids: set[uuid.UUID]) -> list:
+    """Rows (user id, group id, display, is a membership) for the users and groups among
+    ``ids``, as parts of one UNION with ``MemberPlan``'s membership rows."""
+    if not ids:
+        return []
+    return [
+        User.objects.filter(pk__in=ids)
+        .order_by()
+        .values_list("pk", _NO_ID, _NO_TEXT, Value(False)),
+        Group.objects.filter(pk__in=ids)
+        .order_by()
+        .values_list(_NO_ID, "pk", _NO_TEXT, Value(False)),
+    ]
+
+
+def _lookup(parts: list, stored: dict | None = None) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Run ``parts`` as one query (UNION ALL): membership rows go into ``stored`` (member id
+    -> ``MemberRef``), the others answer which ids name users and which groups."""
+    users: set[uuid.UUID] = set()
+    groups: set[uuid.UUID] = set()
+    if not parts:
+        return users, groups
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    for user_id, group_id, display, membership in query:
+        if membership:
+            member_id = user_id or group_id
+            stored[member_id] = MemberRef(member_id, group_id is not None, display)
+        elif user_id is not None:
+            users.add(user_id)
+        else:
+            groups.add(group_id)
+    # An id that names a user names no group (as ``resolve_members`` reads it).
+    return users, groups - users
 
 
 def _display(entry: dict) -> str | None:

@@ -13,15 +13,15 @@ directory is a SCIM directory.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
-import uuid
+import operator
 from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -85,16 +85,19 @@ def _lock(
 
 
 @contextmanager
-def _uniqueness_as_409(field: str):
-    """A uniqueness race lost at the database becomes a 409 without database text.
+def _uniqueness_as_409(detail: str):
+    """A name taken at the database becomes a 409 without database text.
 
-    No savepoint of its own: every caller runs inside ``_write``'s atomic block, which
-    the 409 leaves at once, rolling the whole write back (nothing runs in between).
+    The unique indexes (``userName`` among users in the directory, a group's
+    ``displayName``, both compared case-insensitively) are the one check: no SELECT
+    before the write, and no race between such a SELECT and the write. No savepoint of
+    its own: every caller runs inside ``_write``'s atomic block, which the 409 leaves
+    at once, rolling the whole write back (nothing runs in between).
     """
     try:
         yield
     except IntegrityError:
-        raise Uniqueness(f"A resource with this {field} already exists") from None
+        raise Uniqueness(detail) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +181,8 @@ def _refuse_cycles(change: Change) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_NESTING_LOCK])
     if group._state.adding:
         return  # nothing contains a group that does not exist yet
-    ancestors = {g.pk: g for g in selectors.group_ancestors([group.pk])}
+    # The change's own list: the access gate and policy read it again (one query in all).
+    ancestors = {g.pk: g for g in change.enclosing_groups()}
     looping = sorted(added & set(ancestors), key=str)
     if looping:
         name = ancestors[looping[0]].display_name
@@ -232,50 +236,60 @@ def _normalised_user(document: dict) -> dict:
     return resources.user_editable_document(User(**resources.user_fields(document)))
 
 
-def _ensure_user_name_free(user_name: str, exclude: uuid.UUID) -> None:
-    taken = User.objects.annotate(l=Lower("user_name")).filter(l=user_name.lower())
-    if taken.exclude(pk=exclude).exists():
-        raise Uniqueness(f"userName '{user_name}' is already taken")
-
-
-def _sync_emails(user: User) -> None:
-    UserEmail.objects.filter(user=user).delete()
-    UserEmail.objects.bulk_create(
-        UserEmail(
-            user=user,
-            value=email["value"][:320],
-            type=str(email.get("type", ""))[:64],
-            primary=email.get("primary") is True,
-        )
-        for email in user.attributes.get("emails", [])
+def _email_rows(attributes: dict | None) -> collections.Counter:
+    """The ``UserEmail`` index rows a user's emails make: (value, type, primary), counted."""
+    return collections.Counter(
+        (email["value"][:320], str(email.get("type", ""))[:64], email.get("primary") is True)
+        for email in (attributes or {}).get("emails", [])
         if isinstance(email.get("value"), str)
+    )
+
+
+def _sync_emails(user: User, before: dict | None) -> None:
+    """Bring the user's email index rows from ``before``'s emails to its own.
+
+    The stored rows are the rows of the stored document (every write of ``emails`` comes
+    here), so the difference says what to write without reading them: nothing when the
+    indexed values are unchanged, at most one DELETE and one INSERT otherwise.
+    """
+    stored = _email_rows(before)
+    wanted = _email_rows(user.attributes)
+    if stored == wanted:
+        return
+    # A DELETE by value removes every copy of it; those still wanted are inserted again.
+    dropped = {row for row, count in stored.items() if wanted[row] < count}
+    if dropped:
+        UserEmail.objects.filter(user=user).filter(
+            functools.reduce(
+                operator.or_,
+                (Q(value=value, type=kind, primary=primary) for value, kind, primary in dropped),
+            )
+        ).delete()
+    kept = collections.Counter({row: n for row, n in stored.items() if row not in dropped})
+    UserEmail.objects.bulk_create(
+        UserEmail(user=user, value=value, type=kind, primary=primary)
+        for value, kind, primary in (wanted - kept).elements()
     )
 
 
 def _apply_user(change: Change) -> None:
     user: User = change.resource
     fields = resources.user_fields(change.after)
-    if change.before is None or fields["user_name"].lower() != user.user_name.lower():
-        _ensure_user_name_free(fields["user_name"], exclude=user.pk)
-    emails_changed = change.before is None or (
-        change.before.get("emails") != change.after.get("emails")
-    )
     for name, value in fields.items():
         setattr(user, name, value)
     if change.schedule_deletion is not None:
         user.deletion_due = change.schedule_deletion
     if change.cancel_deletion:
-        # Back in the directory: its userName must be free there again.
-        _ensure_user_name_free(user.user_name, exclude=user.pk)
+        # Back in the directory: the unique index refuses it if its userName was taken.
         user.deletion_due = None
     creating = change.action == "create"
     if not creating:
         user.version += 1
         user.last_modified = timezone.now()
-    with _uniqueness_as_409("userName"):
+    with _uniqueness_as_409(f"userName '{user.user_name}' is already taken"):
         user.save(force_insert=creating)
-    if emails_changed:
-        _sync_emails(user)
+    if creating or change.before.get("emails") != change.after.get("emails"):
+        _sync_emails(user, change.before)
 
 
 @_write
@@ -401,24 +415,16 @@ def _normalised_group(document: dict) -> dict:
     return resources.group_editable_document(Group(**resources.group_fields(document)))
 
 
-def _ensure_display_name_free(display_name: str, exclude: uuid.UUID) -> None:
-    taken = Group.objects.annotate(l=Lower("display_name")).filter(l=display_name.lower())
-    if taken.exclude(pk=exclude).exists():
-        raise Uniqueness(f"A group named '{display_name}' already exists")
-
-
 def _apply_group(change: Change) -> None:
     group: Group = change.resource
     fields = resources.group_fields(change.after)
-    if change.before is None or fields["display_name"].lower() != group.display_name.lower():
-        _ensure_display_name_free(fields["display_name"], exclude=group.pk)
     for name, value in fields.items():
         setattr(group, name, value)
     creating = change.action == "create"
     if not creating:
         group.version += 1
         group.last_modified = timezone.now()
-    with _uniqueness_as_409("displayName"):
+    with _uniqueness_as_409(f"A group named '{group.display_name}' already exists"):
         group.save(force_insert=creating)
     if change.members_removed:
         Membership.objects.filter(group=group).filter(
@@ -540,15 +546,19 @@ def group_patch(
     before = resources.group_editable_document(group)
     outcome = apply_patch(before, operations, GROUP_SCHEMA)
     plan = MemberPlan(group)
-    # Every member the operations name, read at once: three queries for a thousand
-    # operations naming one member each, not three per operation.
+    # Every member the operations name, and which of those they add exist: one query for
+    # a thousand operations naming one member each, not several per operation.
     named = {parse_id(m.get("value")) for op in outcome.member_ops for m in op.members}
-    known = existing_members(
-        {parse_id(m.get("value")) for op in outcome.member_ops if op.kind != "remove" for m in op.members}
-        - {None}
-    )
     filtered = {op.filter: member_ids(op.filter) for op in outcome.member_ops if op.filter}
-    plan.preload(named.union(*(ids for ids in filtered.values() if ids)))
+    known = plan.preload(
+        named.union(*(ids for ids in filtered.values() if ids)),
+        check={
+            parse_id(m.get("value"))
+            for op in outcome.member_ops
+            if op.kind != "remove"
+            for m in op.members
+        },
+    )
     budget = limits.budget()
     for op in outcome.member_ops:
         if op.kind == "add":

@@ -48,18 +48,24 @@ class ResourceType:
         attributes: list,
         excluded: list,
         scope: authorization.ReadScope,
+        *,
+        created: bool = False,
     ) -> list[dict]:
         """Render a page of resources with a constant number of queries.
 
         A user's ``groups`` and a group's ``members`` list only what ``scope`` (the
         reading client's) may read: a client without Group:read sees no groups, an
         ownership-limited one only its own (RFC 7643 §4.1.2, §4.2; others do not exist
-        for it).
+        for it). Users ``created`` by the request being answered belong to no group yet
+        (``groups`` is read-only, RFC 7643 §4.1.2: memberships are written through
+        groups), so their groups are not read.
         """
         ids = [item.pk for item in items]
         if self.name == "User":
             groups = {}
-            if resources.requests_attribute(USER_SCHEMA, "groups", attributes, excluded):
+            if not created and resources.requests_attribute(
+                USER_SCHEMA, "groups", attributes, excluded
+            ):
                 groups = selectors.groups_of_users(ids, scope)
             documents = [
                 resources.user_document(
@@ -382,6 +388,7 @@ class ResourceView(ScimView):
             attributes,
             excluded,
             authorization.read_scope(request.user),
+            created=status == 201,
         )
         headers = {"ETag": resource.etag}
         if status == 201:
