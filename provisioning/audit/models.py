@@ -130,11 +130,10 @@ class ChangeSet(Sealed):
 
     class Meta:
         ordering = ["-id"]
+        # Each index serves a query the product runs (migration 0007 says which).
         indexes = [
-            models.Index(fields=["created_at"], name="changeset_created_idx"),
             models.Index(fields=["scim_client", "created_at"], name="changeset_client_idx"),
             models.Index(fields=["operator", "created_at"], name="changeset_operator_idx"),
-            models.Index(fields=["source", "created_at"], name="changeset_source_idx"),
         ]
 
     def __str__(self) -> str:
@@ -230,7 +229,6 @@ class AuditEntry(Sealed, AbstractLogEntry):
             models.Index(fields=["action", "timestamp"], name="auditentry_action_idx"),
             models.Index(Lower("object_repr"), name="auditentry_repr_ci_idx"),
             models.Index(fields=["object_pk"], name="auditentry_object_pk_idx"),
-            models.Index(fields=["cid"], name="auditentry_cid_idx"),
         ]
 
     def __str__(self) -> str:
