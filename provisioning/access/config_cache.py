@@ -19,7 +19,9 @@ are immutable, or callers get a fresh copy of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -54,6 +56,38 @@ def revision() -> str | None:
         cursor.execute(_REVISION_SQL, [1])
         row = cursor.fetchone()
     return revision_from_db(row[0] if row else None)
+
+
+# Inside ``request_scope()``: the revision the request's token lookup read, once it did.
+_request: ContextVar[list | None] = ContextVar("scimgate_config_request", default=None)
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """One SCIM request: the revision its token lookup reads (``note_request_revision``)
+    is the one every setting of the request is read at (``request_revision``), the
+    registered extension schemas included, so the request reads no revision twice."""
+    token = _request.set([UNSEEN])
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def note_request_revision(value: str | None) -> None:
+    """Record the revision the token lookup read, for the rest of the request."""
+    scope = _request.get()
+    if scope is not None:
+        scope[0] = value
+
+
+def request_revision() -> str | None:
+    """The revision the current request's token lookup read; outside a request (or before
+    its lookup) the current one, read now."""
+    scope = _request.get()
+    if scope is not None and scope[0] is not UNSEEN:
+        return scope[0]
+    return revision()
 
 
 def revision_seen_by(client: Any) -> str | None:

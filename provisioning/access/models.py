@@ -15,8 +15,9 @@ ALL_PERMISSIONS = tuple(f"{rt}:{op}" for rt in RESOURCE_TYPES for op in OPERATIO
 
 
 class ConfigRevision(models.Model):
-    """One row whose token changes with every change to the settings a write reads: SCIM
-    roles, policy rules (with their clients), circuit breakers.
+    """One row whose token changes with every change to the settings a request or write
+    reads: SCIM roles, policy rules (with their clients), circuit breakers, outbound event
+    streams, registered extension schemas.
 
     Every process keeps those settings in memory with the token it read before loading
     them (``access.config_cache``) and reloads only when the token differs. A random

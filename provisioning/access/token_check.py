@@ -219,6 +219,7 @@ def token_by_prefix(prefix: str, token_model: type = ScimToken):
     revision = config_cache.revision_from_db(row[-1])
     token, client = instances[token_model], instances[ScimClient]
     setattr(client, config_cache.SEEN_ATTRIBUTE, revision)
+    config_cache.note_request_revision(revision)
     client.role = role_at(client.role_id, revision, connection.alias)
     token.client = client
     return token

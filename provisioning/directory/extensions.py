@@ -12,18 +12,19 @@ request (``scim.schema.refresh_extensions``).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models.fields.json import KeyTransform
 
+from provisioning.access import config_cache
+from provisioning.access.models import ConfigRevision
 from provisioning.access.units import unit_of_change
 from provisioning.scim import schema as scim_schema
 
-from .models import ExtensionSchema, ExtensionSchemaRevision, Group, User
+from .models import ExtensionSchema, Group, User
 
 _MODELS = {"User": User, "Group": Group}
 
@@ -31,19 +32,11 @@ _MODELS = {"User": User, "Group": Group}
 # --- The source every process loads from -------------------------------------------------
 
 
-# The table name is the model's own constant; the id is a parameter.
-_REVISION_SQL = f"SELECT token FROM {ExtensionSchemaRevision._meta.db_table} WHERE id = %s"  # noqa: S608
-
-
 def extension_revision() -> Any:
-    """The current revision token (None before any extension schema was ever registered).
-
-    Run at the start of every SCIM request and write: one primary-key read, without the
-    query-building cost of the ORM (half of the check's time)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_REVISION_SQL, [1])
-        row = cursor.fetchone()
-    return None if row is None else str(row[0])
+    """The settings revision (``access.config_cache``), which every change to an extension
+    schema replaces: in a SCIM request the one its token lookup read (no query of its
+    own), elsewhere one primary-key read."""
+    return config_cache.request_revision()
 
 
 def extension_definitions() -> list[scim_schema.RegisteredExtension]:
@@ -54,7 +47,7 @@ def extension_definitions() -> list[scim_schema.RegisteredExtension]:
 
 
 def _bump_revision() -> None:
-    ExtensionSchemaRevision.objects.update_or_create(pk=1, defaults={"token": uuid.uuid4()})
+    ConfigRevision.bump()
     # This process reloads at its next refresh even before the transaction commits.
     scim_schema.forget_extensions()
 

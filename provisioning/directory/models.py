@@ -245,19 +245,3 @@ class ExtensionSchema(models.Model):
             "description": self.description,
             "attributes": self.attributes,
         }
-
-
-class ExtensionSchemaRevision(models.Model):
-    """One row whose token changes with every change to the registered extension schemas.
-
-    Every process compares it with the token it last loaded at the start of each SCIM
-    request and directory write (a primary-key read) and reloads the schemas only when
-    it differs. A random token, not a counter: a rolled-back change cannot make two
-    different sets of schemas carry the same revision.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    token = models.UUIDField(default=uuid.uuid4)
-
-    def __str__(self) -> str:
-        return str(self.token)

@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from provisioning.access import config_cache
 from provisioning.access.client_address import client_address
 from provisioning.access.models import ScimClient
 from provisioning.access.token_check import (
@@ -376,8 +377,9 @@ class ScimView(APIView):
         return scim_exception_handler
 
     def dispatch(self, request, *args, **kwargs):
-        # One check of the registered extension schemas per request (in ``initial``).
-        with checked_once():
+        # One check of the registered extension schemas per request (in ``initial``), at
+        # the settings revision the token lookup reads (no query of its own).
+        with checked_once(), config_cache.request_scope():
             return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):

@@ -24,10 +24,9 @@ from tests.scim.conftest import USER_SCHEMA
 # The statements every authenticated SCIM request starts with.
 AUTHENTICATE = [
     # The bearer token and its client, with the settings revision as a subquery: roles,
-    # policy rules, breakers and event streams come from the process's copy unless the
-    # revision changed (access.config_cache).
+    # policy rules, breakers, event streams and registered extension schemas come from
+    # the process's copy unless the revision changed (access.config_cache).
     "SELECT access_configrevision UNION access_scimtoken",
-    "SELECT directory_extensionschemarevision",  # registered extension schemas unchanged?
 ]
 # The request log entry, written after the response is built, in its own transaction.
 REQUEST_LOG = ["SAVEPOINT", "INSERT audit_requestlog", "RELEASE SAVEPOINT"]
@@ -84,10 +83,10 @@ def world(scim):
 
 
 def test_patch_user_replacing_one_attribute(scim, world):
-    """PATCH /Users/<id> replacing ``title``: 13 statements (16 before the settings were
+    """PATCH /Users/<id> replacing ``title``: 12 statements (16 before the settings were
     cached and a directory change recorded once).
 
-    Authentication (2); the write's transaction: SAVEPOINT, the user's row locked
+    Authentication (1: the token, with the settings revision); the write's transaction: SAVEPOINT, the user's row locked
     (SELECT ... FOR UPDATE), the UPDATE of the user (one statement, version and
     lastModified included), the change set and the change record (the one record of the
     change: no django-auditlog entry), the event, RELEASE; the user's groups for the response
@@ -116,14 +115,14 @@ def test_patch_user_replacing_one_attribute(scim, world):
         "WITH RECURSIVE reach",  # the user's groups, for the response
         *REQUEST_LOG,
     ]
-    assert len(ctx.captured_queries) == 13
+    assert len(ctx.captured_queries) == 12
     assert_locked(ctx, "directory_user")
 
 
 def test_patch_group_adding_one_member(scim, world):
-    """PATCH /Groups/<id> adding one member: 15 statements (19 before).
+    """PATCH /Groups/<id> adding one member: 14 statements (19 before).
 
-    Authentication (2); the write's transaction: SAVEPOINT, the group's row locked
+    Authentication (1: the token, with the settings revision); the write's transaction: SAVEPOINT, the group's row locked
     (SELECT ... FOR UPDATE), one query saying whether the new member exists (as a user
     or a group) and whether it is a member already, the groups enclosing this one
     (privileged-membership and protected-group checks), the UPDATE of the group
@@ -155,14 +154,14 @@ def test_patch_group_adding_one_member(scim, world):
         "RELEASE SAVEPOINT",
         *REQUEST_LOG,
     ]
-    assert len(ctx.captured_queries) == 15
+    assert len(ctx.captured_queries) == 14
     assert_locked(ctx, "directory_group")
 
 
 def test_post_user(scim, world):
-    """POST /Users with an email: 12 statements (18 before).
+    """POST /Users with an email: 11 statements (18 before).
 
-    Authentication (2); the write's transaction: SAVEPOINT, the user's INSERT (its
+    Authentication (1: the token, with the settings revision); the write's transaction: SAVEPOINT, the user's INSERT (its
     unique index is the userName check: no SELECT before it), the one email index row
     INSERT (nothing to delete for a new user), the change set and the change record, the
     event, RELEASE; the request log
@@ -196,7 +195,7 @@ def test_post_user(scim, world):
         "RELEASE SAVEPOINT",
         *REQUEST_LOG,
     ]
-    assert len(ctx.captured_queries) == 12
+    assert len(ctx.captured_queries) == 11
 
 
 def test_a_taken_user_name_is_still_409_without_a_select_before_the_insert(scim, world):
