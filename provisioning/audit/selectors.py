@@ -36,10 +36,13 @@ def _pk(value: Any) -> Any:
 
 
 def _content_type(resource_type: str) -> ContentType | None:
-    """'User', 'Group' or an 'app_label.model' label."""
+    """'User', 'Group' or an 'app_label.model' label (from Django's cache of content types)."""
     key = resource_type.lower()
     app_label, model = _RESOURCE_MODELS.get(key) or (key.split(".", 1) + [""])[:2]
-    return ContentType.objects.filter(app_label=app_label, model=model).first()
+    try:
+        return ContentType.objects.get_by_natural_key(app_label, model)
+    except ContentType.DoesNotExist:
+        return None
 
 
 def _time_range(queryset: QuerySet, field: str, since: datetime | None, until: datetime | None) -> QuerySet:
@@ -429,7 +432,10 @@ class AuditLog:
 
     def count(self, cap: int) -> tuple[int, bool]:
         """``(count, capped)``: each side stops counting past ``cap``."""
-        total = sum(queryset.order_by()[: cap + 1].count() for _kind, queryset, _field in self._arms())
+        total = sum(
+            queryset.select_related(None).order_by()[: cap + 1].count()
+            for _kind, queryset, _field in self._arms()
+        )
         return min(total, cap), total > cap
 
     def rows(self, *, chunk_size: int = 2000) -> Iterator[LogRow]:
@@ -493,12 +499,32 @@ def audit_log(
     )
 
 
+# What a page of the log shows of a change record (the snapshots can be large: an export
+# reads them, a page does not).
+_LISTED_RECORD_FIELDS = (
+    "id",
+    "created_at",
+    "action",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "changed_attributes",
+    "change_set__id",
+    "change_set__correlation_id",
+    "change_set__remote_addr",
+    "change_set__operator__id",
+    "change_set__operator__username",
+    "change_set__scim_client__id",
+    "change_set__scim_client__name",
+)
+
+
 def _log_records(
     *, actor, client, resource_type, resource_id, resource_name, action, since, until, text, change_set, correlation_id
 ) -> QuerySet[ChangeRecord] | None:
     queryset = ChangeRecord.objects.select_related(
         "change_set", "change_set__operator", "change_set__scim_client"
-    ).defer("before", "after", "members_added", "members_removed", "search_text")
+    ).only(*_LISTED_RECORD_FIELDS)
     if resource_type:
         key = resource_type.lower()
         if key == _MEMBERSHIP:
@@ -598,7 +624,11 @@ def _log_cells(log: AuditLog, chunk_size: int) -> Iterator[list]:
     # The export needs the snapshots the listing leaves out.
     full = AuditLog(
         log.entries,
-        None if log.records is None else log.records.defer(None).defer("search_text"),
+        None
+        if log.records is None
+        else log.records.only(
+            *_LISTED_RECORD_FIELDS, "before", "after", "members_added", "members_removed", "content_hash"
+        ),
     )
     for row in full.rows(chunk_size=chunk_size):
         yield _entry_cells(row.entry) if row.entry is not None else _record_cells(row.record)
