@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import connections, router
 from django.db.models import Model
 
 from provisioning.scim.resources import isoformat, mask_hidden
@@ -38,7 +39,15 @@ if TYPE_CHECKING:
 _RELATIONS_ATTR = "_audit_relations"
 
 
-def change_set_create(
+def change_set_create(**arguments: Any) -> ChangeSet:
+    """Insert a change set. Called by ``ChangeSetScope`` at a unit's first recorded change
+    when that change is not a directory change (whose record is inserted with it)."""
+    change_set = change_set_build(**arguments)
+    change_set.save()
+    return change_set
+
+
+def change_set_build(
     *,
     correlation_id: uuid.UUID,
     source: str,
@@ -47,14 +56,14 @@ def change_set_create(
     request: dict | None = None,
     remote_addr: str | None = None,
 ) -> ChangeSet:
-    """Insert a change set. Called by ``ChangeSetScope`` at a unit's first recorded change."""
+    """A change set, not yet inserted."""
     if operator is not None:
         actor_repr = operator.get_username()
     elif client is not None:
         actor_repr = client.name
     else:
         actor_repr = ""
-    return ChangeSet.objects.create(
+    return ChangeSet(
         correlation_id=correlation_id,
         source=source,
         operator=operator,
@@ -85,7 +94,10 @@ def record_change(change: Change) -> ChangeRecord | None:
 
 
 def _record(scope: context.ChangeSetScope, change: Change) -> ChangeRecord:
-    change_set = scope.ensure_change_set()
+    change_set = scope.change_set
+    first = change_set is None
+    if first:
+        change_set = change_set_build(**scope.change_set_arguments())
     resource = change.resource
     relations = getattr(resource, _RELATIONS_ATTR, None) or {}
     # Django clears the primary key of a deleted instance; pre_delete kept it.
@@ -106,8 +118,58 @@ def _record(scope: context.ChangeSetScope, change: Change) -> ChangeRecord:
         members_removed=[member_json(ref) for ref in change.members_removed],
     )
     record.search_text = record_search_text(record, change)
-    record.save()
+    if first:
+        insert_together(change_set, record)
+        scope.bind(change_set)
+    else:
+        record.save()
     return record
+
+
+def insert_together(change_set: ChangeSet, record: ChangeRecord) -> None:
+    """Insert a new change set and its first record: one statement on PostgreSQL (a
+    data-modifying CTE), two elsewhere. Both hashes are computed first; the record's
+    covers the change set's hash, not the id the database assigns (``hash_version`` 2)."""
+    connection = connections[router.db_for_write(ChangeRecord)]
+    if connection.vendor != "postgresql":
+        change_set.save(using=connection.alias)
+        record.change_set = change_set
+        record.save(using=connection.alias)
+        return
+    for row in (change_set, record):
+        row.normalise_for_hash()
+    change_set.content_hash = change_set.compute_hash()
+    record.content_hash = record.compute_hash()
+    set_columns, set_values = _insert_columns(connection, change_set)
+    record_columns, record_values = _insert_columns(connection, record, skip="change_set_id")
+    quote = connection.ops.quote_name
+    holders = ", ".join(["%s"] * len(set_values))
+    record_holders = ", ".join(["%s"] * len(record_values))
+    # Names are the models' own, quoted; every value is a parameter.
+    sql = (
+        f"WITH cs AS (INSERT INTO {quote(ChangeSet._meta.db_table)} ({set_columns}) "  # noqa: S608
+        f"VALUES ({holders}) RETURNING {quote('id')}) "
+        f"INSERT INTO {quote(ChangeRecord._meta.db_table)} ({quote('change_set_id')}, {record_columns}) "
+        f"VALUES ((SELECT {quote('id')} FROM cs), {record_holders}) "
+        f"RETURNING {quote('id')}, {quote('change_set_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*set_values, *record_values])
+        record_id, change_set_id = cursor.fetchone()
+    change_set.pk, record.pk = change_set_id, record_id
+    record.change_set = change_set
+    for row in (change_set, record):
+        row._state.adding, row._state.db = False, connection.alias
+
+
+def _insert_columns(connection, row: Model, *, skip: str = "") -> tuple[str, list]:
+    """The quoted columns of an INSERT of ``row`` (all but its id and ``skip``) and their
+    values, prepared as Django prepares them."""
+    fields = [
+        f for f in row._meta.concrete_fields if not f.primary_key and f.attname != skip
+    ]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return columns, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
 
 
 def record_snapshots(

@@ -99,19 +99,25 @@ class ChangeSetScope:
             return existing
         if _change_set_create is None:
             raise RuntimeError("No change set creator: the audit app connects one when Django starts.")
-        operator, client = self.actor()
-        change_set = _change_set_create(
-            correlation_id=self.correlation_id,
-            source=self.source,
-            operator=operator,
-            client=client,
-            request=self.request_document(),
-            remote_addr=self.remote_addr,
-        )
-        self._bind(change_set)
+        change_set = _change_set_create(**self.change_set_arguments())
+        self.bind(change_set)
         return change_set
 
-    def _bind(self, change_set: ChangeSet) -> None:
+    def change_set_arguments(self) -> dict[str, Any]:
+        """What the unit's change set records: the keyword arguments of
+        ``change_sets.change_set_create``."""
+        operator, client = self.actor()
+        return {
+            "correlation_id": self.correlation_id,
+            "source": self.source,
+            "operator": operator,
+            "client": client,
+            "request": self.request_document(),
+            "remote_addr": self.remote_addr,
+        }
+
+    def bind(self, change_set: ChangeSet) -> None:
+        """Make ``change_set``, just inserted in the current transaction, the unit's."""
         self._change_set, self._committed = change_set, False
 
         def marker() -> None:

@@ -140,6 +140,10 @@ class ChangeSet(Sealed):
         return f"Change set {self.pk} by {self.actor_repr or 'system'} ({self.source})"
 
 
+# The annotation under which a verification reads each record's change-set hash.
+CHANGE_SET_HASH = "change_set_content_hash"
+
+
 class ChangeRecord(Sealed):
     """One directory resource as a change set found and left it."""
 
@@ -158,6 +162,12 @@ class ChangeRecord(Sealed):
     members_added = models.JSONField(default=list, blank=True)
     members_removed = models.JSONField(default=list, blank=True)
     search_text = models.TextField(blank=True, default="")
+    # How ``content_hash`` binds the record to its change set: 1 (records written before
+    # audit migration 0008) hashes the change set's id; 2 hashes the change set's own
+    # content hash, which is known before the database assigns the id, so a change set
+    # and its first record are written in one statement. Either way a record moved to
+    # another change set, or whose version is changed, no longer matches its hash.
+    hash_version = models.PositiveSmallIntegerField(default=2, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -171,6 +181,27 @@ class ChangeRecord(Sealed):
 
     def __str__(self) -> str:
         return f"{self.action} {self.resource_type} {self.resource_name or self.resource_id}"
+
+    def hash_payload(self) -> str:
+        values = {
+            f.attname: getattr(self, f.attname)
+            for f in self._meta.concrete_fields
+            if f.attname not in _UNHASHED and f.attname != "hash_version"
+        }
+        if self.hash_version != 1:
+            values["change_set_id"] = self.change_set_hash()
+            values["hash_version"] = self.hash_version
+        return canonical_json(values)
+
+    def change_set_hash(self) -> str:
+        """The content hash of the record's change set: the instance it was built with, the
+        value a verification read with it (``CHANGE_SET_HASH``), else one read."""
+        cached = self._state.fields_cache.get("change_set")
+        if cached is not None:
+            return cached.content_hash
+        if CHANGE_SET_HASH in self.__dict__:
+            return self.__dict__[CHANGE_SET_HASH]
+        return ChangeSet.objects.filter(pk=self.change_set_id).values_list("content_hash", flat=True).first()
 
 
 class AuditEntry(Sealed, AbstractLogEntry):

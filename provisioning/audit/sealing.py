@@ -13,9 +13,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from .models import AuditEntry, AuditSeal, ChangeRecord, ChangeSet, RetiredEntry, Sealed
+from .models import (
+    CHANGE_SET_HASH,
+    AuditEntry,
+    AuditSeal,
+    ChangeRecord,
+    ChangeSet,
+    RetiredEntry,
+    Sealed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +166,12 @@ def _verify_stream(stream: str, model: type[Sealed], report: VerifyReport, chunk
 
 
 def _stream_rows(stream: str, model: type[Sealed], chunk_size: int) -> Iterator:
-    """Every row of a stream in id order, retired ones included."""
-    rows = model.objects.order_by("pk").iterator(chunk_size=chunk_size)
+    """Every row of a stream in id order, retired ones included; a change record with the
+    content hash of its change set, which its own hash covers (``hash_version`` 2)."""
+    queryset = model.objects.order_by("pk")
+    if model is ChangeRecord:
+        queryset = queryset.annotate(**{CHANGE_SET_HASH: F("change_set__content_hash")})
+    rows = queryset.iterator(chunk_size=chunk_size)
     retired = _RETIRED.get(stream)
     if retired is None:
         return rows

@@ -64,6 +64,8 @@ def audit_rows(
         members_removed=[member_json(ref) for ref in change.members_removed],
     )
     record.search_text = record_search_text(record, change)
+    # Its hash covers its change set's (hash_version 2), computed first below.
+    record.change_set = change_set
     # Times are at millisecond precision and JSON values JSON-native by construction, so
     # the hash is the one the model computes on save (normalise_for_hash changes nothing).
     for row in (change_set, record):

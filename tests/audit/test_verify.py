@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from provisioning.audit.models import AuditEntry, AuditSeal, ChangeRecord
+from provisioning.audit.models import AuditEntry, AuditSeal, ChangeRecord, audit_hmac
 from tests.factories import OperatorFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +87,41 @@ def test_seal_task_chains_batches(trail, scim, settings):
     first, second = AuditSeal.objects.filter(stream="entries").order_by("last_id")
     assert second.previous_hash == first.batch_hash
     verify()
+
+
+# --- How a change record is bound to its change set -------------------------------------
+
+
+def test_a_record_moved_to_another_change_set_fails(trail, capsys):
+    """A record written with its change set in one statement hashes the change set's
+    content hash (hash_version 2): pointing it at another change set is detected."""
+    first, second = ChangeRecord.objects.order_by("id")[:2]
+    assert (first.hash_version, second.hash_version) == (2, 2)
+    raw("UPDATE audit_changerecord SET change_set_id = %s WHERE id = %s", [second.change_set_id, first.pk])
+    with pytest.raises(CommandError):
+        verify()
+    assert f"records row {first.pk}: content modified" in capsys.readouterr().err
+
+
+def test_changing_a_records_hash_version_fails(trail, capsys):
+    record = ChangeRecord.objects.order_by("id").first()
+    raw("UPDATE audit_changerecord SET hash_version = 1 WHERE id = %s", [record.pk])
+    with pytest.raises(CommandError):
+        verify()
+    assert f"records row {record.pk}: content modified" in capsys.readouterr().err
+
+
+def test_records_written_before_keep_verifying_by_change_set_id(trail, capsys):
+    """Records of hash_version 1 (written before audit 0008) hash their change set's id."""
+    record = ChangeRecord.objects.order_by("id").first()
+    record.pk, record.hash_version = None, 1
+    record._state.adding = True
+    record.save()
+    assert record.content_hash == audit_hmac(record.hash_payload())
+    assert f'"change_set_id":{record.change_set_id}' in record.hash_payload()
+    verify()
+    other = ChangeRecord.objects.exclude(change_set_id=record.change_set_id).first()
+    raw("UPDATE audit_changerecord SET change_set_id = %s WHERE id = %s", [other.change_set_id, record.pk])
+    with pytest.raises(CommandError):
+        verify()
+    assert f"records row {record.pk}: content modified" in capsys.readouterr().err
