@@ -45,8 +45,9 @@ def test_patch_user_costs_one_query_more_without_streams_two_with_one(
     no_stream = patch_title(scim, user["id"], "no stream")
     stream = make_stream()
     # The first write after a stream changed reads the settings again (the stream list,
-    # the policy rules and the breakers share one revision); later ones use the
-    # process's copy (``outbox.streams``, ``access.config_cache``).
+    # the policy rules, the breakers and the registered extension schemas share one
+    # revision); later ones use the process's copy (``outbox.streams``,
+    # ``access.config_cache``).
     first_after_change = patch_title(scim, user["id"], "one stream, list read")
     one_stream = patch_title(scim, user["id"], "one stream")
     for _ in range(4):
@@ -60,7 +61,7 @@ def test_patch_user_costs_one_query_more_without_streams_two_with_one(
     # The event insert; then one insert of the deliveries.
     assert no_stream - baseline == 1
     assert one_stream - baseline == 2
-    assert first_after_change == one_stream + 3
+    assert first_after_change == one_stream + 4
     assert five_streams == one_stream
     # A full stream: the user's groups, read once to render ``data``.
     assert with_full - one_stream == 1
