@@ -3,6 +3,7 @@ inserts (no page skips or repeats rows as the queue changes), no COUNT."""
 
 from __future__ import annotations
 
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -17,3 +18,10 @@ class ApiCursorPagination(CursorPagination):
         on the filters), else the class's."""
         chosen = getattr(view, "cursor_ordering", None)
         return tuple(chosen(request)) if chosen is not None else self.ordering
+
+    def decode_cursor(self, request):
+        """A cursor the API did not issue is a bad parameter (400), not a missing page."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError({self.cursor_query_param: ["Not a cursor this API issued."]}) from None

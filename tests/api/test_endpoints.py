@@ -188,8 +188,9 @@ def test_an_invalid_filter_is_a_400_with_fields(viewer_api):
     assert set(body["fields"]) == {"status", "client"}
 
 
-def test_a_bad_cursor_is_404_not_500(viewer_api):
-    assert_error(viewer_api.get(LIST, {"cursor": "garbage"}), 404, "not_found")
+def test_a_bad_cursor_is_400_not_500(viewer_api):
+    body = assert_error(viewer_api.get(LIST, {"cursor": "garbage"}), 400, "invalid")
+    assert set(body["fields"]) == {"cursor"}
 
 
 # --- Detail and ETag ---------------------------------------------------------------------
