@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.core.management import call_command
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
@@ -78,12 +80,23 @@ def settings_rate(settings):
     settings.SCIMGATE_API_RATE_LIMIT = "100000/min"
 
 
-def test_every_operation_answers_as_its_schema_says(db, settings_rate):
+@pytest.fixture
+def wsgi_app():
+    """The project's WSGI application, keeping the test's database connection: Django
+    closes connections when a request ends, as the test client does not."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield get_wsgi_application()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_every_operation_answers_as_its_schema_says(db, settings_rate, wsgi_app):
     operator = OperatorFactory(role="approver")
     _token, raw = operator_token_create(user=operator, name="schemathesis")
     headers = {"Authorization": f"Bearer {raw}"}
     schema = schemathesis.openapi.from_wsgi(
-        "/api/schema/?format=json", get_wsgi_application(), headers=headers
+        "/api/schema/?format=json", wsgi_app, headers=headers
     )
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 5
