@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from provisioning.access.models import ScimClient
+from provisioning.directory import selectors as directory_selectors
 from provisioning.oversight.models import (
     CircuitBreaker,
     HeldKind,
@@ -24,6 +26,9 @@ from provisioning.oversight.models import (
     held_kind_q,
 )
 from provisioning.oversight.policy import Standing, breaker_standing
+from provisioning.scim import resources
+
+from .diff import AttributeChange, record_diff
 
 
 def pending_count() -> int:
@@ -168,3 +173,51 @@ def held_by_kind(quarantine: Quarantine, samples: int = 5) -> list[HeldGroup]:
                 HeldGroup(kind.value, kind.label, count, list(of_kind.order_by("created_at", "id")[:samples]))
             )
     return groups
+
+
+@dataclass(frozen=True)
+class PendingComparison:
+    """A held operation against the current state of its target, as the console's
+    detail page and the management API show it."""
+
+    target: Any  # the User or Group as it is now; None when it no longer exists
+    diff: list[AttributeChange]  # the target now (or as it was held) -> what approving makes
+    drift: list[AttributeChange]  # the target when held -> the target now
+    version_changed: bool
+
+
+def _editable(resource, resource_type: str) -> dict | None:
+    if resource is None:
+        return None
+    if resource_type == "User":
+        return resources.user_editable_document(resource)
+    return resources.group_editable_document(resource)
+
+
+def pending_comparison(pending: PendingOperation) -> PendingComparison:
+    """What approving ``pending`` would change, attribute by attribute, and what changed
+    in its target since it was held."""
+    if pending.resource_type == "User":
+        target = directory_selectors.user_get(pending.resource_id)
+    else:
+        target = directory_selectors.group_get(pending.resource_id)
+    current = _editable(target, pending.resource_type)
+    # For a delete the proposal is "nothing"; compare what exists (or existed) against it.
+    shown = current if current is not None else pending.before
+    proposed = None if pending.action == "delete" else pending.proposed
+    diff = record_diff(
+        {"document": shown} if shown is not None else None,
+        {"document": proposed} if proposed is not None else None,
+        pending.resource_type,
+    )
+    drift = []
+    if current is not None and pending.before is not None and current != pending.before:
+        drift = record_diff(
+            {"document": pending.before}, {"document": current}, pending.resource_type
+        )
+    return PendingComparison(
+        target=target,
+        diff=diff,
+        drift=drift,
+        version_changed=target is not None and target.version != pending.base_version,
+    )

@@ -4,6 +4,7 @@ from django.urls import path
 from . import (
     views,
     views_access,
+    views_api_tokens,
     views_audit,
     views_events,
     views_oauth,
@@ -24,6 +25,14 @@ urlpatterns = [
     path("login/", signin_views.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
+    # The operator's own API tokens for the management API (console/views_api_tokens.py).
+    path("account/api-tokens/", views_api_tokens.api_token_list, name="api_token_list"),
+    path("account/api-tokens/new/", views_api_tokens.api_token_create, name="api_token_create"),
+    path(
+        "account/api-tokens/<int:token_id>/revoke/",
+        views_api_tokens.api_token_revoke,
+        name="api_token_revoke",
+    ),
     path("users/", views.user_list, name="user_list"),
     path("users/<uuid:user_id>/", views.user_detail, name="user_detail"),
     path(

@@ -19,15 +19,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from provisioning.directory import selectors as directory_selectors
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation
-from provisioning.scim import resources
 
 from . import change_records, listing
 from .actions import Outcome, answer_row, decide, next_url, selected_ids
-from .diff import record_diff
 from .oversight_forms import BulkDecisionForm, PendingFilter, RejectForm
+from .oversight_selectors import pending_comparison
 from .permissions import has_role, require_role
 from .signin.stepup import require_step_up
 
@@ -81,40 +79,13 @@ def pending_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _target(pending: PendingOperation):
-    if pending.resource_type == "User":
-        return directory_selectors.user_get(pending.resource_id)
-    return directory_selectors.group_get(pending.resource_id)
-
-
-def _editable(resource, resource_type: str) -> dict | None:
-    if resource is None:
-        return None
-    if resource_type == "User":
-        return resources.user_editable_document(resource)
-    return resources.group_editable_document(resource)
-
-
 @require_role("viewer")
 @require_GET
 def pending_detail(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
     """The target as it is now next to what the operation would make of it."""
     pending = _pending_or_404(pending_id)
-    target = _target(pending)
-    current = _editable(target, pending.resource_type)
-    # For a delete the proposal is "nothing"; compare what exists (or existed) against it.
-    shown = current if current is not None else pending.before
-    proposed = None if pending.action == "delete" else pending.proposed
-    diff = record_diff(
-        {"document": shown} if shown is not None else None,
-        {"document": proposed} if proposed is not None else None,
-        pending.resource_type,
-    )
-    drift = []
-    if current is not None and pending.before is not None and current != pending.before:
-        drift = record_diff(
-            {"document": pending.before}, {"document": current}, pending.resource_type
-        )
+    comparison = pending_comparison(pending)
+    target = comparison.target
     names = change_records.existing_names(
         change_records.shown_members(pending.members_added, pending.members_removed)
     )
@@ -129,9 +100,9 @@ def pending_detail(request: HttpRequest, pending_id: uuid.UUID) -> HttpResponse:
         )
         if target is not None
         else None,
-        "diff": diff,
-        "drift": drift,
-        "version_changed": target is not None and target.version != pending.base_version,
+        "diff": comparison.diff,
+        "drift": comparison.drift,
+        "version_changed": comparison.version_changed,
         "added": change_records.member_rows(pending.members_added, names),
         "added_count": len(pending.members_added),
         "removed": change_records.member_rows(pending.members_removed, names),

@@ -57,6 +57,11 @@ INSTALLED_APPS = [
     "provisioning.events",
     "provisioning.oversight",
     "console",
+    # The management API (console/api) and its OpenAPI schema; the docs page's assets are
+    # served from our static files (drf-spectacular-sidecar), as the CSP requires.
+    "console.api",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 # The benchmark app (the loadsynthetic and runbench commands of make bench; no models) is
 # installed only when benchmarking: make bench and the test suite (tests/settings.py) set it.
@@ -235,6 +240,27 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_THROTTLE_CLASSES": [],
+    # Read only when the OpenAPI schema is generated (the management API's, /api/schema/).
+    "DEFAULT_SCHEMA_CLASS": "console.api.schema.ApiAutoSchema",
+}
+
+# The management API (/api/v1/, console/api): its classes are set on its base view, not
+# here, so the SCIM views keep theirs. Requests per token (per operator for a session)
+# per minute; idempotency keys are remembered this many hours.
+SCIMGATE_API_RATE_LIMIT = env.str("SCIMGATE_API_RATE_LIMIT", default="600/min")
+SCIMGATE_API_IDEMPOTENCY_HOURS = env.int("SCIMGATE_API_IDEMPOTENCY_HOURS", default=24)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "scimgate management API",
+    "DESCRIPTION": "Automation for console operators: the console's services over REST. "
+    "Authenticate with an operator API token (Authorization: Bearer scgop_...).",
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["console.api.schema.only_management_api"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "DEFAULT_GENERATOR_CLASS": "drf_spectacular.generators.SchemaGenerator",
 }
 
 # SCIM protocol limits, advertised in ServiceProviderConfig.

@@ -23,6 +23,8 @@ urlpatterns = [
     path("events/v1/streams/<uuid:stream_id>/poll", event_views.poll_stream, name="events-poll"),
     path("scim/v2/", include("provisioning.scim.urls")),
     path("admin/", admin.site.urls),
+    # The management API for operators' scripts (console/api), its schema and docs.
+    path("api/", include("console.api.urls")),
     # Sign-in, MFA and step-up (console/signin/urls.py), then the console.
     path("", include("console.signin.urls")),
     path("", include("console.urls")),

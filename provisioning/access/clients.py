@@ -9,8 +9,6 @@ each request runs are in ``token_check``.
 from __future__ import annotations
 
 import ipaddress
-import secrets
-import string
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,21 +20,13 @@ from django.utils import timezone
 
 from .models import AuthMethod, Role, ScimClient, ScimToken
 from .roles import role_get
-from .token_check import PREFIX_LENGTH, TOKEN_SCHEME, token_digest
+from .token_check import TOKEN_SCHEME, credential_create
 from .units import unit_of_change
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-SECRET_BYTES = 32
-
-_PREFIX_ALPHABET = string.ascii_letters + string.digits
-_PREFIX_ATTEMPTS = 5
 _UNSET: Any = object()
-
-
-def _new_prefix() -> str:
-    return "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
 
 
 @transaction.atomic
@@ -143,26 +133,17 @@ def scim_token_issue(
     """
     networks = clean_networks(allowed_networks)
     expires_at = _clean_expiry(expires_at)
-    attempts = 0
     with unit_of_change(operator=operator):
-        while True:
-            prefix = _new_prefix()
-            raw = f"{TOKEN_SCHEME}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
-            try:
-                with transaction.atomic():
-                    token = ScimToken.objects.create(
-                        client=client,
-                        prefix=prefix,
-                        digest=token_digest(raw),
-                        expires_at=expires_at,
-                        allowed_networks=networks,
-                    )
-                return token, raw
-            except IntegrityError:
-                # A prefix collision (about one in 62**8 per existing token): draw again.
-                attempts += 1
-                if attempts >= _PREFIX_ATTEMPTS:
-                    raise
+        return credential_create(
+            TOKEN_SCHEME,
+            lambda prefix, digest: ScimToken.objects.create(
+                client=client,
+                prefix=prefix,
+                digest=digest,
+                expires_at=expires_at,
+                allowed_networks=networks,
+            ),
+        )
 
 
 def _active_tokens(client: ScimClient, now: datetime):

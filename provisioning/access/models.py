@@ -5,6 +5,7 @@ access tokens issued there."""
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -276,6 +277,33 @@ class AccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"access token {self.prefix}… ({self.client_id})"
+
+
+class OperatorToken(models.Model):
+    """A console operator's API token (``scgop_<prefix>_<secret>``) for the management API:
+    it acts with its operator's console role. Only its SHA-256 digest is stored; the
+    name tells the operator's tokens apart (one per script or machine)."""
+
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"API token {self.prefix}… ({self.name})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
 
 
 class AssertionUse(models.Model):

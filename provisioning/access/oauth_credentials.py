@@ -15,8 +15,6 @@ secret is returned once, at creation.
 
 from __future__ import annotations
 
-import secrets
-import string
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -42,28 +40,21 @@ from .models import (
     ScimClient,
 )
 from .oauth_keys import AddressRefused, KeysUnavailable, check_destination
-from .token_check import PREFIX_LENGTH, token_digest
+from .token_check import credential_create
 from .units import unit_of_change
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 SECRET_SCHEME = "scgcs"
-SECRET_BYTES = 32
 SECRET_DEFAULT_LIFETIME = timedelta(days=365)
 # Three years: the longest Entra accepts, and the longest an administrator may choose.
 SECRET_MAX_LIFETIME = timedelta(days=3 * 365 + 1)
 # A JWKS document larger than this is not a client's key set.
 MAX_JWKS_KEYS = 20
 
-_ALPHABET = string.ascii_letters + string.digits
-_ATTEMPTS = 5
 # Members of a JWK that only a private or symmetric key has (RFC 7518 §6).
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-
-
-def new_prefix() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(PREFIX_LENGTH))
 
 
 def _allow(client: ScimClient, method: str) -> None:
@@ -121,19 +112,12 @@ def client_secret_issue(
     )
     with unit_of_change(operator=operator):
         _allow(client, AuthMethod.CLIENT_SECRET)
-        for attempt in range(_ATTEMPTS):
-            prefix = new_prefix()
-            raw = f"{SECRET_SCHEME}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
-            try:
-                with transaction.atomic():
-                    secret = ClientSecret.objects.create(
-                        client=client, prefix=prefix, digest=token_digest(raw), expires_at=expires_at
-                    )
-                return secret, raw
-            except IntegrityError:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-    raise AssertionError("unreachable")
+        return credential_create(
+            SECRET_SCHEME,
+            lambda prefix, digest: ClientSecret.objects.create(
+                client=client, prefix=prefix, digest=digest, expires_at=expires_at
+            ),
+        )
 
 
 @transaction.atomic

@@ -25,13 +25,12 @@ import binascii
 import hmac
 import logging
 import re
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -52,8 +51,14 @@ from .oauth_assertions import (
     verify_federated,
     verify_private_key_jwt,
 )
-from .oauth_credentials import SECRET_SCHEME, new_prefix
-from .token_check import ACCESS_TOKEN_SCHEME, LAST_USED_RESOLUTION, address_allowed, token_digest
+from .oauth_credentials import SECRET_SCHEME
+from .token_check import (
+    ACCESS_TOKEN_SCHEME,
+    LAST_USED_RESOLUTION,
+    address_allowed,
+    credential_create,
+    token_digest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -391,26 +396,20 @@ def _issue(authenticated: Authenticated) -> TokenResponse:
     client = authenticated.client
     now = timezone.now()
     lifetime = client.access_token_lifetime
-    for attempt in range(5):
-        prefix = new_prefix()
-        raw = f"{ACCESS_TOKEN_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
-        try:
-            with transaction.atomic():
-                token = AccessToken.objects.create(
-                    client=client,
-                    prefix=prefix,
-                    digest=token_digest(raw),
-                    expires_at=now + timedelta(seconds=lifetime),
-                    auth_method=authenticated.method,
-                    credential=authenticated.credential,
-                    # Informational: requests are checked against the client's
-                    # current networks (token_check), not this copy.
-                    allowed_networks=list(client.oauth_allowed_networks),
-                )
-            break
-        except IntegrityError:
-            if attempt == 4:
-                raise
+    token, raw = credential_create(
+        ACCESS_TOKEN_SCHEME,
+        lambda prefix, digest: AccessToken.objects.create(
+            client=client,
+            prefix=prefix,
+            digest=digest,
+            expires_at=now + timedelta(seconds=lifetime),
+            auth_method=authenticated.method,
+            credential=authenticated.credential,
+            # Informational: requests are checked against the client's
+            # current networks (token_check), not this copy.
+            allowed_networks=list(client.oauth_allowed_networks),
+        ),
+    )
     # No signals on these models: plain UPDATE/DELETE statements, no audit entries for use.
     for model, pk in authenticated.touch:
         model.objects.filter(pk=pk).exclude(last_used_at__gt=now - LAST_USED_RESOLUTION).update(
@@ -419,7 +418,7 @@ def _issue(authenticated: Authenticated) -> TokenResponse:
     AccessToken.objects.filter(client=client, expires_at__lt=now - EXPIRED_TOKEN_KEEP).delete()
     logger.info(
         "OAuth access token %s issued to client %s (%s, %s)",
-        prefix, client.pk, authenticated.method, authenticated.credential,
+        token.prefix, client.pk, authenticated.method, authenticated.credential,
     )
     return TokenResponse(access_token=raw, expires_in=lifetime, token=token)
 

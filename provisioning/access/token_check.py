@@ -28,10 +28,13 @@ import hashlib
 import hmac
 import ipaddress
 import re
+import secrets
+import string
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -54,9 +57,46 @@ _TOKEN_RE = re.compile(
 )
 
 
+# Every kind of credential the server issues: ``<scheme>_<prefix>_<secret>``.
+SECRET_BYTES = 32
+_PREFIX_ALPHABET = string.ascii_letters + string.digits
+_PREFIX_ATTEMPTS = 5
+
+_Credential = TypeVar("_Credential")
+
+
 def token_digest(raw: str) -> str:
     """The stored form of a raw token: its SHA-256 digest, hex-encoded."""
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def new_prefix() -> str:
+    """A credential's public prefix: PREFIX_LENGTH random letters and digits."""
+    return "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
+
+
+def new_raw_token(scheme: str) -> tuple[str, str]:
+    """(raw credential ``<scheme>_<prefix>_<secret>``, its public prefix)."""
+    prefix = new_prefix()
+    return f"{scheme}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}", prefix
+
+
+def credential_create(
+    scheme: str, create: Callable[[str, str], _Credential]
+) -> tuple[_Credential, str]:
+    """Store a new credential of ``scheme``: ``create(prefix, digest)`` inserts the row
+    (whose prefix column is unique). Returns the row and the raw credential, which is not
+    stored and cannot be shown again. A prefix collision (about one in 62**8 per existing
+    credential) draws again, in a savepoint so the caller's transaction stays usable."""
+    for attempt in range(_PREFIX_ATTEMPTS):
+        raw, prefix = new_raw_token(scheme)
+        try:
+            with transaction.atomic():
+                return create(prefix, token_digest(raw)), raw
+        except IntegrityError:
+            if attempt == _PREFIX_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _parse(raw: str | None) -> tuple[str, str] | None:

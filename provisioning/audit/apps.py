@@ -19,6 +19,8 @@ AUDITED_MODELS: dict[str, dict] = {
     "access.ClientSecret": {"exclude_fields": ["digest"]},
     "access.ClientKey": {},
     "access.FederatedIssuer": {},
+    # Operators' API tokens: created, named and revoked by their operator.
+    "access.OperatorToken": {"exclude_fields": ["digest", "last_used_at"]},
     "access.Role": {},
     "access.Permission": {},
     "oversight.PolicyRule": {},

@@ -102,6 +102,7 @@ class ChangeSet(Sealed):
         ADMIN = "admin", "Django admin"
         SYSTEM = "system", "System (command or task)"
         SIGNIN = "signin", "Operator sign-in"
+        API = "api", "Management API"
 
     correlation_id = models.UUIDField(db_index=True)
     created_at = models.DateTimeField(default=timezone.now)

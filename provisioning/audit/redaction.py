@@ -12,8 +12,9 @@ the server accepts slips past:
 - in an object with a ``path`` member (any case, as the PATCH parser matches member
   names, RFC 7644 §3.5.2) that names a secret attribute, every ``value`` member (any
   case) is a secret: a PATCH operation, also inside a Bulk operation's ``data``;
-- bearer tokens (``scg_<prefix>_<secret>``), OAuth access tokens (``scgat_...``) and
-  client secrets (``scgcs_...``) in any string keep only their scheme and public prefix.
+- bearer tokens (``scg_<prefix>_<secret>``), OAuth access tokens (``scgat_...``), client
+  secrets (``scgcs_...``), event-stream poll tokens (``scgev_...``) and operator API tokens
+  (``scgop_...``) in any string keep only their scheme and public prefix.
 
 A body is parsed before it is stored: JSON is stored redacted (exactly as sent when
 nothing in it could be a secret), a form-encoded body as its pairs with secret values
@@ -61,7 +62,7 @@ _SECRET_NAMES = frozenset({"pass", "pw", "pin", "otp", "bearer"})
 # Every ASCII byte but a-z and 0-9 (after lower-casing, non-ASCII is dropped by encoding).
 _NOT_ALNUM = bytes(b for b in range(128) if not (48 <= b <= 57 or 97 <= b <= 122))
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
-_TOKEN_RE = re.compile(r"(scg|scgat|scgcs|scgev)_([A-Za-z0-9]{8})_[A-Za-z0-9_\-]+")
+_TOKEN_RE = re.compile(r"(scg|scgat|scgcs|scgev|scgop)_([A-Za-z0-9]{8})_[A-Za-z0-9_\-]+")
 # The quoted literals of a filter: ``"..."`` with backslash escapes.
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?')
 # Bodies quicker to keep as sent than to re-serialise: no trace of a secret-like name

@@ -19,7 +19,6 @@ its audit entries, and issuing one is recorded as an entry that names what happe
 from __future__ import annotations
 
 import secrets
-import string
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from django.utils import timezone
 
 from provisioning.access import outbound
 from provisioning.access.models import ScimClient
-from provisioning.access.token_check import PREFIX_LENGTH, token_digest
+from provisioning.access.token_check import new_raw_token, token_digest
 from provisioning.audit.context import change_set_scope
 from provisioning.audit.models import ChangeSet
 
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 POLL_TOKEN_SCHEME = "scgev"
-POLL_TOKEN_BYTES = 32
 MAX_URL_LENGTH = 2000
 MAX_AUTHORIZATION_LENGTH = 4096
 # A failing push or webhook stream is paused after this long (bounds for operators).
@@ -58,7 +56,6 @@ RESOURCE_TYPES = ["User", "Group"]
 # Replay writes deliveries in batches of this many.
 REPLAY_BATCH = 2000
 
-_PREFIX_ALPHABET = string.ascii_letters + string.digits
 _UNSET: Any = object()
 
 
@@ -129,8 +126,7 @@ def clean_endpoint_url(value: str, field: str = "endpoint_url") -> str:
 
 def _new_poll_token() -> tuple[str, str]:
     """(raw token, its public prefix)."""
-    prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
-    return f"{POLL_TOKEN_SCHEME}_{prefix}_{secrets.token_urlsafe(POLL_TOKEN_BYTES)}", prefix
+    return new_raw_token(POLL_TOKEN_SCHEME)
 
 
 def webhook_secret(stream: EventStream) -> str:

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from provisioning.access import clients
+from provisioning.access import token_check
 from provisioning.access.clients import scim_client_create, scim_token_issue, scim_token_revoke
 from provisioning.access.models import ScimClient, ScimToken
 from provisioning.access.token_check import scim_token_authenticate, token_prefix_of
@@ -95,7 +95,7 @@ def test_issue_retries_on_prefix_collision(okta, monkeypatch):
     client, _raw = okta
     taken = client.tokens.get().prefix
     prefixes = iter([taken, "Fresh123"])
-    monkeypatch.setattr(clients, "_new_prefix", lambda: next(prefixes))
+    monkeypatch.setattr(token_check, "new_prefix", lambda: next(prefixes))
     token, raw = scim_token_issue(client=client)
     assert token.prefix == "Fresh123"
     assert scim_token_authenticate(raw) == token
