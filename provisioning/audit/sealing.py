@@ -25,6 +25,7 @@ from .models import (
     RetiredEntry,
     Sealed,
 )
+from .retired import unrepeated
 
 logger = logging.getLogger(__name__)
 
@@ -175,10 +176,36 @@ def _stream_rows(stream: str, model: type[Sealed], chunk_size: int) -> Iterator:
     retired = _RETIRED.get(stream)
     if retired is None:
         return rows
-    moved = retired.objects.order_by("pk").iterator(chunk_size=chunk_size)
+    moved = _checked_retired(retired.objects.order_by("pk").iterator(chunk_size=chunk_size), chunk_size)
     return heapq.merge(rows, moved, key=lambda row: row.pk)
+
+
+# Set on a retired row that is not an entry its change record repeats.
+_NOT_REPEATED = "_audit_not_repeated"
+
+
+def _checked_retired(rows: Iterator[RetiredEntry], chunk_size: int) -> Iterator[RetiredEntry]:
+    """Retired rows in id order, each checked against ``retired.unrepeated`` a chunk at a time."""
+    batch: list[RetiredEntry] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk_size:
+            yield from _flagged(batch)
+            batch = []
+    yield from _flagged(batch)
+
+
+def _flagged(batch: list[RetiredEntry]) -> list[RetiredEntry]:
+    bad = unrepeated(batch)
+    for row in batch:
+        setattr(row, _NOT_REPEATED, row.pk in bad)
+    return batch
 
 
 def _check_row(stream: str, row: Sealed | RetiredEntry, report: VerifyReport) -> None:
     if row.compute_hash() != row.content_hash:
         report.problems.append(f"{stream} row {row.pk}: content modified (hash mismatch)")
+    if getattr(row, _NOT_REPEATED, False):
+        report.problems.append(
+            f"{stream} row {row.pk}: retired, but no change record repeats it (moved out of the log)"
+        )

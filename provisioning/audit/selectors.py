@@ -23,7 +23,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from provisioning.scim.resources import mask_hidden
+from provisioning.scim.resources import HIDDEN_VALUE, mask_hidden
+from provisioning.scim.schema import RESOURCE_SCHEMAS, refresh_extensions
 
 from .models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
 
@@ -559,19 +560,39 @@ def _log_records(
 
 
 def record_changes(record: ChangeRecord) -> dict:
-    """A change record's ``{attribute: [old, new]}`` as an audit entry has it (values
-    never returned are masked), with ``members: {added, removed}`` when members changed."""
+    """A change record's ``{attribute: [old, new]}`` as an audit entry has it, with
+    ``members: {added, removed}`` when members changed. Values never returned are masked
+    (a change to one shows as a change, not as what it was), and so are the values of an
+    extension schema no longer registered: whether they were ever returned is unknown."""
     kind = record.resource_type
-    old = mask_hidden(kind, (record.before or {}).get("document") or {})
-    new = mask_hidden(kind, (record.after or {}).get("document") or {})
+    old = (record.before or {}).get("document") or {}
+    new = (record.after or {}).get("document") or {}
+    shown_old, shown_new = _shown(kind, old), _shown(kind, new)
     changes: dict[str, Any] = {
-        key: [old.get(key), new.get(key)]
+        key: [shown_old.get(key), shown_new.get(key)]
         for key in sorted(old.keys() | new.keys())
         if key != "schemas" and old.get(key) != new.get(key)
     }
     if record.members_added or record.members_removed:
         changes["members"] = {"added": record.members_added, "removed": record.members_removed}
     return changes
+
+
+def _shown(resource_type: str, document: dict) -> dict:
+    """``document`` as the audit log may show it (see ``record_changes``)."""
+    document = mask_hidden(resource_type, document)
+    schema = RESOURCE_SCHEMAS.get(resource_type)
+    known = set(schema.extensions) if schema is not None else set()
+    return {
+        key: value if not key.startswith("urn:") or key in known else _hidden(value)
+        for key, value in document.items()
+    }
+
+
+def _hidden(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {name: HIDDEN_VALUE for name in value}
+    return HIDDEN_VALUE
 
 
 LOG_EXPORT_COLUMNS = [name for name, _path in AUDIT_EXPORT_COLUMNS] + ["kind"]
@@ -621,6 +642,7 @@ def _record_cells(record: ChangeRecord) -> list:
 
 
 def _log_cells(log: AuditLog, chunk_size: int) -> Iterator[list]:
+    refresh_extensions()  # which values are never returned, as registered now
     # The export needs the snapshots the listing leaves out.
     full = AuditLog(
         log.entries,

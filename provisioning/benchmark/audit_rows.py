@@ -36,6 +36,8 @@ def audit_rows(
     change_set = ChangeSet(
         id=context.change_set_base + event.index,
         correlation_id=correlation_id,
+        # Drawn from the seeded history like the correlation id: the same seed, the same rows.
+        nonce=correlation_id.hex,
         created_at=event.at,
         source=ChangeSet.Source.SCIM,
         scim_client_id=context.client_id,

@@ -96,8 +96,27 @@ def _uniqueness_as_409(detail: str):
     """
     try:
         yield
-    except IntegrityError:
+    except IntegrityError as error:
+        if not _names_a_name_index(error):
+            raise
         raise Uniqueness(detail) from None
+
+
+# The unique indexes that are the userName and displayName checks.
+_NAME_INDEXES = ("user_username_ci_unique", "group_display_name_ci_unique")
+
+
+def _names_a_name_index(error: IntegrityError) -> bool:
+    """Whether the violation is of a name's unique index (PostgreSQL names the constraint
+    in its diagnostics, SQLite in its message); any other integrity error is not a 409."""
+    cause = error.__cause__
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    if constraint:
+        return constraint in _NAME_INDEXES
+    text = str(cause or error)
+    return any(name in text for name in _NAME_INDEXES) or (
+        "UNIQUE constraint failed" in text and ("user_name" in text or "display_name" in text)
+    )
 
 
 @dataclasses.dataclass(frozen=True)

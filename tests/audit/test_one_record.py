@@ -8,6 +8,7 @@ change sets with both a change record and a django-auditlog entry for the same c
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -17,8 +18,12 @@ from django.db.migrations.executor import MigrationExecutor
 
 from provisioning.audit import selectors
 from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet, RetiredEntry
+from provisioning.directory import extensions
 from provisioning.directory.models import Group, Membership, User
+from provisioning.scim import schema as scim_schema
+from provisioning.scim.resources import HIDDEN_VALUE
 from tests.factories import OperatorFactory
+from tests.scim.conftest import USER_SCHEMA
 
 
 def old_entry(model, object_pk, name, change_set, changes) -> AuditEntry:
@@ -68,8 +73,13 @@ def test_the_log_pages_both_kinds_in_one_order_across_equal_timestamps(scim):
             break
         page = log.page(after=page.next_after, size=3)
     assert walked == everything
-    # And back: "before" the first row of the second page is the first page.
+    # And back: "before" the first row of the third page is the second page (the
+    # reversed keyset walk), and "before" the second page's first row the first page.
     second = log.page(after=log.page(size=3).next_after, size=3)
+    third = log.page(after=second.next_after, size=3)
+    back = log.page(before=third.previous_before, size=3)
+    assert [row.key for row in back.items] == everything[3:6]
+    assert (back.next_after, back.previous_before) == (everything[5], everything[3])
     assert [row.key for row in log.page(before=second.previous_before, size=3).items] == everything[:3]
     assert log.count(1000) == (len(everything), False)
     assert log.count(2) == (2, True)
@@ -144,6 +154,25 @@ def test_migration_retires_repeated_entries_and_the_chain_still_verifies(scim, c
     with connection.cursor() as cursor:
         cursor.execute("UPDATE audit_retiredentry SET payload = REPLACE(payload, 'Evil', 'After') WHERE id = %s", [twins[1].pk])
 
+    # Moving any other entry out of the log is reported, though its hash still fits.
+    fields = [f for f in AuditEntry._meta.concrete_fields if f.attname not in ("id", "content_hash")]
+    moved = AuditEntry.objects.get(pk=config.pk)
+    RetiredEntry.objects.create(
+        id=moved.pk,
+        timestamp=moved.timestamp,
+        payload=migration._payload(moved, fields),
+        content_hash=moved.content_hash,
+    )
+    AuditEntry.objects.filter(pk=moved.pk).delete()
+    with pytest.raises(CommandError):
+        call_command("verifyaudit")
+    assert f"entries row {config.pk}: retired, but no change record repeats it" in capsys.readouterr().err
+    RetiredEntry.objects.filter(pk=config.pk).delete()
+    migration.restore(apps, None)  # the repeated entries back, then the configuration one
+    AuditEntry.objects.bulk_create([moved])
+    call_command("verifyaudit")
+    migration.retire(apps, None)
+
     # And the migration reverses: the entries come back as they were.
     migration.restore(apps, None)
     assert not RetiredEntry.objects.exists()
@@ -155,3 +184,52 @@ def test_migration_retires_repeated_entries_and_the_chain_still_verifies(scim, c
 def test_the_migrations_run_forward_and_back_on_an_empty_trail():
     call_command("migrate", "audit", "0005_request_log_escaped", verbosity=0)
     call_command("migrate", "audit", verbosity=0)
+
+
+SECRET_URN = "urn:example:params:scim:schemas:extension:secret:2.0:User"
+
+
+@pytest.fixture
+def secret_extension(db):
+    extensions.extension_schema_save(
+        document={
+            "id": SECRET_URN,
+            "name": "Secret",
+            "attributes": [
+                {"name": "pin", "type": "string", "mutability": "writeOnly", "returned": "never"},
+                {"name": "team", "type": "string"},
+            ],
+        }
+    )
+    yield SECRET_URN
+    scim_schema.install_extensions(())
+    scim_schema.forget_extensions()
+
+
+@pytest.mark.django_db
+def test_the_log_shows_a_hidden_value_changed_never_what_it_is(scim, secret_extension):
+    """RFC 7643 §7 ``returned: never``: the export names the change, masks the values;
+    a change to the hidden value alone is still listed."""
+    urn = secret_extension
+    user = scim.create_user("pin@x.example", schemas=[USER_SCHEMA, urn], **{urn: {"pin": "4711", "team": "red"}})
+    scim.ok(scim.patch_ops(f"/Users/{user['id']}", {"op": "replace", "path": f"{urn}:pin", "value": "9999"}))
+    lines = [json.loads(line) for line in selectors.export_log_jsonl(selectors.audit_log(resource_id=user["id"]))]
+    patch, create = lines
+    assert urn in patch["changes"]
+    assert "4711" not in str(lines) and "9999" not in str(lines)
+    assert create["changes"][urn][1]["team"] == "red"
+
+
+def test_values_of_an_extension_no_longer_registered_are_hidden():
+    gone = "urn:example:params:scim:schemas:extension:gone:1.0:User"
+    record = ChangeRecord(
+        resource_type="User",
+        before={"document": {gone: {"code": "a"}, "title": "x"}},
+        after={"document": {gone: {"code": "b"}, "title": "y"}},
+        members_added=[],
+        members_removed=[],
+    )
+    assert selectors.record_changes(record) == {
+        "title": ["x", "y"],
+        gone: [{"code": HIDDEN_VALUE}, {"code": HIDDEN_VALUE}],
+    }

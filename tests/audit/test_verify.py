@@ -125,3 +125,26 @@ def test_records_written_before_keep_verifying_by_change_set_id(trail, capsys):
     with pytest.raises(CommandError):
         verify()
     assert f"records row {record.pk}: content modified" in capsys.readouterr().err
+
+
+def test_change_sets_of_one_request_never_share_a_hash(trail):
+    """Two change sets alike in everything (one Bulk request, the same millisecond): their
+    nonces differ, so a record bound to one cannot be moved to the other unnoticed."""
+    from provisioning.audit.change_sets import change_set_build
+
+    arguments = {"correlation_id": "00000000-0000-0000-0000-000000000042", "source": "bulk"}
+    first, second = change_set_build(**arguments), change_set_build(**arguments)
+    second.created_at = first.created_at
+    for change_set in (first, second):
+        change_set.normalise_for_hash()
+    assert first.nonce != second.nonce
+    assert first.compute_hash() != second.compute_hash()
+
+
+def test_change_sets_written_before_keep_their_hash_without_a_nonce(trail):
+    change_set = ChangeRecord.objects.order_by("id").first().change_set
+    raw("UPDATE audit_changeset SET nonce = NULL WHERE id = %s", [change_set.pk])
+    with pytest.raises(CommandError):
+        verify()  # this one was hashed with its nonce
+    change_set.refresh_from_db()
+    assert '"nonce"' not in change_set.hash_payload()
