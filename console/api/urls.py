@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from console.permissions import require_role
 
-from . import views
+from . import views, views_oversight
 from .base import ApiView
 
 app_name = "api"
@@ -36,6 +36,54 @@ urlpatterns = [
         "v1/pending-operations/<uuid:pending_id>/reject",
         views.PendingOperationReject.as_view(),
         name="pending-reject",
+    ),
+    # Oversight: re-apply and bulk decisions, reviews and rollback, quarantines
+    # (console/api/views_oversight.py).
+    path(
+        "v1/pending-operations/bulk",
+        views_oversight.PendingOperationBulk.as_view(),
+        name="pending-bulk",
+    ),
+    path(
+        "v1/pending-operations/<uuid:pending_id>/reapply",
+        views_oversight.PendingOperationReapply.as_view(),
+        name="pending-reapply",
+    ),
+    path("v1/reviews", views_oversight.ReviewList.as_view(), name="review-list"),
+    path("v1/reviews/<int:review_id>", views_oversight.ReviewDetail.as_view(), name="review-detail"),
+    path(
+        "v1/reviews/<int:review_id>/accept",
+        views_oversight.ReviewAccept.as_view(),
+        name="review-accept",
+    ),
+    path(
+        "v1/reviews/<int:review_id>/rollback",
+        views_oversight.ReviewRollback.as_view(),
+        name="review-rollback",
+    ),
+    path("v1/rollbacks/preview", views_oversight.RollbackPreview.as_view(), name="rollback-preview"),
+    path("v1/rollbacks", views_oversight.MassRollback.as_view(), name="rollback-create"),
+    path("v1/rollback-jobs", views_oversight.RollbackJobList.as_view(), name="rollback-job-list"),
+    path(
+        "v1/rollback-jobs/<uuid:job_id>",
+        views_oversight.RollbackJobDetail.as_view(),
+        name="rollback-job-detail",
+    ),
+    path("v1/quarantines", views_oversight.QuarantineList.as_view(), name="quarantine-list"),
+    path(
+        "v1/quarantines/<uuid:quarantine_id>",
+        views_oversight.QuarantineDetail.as_view(),
+        name="quarantine-detail",
+    ),
+    path(
+        "v1/quarantines/<uuid:quarantine_id>/release",
+        views_oversight.QuarantineRelease.as_view(),
+        name="quarantine-release",
+    ),
+    path(
+        "v1/quarantines/<uuid:quarantine_id>/discard",
+        views_oversight.QuarantineDiscard.as_view(),
+        name="quarantine-discard",
     ),
     path("schema/", SchemaView.as_view(), name="schema"),
     # The docs page is a console page: signed-in operators only (else the login page).
