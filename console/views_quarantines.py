@@ -106,8 +106,9 @@ def _posted_choice(request: HttpRequest, quarantine: Quarantine) -> tuple[list, 
     discard = [op for op in held if op.pk not in chosen]
     if not chosen:
         return apply, discard, "The release names no held operation; choose what to release."
-    checked = request.POST.get("scope") == "all" or request.POST.getlist("shown")
-    unseen = [op for op in held if op.pk not in shown] if checked else []
+    # Every operation held now was shown (applied or discarded), else the release is
+    # refused: one held since would otherwise be discarded unseen.
+    unseen = [op for op in held if op.pk not in shown]
     if unseen:
         if request.POST.get("scope") == "all":
             apply, discard = held, []  # shown again: all of them, the new ones too

@@ -232,6 +232,13 @@ def change_set_scope(
         _scope.reset(token)
 
 
+def source_or(default: str) -> str:
+    """The source of the unit being performed (an API call's "api"), else ``default``: a
+    unit of its own opened inside one (``separate``) keeps saying which door it came by."""
+    scope = _scope.get()
+    return scope.source if scope is not None else default
+
+
 def actor_for_entry() -> dict[str, Any]:
     """Attribution for an audit entry written now: operator, client, correlation id, address."""
     scope = _scope.get()

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from provisioning.audit import deltas
-from provisioning.audit.context import change_set_scope
+from provisioning.audit.context import change_set_scope, source_or
 from provisioning.audit.models import ChangeRecord, ChangeSet
 from provisioning.directory import pipeline, services
 from provisioning.directory.changes import member_q
@@ -289,7 +289,10 @@ def _rollback_one(original: ChangeSet, operator, force: bool) -> ChangeSet:
     request = {"rollback_of": original.pk, "forced": bool(conflicts)}
     via = Via(operator=operator, origin=pipeline.ROLLBACK, on_behalf_of=original.scim_client)
     with change_set_scope(
-        operator=operator, source=ChangeSet.Source.CONSOLE, request=request, separate=True
+        operator=operator,
+        source=source_or(ChangeSet.Source.CONSOLE),
+        request=request,
+        separate=True,
     ) as scope:
         held = []
         for step in steps:

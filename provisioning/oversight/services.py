@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from provisioning.audit.context import change_set_scope
+from provisioning.audit.context import change_set_scope, source_or
 from provisioning.audit.redaction import redact
 from provisioning.directory import pipeline, services
 from provisioning.events import asyncresp
@@ -291,7 +291,7 @@ def pending_apply(pending_id) -> PendingOperation | None:
         scope = change_set_scope(
             operator=pending.decided_by,
             client=pending.client,
-            source="console",
+            source=source_or("console"),
             request={"pending_operation": str(pending.pk)},
             separate=True,
         )

@@ -163,7 +163,7 @@ READS = [
     (REVIEWS, None),
     (f"{REVIEWS}/{{review}}", None),
     (JOBS, None),
-    (f"{JOBS}/{uuid.uuid4()}", 404),
+    (f"{JOBS}/00000000-0000-4000-8000-000000000404", 404),  # no such job
     (QUARANTINES, None),
     (f"{QUARANTINES}/{{quarantine}}", None),
 ]

@@ -53,6 +53,12 @@ def post(client: Client, path: str, data: dict) -> object:
     return client.post(path, {"csrfmiddlewaretoken": token, **data})
 
 
+
+def shown(confirm) -> list[str]:
+    """Every operation a release confirmation showed (applied and discarded): the form
+    posts them all, so one held since is never decided unseen."""
+    return [str(op.pk) for op in [*confirm.context["apply"], *confirm.context["discard"]]]
+
 def test_the_list_and_detail_show_the_quarantine_to_a_viewer(quarantine, viewer_client):
     q, _ = quarantine
     page = viewer_client.get(LIST)
@@ -127,7 +133,11 @@ def test_releasing_selected_discards_the_rest(
     assert len(confirm.context["discard"]) == 2
 
     with django_capture_on_commit_callbacks(execute=True):
-        post(admin_client, url("quarantine_release", q), {"pending": [chosen], "confirm": "yes"})
+        post(
+            admin_client,
+            url("quarantine_release", q),
+            {"pending": [chosen], "shown": shown(confirm), "confirm": "yes"},
+        )
 
     statuses = {str(op.pk): op.status for op in PendingOperation.objects.all()}
     assert statuses[chosen] == PendingOperation.Status.APPLIED
@@ -225,7 +235,7 @@ def test_releasing_one_kind_from_the_console(
         done = post(
             approver_client,
             url("quarantine_release", q),
-            {"kind": "deletion", "pending": ids, "confirm": "yes"},
+            {"kind": "deletion", "pending": ids, "shown": shown(confirm), "confirm": "yes"},
         )
     assert done.status_code == 302
     assert not User.objects.filter(pk__in=[users[1]["id"], users[2]["id"]]).exists()
@@ -235,15 +245,24 @@ def test_releasing_one_kind_from_the_console(
     assert q.operations.filter(status=PendingOperation.Status.DISCARDED).count() == 2
 
 
+@pytest.mark.parametrize("how", ["scope all", "every one selected"])
 def test_release_all_applies_only_what_the_confirmation_showed(
-    quarantine, admin_client, django_capture_on_commit_callbacks
+    quarantine, admin_client, django_capture_on_commit_callbacks, how
 ):
     """An operation held after the confirmation was shown is neither applied nor discarded
-    unseen: the release is refused and shown again with it."""
+    unseen: the release is refused and shown again with it. Whether the operator chose
+    "all" or selected every operation shown (the form then posts every id it showed)."""
     q, users = quarantine
-    confirm = admin_client.get(url("quarantine_release", q), {"scope": "all"})
+    if how == "scope all":
+        confirm = admin_client.get(url("quarantine_release", q), {"scope": "all"})
+    else:
+        every = [str(op.pk) for op in q.operations.filter(status=PendingOperation.Status.PENDING)]
+        confirm = admin_client.get(url("quarantine_release", q), {"pending": every})
     shown = [str(op.pk) for op in confirm.context["apply"]]
     assert 'name="pending"' in confirm.content.decode()
+    posted = {"pending": shown, "shown": shown, "confirm": "yes"}
+    if how == "scope all":
+        posted["scope"] = "all"
     # A sixth user, deactivated while the operator reads the page, is held too.
     scim = ScimApi(ScimClientFactory(name="late-idp").raw_token)
     late = scim.create_user("late@example.com", active=True)
@@ -259,14 +278,13 @@ def test_release_all_applies_only_what_the_confirmation_showed(
     )
     assert q.operations.filter(status=PendingOperation.Status.PENDING).count() == 4
 
-    refused = post(
-        admin_client,
-        url("quarantine_release", q),
-        {"scope": "all", "pending": shown, "confirm": "yes"},
-    )
+    refused = post(admin_client, url("quarantine_release", q), posted)
     assert refused.status_code == 400
     assert "1 operation was held since this page was shown" in refused.content.decode()
-    assert len(refused.context["apply"]) == 4  # shown again, now with the new one
+    if how == "scope all":
+        assert len(refused.context["apply"]) == 4  # shown again, now with the new one
+    else:
+        assert len(refused.context["discard"]) == 1  # the new one, shown, not yet chosen
     q.refresh_from_db()
     assert q.status == Quarantine.Status.ACTIVE
     assert q.operations.filter(status=PendingOperation.Status.PENDING).count() == 4
