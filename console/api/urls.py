@@ -1,11 +1,11 @@
 """``/api/``: the management API (version 1), its OpenAPI schema and its docs page."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from console.permissions import require_role
 
-from . import views, views_oversight
+from . import views, views_logs, views_oversight
 from .base import ApiView
 
 app_name = "api"
@@ -85,6 +85,36 @@ urlpatterns = [
         views_oversight.QuarantineDiscard.as_view(),
         name="quarantine-discard",
     ),
+    # --- Read-only: the audit log, the request log, the directory (views_logs) ---
+    path("v1/audit-log", views_logs.AuditLogList.as_view(), name="audit-log"),
+    path("v1/audit-log/export.csv", views_logs.AuditLogExportCsv.as_view(), name="audit-export-csv"),
+    path(
+        "v1/audit-log/export.jsonl",
+        views_logs.AuditLogExportJsonl.as_view(),
+        name="audit-export-jsonl",
+    ),
+    # Any signed number reaches the view, which answers 404 in JSON for what no row has.
+    re_path(
+        r"^v1/change-sets/(?P<change_set_id>-?[0-9]+)$",
+        views_logs.ChangeSetDetail.as_view(),
+        name="change-set-detail",
+    ),
+    path("v1/request-log", views_logs.RequestLogList.as_view(), name="request-list"),
+    re_path(
+        r"^v1/request-log/(?P<request_id>-?[0-9]+)$",
+        views_logs.RequestLogDetail.as_view(),
+        name="request-detail",
+    ),
+    path("v1/users", views_logs.UserList.as_view(), name="user-list"),
+    path("v1/users/<uuid:user_id>", views_logs.UserDetail.as_view(), name="user-detail"),
+    path("v1/groups", views_logs.GroupList.as_view(), name="group-list"),
+    path("v1/groups/<uuid:group_id>", views_logs.GroupDetail.as_view(), name="group-detail"),
+    path(
+        "v1/groups/<uuid:group_id>/members",
+        views_logs.GroupMemberList.as_view(),
+        name="group-members",
+    ),
+    # --- end of the read-only endpoints ---
     path("schema/", SchemaView.as_view(), name="schema"),
     # The docs page is a console page: signed-in operators only (else the login page).
     # Its script is a separate request, so the Content-Security-Policy needs no inline script.

@@ -394,17 +394,20 @@ class AuditLog:
         at = model.objects.filter(pk=pk).values_list(field, flat=True).first()
         return None if at is None else (at, _RANK[kind], pk)
 
+    @staticmethod
+    def _seek(kind: str, field: str, cursor: tuple, *, older: bool) -> Q:
+        """Rows of one side strictly older (or newer) than ``cursor`` in (time, kind, id)."""
+        at, rank, pk = cursor
+        mine = _RANK[kind]
+        if older:
+            same = Q(pk__lt=pk) if mine == rank else Q() if mine < rank else Q(pk__in=[])
+            return Q(**{f"{field}__lte": at}) & (Q(**{f"{field}__lt": at}) | (Q(**{field: at}) & same))
+        same = Q(pk__gt=pk) if mine == rank else Q() if mine > rank else Q(pk__in=[])
+        return Q(**{f"{field}__gte": at}) & (Q(**{f"{field}__gt": at}) | (Q(**{field: at}) & same))
+
     def _side(self, kind: str, queryset: QuerySet, field: str, cursor: tuple | None, *, older: bool, size: int):
         if cursor is not None:
-            at, rank, pk = cursor
-            mine = _RANK[kind]
-            if older:
-                same = Q(pk__lt=pk) if mine == rank else Q() if mine < rank else Q(pk__in=[])
-                seek = Q(**{f"{field}__lte": at}) & (Q(**{f"{field}__lt": at}) | (Q(**{field: at}) & same))
-            else:
-                same = Q(pk__gt=pk) if mine == rank else Q() if mine > rank else Q(pk__in=[])
-                seek = Q(**{f"{field}__gte": at}) & (Q(**{f"{field}__gt": at}) | (Q(**{field: at}) & same))
-            queryset = queryset.filter(seek)
+            queryset = queryset.filter(self._seek(kind, field, cursor, older=older))
         order = [f"-{field}", "-pk"] if older else [field, "pk"]
         return [_row(item) for item in queryset.order_by(*order)[: size + 1]]
 
@@ -439,13 +442,37 @@ class AuditLog:
         )
         return min(total, cap), total > cap
 
-    def rows(self, *, chunk_size: int = 2000) -> Iterator[LogRow]:
-        """Every row, newest first, streamed (server-side cursors on PostgreSQL)."""
+    def knows(self, cursor: str | None) -> bool:
+        """Whether ``cursor`` names a row of the log (under any filter)."""
+        return self._cursor(cursor) is not None
+
+    def rows(self, *, chunk_size: int = 2000, newer_than: str | None = None) -> Iterator[LogRow]:
+        """Every row, newest first, streamed (server-side cursors on PostgreSQL).
+
+        With ``newer_than`` (a row's cursor): only the rows after it in the pages'
+        (time, kind, id) order, oldest first, so that a reader who keeps the cursor of
+        the last row it read asks next for exactly the rows written since. An unknown
+        cursor is a ``ValueError`` (check with ``knows``): starting over would repeat rows.
+        """
+        if newer_than is None:
+            streams = [
+                (_row(item) for item in queryset.order_by(f"-{field}", "-pk").iterator(chunk_size=chunk_size))
+                for _kind, queryset, field in self._arms()
+            ]
+            return heapq.merge(*streams, key=lambda row: row.order, reverse=True)
+        cursor = self._cursor(newer_than)
+        if cursor is None:
+            raise ValueError(f"No row of the audit log has the cursor {newer_than!r}.")
         streams = [
-            (_row(item) for item in queryset.order_by(f"-{field}", "-pk").iterator(chunk_size=chunk_size))
-            for _kind, queryset, field in self._arms()
+            (
+                _row(item)
+                for item in queryset.filter(self._seek(kind, field, cursor, older=False))
+                .order_by(field, "pk")
+                .iterator(chunk_size=chunk_size)
+            )
+            for kind, queryset, field in self._arms()
         ]
-        return heapq.merge(*streams, key=lambda row: row.order, reverse=True)
+        return heapq.merge(*streams, key=lambda row: row.order)
 
 
 def audit_log(
@@ -595,7 +622,8 @@ def _hidden(value: Any) -> Any:
     return HIDDEN_VALUE
 
 
-LOG_EXPORT_COLUMNS = [name for name, _path in AUDIT_EXPORT_COLUMNS] + ["kind"]
+# ``cursor`` is the row's place in the log (``e12``, ``r34``): the one to ask newer rows after.
+LOG_EXPORT_COLUMNS = [name for name, _path in AUDIT_EXPORT_COLUMNS] + ["kind", "cursor"]
 
 
 def _entry_cells(entry: AuditEntry) -> list:
@@ -616,6 +644,7 @@ def _entry_cells(entry: AuditEntry) -> list:
         entry.changes,
         entry.content_hash,
         ENTRY,
+        f"{_PREFIX[ENTRY]}{entry.pk}",
     ]
 
 
@@ -638,10 +667,11 @@ def _record_cells(record: ChangeRecord) -> list:
         record_changes(record),
         record.content_hash,
         RECORD,
+        f"{_PREFIX[RECORD]}{record.pk}",
     ]
 
 
-def _log_cells(log: AuditLog, chunk_size: int) -> Iterator[list]:
+def _log_cells(log: AuditLog, chunk_size: int, newer_than: str | None = None) -> Iterator[list]:
     refresh_extensions()  # which values are never returned, as registered now
     # The export needs the snapshots the listing leaves out.
     full = AuditLog(
@@ -652,19 +682,25 @@ def _log_cells(log: AuditLog, chunk_size: int) -> Iterator[list]:
             *_LISTED_RECORD_FIELDS, "before", "after", "members_added", "members_removed", "content_hash"
         ),
     )
-    for row in full.rows(chunk_size=chunk_size):
+    for row in full.rows(chunk_size=chunk_size, newer_than=newer_than):
         yield _entry_cells(row.entry) if row.entry is not None else _record_cells(row.record)
 
 
-def export_log_csv(log: AuditLog, *, chunk_size: int = 2000) -> Iterator[str]:
-    """The audit log as CSV lines (header first), newest first, in constant memory."""
+def export_log_csv(
+    log: AuditLog, *, chunk_size: int = 2000, newer_than: str | None = None
+) -> Iterator[str]:
+    """The audit log as CSV lines (header first), newest first, in constant memory; with
+    ``newer_than`` the rows after that cursor, oldest first (``AuditLog.rows``)."""
     writer = csv.writer(_Line())
     yield writer.writerow(LOG_EXPORT_COLUMNS)
-    for cells in _log_cells(log, chunk_size):
+    for cells in _log_cells(log, chunk_size, newer_than):
         yield writer.writerow([_defuse(_cell(value)) for value in cells])
 
 
-def export_log_jsonl(log: AuditLog, *, chunk_size: int = 2000) -> Iterator[str]:
-    """The audit log as JSON Lines, one object per row, newest first."""
-    for cells in _log_cells(log, chunk_size):
+def export_log_jsonl(
+    log: AuditLog, *, chunk_size: int = 2000, newer_than: str | None = None
+) -> Iterator[str]:
+    """The audit log as JSON Lines, one object per row, newest first; with ``newer_than``
+    the rows after that cursor, oldest first."""
+    for cells in _log_cells(log, chunk_size, newer_than):
         yield json.dumps(dict(zip(LOG_EXPORT_COLUMNS, cells, strict=True)), cls=DjangoJSONEncoder) + "\n"

@@ -28,9 +28,11 @@ from django.db import connection, reset_queries
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
+from provisioning.access.operator_tokens import operator_token_create, operator_token_revoke
 from provisioning.access.operators import operator_create
 from provisioning.audit import selectors as audit_selectors
 from provisioning.directory.models import Group, Membership, User
+from provisioning.oversight.models import PendingOperation
 
 SCIM = "application/scim+json"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -146,6 +148,25 @@ class InProcess:
         if status[0] != 200:
             raise RuntimeError(f"GET {path} answered {status[0]}: {data[:300]!r}")
         return json.loads(data)
+
+    def api(self, path: str, token: str, **params) -> int:
+        """A management API GET with an operator token, through the WSGI handler as a
+        server calls it; returns the body's size (200 expected)."""
+        url = path + (("?" + urlencode(params)) if params else "")
+        environ = self.factory.get(url, HTTP_AUTHORIZATION=f"Bearer {token}").environ
+        status: list[int] = []
+
+        def start_response(line: str, headers, exc_info=None):
+            status.append(int(line.split(" ", 1)[0]))
+
+        body = self.handler(environ, start_response)
+        try:
+            data = b"".join(body)
+        finally:
+            body.close()
+        if status[0] != 200:
+            raise RuntimeError(f"GET {path} answered {status[0]}: {data[:300]!r}")
+        return len(data)
 
     def page(self, path: str, **params) -> int:
         response = self.console.get(path, params)
@@ -378,4 +399,38 @@ def audit_search(*, repeat: int, page_size: int = 50) -> dict:
             ),
             repeat=repeat,
         ).summary()
+    return results
+
+
+def api_pages(client: InProcess, *, repeat: int, page_size: int = 50) -> dict:
+    """The pending operations queue and a page of the audit log through the management
+    API (an operator token, as a script sends it), next to the same pages of the console.
+
+    Each API measurement has its own token (each token has its own rate budget, and the
+    throttle's check is part of what is measured); the tokens are revoked afterwards.
+    """
+    operator = get_user_model().objects.get(username=OPERATOR)
+    cases = {
+        "pending_api": ("/api/v1/pending-operations", {"page_size": page_size}),
+        "audit_api": ("/api/v1/audit-log", {"page_size": page_size}),
+    }
+    results: dict = {}
+    tokens = []
+    try:
+        for name, (path, params) in cases.items():
+            token, raw = operator_token_create(user=operator, name=f"bench-{name}-{uuid.uuid4().hex[:6]}")
+            tokens.append(token)
+            results[name] = timed(
+                name, lambda path=path, raw=raw, params=params: client.api(path, raw, **params), repeat=repeat
+            ).summary()
+    finally:
+        for token in tokens:
+            operator_token_revoke(token=token)
+    results["pending_console"] = timed(
+        "pending_console", lambda: client.page("/pending/"), repeat=repeat
+    ).summary()
+    results["audit_console"] = timed("audit_console", lambda: client.page("/audit/"), repeat=repeat).summary()
+    results["pending_waiting"] = PendingOperation.objects.filter(
+        status=PendingOperation.Status.PENDING
+    ).count()
     return results

@@ -169,6 +169,8 @@ def render(results: dict) -> str:
         ["Console group members page (first / last, largest group)", f"p50 {_get(console, 'group_members_page', 'p50_ms')} / {_get(console, 'group_members_last_page', 'p50_ms')} ms"],
         [f"Audit log free text over {audit.get('entries')} entries + {audit.get('records', 0)} records (common / surname / userName)", f"p50 {_get(audit, 'free_text_common', 'p50_ms')} / {_get(audit, 'free_text_name', 'p50_ms')} / {_get(audit, 'free_text_rare', 'p50_ms')} ms"],
         ["Audit per-resource history (change records / audit log)", f"p50 {_get(audit, 'resource_history_records', 'p50_ms')} / {_get(audit, 'resource_history_entries', 'p50_ms')} ms"],
+        [f"Pending operations, first page of {_get(results, 'api_pages', 'pending_waiting')} waiting: API (operator token) / console", f"p50 {_get(results, 'api_pages', 'pending_api', 'p50_ms')} / {_get(results, 'api_pages', 'pending_console', 'p50_ms')} ms, {_get(results, 'api_pages', 'pending_api', 'queries')} / {_get(results, 'api_pages', 'pending_console', 'queries')} queries"],
+        ["Audit log, first page (50 rows): API (operator token) / console", f"p50 {_get(results, 'api_pages', 'audit_api', 'p50_ms')} / {_get(results, 'api_pages', 'audit_console', 'p50_ms')} ms, {_get(results, 'api_pages', 'audit_api', 'queries')} / {_get(results, 'api_pages', 'audit_console', 'queries')} queries"],
         ["PATCH user with / without audit + request log (HTTP)", f"{_get(ov, 'with_audit', 'rps')} / {_get(ov, 'without_audit', 'rps')} req/s; p50 {_get(ov, 'with_audit', 'p50_ms')} / {_get(ov, 'without_audit', 'p50_ms')} ms; overhead {ov.get('throughput_overhead_pct')} % throughput, {ov.get('p50_overhead_pct')} % p50"],
     ]
     if oauth:

@@ -377,6 +377,7 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         results["bulk"] = measure.bulk(client, settings.SCIM["BULK_MAX_OPERATIONS"])
         results["console"] = measure.console_pages(client, repeat=repeat)
         results["audit_search"] = measure.audit_search(repeat=repeat)
+        results["api_pages"] = measure.api_pages(client, repeat=repeat)
     if "json" in stages:
         log("filters and sortBy on JSON-held attributes (in-process)")
         quiesce()

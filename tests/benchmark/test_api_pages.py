@@ -1,0 +1,45 @@
+"""The management API figures of the in-process stage: the pending operations queue and a
+page of the audit log through the API with an operator token, next to the console's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+
+from provisioning.access.models import OperatorToken
+from provisioning.benchmark import measure, report
+from provisioning.benchmark.runner import bench_token
+from provisioning.benchmark.synthetic import SyntheticSpec, load_synthetic
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def loaded(db):
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    load_synthetic(
+        SyntheticSpec(
+            users=20, groups=2, group_sizes=(2,), nested=1, audit_entries=60, request_log=5,
+            seed=5, batch_size=11, until=datetime(2025, 1, 1, tzinfo=UTC), history_days=5,
+            members_per_patch=3,
+        )
+    )
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_the_api_pages_are_measured_next_to_the_console(loaded):
+    results = measure.api_pages(measure.InProcess(bench_token()), repeat=2)
+    for name in ("pending_api", "pending_console", "audit_api", "audit_console"):
+        case = results[name]
+        assert case["n"] == 2 and case["p50_ms"] > 0 and case["queries"] >= 1, (name, case)
+    # The measuring tokens do not outlive the measurement.
+    assert not OperatorToken.objects.filter(revoked_at__isnull=True, name__startswith="bench-").exists()
+    text = report.render({"api_pages": results})
+    assert "Audit log, first page (50 rows): API (operator token) / console" in text
+    assert f"p50 {results['audit_api']['p50_ms']} / {results['audit_console']['p50_ms']} ms" in text
