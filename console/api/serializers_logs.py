@@ -138,7 +138,7 @@ class RequestLogPageSerializer(KeysetPageSerializer):
     results = RequestLogSerializer(many=True)
 
 
-class ChangeSetRefSerializer(serializers.Serializer):
+class RequestChangeSetSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     source = serializers.CharField()
@@ -154,7 +154,7 @@ class RequestLogDetailSerializer(RequestLogSerializer):
     escaped = serializers.BooleanField(
         help_text="Characters that could not be stored as sent are backslash escapes."
     )
-    change_sets = ChangeSetRefSerializer(many=True, help_text="What the request changed.")
+    change_sets = RequestChangeSetSerializer(many=True, help_text="What the request changed.")
 
 
 # --- Directory (read-only) --------------------------------------------------------------
