@@ -93,7 +93,8 @@ def review_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _review_or_404(review_id: int) -> Review:
+def review_or_404(review_id: int) -> Review:
+    """A review with its change set, the change set's client and operator, and who decided."""
     review = (
         Review.objects.select_related(
             "change_set", "change_set__scim_client", "change_set__operator", "decided_by"
@@ -106,11 +107,12 @@ def _review_or_404(review_id: int) -> Review:
     return review
 
 
+
 @require_role("viewer")
 @require_GET
 def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     """A flagged change set: why it was flagged, its before/after diff, and what rolling back does."""
-    review = _review_or_404(review_id)
+    review = review_or_404(review_id)
     change_set = review.change_set
     records = console_selectors.change_set_records(change_set)
     context = {
@@ -125,7 +127,7 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
 
 
 def _review_row_context(request: HttpRequest, review_id: int) -> dict:
-    review = _review_or_404(review_id)
+    review = review_or_404(review_id)
     _review_summaries([review])
     return {
         "row": _review_row(review, request.user),
@@ -148,7 +150,7 @@ def _review_answer(request: HttpRequest, review_id: int, outcome: Outcome) -> Ht
 @require_step_up
 @require_POST
 def review_accept(request: HttpRequest, review_id: int) -> HttpResponse:
-    review = _review_or_404(review_id)
+    review = review_or_404(review_id)
     _, refusal = decide(
         request,
         {"action": "review.accept", "review": review.pk, "change_set": review.change_set_id},

@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from rest_framework.response import Response
+
 from .errors import PreconditionFailed, PreconditionRequired
 
 # One entity-tag of a list: optional weak indicator, then a quoted opaque tag
@@ -64,3 +66,10 @@ def not_modified(request, current_etag: str) -> bool:
         return True
     tags = _entity_tags(header) or []
     return any(tag == current_etag.strip('"') for _weak, tag in tags)
+
+
+def conditional_response(request, data, etag: str):
+    """``data`` with its ``ETag``, or 304 when ``If-None-Match`` already names it."""
+    if not_modified(request, etag):
+        return Response(status=304, headers={"ETag": etag})
+    return Response(data, headers={"ETag": etag})

@@ -23,7 +23,7 @@ from provisioning.oversight.models import PendingOperation
 from .base import ApiView, api_scope, require_fresh_session
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotent
-from .preconditions import etag_of, if_match, not_modified
+from .preconditions import conditional_response, etag_of, if_match
 from .serializers import (
     ApproveSerializer,
     MeSerializer,
@@ -187,10 +187,7 @@ class PendingOperationDetail(ApiView):
         tags=["pending operations"],
     )
     def get(self, request: Request, pending_id: uuid.UUID) -> Response:
-        data, etag = pending_representation(_pending_or_404(pending_id))
-        if not_modified(request, etag):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(data, headers={"ETag": etag})
+        return conditional_response(request, *pending_representation(_pending_or_404(pending_id)))
 
 
 class _Decision(ApiView):

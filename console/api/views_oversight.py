@@ -36,7 +36,7 @@ from console import selectors as console_selectors
 from console.oversight_forms import ReviewFilter
 from console.oversight_selectors import held_by_kind, held_in_quarantine
 from console.views_pending import _approval_message
-from console.views_reviews import _review_summaries
+from console.views_reviews import _review_summaries, review_or_404
 from console.views_rollback import PREVIEW_LIMIT, _in_sequence, rollback_state
 from provisioning.oversight import reviews, rollback_jobs, services
 from provisioning.oversight.models import (
@@ -50,7 +50,7 @@ from provisioning.oversight.models import (
 from .base import ApiView, api_scope, require_fresh_session
 from .errors import Conflict
 from .idempotency import idempotent
-from .preconditions import etag_of, if_match, not_modified
+from .preconditions import conditional_response, etag_of, if_match
 from .schema import ErrorSerializer
 from .serializers import PendingOperationDetailSerializer
 from .serializers_oversight import (
@@ -285,15 +285,7 @@ def _steps(steps: list[reviews.InverseStep]) -> list[dict]:
 
 
 def _review_or_404(review_id: int) -> Review:
-    review = (
-        Review.objects.select_related(
-            "change_set", "change_set__scim_client", "change_set__operator", "decided_by"
-        )
-        .filter(pk=review_id)
-        .first()
-    )
-    if review is None:
-        raise Http404("No such review.")
+    review = review_or_404(review_id)
     _review_summaries([review])
     return review
 
@@ -364,10 +356,7 @@ class ReviewDetail(ApiView):
         tags=["reviews"],
     )
     def get(self, request: Request, review_id: int) -> Response:
-        data, etag = review_representation(_review_or_404(review_id))
-        if not_modified(request, etag):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(data, headers={"ETag": etag})
+        return conditional_response(request, *review_representation(_review_or_404(review_id)))
 
 
 class ReviewAccept(ApiView):
@@ -710,10 +699,7 @@ class QuarantineDetail(ApiView):
         tags=["quarantines"],
     )
     def get(self, request: Request, quarantine_id: uuid.UUID) -> Response:
-        data, etag = quarantine_representation(_quarantine_or_404(quarantine_id))
-        if not_modified(request, etag):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(data, headers={"ETag": etag})
+        return conditional_response(request, *quarantine_representation(_quarantine_or_404(quarantine_id)))
 
 
 class QuarantineRelease(ApiView):

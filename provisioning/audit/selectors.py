@@ -475,56 +475,17 @@ class AuditLog:
         return heapq.merge(*streams, key=lambda row: row.order)
 
 
-def audit_log(
-    *,
-    actor=None,
-    client=None,
-    resource_type: str | None = None,
-    resource_id: str | uuid.UUID | None = None,
-    resource_name: str | None = None,
-    action: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    text: str | None = None,
-    change_set=None,
-    correlation_id: str | uuid.UUID | None = None,
-) -> AuditLog:
-    """The audit log (``AuditLog``) filtered by any combination of the arguments.
+def audit_log(**filters: Any) -> AuditLog:
+    """The audit log (``AuditLog``) filtered by any combination of ``audit_entries``'s
+    arguments (actor, client, resource_type, resource_id, resource_name, action, since,
+    until, text, change_set, correlation_id).
 
     Directory changes are their change records: ``actor``, ``client`` and the
     correlation id are their change set's; ``action`` ``update`` is a replace or a
     patch; ``resource_type`` ``directory.membership`` is a group change that added
     or removed members. Entries are ``audit_entries``'s.
     """
-    entries = audit_entries(
-        actor=actor,
-        client=client,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        resource_name=resource_name,
-        action=action,
-        since=since,
-        until=until,
-        text=text,
-        change_set=change_set,
-        correlation_id=correlation_id,
-    ).order_by()
-    return AuditLog(
-        entries,
-        _log_records(
-            actor=actor,
-            client=client,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=resource_name,
-            action=action,
-            since=since,
-            until=until,
-            text=text,
-            change_set=change_set,
-            correlation_id=correlation_id,
-        ),
-    )
+    return AuditLog(audit_entries(**filters).order_by(), _log_records(**filters))
 
 
 # What a page of the log shows of a change record (the snapshots can be large: an export
@@ -548,7 +509,18 @@ _LISTED_RECORD_FIELDS = (
 
 
 def _log_records(
-    *, actor, client, resource_type, resource_id, resource_name, action, since, until, text, change_set, correlation_id
+    *,
+    actor=None,
+    client=None,
+    resource_type: str | None = None,
+    resource_id: str | uuid.UUID | None = None,
+    resource_name: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    text: str | None = None,
+    change_set=None,
+    correlation_id: str | uuid.UUID | None = None,
 ) -> QuerySet[ChangeRecord] | None:
     queryset = ChangeRecord.objects.select_related(
         "change_set", "change_set__operator", "change_set__scim_client"
