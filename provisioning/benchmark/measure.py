@@ -134,26 +134,16 @@ class InProcess:
 
     def read(self, path: str, **params) -> dict:
         """A SCIM GET's whole JSON body (200 expected)."""
-        environ = self.factory.get("/scim/v2" + path + "?" + urlencode(params)).environ
-        status: list[int] = []
-
-        def start_response(line: str, headers, exc_info=None):
-            status.append(int(line.split(" ", 1)[0]))
-
-        body = self.handler(environ, start_response)
-        try:
-            data = b"".join(body)
-        finally:
-            body.close()
-        if status[0] != 200:
-            raise RuntimeError(f"GET {path} answered {status[0]}: {data[:300]!r}")
-        return json.loads(data)
+        return json.loads(self._get(self.factory.get("/scim/v2" + path + "?" + urlencode(params)).environ, path))
 
     def api(self, path: str, token: str, **params) -> int:
         """A management API GET with an operator token, through the WSGI handler as a
         server calls it; returns the body's size (200 expected)."""
         url = path + (("?" + urlencode(params)) if params else "")
-        environ = self.factory.get(url, HTTP_AUTHORIZATION=f"Bearer {token}").environ
+        return len(self._get(self.factory.get(url, HTTP_AUTHORIZATION=f"Bearer {token}").environ, path))
+
+    def _get(self, environ: dict, path: str) -> bytes:
+        """The whole body of a GET through the WSGI handler (200 expected)."""
         status: list[int] = []
 
         def start_response(line: str, headers, exc_info=None):
@@ -166,7 +156,7 @@ class InProcess:
             body.close()
         if status[0] != 200:
             raise RuntimeError(f"GET {path} answered {status[0]}: {data[:300]!r}")
-        return len(data)
+        return data
 
     def page(self, path: str, **params) -> int:
         response = self.console.get(path, params)
