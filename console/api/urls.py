@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from console.permissions import require_role
 
-from . import views, views_logs, views_oversight
+from . import views, views_config, views_logs, views_oversight
 from .base import ApiView
 
 app_name = "api"
@@ -115,6 +115,46 @@ urlpatterns = [
         name="group-members",
     ),
     # --- end of the read-only endpoints ---
+    # --- Configuration: SCIM clients and their tokens, SCIM roles (views_config) ---
+    path("v1/scim-clients", views_config.ScimClientList.as_view(), name="scim-client-list"),
+    path(
+        "v1/scim-clients/<uuid:client_id>",
+        views_config.ScimClientDetail.as_view(),
+        name="scim-client-detail",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/role",
+        views_config.ScimClientSetRole.as_view(),
+        name="scim-client-role",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/tokens",
+        views_config.ScimTokenIssue.as_view(),
+        name="scim-token-issue",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/tokens/rotate",
+        views_config.ScimTokenRotate.as_view(),
+        name="scim-token-rotate",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/tokens/<int:token_id>/revoke",
+        views_config.ScimTokenRevoke.as_view(),
+        name="scim-token-revoke",
+    ),
+    path("v1/scim-roles", views_config.ScimRoleList.as_view(), name="scim-role-list"),
+    path("v1/scim-roles/<int:role_id>", views_config.ScimRoleDetail.as_view(), name="scim-role-detail"),
+    path(
+        "v1/scim-roles/<int:role_id>/change",
+        views_config.ScimRoleChange.as_view(),
+        name="scim-role-change",
+    ),
+    path(
+        "v1/scim-roles/<int:role_id>/delete",
+        views_config.ScimRoleDelete.as_view(),
+        name="scim-role-delete",
+    ),
+    # --- end of the configuration endpoints ---
     path("schema/", SchemaView.as_view(), name="schema"),
     # The docs page is a console page: signed-in operators only (else the login page).
     # Its script is a separate request, so the Content-Security-Policy needs no inline script.
