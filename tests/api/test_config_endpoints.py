@@ -9,16 +9,21 @@ import logging
 from datetime import timedelta
 
 import pytest
+import schemathesis
 from django.test import override_settings
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
 from rest_framework.test import APIClient
 
 from console.api.models import IdempotencyRecord
 from provisioning.access.models import Role, ScimClient, ScimToken
+from provisioning.access.operator_tokens import operator_token_create
 from provisioning.audit.models import ChangeSet
 from tests.factories import OperatorFactory, ScimClientFactory
 from tests.scim.conftest import ScimApi
 from tests.signin.conftest import age_session
+
+from .test_schema import CHECKS, EXAMPLES, settings_rate, wsgi_app  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -350,3 +355,40 @@ def test_deleting_a_role(admin_api, custom_role):
     assert post(admin_api, f"{path}/delete", etag=etag(admin_api, path)).status_code == 204
     assert not Role.objects.filter(pk=custom_role.pk).exists()
     assert api_change_sets("scim_role.delete").count() == 1
+
+
+# --- Generated requests as an administrator -----------------------------------------------------------
+
+
+def test_the_configuration_operations_answer_as_documented_for_an_administrator(
+    db,
+    settings_rate,  # noqa: F811
+    wsgi_app,  # noqa: F811
+):
+    """The schema test sends its requests as an approver (403 here); this one sends them
+    as an administrator, so the changes themselves meet generated input."""
+    ScimClientFactory(name="okta-prod")
+    operator = OperatorFactory(role="administrator")
+    _token, raw = operator_token_create(user=operator, name="schemathesis")
+    headers = {"Authorization": f"Bearer {raw}"}
+    schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_app, headers=headers)
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if "/scim-clients" in result.ok().path or "/scim-roles" in result.ok().path
+    ]
+    assert len(operations) == 12
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def answers_as_documented(case):
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+        answers_as_documented()
