@@ -261,6 +261,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "DEFAULT_GENERATOR_CLASS": "drf_spectacular.generators.SchemaGenerator",
+    # Choice sets whose field names ("kind", "action") other components use too.
+    "ENUM_NAME_OVERRIDES": {
+        "PolicyRuleKindEnum": "provisioning.oversight.models.PolicyRule.Kind",
+        "PolicyRuleActionEnum": "provisioning.oversight.models.RuleAction",
+        # The audit log's record actions keep the name they had.
+        "ActionEnum": ["create", "update", "delete", "access"],
+    },
 }
 
 # SCIM protocol limits, advertised in ServiceProviderConfig.

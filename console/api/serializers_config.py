@@ -1,5 +1,5 @@
 """Representations and requests of the configuration endpoints: SCIM clients, their
-tokens, and SCIM roles. A raw token appears only in the answer that creates it
+tokens, SCIM roles, policy rules and the circuit breaker. A raw token appears only in the answer that creates it
 (``IssuedTokenSerializer``); no other shape has a field for it, or for a digest."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from console.access_forms import GRACE_CHOICES
-from provisioning.access.models import ALL_PERMISSIONS
+from provisioning.access.models import ALL_PERMISSIONS, ScimClient
+from provisioning.oversight.models import CircuitBreaker, PolicyRule, RuleAction
 
 
 class RoleRefSerializer(serializers.Serializer):
@@ -159,3 +160,99 @@ class RoleChangeSerializer(RoleWriteSerializer):
     """Only the fields sent change; a built-in role takes only ``description``."""
 
     name = serializers.CharField(max_length=64, required=False)
+
+
+# --- Policy rules and the circuit breaker ------------------------------------------------------------
+
+
+class ClientNameSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class PolicyRuleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=PolicyRule.Kind.choices)
+    action = serializers.ChoiceField(choices=RuleAction.choices)
+    enabled = serializers.BooleanField()
+    clients = ClientNameSerializer(
+        many=True, help_text="Only writes by these; empty: every client."
+    )
+    attributes = serializers.ListField(
+        child=serializers.CharField(), help_text="For attribute_change rules: canonical names."
+    )
+    applies_to_console = serializers.BooleanField()
+    two_approvers = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class PolicyRuleWriteSerializer(serializers.Serializer):
+    """What the console's rule form edits (``provisioning.oversight.rules`` validates it)."""
+
+    name = serializers.CharField(max_length=100)
+    kind = serializers.ChoiceField(choices=PolicyRule.Kind.choices)
+    action = serializers.ChoiceField(choices=RuleAction.choices, required=False)
+    enabled = serializers.BooleanField(required=False)
+    clients = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=500, help_text="SCIM client ids."
+    )
+    attributes = serializers.ListField(
+        child=serializers.CharField(max_length=300), required=False, max_length=100
+    )
+    applies_to_console = serializers.BooleanField(required=False)
+    two_approvers = serializers.BooleanField(required=False)
+
+    def validate_clients(self, value):
+        found = {c.pk: c for c in ScimClient.objects.filter(pk__in=value)}
+        missing = [str(pk) for pk in value if pk not in found]
+        if missing:
+            raise serializers.ValidationError(f"No SCIM client {', '.join(missing)}.")
+        return [found[pk] for pk in dict.fromkeys(value)]
+
+
+class PolicyRuleChangeSerializer(PolicyRuleWriteSerializer):
+    """Only the fields sent change; the rule is validated as a whole."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    kind = serializers.ChoiceField(choices=PolicyRule.Kind.choices, required=False)
+
+
+class CircuitBreakerSerializer(serializers.Serializer):
+    client = ClientNameSerializer(allow_null=True, help_text="Null: the default settings.")
+    own = serializers.BooleanField(
+        help_text="For a client: whether it has settings of its own (else the defaults apply)."
+    )
+    enabled = serializers.BooleanField()
+    max_operations = serializers.IntegerField()
+    window_minutes = serializers.IntegerField()
+    max_percent = serializers.DecimalField(max_digits=5, decimal_places=2, coerce_to_string=False)
+    percent_window_minutes = serializers.IntegerField()
+    percent_of = serializers.ChoiceField(choices=CircuitBreaker.Base.choices)
+    min_directory_size = serializers.IntegerField()
+    churn_window_minutes = serializers.IntegerField(
+        allow_null=True, help_text="Null: the breaker's window."
+    )
+    deletion_delay_days = serializers.IntegerField(help_text="0: delete at once.")
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class CircuitBreakerChangeSerializer(serializers.Serializer):
+    """The console's breaker form; only the fields sent change (the service checks ranges)."""
+
+    enabled = serializers.BooleanField(required=False)
+    max_operations = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    window_minutes = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    max_percent = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, coerce_to_string=False
+    )
+    percent_window_minutes = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1
+    )
+    percent_of = serializers.ChoiceField(choices=CircuitBreaker.Base.choices, required=False)
+    min_directory_size = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    churn_window_minutes = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**31 - 1
+    )
+    deletion_delay_days = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)

@@ -115,7 +115,8 @@ urlpatterns = [
         name="group-members",
     ),
     # --- end of the read-only endpoints ---
-    # --- Configuration: SCIM clients and their tokens, SCIM roles (views_config) ---
+    # --- Configuration: SCIM clients and their tokens, SCIM roles, policy rules, the
+    # circuit breaker (views_config) ---
     path("v1/scim-clients", views_config.ScimClientList.as_view(), name="scim-client-list"),
     path(
         "v1/scim-clients/<uuid:client_id>",
@@ -153,6 +154,53 @@ urlpatterns = [
         "v1/scim-roles/<int:role_id>/delete",
         views_config.ScimRoleDelete.as_view(),
         name="scim-role-delete",
+    ),
+    path("v1/policy-rules", views_config.PolicyRuleList.as_view(), name="policy-rule-list"),
+    path(
+        "v1/policy-rules/<int:rule_id>",
+        views_config.PolicyRuleDetail.as_view(),
+        name="policy-rule-detail",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/change",
+        views_config.PolicyRuleChange.as_view(),
+        name="policy-rule-change",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/enable",
+        views_config.PolicyRuleEnable.as_view(),
+        name="policy-rule-enable",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/disable",
+        views_config.PolicyRuleDisable.as_view(),
+        name="policy-rule-disable",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/delete",
+        views_config.PolicyRuleDelete.as_view(),
+        name="policy-rule-delete",
+    ),
+    path("v1/circuit-breaker", views_config.CircuitBreakerDetail.as_view(), name="breaker"),
+    path(
+        "v1/circuit-breaker/change",
+        views_config.CircuitBreakerChange.as_view(),
+        name="breaker-change",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/circuit-breaker",
+        views_config.ClientBreakerDetail.as_view(),
+        name="client-breaker",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/circuit-breaker/change",
+        views_config.ClientBreakerChange.as_view(),
+        name="client-breaker-change",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/circuit-breaker/clear",
+        views_config.ClientBreakerClear.as_view(),
+        name="client-breaker-clear",
     ),
     # --- end of the configuration endpoints ---
     path("schema/", SchemaView.as_view(), name="schema"),

@@ -1,15 +1,17 @@
-"""Configuration endpoints of the management API: SCIM clients with their tokens, and
-SCIM roles.
+"""Configuration endpoints of the management API: SCIM clients with their tokens, SCIM
+roles, policy rules and the circuit breaker's settings (the defaults and a client's own).
 
-Each calls what the console's view calls (``console/views_access.py``): reading needs the
+Each calls what the console's view calls (``console/views_access.py``,
+``console/views_policies.py``): reading needs the
 viewer role, every change the administrator role, and where the console asks for a
 recent sign-in (step-up) a call through the console session does too; a token stands
 on its own. Changes run in ``api_scope`` (audited, source "api").
 
 A raw SCIM token is in the one answer that issues it (client creation, issue, rotate),
 marked ``Cache-Control: no-store``; it is never stored, so those calls take no
-``Idempotency-Key`` (a replay would have to keep the token). A role has an
-``updated_at``: its ETag is what ``If-Match`` names on a change or a deletion.
+``Idempotency-Key`` (a replay would have to keep the token). Roles, rules and
+breaker settings have an ``updated_at``: their ETag is what ``If-Match`` names on a
+change or a deletion.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
@@ -30,15 +33,22 @@ from console import selectors
 from console.views_oauth import client_or_404
 from provisioning.access import clients, roles
 from provisioning.access.models import Role, ScimClient, ScimToken
+from provisioning.oversight import rules
+from provisioning.oversight.models import CircuitBreaker, PolicyRule, RuleAction
 
 from .base import ApiView, api_scope, require_fresh_session
 from .errors import Conflict
 from .idempotency import idempotent
 from .preconditions import etag_of, if_match, not_modified
 from .serializers_config import (
+    CircuitBreakerChangeSerializer,
+    CircuitBreakerSerializer,
     ClientCreateSerializer,
     ClientRoleSerializer,
     IssuedTokenSerializer,
+    PolicyRuleChangeSerializer,
+    PolicyRuleSerializer,
+    PolicyRuleWriteSerializer,
     RoleChangeSerializer,
     RoleWriteSerializer,
     ScimClientDetailSerializer,
@@ -494,5 +504,355 @@ class ScimRoleDelete(_Administer):
             except DjangoValidationError as error:
                 raise Conflict(" ".join(error.messages)) from None
             return Response(status=204)
+
+        return idempotent(handle, request)
+
+
+# --- Policy rules ---------------------------------------------------------------------------------
+
+RULE_ID = OpenApiParameter(
+    "rule_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="A rule's id."
+)
+IF_MATCH_OPTIONAL = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The ETag as you read it (RFC 9110 §13.1.1); stale: 412. Optional here: the "
+    "request names the state it wants.",
+)
+
+
+def _rule_data(rule: PolicyRule) -> dict:
+    return {
+        "id": rule.pk,
+        "name": rule.name,
+        "kind": rule.kind,
+        "action": rule.action,
+        "enabled": rule.enabled,
+        "clients": [
+            {"id": c.pk, "name": c.name} for c in sorted(rule.clients.all(), key=lambda c: c.name)
+        ],
+        "attributes": list(rule.attributes),
+        "applies_to_console": rule.applies_to_console,
+        "two_approvers": rule.two_approvers,
+        "created_at": rule.created_at,
+        "updated_at": rule.updated_at,
+    }
+
+
+def _rule_or_404(rule_id: int) -> PolicyRule:
+    rule = PolicyRule.objects.prefetch_related("clients").filter(pk=rule_id).first()
+    if rule is None:
+        raise Http404("No such policy rule.")
+    return rule
+
+
+def rule_representation(rule: PolicyRule) -> tuple[dict, str]:
+    data = PolicyRuleSerializer(_rule_data(rule)).data
+    return data, etag_of(data)
+
+
+def _rule_response(rule_id: int, status: int = 200) -> Response:
+    data, etag = rule_representation(_rule_or_404(rule_id))
+    return Response(data, status=status, headers={"ETag": etag})
+
+
+class PolicyRuleList(_ReadOrAdminister):
+    """Policy rules by name, as the console's policy page lists them. ``POST`` creates
+    one (the console's rule form); it applies from the next write it is evaluated for."""
+
+    queryset = PolicyRule.objects.prefetch_related("clients")
+
+    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
+        return ("name", "id")
+
+    @extend_schema(
+        responses=PolicyRuleSerializer(many=True),
+        operation_id="policy_rules_list",
+        tags=["policy"],
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(
+            PolicyRuleSerializer([_rule_data(r) for r in page], many=True).data
+        )
+
+    @extend_schema(
+        request=PolicyRuleWriteSerializer,
+        responses={201: PolicyRuleSerializer},
+        parameters=[IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="policy_rules_create",
+        tags=["policy"],
+    )
+    def post(self, request: Request) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            serializer = PolicyRuleWriteSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            fields = {"action": RuleAction.FLAG, **serializer.validated_data}
+            with transaction.atomic(), api_scope(request, {"action": "policy.create"}):
+                rule = rules.policy_rule_create(**fields, operator=request.user)
+            return _rule_response(rule.pk, status=201)
+
+        return idempotent(handle, request)
+
+
+class PolicyRuleDetail(ApiView):
+    """One policy rule; its ETag is what ``If-Match`` names on a change or deletion."""
+
+    @extend_schema(
+        responses={200: PolicyRuleSerializer, 304: NOT_MODIFIED},
+        parameters=[RULE_ID, ETAG_HEADER],
+        operation_id="policy_rules_retrieve",
+        tags=["policy"],
+    )
+    def get(self, request: Request, rule_id: int) -> Response:
+        data, etag = rule_representation(_rule_or_404(rule_id))
+        if not_modified(request, etag):
+            return Response(status=304, headers={"ETag": etag})
+        return Response(data, headers={"ETag": etag})
+
+
+class PolicyRuleChange(_Administer):
+    """Change a rule: the fields sent change and the rule is validated as a whole (a
+    rule that no longer holds cannot keep ``two_approvers``)."""
+
+    @extend_schema(
+        request=PolicyRuleChangeSerializer,
+        responses=PolicyRuleSerializer,
+        parameters=[RULE_ID, IF_MATCH, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="policy_rules_change",
+        tags=["policy"],
+    )
+    def post(self, request: Request, rule_id: int) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            serializer = PolicyRuleChangeSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            rule = _rule_or_404(rule_id)
+            if_match(request, rule_representation(rule)[1])
+            summary = {"action": "policy.edit", "rule": rule.pk}
+            with transaction.atomic(), api_scope(request, summary):
+                rules.policy_rule_update(
+                    rule=rule, **serializer.validated_data, operator=request.user
+                )
+            return _rule_response(rule.pk)
+
+        return idempotent(handle, request)
+
+
+class _RuleSetEnabled(_Administer):
+    enabled: bool
+
+    def post(self, request: Request, rule_id: int) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            rule = _rule_or_404(rule_id)
+            if_match(request, rule_representation(rule)[1], required=False)
+            summary = {
+                "action": "policy.enable" if self.enabled else "policy.disable",
+                "rule": rule.pk,
+            }
+            with transaction.atomic(), api_scope(request, summary):
+                rules.policy_rule_set_enabled(
+                    rule=rule, enabled=self.enabled, operator=request.user
+                )
+            return _rule_response(rule.pk)
+
+        return idempotent(handle, request)
+
+
+class PolicyRuleEnable(_RuleSetEnabled):
+    """Enable a rule; an enabled rule stays as it is (nothing recorded)."""
+
+    enabled = True
+
+    @extend_schema(
+        request=None,
+        responses=PolicyRuleSerializer,
+        parameters=[RULE_ID, IF_MATCH_OPTIONAL, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="policy_rules_enable",
+        tags=["policy"],
+    )
+    def post(self, request: Request, rule_id: int) -> Response:
+        return super().post(request, rule_id)
+
+
+class PolicyRuleDisable(_RuleSetEnabled):
+    """Disable a rule; a disabled rule stays as it is (nothing recorded)."""
+
+    enabled = False
+
+    @extend_schema(
+        request=None,
+        responses=PolicyRuleSerializer,
+        parameters=[RULE_ID, IF_MATCH_OPTIONAL, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="policy_rules_disable",
+        tags=["policy"],
+    )
+    def post(self, request: Request, rule_id: int) -> Response:
+        return super().post(request, rule_id)
+
+
+class PolicyRuleDelete(_Administer):
+    """Delete a rule. Operations it already held stay held until decided."""
+
+    @extend_schema(
+        request=None,
+        responses={204: OpenApiResponse(description="Deleted.")},
+        parameters=[RULE_ID, IF_MATCH, IDEMPOTENCY_KEY],
+        operation_id="policy_rules_delete",
+        tags=["policy"],
+    )
+    def post(self, request: Request, rule_id: int) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            rule = _rule_or_404(rule_id)
+            if_match(request, rule_representation(rule)[1])
+            with (
+                transaction.atomic(),
+                api_scope(request, {"action": "policy.delete", "rule": rule.pk}),
+            ):
+                rules.policy_rule_delete(rule=rule, operator=request.user)
+            return Response(status=204)
+
+        return idempotent(handle, request)
+
+
+# --- Circuit breaker ------------------------------------------------------------------------------
+
+
+def _defaults() -> CircuitBreaker:
+    """The default settings' row (the console's), or the model's defaults without one."""
+    return (
+        CircuitBreaker.objects.filter(client__isnull=True).order_by("pk").first()
+        or CircuitBreaker()
+    )
+
+
+def breaker_representation(client: ScimClient | None) -> tuple[dict, str]:
+    own = CircuitBreaker.objects.filter(client=client).first() if client is not None else None
+    breaker = own or _defaults()
+    data = {
+        "client": {"id": client.pk, "name": client.name} if client is not None else None,
+        "own": own is not None,
+        **{name: getattr(breaker, name) for name in rules.BREAKER_FIELDS},
+        "updated_at": breaker.updated_at,
+    }
+    data = CircuitBreakerSerializer(data).data
+    return data, etag_of(data)
+
+
+def _breaker_response(client: ScimClient | None) -> Response:
+    data, etag = breaker_representation(client)
+    return Response(data, headers={"ETag": etag})
+
+
+class CircuitBreakerDetail(ApiView):
+    """The default deletion-safety settings (the mass-change circuit breaker and
+    deactivate-before-delete), as the console's policy page shows them."""
+
+    @extend_schema(
+        responses={200: CircuitBreakerSerializer, 304: NOT_MODIFIED},
+        parameters=[ETAG_HEADER],
+        operation_id="circuit_breaker_retrieve",
+        tags=["policy"],
+    )
+    def get(self, request: Request) -> Response:
+        data, etag = breaker_representation(None)
+        if not_modified(request, etag):
+            return Response(status=304, headers={"ETag": etag})
+        return Response(data, headers={"ETag": etag})
+
+
+class CircuitBreakerChange(_Administer):
+    """Change the default settings (only the fields sent); every client without settings
+    of its own follows them."""
+
+    @extend_schema(
+        request=CircuitBreakerChangeSerializer,
+        responses=CircuitBreakerSerializer,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="circuit_breaker_change",
+        tags=["policy"],
+    )
+    def post(self, request: Request) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            serializer = CircuitBreakerChangeSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            if_match(request, breaker_representation(None)[1])
+            with transaction.atomic(), api_scope(request, {"action": "circuit_breaker.edit"}):
+                rules.circuit_breaker_update(**serializer.validated_data, operator=request.user)
+            return _breaker_response(None)
+
+        return idempotent(handle, request)
+
+
+class ClientBreakerDetail(_Administer):
+    """A client's settings: its own (``own``) or the defaults it follows. Administrators
+    only, as the console's page for them."""
+
+    @extend_schema(
+        responses={200: CircuitBreakerSerializer, 304: NOT_MODIFIED},
+        parameters=[ETAG_HEADER],
+        operation_id="client_circuit_breaker_retrieve",
+        tags=["policy"],
+    )
+    def get(self, request: Request, client_id: uuid.UUID) -> Response:
+        data, etag = breaker_representation(client_or_404(client_id))
+        if not_modified(request, etag):
+            return Response(status=304, headers={"ETag": etag})
+        return Response(data, headers={"ETag": etag})
+
+
+class ClientBreakerChange(_Administer):
+    """Give the client settings of its own (they replace the defaults whole): its current
+    ones, or the defaults, changed by the fields sent."""
+
+    @extend_schema(
+        request=CircuitBreakerChangeSerializer,
+        responses=CircuitBreakerSerializer,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="client_circuit_breaker_change",
+        tags=["policy"],
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            serializer = CircuitBreakerChangeSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            client = client_or_404(client_id)
+            if_match(request, breaker_representation(client)[1])
+            summary = {"action": "circuit_breaker.client_edit", "client": str(client.pk)}
+            with transaction.atomic(), api_scope(request, summary):
+                rules.client_breaker_update(
+                    client=client, **serializer.validated_data, operator=request.user
+                )
+            return _breaker_response(client)
+
+        return idempotent(handle, request)
+
+
+class ClientBreakerClear(_Administer):
+    """Put the client back on the default settings (nothing changes if it had none)."""
+
+    @extend_schema(
+        request=None,
+        responses=CircuitBreakerSerializer,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="client_circuit_breaker_clear",
+        tags=["policy"],
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            client = client_or_404(client_id)
+            if_match(request, breaker_representation(client)[1])
+            summary = {"action": "circuit_breaker.client_defaults", "client": str(client.pk)}
+            with transaction.atomic(), api_scope(request, summary):
+                rules.client_breaker_clear(client=client, operator=request.user)
+            return _breaker_response(client)
 
         return idempotent(handle, request)

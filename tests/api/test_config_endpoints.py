@@ -6,6 +6,7 @@ answer that issues it and nowhere else; changes are audited with source "api".""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from console.api.models import IdempotencyRecord
 from provisioning.access.models import Role, ScimClient, ScimToken
 from provisioning.access.operator_tokens import operator_token_create
 from provisioning.audit.models import ChangeSet
+from provisioning.oversight.models import CircuitBreaker, PolicyRule
 from tests.factories import OperatorFactory, ScimClientFactory
 from tests.scim.conftest import ScimApi
 from tests.signin.conftest import age_session
@@ -29,6 +31,8 @@ pytestmark = pytest.mark.django_db
 
 CLIENTS = "/api/v1/scim-clients"
 ROLES = "/api/v1/scim-roles"
+RULES = "/api/v1/policy-rules"
+BREAKER = "/api/v1/circuit-breaker"
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -67,6 +71,13 @@ def idp(db) -> ScimClient:
 
 
 @pytest.fixture
+def rule(db) -> PolicyRule:
+    return PolicyRule.objects.create(
+        name="flag deactivations", kind="deactivate_user", action="flag"
+    )
+
+
+@pytest.fixture
 def custom_role(db) -> Role:
     from provisioning.access.roles import scim_role_create
 
@@ -76,7 +87,7 @@ def custom_role(db) -> Role:
 # --- Roles of the callers, every endpoint ---------------------------------------------------------
 
 
-def endpoints(idp: ScimClient, role: Role) -> list[tuple[str, str, dict]]:
+def endpoints(idp: ScimClient, role: Role, rule: PolicyRule) -> list[tuple[str, str, dict]]:
     token = idp.tokens.get()
     return [
         ("post", CLIENTS, {"name": "new-idp", "role": role_id("read-only")}),
@@ -87,23 +98,42 @@ def endpoints(idp: ScimClient, role: Role) -> list[tuple[str, str, dict]]:
         ("post", ROLES, {"name": "auditors", "permissions": ["User:read"]}),
         ("post", f"{ROLES}/{role.pk}/change", {"description": "x"}),
         ("post", f"{ROLES}/{role.pk}/delete", {}),
+        ("post", RULES, {"name": "hold deletions", "kind": "delete_user", "action": "hold"}),
+        ("post", f"{RULES}/{rule.pk}/change", {"action": "hold"}),
+        ("post", f"{RULES}/{rule.pk}/enable", {}),
+        ("post", f"{RULES}/{rule.pk}/disable", {}),
+        ("post", f"{RULES}/{rule.pk}/delete", {}),
+        ("post", f"{BREAKER}/change", {"max_operations": 5}),
+        ("post", f"{CLIENTS}/{idp.pk}/circuit-breaker/change", {"max_operations": 5}),
+        ("post", f"{CLIENTS}/{idp.pk}/circuit-breaker/clear", {}),
     ]
 
 
-def test_reading_needs_a_viewer(viewer_api, idp, custom_role):
-    for path in (CLIENTS, f"{CLIENTS}/{idp.pk}", ROLES, f"{ROLES}/{custom_role.pk}"):
+def test_reading_needs_a_viewer(viewer_api, idp, custom_role, rule):
+    for path in (
+        CLIENTS,
+        f"{CLIENTS}/{idp.pk}",
+        ROLES,
+        f"{ROLES}/{custom_role.pk}",
+        RULES,
+        f"{RULES}/{rule.pk}",
+        BREAKER,
+    ):
         assert_error(APIClient().get(path), 401, "not_authenticated")
         assert viewer_api.get(path).status_code == 200, path
 
 
-def test_changing_needs_an_administrator(viewer_api, approver_api, idp, custom_role):
-    for _method, path, body in endpoints(idp, custom_role):
+def test_changing_needs_an_administrator(viewer_api, approver_api, idp, custom_role, rule):
+    for _method, path, body in endpoints(idp, custom_role, rule):
         assert_error(post(APIClient(), path, body), 401, "not_authenticated")
         for lower in (viewer_api, approver_api):
             body_403 = assert_error(post(lower, path, body, etag="*"), 403, "permission_denied")
             assert "administrator" in body_403["detail"]
     assert not ScimClient.objects.filter(name="new-idp").exists()
     assert idp.tokens.count() == 1 and not Role.objects.filter(name="auditors").exists()
+    assert PolicyRule.objects.get(pk=rule.pk).enabled and not CircuitBreaker.objects.filter(
+        max_operations=5
+    )
     assert not ChangeSet.objects.filter(source="api").exists()
 
 
@@ -115,12 +145,14 @@ def test_the_schema_names_the_role_of_each_method(viewer_api):
 
 
 @override_settings(SCIMGATE_STEP_UP_MINUTES=15)
-def test_session_changes_need_the_consoles_step_up(idp, custom_role):
+def test_session_changes_need_the_consoles_step_up(idp, custom_role, rule):
     session = APIClient()
     session.force_login(OperatorFactory(role="administrator"))
     age_session(session, authenticated=20 * 60)
-    stepped = [path for _m, path, _b in endpoints(idp, custom_role) if not path.endswith("/revoke")]
-    for _method, path, body in endpoints(idp, custom_role):
+    stepped = [
+        path for _m, path, _b in endpoints(idp, custom_role, rule) if not path.endswith("/revoke")
+    ]
+    for _method, path, body in endpoints(idp, custom_role, rule):
         if path in stepped:
             response = post(session, path, body, etag="*")
             assert "step-up" in assert_error(response, 403, "permission_denied")["detail"], path
@@ -372,12 +404,13 @@ def test_the_configuration_operations_answer_as_documented_for_an_administrator(
     _token, raw = operator_token_create(user=operator, name="schemathesis")
     headers = {"Authorization": f"Bearer {raw}"}
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_app, headers=headers)
+    parts = ("/scim-clients", "/scim-roles", "/policy-rules", "/circuit-breaker")
     operations = [
         result.ok()
         for result in schema.get_all_operations()
-        if "/scim-clients" in result.ok().path or "/scim-roles" in result.ok().path
+        if any(part in result.ok().path for part in parts)
     ]
-    assert len(operations) == 12
+    assert len(operations) == 24
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -392,3 +425,131 @@ def test_the_configuration_operations_answer_as_documented_for_an_administrator(
             case.call_and_validate(headers=headers, checks=CHECKS)
 
         answers_as_documented()
+
+
+# --- Policy rules ---------------------------------------------------------------------------------
+
+
+def test_the_rule_list_and_detail(viewer_api, rule, idp):
+    PolicyRule.objects.create(name="A first", kind="delete_user", action="hold").clients.set([idp])
+    body = viewer_api.get(RULES, {"page_size": 1}).json()
+    assert [r["name"] for r in body["results"]] == ["A first"]
+    assert body["results"][0]["clients"] == [{"id": str(idp.pk), "name": "okta-prod"}]
+    second = viewer_api.get(body["next"]).json()["results"]
+    assert len(second) == 1 and second[0]["name"] > "A first"  # by name, no repeat
+    detail = viewer_api.get(f"{RULES}/{rule.pk}")
+    assert detail.json()["kind"] == "deactivate_user" and detail["ETag"]
+    assert (
+        viewer_api.get(f"{RULES}/{rule.pk}", HTTP_IF_NONE_MATCH=detail["ETag"]).status_code == 304
+    )
+    assert_error(viewer_api.get(f"{RULES}/999999"), 404, "not_found")
+
+
+def test_creating_a_rule_holds_what_it_matches(admin_api, idp):
+    body = {
+        "name": "hold deletions",
+        "kind": "delete_user",
+        "action": "hold",
+        "two_approvers": True,
+        "clients": [str(idp.pk)],
+    }
+    response = post(admin_api, RULES, body, key="p1")
+    assert response.status_code == 201, response.content
+    assert response.json()["clients"] == [{"id": str(idp.pk), "name": "okta-prod"}]
+    assert post(admin_api, RULES, body, key="p1")["Idempotent-Replayed"] == "true"
+    assert api_change_sets("policy.create").count() == 1
+    scim = ScimApi(idp.raw_token)
+    user = scim.create_user("rule@example.com")
+    assert scim.delete(f"/Users/{user['id']}").status_code == 202  # held by the new rule
+
+
+def test_rules_are_validated_by_the_service(admin_api, rule):
+    flag_two = {"name": "x", "kind": "delete_user", "action": "flag", "two_approvers": True}
+    assert (
+        "two_approvers" in assert_error(post(admin_api, RULES, flag_two), 400, "invalid")["fields"]
+    )
+    no_attrs = {"name": "y", "kind": "attribute_change"}
+    assert "attributes" in assert_error(post(admin_api, RULES, no_attrs), 400, "invalid")["fields"]
+    dup = {"name": rule.name, "kind": "delete_user"}
+    assert "name" in assert_error(post(admin_api, RULES, dup), 400, "invalid")["fields"]
+    unknown = {"name": "z", "kind": "delete_user", "clients": [str(uuid.uuid4())]}
+    assert "clients" in assert_error(post(admin_api, RULES, unknown), 400, "invalid")["fields"]
+    assert not PolicyRule.objects.filter(name__in=["x", "y", "z"]).exists()
+
+
+def test_changing_a_rule_needs_its_current_etag(admin_api, rule):
+    path = f"{RULES}/{rule.pk}"
+    tag = etag(admin_api, path)
+    assert_error(
+        post(admin_api, f"{path}/change", {"action": "hold"}), 428, "precondition_required"
+    )
+    response = post(
+        admin_api, f"{path}/change", {"action": "hold", "two_approvers": True}, etag=tag
+    )
+    assert response.status_code == 200 and response.json()["two_approvers"]
+    assert response.json()["kind"] == "deactivate_user"  # fields not sent stay
+    assert_error(
+        post(admin_api, f"{path}/change", {"action": "flag"}, etag=tag), 412, "precondition_failed"
+    )
+    # Validated as a whole: a rule that flags cannot keep two approvers.
+    refused = post(admin_api, f"{path}/change", {"action": "flag"}, etag=etag(admin_api, path))
+    assert "two_approvers" in assert_error(refused, 400, "invalid")["fields"]
+    assert api_change_sets("policy.edit").count() == 1
+
+
+def test_enable_and_disable_name_the_state_they_want(admin_api, rule):
+    path = f"{RULES}/{rule.pk}"
+    assert post(admin_api, f"{path}/disable").json()["enabled"] is False
+    assert post(admin_api, f"{path}/disable").json()["enabled"] is False  # not flipped back
+    assert api_change_sets("policy.disable").count() == 1  # the second changed nothing
+    rule.refresh_from_db()
+    assert not rule.enabled
+    assert_error(post(admin_api, f"{path}/enable", etag='"stale"'), 412, "precondition_failed")
+    assert post(admin_api, f"{path}/enable", etag=etag(admin_api, path)).json()["enabled"] is True
+
+
+def test_deleting_a_rule(admin_api, rule):
+    path = f"{RULES}/{rule.pk}"
+    assert_error(post(admin_api, f"{path}/delete"), 428, "precondition_required")
+    assert post(admin_api, f"{path}/delete", etag=etag(admin_api, path)).status_code == 204
+    assert not PolicyRule.objects.filter(pk=rule.pk).exists()
+    assert api_change_sets("policy.delete").count() == 1
+    assert_error(post(admin_api, f"{path}/delete", etag="*"), 404, "not_found")
+
+
+# --- Circuit breaker ------------------------------------------------------------------------------
+
+
+def test_the_default_breaker_settings_change_with_if_match(viewer_api, admin_api):
+    assert viewer_api.get(BREAKER).status_code == 200
+    tag = etag(admin_api, BREAKER)
+    response = post(
+        admin_api, f"{BREAKER}/change", {"max_operations": 7, "max_percent": 12.5}, etag=tag
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["max_operations"] == 7 and response.json()["max_percent"] == 12.5
+    defaults = CircuitBreaker.objects.get(client__isnull=True)
+    assert defaults.max_operations == 7
+    assert_error(
+        post(admin_api, f"{BREAKER}/change", {"max_operations": 8}, etag=tag),
+        412,
+        "precondition_failed",
+    )
+    bad = post(admin_api, f"{BREAKER}/change", {"window_minutes": 0}, etag=etag(admin_api, BREAKER))
+    assert "window_minutes" in assert_error(bad, 400, "invalid")["fields"]
+    assert api_change_sets("circuit_breaker.edit").count() == 1
+
+
+def test_a_clients_own_breaker_settings(viewer_api, admin_api, idp):
+    path = f"{CLIENTS}/{idp.pk}/circuit-breaker"
+    assert_error(viewer_api.get(path), 403, "permission_denied")  # the console's admin page
+    before = admin_api.get(path)
+    assert before.json()["own"] is False and before.json()["client"]["name"] == "okta-prod"
+    changed = post(admin_api, f"{path}/change", {"max_operations": 3}, etag=before["ETag"])
+    assert changed.json()["own"] is True and changed.json()["max_operations"] == 3
+    assert CircuitBreaker.objects.get(client=idp).max_operations == 3
+    cleared = post(admin_api, f"{path}/clear", etag=changed["ETag"])
+    assert cleared.status_code == 200 and cleared.json()["own"] is False
+    assert not CircuitBreaker.objects.filter(client=idp).exists()
+    assert api_change_sets("circuit_breaker.client_edit").count() == 1
+    assert api_change_sets("circuit_breaker.client_defaults").count() == 1
