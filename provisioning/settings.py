@@ -265,8 +265,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PolicyRuleKindEnum": "provisioning.oversight.models.PolicyRule.Kind",
         "PolicyRuleActionEnum": "provisioning.oversight.models.RuleAction",
-        # The audit log's record actions keep the name they had.
+        "ScimTokenStateEnum": ["active", "expired", "revoked"],
+        "EventStreamStateEnum": "provisioning.events.models.EventStream.State",
+        # The audit log's record actions and the resource types keep the names they had.
         "ActionEnum": ["create", "update", "delete", "access"],
+        "TypeEnum": ["User", "Group"],
     },
 }
 

@@ -116,7 +116,7 @@ urlpatterns = [
     ),
     # --- end of the read-only endpoints ---
     # --- Configuration: SCIM clients and their tokens, SCIM roles, policy rules, the
-    # circuit breaker (views_config) ---
+    # circuit breaker, event streams (views_config) ---
     path("v1/scim-clients", views_config.ScimClientList.as_view(), name="scim-client-list"),
     path(
         "v1/scim-clients/<uuid:client_id>",
@@ -201,6 +201,27 @@ urlpatterns = [
         "v1/scim-clients/<uuid:client_id>/circuit-breaker/clear",
         views_config.ClientBreakerClear.as_view(),
         name="client-breaker-clear",
+    ),
+    path("v1/event-streams", views_config.EventStreamList.as_view(), name="event-stream-list"),
+    path(
+        "v1/event-streams/<uuid:stream_id>",
+        views_config.EventStreamDetail.as_view(),
+        name="event-stream-detail",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/pause",
+        views_config.EventStreamPause.as_view(),
+        name="event-stream-pause",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/resume",
+        views_config.EventStreamResume.as_view(),
+        name="event-stream-resume",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/delete",
+        views_config.EventStreamDelete.as_view(),
+        name="event-stream-delete",
     ),
     # --- end of the configuration endpoints ---
     path("schema/", SchemaView.as_view(), name="schema"),
