@@ -261,6 +261,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "DEFAULT_GENERATOR_CLASS": "drf_spectacular.generators.SchemaGenerator",
+    # Choice sets whose field names ("kind", "action") other components use too.
+    "ENUM_NAME_OVERRIDES": {
+        "PolicyRuleKindEnum": "provisioning.oversight.models.PolicyRule.Kind",
+        "PolicyRuleActionEnum": "provisioning.oversight.models.RuleAction",
+        "ScimTokenStateEnum": ["active", "expired", "revoked"],
+        "EventStreamStateEnum": "provisioning.events.models.EventStream.State",
+        # The audit log's record actions and the resource types keep the names they had.
+        "ActionEnum": ["create", "update", "delete", "access"],
+        "TypeEnum": ["User", "Group"],
+    },
 }
 
 # SCIM protocol limits, advertised in ServiceProviderConfig.

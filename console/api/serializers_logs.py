@@ -143,6 +143,10 @@ class RequestChangeSetSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     source = serializers.CharField()
 
+    class Meta:
+        # The oversight endpoints' ChangeSetRef carries more; two shapes, two names.
+        ref_name = "RequestChangeSetRef"
+
 
 class RequestLogDetailSerializer(RequestLogSerializer):
     request_body = serializers.CharField(

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from console.permissions import require_role
 
-from . import views, views_logs, views_oversight
+from . import views, views_config, views_logs, views_oversight
 from .base import ApiView
 
 app_name = "api"
@@ -115,6 +115,115 @@ urlpatterns = [
         name="group-members",
     ),
     # --- end of the read-only endpoints ---
+    # --- Configuration: SCIM clients and their tokens, SCIM roles, policy rules, the
+    # circuit breaker, event streams (views_config) ---
+    path("v1/scim-clients", views_config.ScimClientList.as_view(), name="scim-client-list"),
+    path(
+        "v1/scim-clients/<uuid:client_id>",
+        views_config.ScimClientDetail.as_view(),
+        name="scim-client-detail",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/role",
+        views_config.ScimClientSetRole.as_view(),
+        name="scim-client-role",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/tokens",
+        views_config.ScimTokenIssue.as_view(),
+        name="scim-token-issue",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/tokens/rotate",
+        views_config.ScimTokenRotate.as_view(),
+        name="scim-token-rotate",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/tokens/<int:token_id>/revoke",
+        views_config.ScimTokenRevoke.as_view(),
+        name="scim-token-revoke",
+    ),
+    path("v1/scim-roles", views_config.ScimRoleList.as_view(), name="scim-role-list"),
+    path("v1/scim-roles/<int:role_id>", views_config.ScimRoleDetail.as_view(), name="scim-role-detail"),
+    path(
+        "v1/scim-roles/<int:role_id>/change",
+        views_config.ScimRoleChange.as_view(),
+        name="scim-role-change",
+    ),
+    path(
+        "v1/scim-roles/<int:role_id>/delete",
+        views_config.ScimRoleDelete.as_view(),
+        name="scim-role-delete",
+    ),
+    path("v1/policy-rules", views_config.PolicyRuleList.as_view(), name="policy-rule-list"),
+    path(
+        "v1/policy-rules/<int:rule_id>",
+        views_config.PolicyRuleDetail.as_view(),
+        name="policy-rule-detail",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/change",
+        views_config.PolicyRuleChange.as_view(),
+        name="policy-rule-change",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/enable",
+        views_config.PolicyRuleEnable.as_view(),
+        name="policy-rule-enable",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/disable",
+        views_config.PolicyRuleDisable.as_view(),
+        name="policy-rule-disable",
+    ),
+    path(
+        "v1/policy-rules/<int:rule_id>/delete",
+        views_config.PolicyRuleDelete.as_view(),
+        name="policy-rule-delete",
+    ),
+    path("v1/circuit-breaker", views_config.CircuitBreakerDetail.as_view(), name="breaker"),
+    path(
+        "v1/circuit-breaker/change",
+        views_config.CircuitBreakerChange.as_view(),
+        name="breaker-change",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/circuit-breaker",
+        views_config.ClientBreakerDetail.as_view(),
+        name="client-breaker",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/circuit-breaker/change",
+        views_config.ClientBreakerChange.as_view(),
+        name="client-breaker-change",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/circuit-breaker/clear",
+        views_config.ClientBreakerClear.as_view(),
+        name="client-breaker-clear",
+    ),
+    path("v1/event-streams", views_config.EventStreamList.as_view(), name="event-stream-list"),
+    path(
+        "v1/event-streams/<uuid:stream_id>",
+        views_config.EventStreamDetail.as_view(),
+        name="event-stream-detail",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/pause",
+        views_config.EventStreamPause.as_view(),
+        name="event-stream-pause",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/resume",
+        views_config.EventStreamResume.as_view(),
+        name="event-stream-resume",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/delete",
+        views_config.EventStreamDelete.as_view(),
+        name="event-stream-delete",
+    ),
+    # --- end of the configuration endpoints ---
     path("schema/", SchemaView.as_view(), name="schema"),
     # The docs page is a console page: signed-in operators only (else the login page).
     # Its script is a separate request, so the Content-Security-Policy needs no inline script.

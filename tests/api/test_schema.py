@@ -60,7 +60,7 @@ def test_the_schema_is_for_operators_and_names_each_role(db):
     document = response.json()
     assert document["openapi"] == "3.1.0"
     operations = [op for item in document["paths"].values() for op in item.values()]
-    assert {op["x-required-role"] for op in operations} == {"viewer", "approver"}
+    assert {op["x-required-role"] for op in operations} == {"viewer", "approver", "administrator"}
     assert all("401" in op["responses"] and "429" in op["responses"] for op in operations)
 
 
@@ -99,7 +99,7 @@ def test_every_operation_answers_as_its_schema_says(db, settings_rate, wsgi_app)
         "/api/schema/?format=json", wsgi_app, headers=headers
     )
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 30
+    assert len(operations) == 60
 
     for operation in operations:
 
