@@ -104,7 +104,7 @@ class ChangeSetSerializer(serializers.Serializer):
     client = ClientRefSerializer(allow_null=True)
     correlation_id = serializers.UUIDField()
     remote_addr = serializers.CharField(allow_null=True)
-    request = serializers.JSONField(allow_null=True, help_text="What was asked (secrets redacted).")
+    request = serializers.DictField(allow_null=True, help_text="What was asked (secrets redacted).")
     request_log = RequestRefSerializer(allow_null=True, help_text="The logged SCIM request, if any.")
     records = ChangeSetRecordSerializer(many=True, help_text="Each directory resource it touched.")
     entries = ChangeSetEntrySerializer(many=True, help_text="Each configuration change it made.")
