@@ -19,6 +19,7 @@ from provisioning.events import selectors
 from provisioning.events.models import Delivery, EventKind, EventStream
 from provisioning.events.streams import FILTERABLE_KINDS, RESOURCE_TYPES
 
+from .filters import UtcDateTimeField, UtcDateTimeFilter
 from .log_filters import LogFilterSet
 
 PAUSE_CHOICES = [
@@ -183,7 +184,7 @@ class StreamForm(forms.Form):
 
 
 class ReplayForm(forms.Form):
-    since = forms.DateTimeField(
+    since = UtcDateTimeField(
         label="Replay events since (UTC)",
         widget=_datetime_widget(),
         help_text="Every retained event from this time on is delivered again.",
@@ -222,8 +223,8 @@ class DeliveryFilter(LogFilterSet):
         label="Resource id",
         widget=forms.TextInput(attrs={"placeholder": "User or group id", "autocomplete": "off"}),
     )
-    since = django_filters.DateTimeFilter(label="From (UTC)", widget=_datetime_widget())
-    until = django_filters.DateTimeFilter(label="Until (UTC)", widget=_datetime_widget())
+    since = UtcDateTimeFilter(label="From (UTC)", widget=_datetime_widget())
+    until = UtcDateTimeFilter(label="Until (UTC)", widget=_datetime_widget())
 
     class Meta:
         model = Delivery

@@ -7,9 +7,11 @@ directory selector's, so the console and any later API read the same way.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models.functions import Lower
 from django.urls import reverse
 
@@ -123,3 +125,24 @@ class GroupFilter(LiveFilterSet):
 
     def filter_queryset(self, queryset):
         return selectors.group_listing(search=self.form.cleaned_data.get("q") or "")
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A date and time, as UTC. An offset the database cannot store (PostgreSQL takes at
+    most ±15:59) or a time that leaves the calendar once moved to UTC is a form error,
+    not a server error."""
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None:
+            return result
+        try:
+            return result.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValidationError(
+                "Enter a date and time that can be expressed in UTC.", code="invalid"
+            ) from None
+
+
+class UtcDateTimeFilter(django_filters.DateTimeFilter):
+    field_class = UtcDateTimeField

@@ -18,7 +18,7 @@ from provisioning.access.models import ScimClient
 from provisioning.audit import selectors
 from provisioning.audit.models import AuditEntry, RequestLog
 
-from .filters import LiveFilterSet
+from .filters import LiveFilterSet, UtcDateTimeFilter
 
 # What an audit entry may be about: directory resources first, then configuration.
 RESOURCE_TYPE_CHOICES = [
@@ -109,8 +109,8 @@ class AuditFilter(LogFilterSet):
     action = django_filters.ChoiceFilter(
         label="Action", choices=ACTION_CHOICES, empty_label="Any action"
     )
-    since = django_filters.DateTimeFilter(label="From (UTC)", widget=_datetime_widget())
-    until = django_filters.DateTimeFilter(label="Until (UTC)", widget=_datetime_widget())
+    since = UtcDateTimeFilter(label="From (UTC)", widget=_datetime_widget())
+    until = UtcDateTimeFilter(label="Until (UTC)", widget=_datetime_widget())
 
     class Meta:
         model = AuditEntry
@@ -184,8 +184,8 @@ class RequestLogFilter(LogFilterSet):
             attrs={"type": "search", "placeholder": "/Users", "autocomplete": "off"}
         ),
     )
-    since = django_filters.DateTimeFilter(label="From (UTC)", widget=_datetime_widget())
-    until = django_filters.DateTimeFilter(label="Until (UTC)", widget=_datetime_widget())
+    since = UtcDateTimeFilter(label="From (UTC)", widget=_datetime_widget())
+    until = UtcDateTimeFilter(label="Until (UTC)", widget=_datetime_widget())
 
     class Meta:
         model = RequestLog

@@ -30,7 +30,7 @@ from provisioning.oversight.models import (
     RuleAction,
 )
 
-from .filters import LiveFilterSet
+from .filters import LiveFilterSet, UtcDateTimeField
 
 RESOURCE_TYPE_CHOICES = [("User", "User"), ("Group", "Group")]
 PENDING_ACTION_CHOICES = [("delete", "Delete"), ("patch", "Patch"), ("replace", "Replace")]
@@ -179,11 +179,11 @@ class MassRollbackForm(forms.Form):
     """A SCIM client and a time range: every change set it made in that range."""
 
     client = forms.ModelChoiceField(label="SCIM client", queryset=_clients())
-    since = forms.DateTimeField(
+    since = UtcDateTimeField(
         label="From",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-    until = forms.DateTimeField(
+    until = UtcDateTimeField(
         label="Until",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text="Change sets made at or after “From” and before “Until”.",

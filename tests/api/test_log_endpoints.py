@@ -508,3 +508,17 @@ def test_no_directory_endpoint_writes(admin_api, directory):
         response = getattr(admin_api, method)(f"{API}/users/{alice}", {}, format="json")
         assert response.status_code == 405
     assert User.objects.filter(pk=uuid.UUID(alice)).exists()
+
+
+@pytest.mark.parametrize(
+    ("since", "status"),
+    [
+        # PostgreSQL stores offsets up to ±15:59: the filter moves every time to UTC first.
+        ("0253-03-21T23:03:01.4+23:08", 200),
+        # Moved to UTC, this leaves the calendar: a form error, not a server error.
+        ("0001-01-01T00:00:00+05:00", 400),
+    ],
+)
+def test_times_with_any_offset_are_filters_not_server_errors(viewer_api, since, status):
+    for path in ("/api/v1/audit-log", "/api/v1/request-log"):
+        assert viewer_api.get(path, {"since": since}).status_code == status, path
