@@ -32,7 +32,8 @@ from provisioning.access.operator_tokens import operator_token_create, operator_
 from provisioning.access.operators import operator_create
 from provisioning.audit import selectors as audit_selectors
 from provisioning.directory.models import Group, Membership, User
-from provisioning.oversight.models import PendingOperation
+from provisioning.oversight.models import PendingOperation, PolicyRule, RuleAction
+from provisioning.oversight.rules import policy_rule_create, policy_rule_delete
 
 SCIM = "application/scim+json"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -392,13 +393,54 @@ def audit_search(*, repeat: int, page_size: int = 50) -> dict:
     return results
 
 
+HELD_OPERATIONS = 500
+
+
+def hold_operations(client: InProcess, count: int = HELD_OPERATIONS) -> int:
+    """Make sure ``count`` operations wait in the queue: the synthetic load holds none.
+
+    They are held as an IdP's writes are, through the pipeline: a hold rule on ``title``
+    (the only rule while they are sent, deleted after), then one PATCH per user, each
+    answered 202. Held operations are never applied, so the directory is unchanged and a
+    later run finds them waiting and sends nothing.
+    """
+    waiting = PendingOperation.objects.filter(status=PendingOperation.Status.PENDING).count()
+    if waiting >= count:
+        return 0
+    operator = get_user_model().objects.get(username=OPERATOR)
+    rule = policy_rule_create(
+        name=f"bench-hold-{uuid.uuid4().hex[:6]}",
+        kind=PolicyRule.Kind.ATTRIBUTE_CHANGE,
+        action=RuleAction.HOLD,
+        attributes=["title"],
+        operator=operator,
+    )
+    held = 0
+    try:
+        targets = User.objects.filter(active=True).order_by("pk").values_list("pk", flat=True)
+        for pk in targets[: count - waiting]:
+            body = {
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "replace", "path": "title", "value": f"held {uuid.uuid4().hex[:8]}"}],
+            }
+            code, _size, head = client.wsgi("PATCH", f"/scim/v2/Users/{pk}", json.dumps(body))
+            if code != 202:
+                raise RuntimeError(f"PATCH to hold answered {code}: {head[:300]!r}")
+            held += 1
+    finally:
+        policy_rule_delete(rule=rule, operator=operator)
+    return held
+
+
 def api_pages(client: InProcess, *, repeat: int, page_size: int = 50) -> dict:
     """The pending operations queue and a page of the audit log through the management
     API (an operator token, as a script sends it), next to the same pages of the console.
+    The queue holds ``HELD_OPERATIONS`` waiting operations (``hold_operations``).
 
     Each API measurement has its own token (each token has its own rate budget, and the
     throttle's check is part of what is measured); the tokens are revoked afterwards.
     """
+    hold_operations(client)
     operator = get_user_model().objects.get(username=OPERATOR)
     cases = {
         "pending_api": ("/api/v1/pending-operations", {"page_size": page_size}),

@@ -220,6 +220,9 @@ class PendingOperation(models.Model):
     )
     decision_reason = models.TextField(blank=True, default="")
     force = models.BooleanField(default=False)
+    # The door the decision came by ("console", "api"): the change set that applies the
+    # operation, later and often in a worker, is attributed to it.
+    decided_via = models.CharField(max_length=16, blank=True, default="")
     applied_at = models.DateTimeField(null=True, blank=True)
     result_detail = models.TextField(blank=True, default="")
 

@@ -209,6 +209,7 @@ def _mark_approved(
     pending.decided_by = operator
     pending.decision_reason = reason
     pending.force = force
+    pending.decided_via = source_or("console")
     pending.save()
     _apply_later()
 
@@ -286,12 +287,12 @@ def pending_apply(pending_id) -> PendingOperation | None:
             operator=pending.operator,
             approval=pipeline.Approval(pending.pk, frozenset(pending.hold_keys)),
         )
-        # Its own change set, attributed to the approver and the client that asked,
-        # whether a worker or the approver's own request applies it.
+        # Its own change set, attributed to the approver, the door the approval came by
+        # and the client that asked, whether a worker or the approver's request applies it.
         scope = change_set_scope(
             operator=pending.decided_by,
             client=pending.client,
-            source=source_or("console"),
+            source=pending.decided_via or source_or("console"),
             request={"pending_operation": str(pending.pk)},
             separate=True,
         )

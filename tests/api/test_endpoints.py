@@ -229,8 +229,13 @@ def test_approving_applies_the_operation_and_is_audited_via_api(
     assert held.status == PendingOperation.Status.APPLIED
     assert held.decided_by == approver_api.user
     assert scim.get(f"/Users/{held.resource_id}").status_code == 404
-    change_set = ChangeSet.objects.get(source="api")
+    change_set = ChangeSet.objects.get(source="api", request__api__isnull=False)
     assert change_set.operator == approver_api.user
+    # The change set that applied it (run after the commit, as a worker runs it) says the
+    # approval came by the API too, not the console.
+    applied = ChangeSet.objects.get(request__pending_operation=str(held.pk))
+    assert applied.source == "api" and applied.operator == approver_api.user
+    assert applied.records.get().action == "delete"
     token = OperatorToken.objects.get(operator=approver_api.user)
     assert change_set.request["api"] == {"action": "pending.approve", "pending": str(held.pk)}
     assert change_set.request["authenticated_by"] == f"token:{token.prefix}"
@@ -298,7 +303,7 @@ def test_a_retried_approval_gets_the_first_answer(approver_api, held):
     assert retry["Idempotent-Replayed"] == "true"
     assert retry["ETag"] == first["ETag"]
     assert held.approvals.count() == 1
-    assert ChangeSet.objects.filter(source="api").count() == 1
+    assert ChangeSet.objects.filter(source="api", request__api__action="pending.approve").count() == 1
 
 
 def test_the_same_key_with_another_request_is_422(approver_api, held):

@@ -13,6 +13,8 @@ from provisioning.access.models import OperatorToken
 from provisioning.benchmark import measure, report
 from provisioning.benchmark.runner import bench_token
 from provisioning.benchmark.synthetic import SyntheticSpec, load_synthetic
+from provisioning.directory.models import User
+from provisioning.oversight.models import PendingOperation, PolicyRule
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,17 @@ def test_the_api_pages_are_measured_next_to_the_console(loaded):
         assert case["n"] == 2 and case["p50_ms"] > 0 and case["queries"] >= 1, (name, case)
     # The measuring tokens do not outlive the measurement.
     assert not OperatorToken.objects.filter(revoked_at__isnull=True, name__startswith="bench-").exists()
+    # The queue is not empty: each active user has one held operation (fewer than
+    # HELD_OPERATIONS users here), held through the pipeline by a rule gone since.
+    active = User.objects.filter(active=True)
+    assert results["pending_waiting"] == active.count() > 0
+    assert set(PendingOperation.objects.values_list("resource_id", flat=True)) == set(
+        active.values_list("pk", flat=True)
+    )
+    assert not PolicyRule.objects.filter(name__startswith="bench-hold").exists()
+    assert not User.objects.filter(attributes__title__startswith="held").exists()
+    # A second run finds them waiting and holds no more.
+    assert measure.hold_operations(measure.InProcess(bench_token()), count=active.count()) == 0
     text = report.render({"api_pages": results})
     assert "Audit log, first page (50 rows): API (operator token) / console" in text
     assert f"p50 {results['audit_api']['p50_ms']} / {results['audit_console']['p50_ms']} ms" in text
