@@ -10,6 +10,7 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -43,7 +44,7 @@ def _breaker() -> CircuitBreaker | None:
 def policy_list(request: HttpRequest) -> HttpResponse:
     """Every rule (enabled first) and the circuit breaker's thresholds."""
     context = {
-        "rules": PolicyRule.objects.prefetch_related("clients").order_by("-enabled", "name"),
+        "rules": PolicyRule.objects.prefetch_related("clients").order_by("-enabled", Lower("name")),
         "breaker": _breaker(),
         "can_administer": has_role(request.user, "administrator"),
     }

@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -185,10 +186,10 @@ class ScimClientList(_ReadOrAdminister):
     requests and 24-hour request health, as the console's client list shows them.
     ``POST`` creates one with its first token, shown once in the answer."""
 
-    queryset = ScimClient.objects.all()
+    queryset = ScimClient.objects.annotate(sort_name=Lower("name"))
 
     def cursor_ordering(self, request: Request) -> tuple[str, ...]:
-        return ("name", "id")
+        return ("sort_name", "id")  # the console's order: by name, whatever its case
 
     @extend_schema(
         responses=ScimClientSerializer(many=True),
@@ -409,10 +410,11 @@ class ScimRoleList(_ReadOrAdminister):
     """SCIM roles by name, with how many clients hold each. ``POST`` creates a custom
     role (the console's role form: permissions, narrowing options)."""
 
-    queryset = selectors.roles_with_usage()
+    queryset = selectors.roles_with_usage().annotate(sort_name=Lower("name"))
 
     def cursor_ordering(self, request: Request) -> tuple[str, ...]:
-        return ("name", "id")
+        # The console's order: built-in roles first, then by name whatever its case.
+        return ("-built_in", "sort_name", "id")
 
     @extend_schema(
         responses=ScimRoleSerializer(many=True), operation_id="scim_roles_list", tags=["scim roles"]
@@ -572,10 +574,11 @@ class PolicyRuleList(_ReadOrAdminister):
     """Policy rules by name, as the console's policy page lists them. ``POST`` creates
     one (the console's rule form); it applies from the next write it is evaluated for."""
 
-    queryset = PolicyRule.objects.prefetch_related("clients")
+    queryset = PolicyRule.objects.prefetch_related("clients").annotate(sort_name=Lower("name"))
 
     def cursor_ordering(self, request: Request) -> tuple[str, ...]:
-        return ("name", "id")
+        # The console's order: enabled rules first, then by name whatever its case.
+        return ("-enabled", "sort_name", "id")
 
     @extend_schema(
         responses=PolicyRuleSerializer(many=True),

@@ -328,6 +328,38 @@ def test_the_role_list_and_detail(viewer_api, custom_role, idp):
     assert_error(viewer_api.get(f"{ROLES}/999999"), 404, "not_found")
 
 
+def walk(client, path: str) -> list[str]:
+    """Every name of a list, one row per page, following the ``next`` links."""
+    names, url, params = [], path, {"page_size": 1}
+    while url:
+        body = client.get(url, params).json()
+        names += [row["name"] for row in body["results"]]
+        url, params = body["next"], None
+    return names
+
+
+def test_lists_are_in_the_consoles_order_across_pages(viewer_api, idp, rule):
+    """Clients by name whatever its case; roles built-in first; rules enabled first."""
+    ScimClientFactory(name="alpha-idp")
+    ScimClientFactory(name="Zulu-idp")
+    ScimClientFactory(name="beta-idp")
+    assert walk(viewer_api, CLIENTS) == sorted(ScimClient.objects.values_list("name", flat=True), key=str.lower)
+    Role.objects.create(name="Auditors")
+    Role.objects.create(name="archivists")
+    roles = walk(viewer_api, ROLES)
+    built_in = sorted(Role.objects.filter(built_in=True).values_list("name", flat=True), key=str.lower)
+    custom = sorted(Role.objects.filter(built_in=False).values_list("name", flat=True), key=str.lower)
+    assert roles == built_in + custom
+    PolicyRule.objects.create(name="Zz enabled", kind="delete_user", action="hold")
+    PolicyRule.objects.create(name="aa disabled", kind="delete_user", action="flag", enabled=False)
+    by_state = {
+        state: sorted(PolicyRule.objects.filter(enabled=state).values_list("name", flat=True), key=str.lower)
+        for state in (True, False)
+    }
+    assert walk(viewer_api, RULES) == by_state[True] + by_state[False]
+    assert "Zz enabled" in by_state[True] and "aa disabled" in by_state[False]
+
+
 def test_creating_a_role_is_validated_audited_and_idempotent(admin_api):
     role = {
         "name": "auditors",
