@@ -9,11 +9,17 @@ settings apply to the API only. A new endpoint subclasses ``ApiView``, names its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from console.signin.session import step_up_fresh
 from provisioning.access.models import OperatorToken
@@ -22,8 +28,10 @@ from provisioning.audit.models import ChangeSet
 
 from .authentication import OperatorTokenAuthentication
 from .errors import api_exception_handler
+from .idempotency import idempotent
 from .pagination import ApiCursorPagination
 from .permissions import HasConsoleRole
+from .preconditions import if_match
 from .schema import ApiAutoSchema
 from .throttling import OperatorRateThrottle
 
@@ -68,3 +76,40 @@ def require_fresh_session(request) -> None:
         raise PermissionDenied(
             "Sign in again in the console (step-up) before deciding through the session."
         )
+
+
+Target = TypeVar("Target")
+Result = TypeVar("Result")
+
+
+def decide(
+    view: GenericAPIView,
+    request: Request,
+    *,
+    load: Callable[[], Target],
+    etag: Callable[[Target], str],
+    summary: Callable[[Target, dict], dict],
+    act: Callable[[Target, dict], Result],
+    answer: Callable[[Target, Result], Response],
+) -> Response:
+    """The shape of a decision on one resource (approve, reject, accept, roll back,
+    discard): idempotent under its ``Idempotency-Key``; the console's step-up for a
+    session; the body checked by the view's serializer (``act`` gets its validated data,
+    empty without one); the resource loaded (404) and its ETag matched (428, 412);
+    ``act`` run in one transaction and an audited API change set named by ``summary``;
+    ``answer`` built after the commit (an approval applied by in-process tasks shows)."""
+
+    def handle() -> Response:
+        require_fresh_session(request)
+        data: dict[str, Any] = {}
+        if view.serializer_class is not None:
+            serializer = view.get_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        target = load()
+        if_match(request, etag(target))
+        with transaction.atomic(), api_scope(request, summary(target, data)):
+            result = act(target, data)
+        return answer(target, result)
+
+    return idempotent(handle, request)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import transaction
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -20,10 +19,9 @@ from provisioning.access.models import OperatorToken
 from provisioning.oversight import services
 from provisioning.oversight.models import PendingOperation
 
-from .base import ApiView, api_scope, require_fresh_session
+from .base import ApiView, decide
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .idempotency import idempotent
-from .preconditions import conditional_response, etag_of, if_match
+from .preconditions import conditional_response, etag_of
 from .serializers import (
     ApproveSerializer,
     MeSerializer,
@@ -198,20 +196,15 @@ class _Decision(ApiView):
         raise NotImplementedError
 
     def post(self, request: Request, pending_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            serializer = self.get_serializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            pending = _pending_or_404(pending_id)
-            _data, etag = pending_representation(pending)
-            if_match(request, etag)
-            summary = {"action": self.action_name, "pending": str(pending.pk)}
-            with transaction.atomic(), api_scope(request, summary):
-                self.decide(request, pending, serializer.validated_data)
-            # Read after the commit: with in-process tasks the approval was applied then.
-            return _detail_response(pending.pk)
-
-        return idempotent(handle, request)
+        return decide(
+            self,
+            request,
+            load=lambda: _pending_or_404(pending_id),
+            etag=lambda pending: pending_representation(pending)[1],
+            summary=lambda pending, _data: {"action": self.action_name, "pending": str(pending.pk)},
+            act=lambda pending, data: self.decide(request, pending, data),
+            answer=lambda pending, _result: _detail_response(pending.pk),
+        )
 
 
 class PendingOperationApprove(_Decision):

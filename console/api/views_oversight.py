@@ -47,7 +47,7 @@ from provisioning.oversight.models import (
     RollbackJob,
 )
 
-from .base import ApiView, api_scope, require_fresh_session
+from .base import ApiView, api_scope, decide, require_fresh_session
 from .errors import Conflict
 from .idempotency import idempotent
 from .preconditions import conditional_response, etag_of, if_match
@@ -115,23 +115,17 @@ class PendingOperationReapply(ApiView):
         tags=["pending operations"],
     )
     def post(self, request: Request, pending_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            serializer = self.get_serializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            pending = _pending_or_404(pending_id)
-            _data, etag = pending_representation(pending)
-            if_match(request, etag)
-            summary = {"action": "pending.reapply", "pending": str(pending.pk)}
-            with transaction.atomic(), api_scope(request, summary):
-                services.pending_reapply(
-                    pending_id=pending.pk,
-                    operator=request.user,
-                    reason=serializer.validated_data.get("reason", "").strip(),
-                )
-            return _detail_response(pending.pk)
-
-        return idempotent(handle, request)
+        return decide(
+            self,
+            request,
+            load=lambda: _pending_or_404(pending_id),
+            etag=lambda pending: pending_representation(pending)[1],
+            summary=lambda pending, _data: {"action": "pending.reapply", "pending": str(pending.pk)},
+            act=lambda pending, data: services.pending_reapply(
+                pending_id=pending.pk, operator=request.user, reason=data.get("reason", "").strip()
+            ),
+            answer=lambda pending, _result: _detail_response(pending.pk),
+        )
 
 
 def _bulk_decide(request: Request, pending: PendingOperation, decision: str, reason: str) -> dict:
@@ -372,17 +366,21 @@ class ReviewAccept(ApiView):
         tags=["reviews"],
     )
     def post(self, request: Request, review_id: int) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            review = _review_or_404(review_id)
-            if_match(request, review_representation(review)[1])
-            summary = {"action": "review.accept", "review": review.pk, "change_set": review.change_set_id}
-            with transaction.atomic(), api_scope(request, summary):
-                reviews.review_accept(review_id=review.pk, operator=request.user)
+        def answer(review: Review, _result) -> Response:
             data, etag = review_representation(_review_or_404(review.pk))
             return Response(data, headers={"ETag": etag})
 
-        return idempotent(handle, request)
+        return decide(
+            self,
+            request,
+            load=lambda: _review_or_404(review_id),
+            etag=lambda review: review_representation(review)[1],
+            summary=lambda review, _data: {
+                "action": "review.accept", "review": review.pk, "change_set": review.change_set_id
+            },
+            act=lambda review, _data: reviews.review_accept(review_id=review.pk, operator=request.user),
+            answer=answer,
+        )
 
 
 def _job_data(job: RollbackJob) -> dict:
@@ -442,21 +440,19 @@ class ReviewRollback(ApiView):
         tags=["reviews"],
     )
     def post(self, request: Request, review_id: int) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            serializer = self.get_serializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            force = serializer.validated_data["force"]
-            review = _review_or_404(review_id)
-            if_match(request, review_representation(review)[1])
-            summary = {"action": "change_set.rollback", "change_set": review.change_set_id, "force": force}
-            with transaction.atomic(), api_scope(request, summary):
-                started = rollback_jobs.rollback_start(
-                    change_set_ids=[review.change_set_id], operator=request.user, force=force
-                )
-            return _started(started)
-
-        return idempotent(handle, request)
+        return decide(
+            self,
+            request,
+            load=lambda: _review_or_404(review_id),
+            etag=lambda review: review_representation(review)[1],
+            summary=lambda review, data: {
+                "action": "change_set.rollback", "change_set": review.change_set_id, "force": data["force"]
+            },
+            act=lambda review, data: rollback_jobs.rollback_start(
+                change_set_ids=[review.change_set_id], operator=request.user, force=data["force"]
+            ),
+            answer=lambda _review, started: _started(started),
+        )
 
 
 # --- Mass rollback and rollback jobs --------------------------------------------------------------
@@ -775,14 +771,18 @@ class QuarantineDiscard(ApiView):
         tags=["quarantines"],
     )
     def post(self, request: Request, quarantine_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            quarantine = _quarantine_or_404(quarantine_id)
-            if_match(request, quarantine_representation(quarantine)[1])
-            summary = {"action": "quarantine.discard", "quarantine": str(quarantine.pk)}
-            with transaction.atomic(), api_scope(request, summary):
-                services.quarantine_discard(quarantine_id=quarantine.pk, operator=request.user)
+        def answer(quarantine: Quarantine, _result) -> Response:
             data, etag = quarantine_representation(_quarantine_or_404(quarantine.pk))
             return Response(data, headers={"ETag": etag})
 
-        return idempotent(handle, request)
+        return decide(
+            self,
+            request,
+            load=lambda: _quarantine_or_404(quarantine_id),
+            etag=lambda quarantine: quarantine_representation(quarantine)[1],
+            summary=lambda quarantine, _data: {"action": "quarantine.discard", "quarantine": str(quarantine.pk)},
+            act=lambda quarantine, _data: services.quarantine_discard(
+                quarantine_id=quarantine.pk, operator=request.user
+            ),
+            answer=answer,
+        )
