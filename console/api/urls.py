@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from console.permissions import require_role
 
-from . import views, views_config, views_logs, views_oversight
+from . import views, views_config, views_logs, views_oauth, views_oversight
 from .base import ApiView
 
 app_name = "api"
@@ -142,6 +142,57 @@ urlpatterns = [
         "v1/scim-clients/<uuid:client_id>/tokens/<int:token_id>/revoke",
         views_config.ScimTokenRevoke.as_view(),
         name="scim-token-revoke",
+    ),
+    # A SCIM client's OAuth 2.0 credentials (views_oauth).
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth",
+        views_oauth.OAuthCredentials.as_view(),
+        name="scim-client-oauth",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/secrets",
+        views_oauth.OAuthSecretIssue.as_view(),
+        name="oauth-secret-issue",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/secrets/<int:secret_id>/revoke",
+        views_oauth.OAuthSecretRevoke.as_view(),
+        name="oauth-secret-revoke",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/keys",
+        views_oauth.OAuthKeyAdd.as_view(),
+        name="oauth-key-add",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/keys/<int:key_id>/revoke",
+        views_oauth.OAuthKeyRevoke.as_view(),
+        name="oauth-key-revoke",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/federations",
+        views_oauth.OAuthFederationAdd.as_view(),
+        name="oauth-federation-add",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/federations/<int:federation_id>/revoke",
+        views_oauth.OAuthFederationRevoke.as_view(),
+        name="oauth-federation-revoke",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/settings",
+        views_oauth.OAuthSettings.as_view(),
+        name="oauth-settings",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/settings/change",
+        views_oauth.OAuthSettingsChange.as_view(),
+        name="oauth-settings-change",
+    ),
+    path(
+        "v1/scim-clients/<uuid:client_id>/oauth/access-tokens/revoke",
+        views_oauth.OAuthAccessTokensRevoke.as_view(),
+        name="oauth-access-tokens-revoke",
     ),
     path("v1/scim-roles", views_config.ScimRoleList.as_view(), name="scim-role-list"),
     path("v1/scim-roles/<int:role_id>", views_config.ScimRoleDetail.as_view(), name="scim-role-detail"),

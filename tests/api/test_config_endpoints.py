@@ -18,9 +18,15 @@ from rest_framework.test import APIClient
 
 from console.api.models import IdempotencyRecord
 from provisioning.access.models import Role, ScimClient, ScimToken
+from provisioning.access.oauth_credentials import (
+    client_key_add,
+    client_secret_issue,
+    federation_add,
+)
 from provisioning.access.operator_tokens import operator_token_create
 from provisioning.audit.models import ChangeSet
 from provisioning.oversight.models import CircuitBreaker, PolicyRule
+from tests.access.oauth_helpers import jwks, rsa_key
 from tests.factories import OperatorFactory, ScimClientFactory
 from tests.scim.conftest import ScimApi
 from tests.signin.conftest import age_session
@@ -88,8 +94,19 @@ def custom_role(db) -> Role:
 # --- Roles of the callers, every endpoint ---------------------------------------------------------
 
 
+def oauth_credentials(idp: ScimClient):
+    """One client secret, one key set and one federated issuer of ``idp`` (made once)."""
+    if not idp.secrets.exists():
+        client_secret_issue(client=idp)
+        client_key_add(client=idp, jwks=jwks(rsa_key("walk")))
+        federation_add(client=idp, issuer="https://idp.example.com/t", subject="app")
+    return idp.secrets.get(), idp.keys.get(), idp.federations.get()
+
+
 def endpoints(idp: ScimClient, role: Role, rule: PolicyRule) -> list[tuple[str, str, dict]]:
     token = idp.tokens.get()
+    secret, key, federation = oauth_credentials(idp)
+    oauth = f"{CLIENTS}/{idp.pk}/oauth"
     return [
         ("post", CLIENTS, {"name": "new-idp", "role": role_id("read-only")}),
         ("post", f"{CLIENTS}/{idp.pk}/role", {"role": role_id("read-only")}),
@@ -107,6 +124,14 @@ def endpoints(idp: ScimClient, role: Role, rule: PolicyRule) -> list[tuple[str, 
         ("post", f"{BREAKER}/change", {"max_operations": 5}),
         ("post", f"{CLIENTS}/{idp.pk}/circuit-breaker/change", {"max_operations": 5}),
         ("post", f"{CLIENTS}/{idp.pk}/circuit-breaker/clear", {}),
+        ("post", f"{oauth}/secrets", {"lifetime": 365}),
+        ("post", f"{oauth}/secrets/{secret.pk}/revoke", {}),
+        ("post", f"{oauth}/keys", {"jwks": jwks(rsa_key("other"))}),
+        ("post", f"{oauth}/keys/{key.pk}/revoke", {}),
+        ("post", f"{oauth}/federations", {"issuer": "https://idp.example.com/u", "subject": "s"}),
+        ("post", f"{oauth}/federations/{federation.pk}/revoke", {}),
+        ("post", f"{oauth}/settings/change", {"access_token_lifetime": 7200}),
+        ("post", f"{oauth}/access-tokens/revoke", {}),
     ]
 
 
@@ -119,6 +144,8 @@ def test_reading_needs_a_viewer(viewer_api, idp, custom_role, rule):
         RULES,
         f"{RULES}/{rule.pk}",
         BREAKER,
+        f"{CLIENTS}/{idp.pk}/oauth",
+        f"{CLIENTS}/{idp.pk}/oauth/settings",
     ):
         assert_error(APIClient().get(path), 401, "not_authenticated")
         assert viewer_api.get(path).status_code == 200, path
@@ -135,6 +162,11 @@ def test_changing_needs_an_administrator(viewer_api, approver_api, idp, custom_r
     assert PolicyRule.objects.get(pk=rule.pk).enabled and not CircuitBreaker.objects.filter(
         max_operations=5
     )
+    # The OAuth credentials are as they were: one of each, none revoked, settings kept.
+    idp.refresh_from_db()
+    assert idp.access_token_lifetime == 3600
+    for credentials in (idp.secrets, idp.keys, idp.federations):
+        assert credentials.filter(revoked_at__isnull=True).count() == credentials.count() == 1
     assert not ChangeSet.objects.filter(source="api").exists()
 
 
@@ -143,6 +175,14 @@ def test_the_schema_names_the_role_of_each_method(viewer_api):
     assert document["paths"]["/api/v1/scim-clients"]["get"]["x-required-role"] == "viewer"
     assert document["paths"]["/api/v1/scim-clients"]["post"]["x-required-role"] == "administrator"
     assert document["paths"]["/api/v1/scim-roles"]["post"]["x-required-role"] == "administrator"
+    oauth = "/api/v1/scim-clients/{client_id}/oauth"
+    assert document["paths"][oauth]["get"]["x-required-role"] == "viewer"
+    assert document["paths"][f"{oauth}/settings"]["get"]["x-required-role"] == "viewer"
+    below = [path for path in document["paths"] if path.startswith(f"{oauth}/")]
+    assert len(below) == 9
+    for path in below:
+        if "post" in document["paths"][path]:
+            assert document["paths"][path]["post"]["x-required-role"] == "administrator", path
 
 
 @override_settings(SCIMGATE_STEP_UP_MINUTES=15)
@@ -443,7 +483,7 @@ def test_the_configuration_operations_answer_as_documented_for_an_administrator(
         for result in schema.get_all_operations()
         if any(part in result.ok().path for part in parts)
     ]
-    assert len(operations) == 30
+    assert len(operations) == 40
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -1,0 +1,465 @@
+"""OAuth 2.0 credentials of a SCIM client in the management API: client secrets, public
+keys for ``private_key_jwt`` (RFC 7523 §2.2), trusted federated issuers, the
+authentication settings, and revoking every access token of the client.
+
+Each call does what the console's OAuth panel does (``console/views_oauth.py``), through
+the same forms and services (``provisioning.access.oauth_credentials``): reading needs
+the viewer role (the panel is on the client's page), every change the administrator
+role; issuing a secret, registering keys, trusting an issuer and changing the settings
+need the console's recent sign-in (step-up) through the session, revoking does not (it
+only takes access away). Changes run in ``api_scope`` (audited, source "api").
+
+A raw client secret is in the one answer that issues it, marked ``Cache-Control:
+no-store``; it is never stored, so that call takes no ``Idempotency-Key`` (a replay
+would have to keep the secret). The settings have an ETag of their own (only what the
+settings form changes), which ``If-Match`` names on a change: token requests, which
+change the credentials' ``last_used_at``, do not make it stale.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from console import selectors
+from console.views_oauth import client_or_404
+from provisioning.access import oauth_credentials as credentials
+from provisioning.access.models import ClientKey, ClientSecret, FederatedIssuer, ScimClient
+from provisioning.access.oauth_server import TOKEN_PATH
+from provisioning.access.oauth_views import issuer
+from provisioning.scim.resources import scim_base_url
+
+from .base import ApiView, api_scope, require_fresh_session
+from .idempotency import idempotent
+from .preconditions import conditional_response, etag_of, if_match
+from .serializers_oauth import (
+    AccessTokensRevokedSerializer,
+    AddedFederationSerializer,
+    AddedKeySerializer,
+    FederationAddSerializer,
+    IssuedSecretSerializer,
+    KeyAddSerializer,
+    OAuthCredentialsSerializer,
+    OAuthSettingsChangeSerializer,
+    OAuthSettingsSerializer,
+    SecretIssueSerializer,
+)
+from .views import ETAG_HEADER, IDEMPOTENCY_KEY, IF_MATCH
+from .views_config import NOT_MODIFIED
+
+TAGS = ["scim client oauth"]
+SECRET_ID = OpenApiParameter(
+    "secret_id",
+    {"type": "integer", "minimum": 1},
+    OpenApiParameter.PATH,
+    description="A client secret's id.",
+)
+KEY_ID = OpenApiParameter(
+    "key_id",
+    {"type": "integer", "minimum": 1},
+    OpenApiParameter.PATH,
+    description="A registered key set's id.",
+)
+FEDERATION_ID = OpenApiParameter(
+    "federation_id",
+    {"type": "integer", "minimum": 1},
+    OpenApiParameter.PATH,
+    description="A federated issuer's id.",
+)
+
+
+class _Administer(ApiView):
+    required_role = "administrator"
+
+
+# --- Representations ------------------------------------------------------------------------------
+
+
+def _secret_data(secret: ClientSecret) -> dict:
+    return {
+        "id": secret.pk,
+        "prefix": secret.prefix,
+        "state": secret.state,
+        "created_at": secret.created_at,
+        "expires_at": secret.expires_at,
+        "revoked_at": secret.revoked_at,
+        "last_used_at": secret.last_used_at,
+    }
+
+
+def _key_data(key: ClientKey) -> dict:
+    return {
+        "id": key.pk,
+        "jwks": key.jwks,
+        "jwks_uri": key.jwks_uri,
+        "key_ids": list(key.key_ids or []),
+        "state": key.state,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
+    }
+
+
+def _federation_data(federation: FederatedIssuer) -> dict:
+    return {
+        "id": federation.pk,
+        "issuer": federation.issuer,
+        "subject": federation.subject,
+        "audience": federation.audience,
+        "state": federation.state,
+        "created_at": federation.created_at,
+        "expires_at": federation.expires_at,
+        "revoked_at": federation.revoked_at,
+        "last_used_at": federation.last_used_at,
+    }
+
+
+def _settings_data(client: ScimClient) -> dict:
+    return {
+        "client": {"id": client.pk, "name": client.name},
+        "auth_methods": list(client.auth_methods or []),
+        "access_token_lifetime": client.access_token_lifetime,
+        "allowed_networks": list(client.oauth_allowed_networks or []),
+    }
+
+
+def oauth_representation(request: Request, client_id: uuid.UUID) -> tuple[dict, str]:
+    """The client's OAuth panel as the API shows it (read afresh), and its ETag."""
+    client = client_or_404(client_id)
+    oauth = selectors.client_oauth(client)
+    data = {
+        "client": {"id": client.pk, "name": client.name},
+        "client_id": str(client.pk),
+        "token_endpoint": issuer(request) + TOKEN_PATH,
+        "issuer": issuer(request),
+        "scim_base_url": scim_base_url(request),
+        "settings": _settings_data(client),
+        "active_access_tokens": oauth["active_access_tokens"],
+        "failed_token_requests": client.oauth_failures,
+        "last_failed_token_request_at": client.oauth_last_failure_at,
+        "secrets": [_secret_data(s) for s in oauth["secrets"]],
+        "keys": [_key_data(k) for k in oauth["keys"]],
+        "federations": [_federation_data(f) for f in oauth["federations"]],
+    }
+    data = OAuthCredentialsSerializer(data).data
+    return data, etag_of(data)
+
+
+def settings_representation(client: ScimClient) -> tuple[dict, str]:
+    data = OAuthSettingsSerializer(_settings_data(client)).data
+    return data, etag_of(data)
+
+
+def _listed(data: dict, kind: str, pk: int) -> dict:
+    """One credential of ``kind`` as the representation lists it (with its state)."""
+    return next(row for row in data[kind] if row["id"] == pk)
+
+
+# --- Reading --------------------------------------------------------------------------------------
+
+
+class OAuthCredentials(ApiView):
+    """The client's OAuth 2.0 panel: the values for the IdP (client id, token endpoint,
+    tenant URL), the settings, and its secrets (public prefixes), keys and federated
+    issuers, newest first, each with its state; never a secret."""
+
+    @extend_schema(
+        responses={200: OAuthCredentialsSerializer, 304: NOT_MODIFIED},
+        parameters=[ETAG_HEADER],
+        operation_id="scim_client_oauth_retrieve",
+        tags=TAGS,
+    )
+    def get(self, request: Request, client_id: uuid.UUID) -> Response:
+        data, etag = oauth_representation(request, client_id)
+        return conditional_response(request, data, etag)
+
+
+class OAuthSettings(ApiView):
+    """The client's authentication settings: allowed methods, access-token lifetime and
+    networks. Its ETag is what ``If-Match`` names on a change."""
+
+    @extend_schema(
+        responses={200: OAuthSettingsSerializer, 304: NOT_MODIFIED},
+        parameters=[ETAG_HEADER],
+        operation_id="scim_client_oauth_settings_retrieve",
+        tags=TAGS,
+    )
+    def get(self, request: Request, client_id: uuid.UUID) -> Response:
+        data, etag = settings_representation(client_or_404(client_id))
+        return conditional_response(request, data, etag)
+
+
+# --- Client secrets -------------------------------------------------------------------------------
+
+
+class OAuthSecretIssue(_Administer):
+    """Issue a client secret (valid one, two or three years) and allow the client-secret
+    method; the client's other secrets keep working (rotate: issue, configure the IdP,
+    revoke the old one). The secret is in this answer only."""
+
+    @extend_schema(
+        request=SecretIssueSerializer,
+        responses={201: IssuedSecretSerializer},
+        operation_id="scim_client_oauth_secrets_issue",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        require_fresh_session(request)
+        serializer = SecretIssueSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        client = client_or_404(client_id)
+        summary = {
+            "action": "oauth_secret.issue",
+            "client": str(client.pk),
+            "lifetime_days": serializer.validated_data["lifetime"],
+        }
+        with transaction.atomic(), api_scope(request, summary):
+            secret, raw = credentials.client_secret_issue(
+                client=client,
+                expires_at=serializer.validated_data["expires_at"],
+                operator=request.user,
+            )
+        oauth, _etag = oauth_representation(request, client.pk)
+        data = {"oauth": oauth, "secret": _listed(oauth, "secrets", secret.pk), "raw_secret": raw}
+        response = Response(IssuedSecretSerializer(data).data, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class OAuthSecretRevoke(_Administer):
+    """Revoke a client secret: token requests with it are refused from then on (access
+    tokens it already obtained run out on their own unless revoked too). Revoking a
+    revoked secret keeps its first revocation time."""
+
+    @extend_schema(
+        request=None,
+        responses=OAuthCredentialsSerializer,
+        parameters=[SECRET_ID, IDEMPOTENCY_KEY],
+        operation_id="scim_client_oauth_secrets_revoke",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID, secret_id: int) -> Response:
+        def handle() -> Response:
+            client = client_or_404(client_id)
+            secret = selectors.client_secret_get(client, secret_id)
+            if secret is None:
+                raise Http404("No such client secret.")
+            if secret.revoked_at is None:
+                summary = {
+                    "action": "oauth_secret.revoke",
+                    "client": str(client.pk),
+                    "prefix": secret.prefix,
+                }
+                with transaction.atomic(), api_scope(request, summary):
+                    credentials.client_secret_revoke(secret=secret, operator=request.user)
+            return Response(oauth_representation(request, client.pk)[0])
+
+        return idempotent(handle, request)
+
+
+# --- Public keys (private_key_jwt) ----------------------------------------------------------------
+
+
+class OAuthKeyAdd(_Administer):
+    """Register the public keys the client signs its assertions with: a JWKS document
+    (public signing keys only) or an https JWKS URL, one of the two. Allows
+    ``private_key_jwt``."""
+
+    @extend_schema(
+        request=KeyAddSerializer,
+        responses={201: AddedKeySerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        operation_id="scim_client_oauth_keys_add",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            serializer = KeyAddSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            client = client_or_404(client_id)
+            summary = {
+                "action": "oauth_key.add",
+                "client": str(client.pk),
+                "jwks_uri": data["jwks_uri"],
+            }
+            with transaction.atomic(), api_scope(request, summary):
+                entry = credentials.client_key_add(
+                    client=client,
+                    jwks=data["jwks"],
+                    jwks_uri=data["jwks_uri"],
+                    operator=request.user,
+                )
+            oauth, _etag = oauth_representation(request, client.pk)
+            body = {"oauth": oauth, "key": _listed(oauth, "keys", entry.pk)}
+            return Response(AddedKeySerializer(body).data, status=201)
+
+        return idempotent(handle, request)
+
+
+class OAuthKeyRevoke(_Administer):
+    """Revoke registered keys: assertions they verify are refused from then on."""
+
+    @extend_schema(
+        request=None,
+        responses=OAuthCredentialsSerializer,
+        parameters=[KEY_ID, IDEMPOTENCY_KEY],
+        operation_id="scim_client_oauth_keys_revoke",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID, key_id: int) -> Response:
+        def handle() -> Response:
+            client = client_or_404(client_id)
+            entry = selectors.client_key_get(client, key_id)
+            if entry is None:
+                raise Http404("No such key.")
+            if entry.revoked_at is None:
+                summary = {"action": "oauth_key.revoke", "client": str(client.pk), "id": entry.pk}
+                with transaction.atomic(), api_scope(request, summary):
+                    credentials.client_key_revoke(key=entry, operator=request.user)
+            return Response(oauth_representation(request, client.pk)[0])
+
+        return idempotent(handle, request)
+
+
+# --- Federated issuers ----------------------------------------------------------------------------
+
+
+class OAuthFederationAdd(_Administer):
+    """Trust JWTs from an issuer (https, keys through its OpenID discovery document)
+    about a subject as the client's credentials. Allows the federation method."""
+
+    @extend_schema(
+        request=FederationAddSerializer,
+        responses={201: AddedFederationSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        operation_id="scim_client_oauth_federations_add",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            serializer = FederationAddSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            client = client_or_404(client_id)
+            summary = {
+                "action": "oauth_federation.add",
+                "client": str(client.pk),
+                "issuer": serializer.validated_data["issuer"],
+                "subject": serializer.validated_data["subject"],
+            }
+            with transaction.atomic(), api_scope(request, summary):
+                federation = credentials.federation_add(
+                    client=client, operator=request.user, **serializer.validated_data
+                )
+            oauth, _etag = oauth_representation(request, client.pk)
+            body = {"oauth": oauth, "federation": _listed(oauth, "federations", federation.pk)}
+            return Response(AddedFederationSerializer(body).data, status=201)
+
+        return idempotent(handle, request)
+
+
+class OAuthFederationRevoke(_Administer):
+    """Stop trusting an issuer's JWTs for the client."""
+
+    @extend_schema(
+        request=None,
+        responses=OAuthCredentialsSerializer,
+        parameters=[FEDERATION_ID, IDEMPOTENCY_KEY],
+        operation_id="scim_client_oauth_federations_revoke",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID, federation_id: int) -> Response:
+        def handle() -> Response:
+            client = client_or_404(client_id)
+            federation = selectors.client_federation_get(client, federation_id)
+            if federation is None:
+                raise Http404("No such federated issuer.")
+            if federation.revoked_at is None:
+                summary = {
+                    "action": "oauth_federation.revoke",
+                    "client": str(client.pk),
+                    "id": federation.pk,
+                }
+                with transaction.atomic(), api_scope(request, summary):
+                    credentials.federation_revoke(federation=federation, operator=request.user)
+            return Response(oauth_representation(request, client.pk)[0])
+
+        return idempotent(handle, request)
+
+
+# --- Settings and access tokens -------------------------------------------------------------------
+
+
+class OAuthSettingsChange(_Administer):
+    """Change the allowed methods, the lifetime of future access tokens and the networks
+    (the fields sent; the others stay), effective at once: access tokens obtained with a
+    method switched off stop working too. One change set for the whole."""
+
+    @extend_schema(
+        request=OAuthSettingsChangeSerializer,
+        responses=OAuthSettingsSerializer,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY, ETAG_HEADER],
+        operation_id="scim_client_oauth_settings_change",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        def handle() -> Response:
+            require_fresh_session(request)
+            client = client_or_404(client_id)
+            serializer = OAuthSettingsChangeSerializer(
+                data=request.data, context={"client": client}
+            )
+            serializer.is_valid(raise_exception=True)
+            if_match(request, settings_representation(client)[1])
+            data = serializer.validated_data
+            summary = {
+                "action": "oauth_settings.change",
+                "client": str(client.pk),
+                "fields": sorted(set(serializer.fields) & set(request.data)),
+            }
+            # Both services in one transaction and one change set, as the console's form.
+            with transaction.atomic(), api_scope(request, summary):
+                credentials.scim_client_set_auth_methods(
+                    client=client, methods=data["auth_methods"], operator=request.user
+                )
+                credentials.scim_client_set_oauth_settings(
+                    client=client,
+                    access_token_lifetime=data["access_token_lifetime"],
+                    allowed_networks=data["allowed_networks"],
+                    operator=request.user,
+                )
+            data, etag = settings_representation(client_or_404(client.pk))
+            return Response(data, headers={"ETag": etag})
+
+        return idempotent(handle, request)
+
+
+class OAuthAccessTokensRevoke(_Administer):
+    """Revoke every active access token of the client: its SCIM requests with them get
+    401, and the IdP must obtain a new one with a valid credential."""
+
+    @extend_schema(
+        request=None,
+        responses=AccessTokensRevokedSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        operation_id="scim_client_oauth_access_tokens_revoke",
+        tags=TAGS,
+    )
+    def post(self, request: Request, client_id: uuid.UUID) -> Response:
+        def handle() -> Response:
+            client = client_or_404(client_id)
+            summary = {"action": "oauth_access_tokens.revoke", "client": str(client.pk)}
+            with transaction.atomic(), api_scope(request, summary):
+                count = credentials.access_tokens_revoke(client=client, operator=request.user)
+            data = {"revoked": count, "oauth": oauth_representation(request, client.pk)[0]}
+            return Response(AccessTokensRevokedSerializer(data).data)
+
+        return idempotent(handle, request)
