@@ -1,5 +1,6 @@
 """Representations and requests of the configuration endpoints: SCIM clients, their
-tokens, SCIM roles, policy rules, the circuit breaker and event streams. A raw token appears only in the answer that creates it
+tokens, SCIM roles, policy rules and the circuit breaker (event streams:
+``serializers_events``). A raw token appears only in the answer that creates it
 (``IssuedTokenSerializer``); no other shape has a field for it, or for a digest."""
 
 from __future__ import annotations
@@ -7,11 +8,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from console.access_forms import GRACE_CHOICES
-from console.events_forms import PAUSE_CHOICES
 from provisioning.access.models import ALL_PERMISSIONS, ScimClient
-from provisioning.events.models import EventStream
-from provisioning.events.streams import FILTERABLE_KINDS
-from provisioning.events.streams import RESOURCE_TYPES as STREAM_RESOURCE_TYPES
 from provisioning.oversight.models import CircuitBreaker, PolicyRule, RuleAction
 
 
@@ -260,89 +257,3 @@ class CircuitBreakerChangeSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=0, max_value=2**31 - 1
     )
     deletion_delay_days = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-
-
-# --- Event streams ---------------------------------------------------------------------------------
-
-
-class StreamHealthSerializer(serializers.Serializer):
-    backlog = serializers.IntegerField(help_text="Deliveries not yet delivered.")
-    lag_seconds = serializers.FloatField(allow_null=True, help_text="Age of the oldest of them.")
-    failed = serializers.IntegerField(help_text="Deliveries the receiver refused.")
-
-
-class EventStreamSerializer(serializers.Serializer):
-    """A stream's settings and state; never its secret, token or Authorization header."""
-
-    id = serializers.UUIDField()
-    name = serializers.CharField()
-    method = serializers.ChoiceField(choices=EventStream.Method.choices)
-    endpoint_url = serializers.CharField(allow_blank=True)
-    has_authorization = serializers.BooleanField(help_text="Push: an Authorization header is set.")
-    poll_token_prefix = serializers.CharField(
-        allow_blank=True, help_text="Poll: the token's prefix."
-    )
-    audience = serializers.CharField(allow_blank=True)
-    resource_types = serializers.ListField(child=serializers.CharField())
-    event_kinds = serializers.ListField(child=serializers.CharField())
-    payload = serializers.ChoiceField(choices=EventStream.Payload.choices)
-    client = ClientNameSerializer(allow_null=True)
-    state = serializers.ChoiceField(choices=EventStream.State.choices)
-    pause_after_seconds = serializers.IntegerField()
-    failing_since = serializers.DateTimeField(allow_null=True)
-    last_success_at = serializers.DateTimeField(allow_null=True)
-    last_failure_at = serializers.DateTimeField(allow_null=True)
-    health = StreamHealthSerializer()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-
-class EventStreamDetailSerializer(EventStreamSerializer):
-    poll_url = serializers.CharField(allow_null=True, help_text="Poll streams: where to fetch.")
-    last_error = serializers.CharField(allow_blank=True)
-
-
-class CreatedStreamSerializer(serializers.Serializer):
-    stream = EventStreamDetailSerializer()
-    secret = serializers.CharField(
-        allow_null=True,
-        help_text="The webhook signing secret or the poll token; null for SET push. Shown "
-        "once: store it now.",
-    )
-
-
-class StreamCreateSerializer(serializers.Serializer):
-    """The console's stream form (``provisioning.events.streams`` validates it)."""
-
-    name = serializers.CharField(max_length=100)
-    method = serializers.ChoiceField(choices=EventStream.Method.choices)
-    endpoint_url = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    authorization = serializers.CharField(
-        max_length=4096,
-        required=False,
-        allow_blank=True,
-        write_only=True,
-        help_text="SET push only: sent with each event. Stored encrypted, never shown.",
-    )
-    resource_types = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(STREAM_RESOURCE_TYPES)), required=False
-    )
-    event_kinds = serializers.ListField(
-        child=serializers.ChoiceField(choices=[k.value for k in FILTERABLE_KINDS]), required=False
-    )
-    payload = serializers.ChoiceField(choices=EventStream.Payload.choices, required=False)
-    client = serializers.UUIDField(required=False, allow_null=True, help_text="A SCIM client id.")
-    pause_after = serializers.ChoiceField(
-        choices=[int(value) for value, _label in PAUSE_CHOICES],
-        required=False,
-        help_text="Seconds failing before the stream pauses.",
-    )
-    audience = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-
-    def validate_client(self, value):
-        if value is None:
-            return None
-        client = ScimClient.objects.filter(pk=value).first()
-        if client is None:
-            raise serializers.ValidationError("No such SCIM client.")
-        return client

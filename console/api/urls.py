@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from console.permissions import require_role
 
-from . import views, views_config, views_logs, views_oauth, views_oversight
+from . import views, views_config, views_events, views_logs, views_oauth, views_oversight
 from .base import ApiView
 
 app_name = "api"
@@ -116,7 +116,7 @@ urlpatterns = [
     ),
     # --- end of the read-only endpoints ---
     # --- Configuration: SCIM clients and their tokens, SCIM roles, policy rules, the
-    # circuit breaker, event streams (views_config) ---
+    # circuit breaker (views_config), event streams and their delivery log (views_events) ---
     path("v1/scim-clients", views_config.ScimClientList.as_view(), name="scim-client-list"),
     path(
         "v1/scim-clients/<uuid:client_id>",
@@ -253,26 +253,65 @@ urlpatterns = [
         views_config.ClientBreakerClear.as_view(),
         name="client-breaker-clear",
     ),
-    path("v1/event-streams", views_config.EventStreamList.as_view(), name="event-stream-list"),
+    path(
+        "v1/event-streams",
+        views_events.EventStreamList.as_view(),
+        name="event-stream-list",
+    ),
     path(
         "v1/event-streams/<uuid:stream_id>",
-        views_config.EventStreamDetail.as_view(),
+        views_events.EventStreamDetail.as_view(),
         name="event-stream-detail",
     ),
     path(
+        "v1/event-streams/<uuid:stream_id>/change",
+        views_events.EventStreamChange.as_view(),
+        name="event-stream-change",
+    ),
+    path(
         "v1/event-streams/<uuid:stream_id>/pause",
-        views_config.EventStreamPause.as_view(),
+        views_events.EventStreamPause.as_view(),
         name="event-stream-pause",
     ),
     path(
         "v1/event-streams/<uuid:stream_id>/resume",
-        views_config.EventStreamResume.as_view(),
+        views_events.EventStreamResume.as_view(),
         name="event-stream-resume",
     ),
     path(
+        "v1/event-streams/<uuid:stream_id>/credential/rotate",
+        views_events.EventStreamRotateCredential.as_view(),
+        name="event-stream-rotate",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/replay",
+        views_events.EventStreamReplay.as_view(),
+        name="event-stream-replay",
+    ),
+    path(
+        "v1/event-streams/<uuid:stream_id>/test-event",
+        views_events.EventStreamTestEvent.as_view(),
+        name="event-stream-test-event",
+    ),
+    path(
         "v1/event-streams/<uuid:stream_id>/delete",
-        views_config.EventStreamDelete.as_view(),
+        views_events.EventStreamDelete.as_view(),
         name="event-stream-delete",
+    ),
+    path(
+        "v1/event-deliveries",
+        views_events.DeliveryList.as_view(),
+        name="event-delivery-list",
+    ),
+    re_path(
+        r"^v1/event-deliveries/(?P<delivery_id>-?[0-9]+)$",
+        views_events.DeliveryDetail.as_view(),
+        name="event-delivery-detail",
+    ),
+    re_path(
+        r"^v1/event-deliveries/(?P<delivery_id>-?[0-9]+)/redeliver$",
+        views_events.DeliveryRedeliver.as_view(),
+        name="event-delivery-redeliver",
     ),
     # --- end of the configuration endpoints ---
     path("schema/", SchemaView.as_view(), name="schema"),

@@ -1,16 +1,15 @@
 """Configuration endpoints of the management API: SCIM clients with their tokens, SCIM
-roles, policy rules, the circuit breaker's settings (the defaults and a client's own),
-event streams (list, detail, create, pause, resume, delete).
+roles, policy rules, the circuit breaker's settings (the defaults and a client's own).
+Event streams and their delivery log are in ``views_events``.
 
 Each calls what the console's view calls (``console/views_access.py``,
-``console/views_policies.py``, ``console/views_events.py``): reading needs the
+``console/views_policies.py``): reading needs the
 viewer role, every change the administrator role, and where the console asks for a
 recent sign-in (step-up) a call through the console session does too; a token stands
 on its own. Changes run in ``api_scope`` (audited, source "api").
 
-A raw SCIM token or a stream's secret is in the one answer that issues it (client
-creation, token issue and rotate, stream creation),
-marked ``Cache-Control: no-store``; it is never stored, so those calls take no
+A raw SCIM token is in the one answer that issues it (client creation, token issue
+and rotate), marked ``Cache-Control: no-store``; it is never stored, so those calls take no
 ``Idempotency-Key`` (a replay would have to keep the token). Roles, rules and
 breaker settings have an ``updated_at``: their ETag is what ``If-Match`` names on a
 change or a deletion.
@@ -36,10 +35,6 @@ from console import selectors
 from console.views_oauth import client_or_404
 from provisioning.access import clients, roles
 from provisioning.access.models import Role, ScimClient, ScimToken
-from provisioning.events import poll
-from provisioning.events import selectors as event_selectors
-from provisioning.events import streams as event_streams
-from provisioning.events.models import EventStream
 from provisioning.oversight import rules
 from provisioning.oversight.models import CircuitBreaker, PolicyRule, RuleAction
 
@@ -52,9 +47,6 @@ from .serializers_config import (
     CircuitBreakerSerializer,
     ClientCreateSerializer,
     ClientRoleSerializer,
-    CreatedStreamSerializer,
-    EventStreamDetailSerializer,
-    EventStreamSerializer,
     IssuedTokenSerializer,
     PolicyRuleChangeSerializer,
     PolicyRuleSerializer,
@@ -65,7 +57,6 @@ from .serializers_config import (
     ScimClientSerializer,
     ScimRoleDetailSerializer,
     ScimRoleSerializer,
-    StreamCreateSerializer,
     TokenIssueSerializer,
     TokenRotateSerializer,
 )
@@ -867,201 +858,5 @@ class ClientBreakerClear(_Administer):
             with transaction.atomic(), api_scope(request, summary):
                 rules.client_breaker_clear(client=client, operator=request.user)
             return _breaker_response(client)
-
-        return idempotent(handle, request)
-
-
-# --- Event streams --------------------------------------------------------------------------------
-
-
-def _stream_data(request: Request, stream: EventStream, health) -> dict:
-    return {
-        "id": stream.pk,
-        "name": stream.name,
-        "method": stream.method,
-        "endpoint_url": stream.endpoint_url,
-        "has_authorization": bool(stream.authorization),
-        "poll_token_prefix": stream.poll_token_prefix,
-        "audience": stream.audience,
-        "resource_types": list(stream.resource_types),
-        "event_kinds": list(stream.event_kinds),
-        "payload": stream.payload,
-        "client": {"id": stream.client.pk, "name": stream.client.name} if stream.client else None,
-        "state": stream.state,
-        "pause_after_seconds": stream.pause_after_seconds,
-        "failing_since": stream.failing_since,
-        "last_success_at": stream.last_success_at,
-        "last_failure_at": stream.last_failure_at,
-        "health": {
-            "backlog": health.backlog,
-            "lag_seconds": health.lag.total_seconds() if health.lag is not None else None,
-            "failed": health.failed,
-        },
-        "created_at": stream.created_at,
-        "updated_at": stream.updated_at,
-    }
-
-
-def _stream_or_404(stream_id: uuid.UUID) -> EventStream:
-    stream = event_selectors.stream_get(stream_id)
-    if stream is None:
-        raise Http404("No such event stream.")
-    return stream
-
-
-def stream_representation(request: Request, stream: EventStream) -> tuple[dict, str]:
-    data = {
-        **_stream_data(request, stream, event_selectors.stream_health(stream)),
-        "poll_url": request.build_absolute_uri(poll.poll_path(stream.pk))
-        if stream.method == EventStream.Method.POLL
-        else None,
-        "last_error": stream.last_error,
-    }
-    data = EventStreamDetailSerializer(data).data
-    return data, etag_of(data)
-
-
-def _stream_response(request: Request, stream_id: uuid.UUID) -> Response:
-    data, etag = stream_representation(request, _stream_or_404(stream_id))
-    return Response(data, headers={"ETag": etag})
-
-
-class EventStreamList(_ReadOrAdminister):
-    """Outbound event streams by name with their state and health (backlog, lag,
-    refused deliveries), as the console lists them. ``POST`` registers one; a webhook's
-    signing secret or a poll stream's token is in that answer only."""
-
-    queryset = EventStream.objects.all()
-
-    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
-        return ("name", "id")
-
-    @extend_schema(
-        responses=EventStreamSerializer(many=True),
-        operation_id="event_streams_list",
-        tags=["event streams"],
-    )
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        ids = {stream.pk for stream in page}
-        rows = [
-            _stream_data(request, stream, health)
-            for stream, health in event_selectors.streams_with_health()
-            if stream.pk in ids
-        ]
-        return self.get_paginated_response(EventStreamSerializer(rows, many=True).data)
-
-    @extend_schema(
-        request=StreamCreateSerializer,
-        responses={201: CreatedStreamSerializer},
-        operation_id="event_streams_create",
-        tags=["event streams"],
-    )
-    def post(self, request: Request) -> Response:
-        require_fresh_session(request)
-        serializer = StreamCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = dict(serializer.validated_data)
-        summary = {"action": "event stream create", "name": fields["name"]}
-        with transaction.atomic(), api_scope(request, summary):
-            stream, raw = event_streams.create_stream(**fields, operator=request.user)
-        data, _etag = stream_representation(request, _stream_or_404(stream.pk))
-        response = Response(
-            CreatedStreamSerializer({"stream": data, "secret": raw}).data, status=201
-        )
-        response["Cache-Control"] = "no-store"
-        return response
-
-
-class EventStreamDetail(ApiView):
-    """One stream: settings, state, health and (poll) its URL; never a credential."""
-
-    @extend_schema(
-        responses={200: EventStreamDetailSerializer, 304: NOT_MODIFIED},
-        parameters=[ETAG_HEADER],
-        operation_id="event_streams_retrieve",
-        tags=["event streams"],
-    )
-    def get(self, request: Request, stream_id: uuid.UUID) -> Response:
-        data, etag = stream_representation(request, _stream_or_404(stream_id))
-        if not_modified(request, etag):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(data, headers={"ETag": etag})
-
-
-class _StreamAction(_Administer):
-    action_name: str
-
-    def run(self, stream: EventStream, operator) -> None:
-        raise NotImplementedError
-
-    def post(self, request: Request, stream_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            stream = _stream_or_404(stream_id)
-            summary = {"action": self.action_name, "stream": str(stream.pk)}
-            with transaction.atomic(), api_scope(request, summary):
-                self.run(stream, request.user)
-            return _stream_response(request, stream.pk)
-
-        return idempotent(handle, request)
-
-
-class EventStreamPause(_StreamAction):
-    """Stop delivering (events keep being recorded and wait); a paused stream stays so."""
-
-    action_name = "event stream pause"
-
-    def run(self, stream, operator) -> None:
-        event_streams.pause_stream(stream=stream, operator=operator)
-
-    @extend_schema(
-        request=None,
-        responses=EventStreamDetailSerializer,
-        parameters=[IDEMPOTENCY_KEY, ETAG_HEADER],
-        operation_id="event_streams_pause",
-        tags=["event streams"],
-    )
-    def post(self, request: Request, stream_id: uuid.UUID) -> Response:
-        return super().post(request, stream_id)
-
-
-class EventStreamResume(_StreamAction):
-    """Deliver again: clears a failing stream's state; waiting events go out in order."""
-
-    action_name = "event stream resume"
-
-    def run(self, stream, operator) -> None:
-        event_streams.resume_stream(stream=stream, operator=operator)
-
-    @extend_schema(
-        request=None,
-        responses=EventStreamDetailSerializer,
-        parameters=[IDEMPOTENCY_KEY, ETAG_HEADER],
-        operation_id="event_streams_resume",
-        tags=["event streams"],
-    )
-    def post(self, request: Request, stream_id: uuid.UUID) -> Response:
-        return super().post(request, stream_id)
-
-
-class EventStreamDelete(_Administer):
-    """Delete a stream with its deliveries and their log (the events stay)."""
-
-    @extend_schema(
-        request=None,
-        responses={204: OpenApiResponse(description="Deleted.")},
-        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
-        operation_id="event_streams_delete",
-        tags=["event streams"],
-    )
-    def post(self, request: Request, stream_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            stream = _stream_or_404(stream_id)
-            if_match(request, stream_representation(request, stream)[1])
-            summary = {"action": "event stream delete", "stream": str(stream.pk)}
-            with transaction.atomic(), api_scope(request, summary):
-                event_streams.delete_stream(stream=stream, operator=request.user)
-            return Response(status=204)
 
         return idempotent(handle, request)

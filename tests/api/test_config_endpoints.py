@@ -39,7 +39,6 @@ CLIENTS = "/api/v1/scim-clients"
 ROLES = "/api/v1/scim-roles"
 RULES = "/api/v1/policy-rules"
 BREAKER = "/api/v1/circuit-breaker"
-STREAMS = "/api/v1/event-streams"
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -477,13 +476,20 @@ def test_the_configuration_operations_answer_as_documented_for_an_administrator(
     _token, raw = operator_token_create(user=operator, name="schemathesis")
     headers = {"Authorization": f"Bearer {raw}"}
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_app, headers=headers)
-    parts = ("/scim-clients", "/scim-roles", "/policy-rules", "/circuit-breaker", "/event-streams")
+    parts = (
+        "/scim-clients",
+        "/scim-roles",
+        "/policy-rules",
+        "/circuit-breaker",
+        "/event-streams",
+        "/event-deliveries",
+    )
     operations = [
         result.ok()
         for result in schema.get_all_operations()
         if any(part in result.ok().path for part in parts)
     ]
-    assert len(operations) == 40
+    assert len(operations) == 47
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -626,80 +632,3 @@ def test_a_clients_own_breaker_settings(viewer_api, admin_api, idp):
     assert not CircuitBreaker.objects.filter(client=idp).exists()
     assert api_change_sets("circuit_breaker.client_edit").count() == 1
     assert api_change_sets("circuit_breaker.client_defaults").count() == 1
-
-
-# --- Event streams --------------------------------------------------------------------------------
-
-
-POLL_STREAM = {"name": "hr-poll", "method": "poll", "resource_types": ["User"], "pause_after": 3600}
-
-
-def test_event_stream_roles(viewer_api, approver_api, admin_api):
-    created = post(admin_api, STREAMS, POLL_STREAM)
-    assert created.status_code == 201, created.content
-    path = f"{STREAMS}/{created.json()['stream']['id']}"
-    for read in (STREAMS, path):
-        assert_error(APIClient().get(read), 401, "not_authenticated")
-        assert viewer_api.get(read).status_code == 200
-    changes = [
-        (STREAMS, {**POLL_STREAM, "name": "other"}),
-        (f"{path}/pause", {}),
-        (f"{path}/resume", {}),
-        (f"{path}/delete", {}),
-    ]
-    for change, body in changes:
-        assert_error(post(APIClient(), change, body), 401, "not_authenticated")
-        for lower in (viewer_api, approver_api):
-            assert_error(post(lower, change, body, etag="*"), 403, "permission_denied")
-    assert [s["name"] for s in viewer_api.get(STREAMS).json()["results"]] == ["hr-poll"]
-
-
-def test_a_streams_credential_is_shown_once(admin_api, caplog):
-    with caplog.at_level(logging.DEBUG):
-        response = post(admin_api, STREAMS, POLL_STREAM)
-    assert response.status_code == 201 and response["Cache-Control"] == "no-store"
-    body = response.json()
-    secret, stream = body["secret"], body["stream"]
-    assert stream["poll_url"].startswith("http") and stream["poll_token_prefix"] in secret
-    for read in (STREAMS, f"{STREAMS}/{stream['id']}"):
-        assert secret not in admin_api.get(read).content.decode()
-    assert secret not in caplog.text
-    change_set = api_change_sets("event stream create").get()
-    assert secret not in str(change_set.request)
-    assert not IdempotencyRecord.objects.exists()
-
-
-def test_stream_creation_is_validated_by_the_service(admin_api):
-    push = {"name": "x", "method": "push"}  # a push stream needs a receiver URL
-    assert "endpoint_url" in assert_error(post(admin_api, STREAMS, push), 400, "invalid")["fields"]
-    bad = {**POLL_STREAM, "client": str(uuid.uuid4())}
-    assert "client" in assert_error(post(admin_api, STREAMS, bad), 400, "invalid")["fields"]
-
-
-def test_pause_resume_and_delete(admin_api):
-    stream_id = post(admin_api, STREAMS, POLL_STREAM).json()["stream"]["id"]
-    path = f"{STREAMS}/{stream_id}"
-    assert post(admin_api, f"{path}/pause", key="s1").json()["state"] == "paused"
-    assert post(admin_api, f"{path}/pause", key="s1")["Idempotent-Replayed"] == "true"
-    assert post(admin_api, f"{path}/pause").json()["state"] == "paused"  # stays paused
-    assert post(admin_api, f"{path}/resume").json()["state"] == "active"
-    assert api_change_sets("event stream pause").count() == 1
-    assert api_change_sets("event stream resume").count() == 1
-    assert_error(post(admin_api, f"{path}/delete"), 428, "precondition_required")
-    assert_error(post(admin_api, f"{path}/delete", etag='"stale"'), 412, "precondition_failed")
-    assert post(admin_api, f"{path}/delete", etag=etag(admin_api, path)).status_code == 204
-    assert_error(admin_api.get(path), 404, "not_found")
-
-
-@override_settings(SCIMGATE_STEP_UP_MINUTES=15)
-def test_stream_session_changes_need_the_step_up_where_the_console_does(admin_api):
-    stream_id = post(admin_api, STREAMS, POLL_STREAM).json()["stream"]["id"]
-    session = APIClient()
-    session.force_login(OperatorFactory(role="administrator"))
-    age_session(session, authenticated=20 * 60)
-    create = post(session, STREAMS, {**POLL_STREAM, "name": "late"})
-    assert "step-up" in assert_error(create, 403, "permission_denied")["detail"]
-    delete = post(session, f"{STREAMS}/{stream_id}/delete", etag="*")
-    assert "step-up" in assert_error(delete, 403, "permission_denied")["detail"]
-    # Pausing and resuming need none in the console either.
-    assert post(session, f"{STREAMS}/{stream_id}/pause").status_code == 200

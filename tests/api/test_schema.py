@@ -99,7 +99,7 @@ def test_every_operation_answers_as_its_schema_says(db, settings_rate, wsgi_app)
         "/api/schema/?format=json", wsgi_app, headers=headers
     )
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 70
+    assert len(operations) == 77
 
     for operation in operations:
 
