@@ -6,6 +6,7 @@ secret values dropped and its searchable text filled in.
 from __future__ import annotations
 
 from . import context
+from .apps import NAMED_LIKE_SECRETS
 from .change_sets import flatten_values, normalise_ip, search_text
 from .models import AuditEntry
 from .redaction import is_secret_key
@@ -33,7 +34,11 @@ def stamp_audit_entry(sender, instance: AuditEntry, **kwargs) -> None:
     if scope is not None and instance.change_set_id is None:
         instance.change_set = scope.ensure_change_set()
     if isinstance(instance.changes, dict):
-        instance.changes = {k: v for k, v in instance.changes.items() if not is_secret_key(k)}
+        instance.changes = {
+            k: v
+            for k, v in instance.changes.items()
+            if k in NAMED_LIKE_SECRETS or not is_secret_key(k)
+        }
     instance.serialized_data = None
     parts = [instance.object_repr, str(instance.object_pk)]
     for key, values in (instance.changes or {}).items():

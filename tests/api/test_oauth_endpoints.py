@@ -388,9 +388,15 @@ def test_changing_the_settings_needs_if_match_and_is_one_change_set(admin_api, i
     change_set = api_change_sets("oauth_settings.change").get()
     assert change_set.request["api"]["fields"] == sorted(change)
     # Both services' writes (methods, then lifetime and networks) in this one change set.
-    # (The audit log drops a member named like a token, access_token_lifetime, as a secret.)
+    # The lifetime is named like a token but is none: its change is in the trail.
     changed = {name for entry in entries_of(change_set, "scimclient") for name in entry.changes}
-    assert {"auth_methods", "oauth_allowed_networks"} <= changed
+    assert {"auth_methods", "oauth_allowed_networks", "access_token_lifetime"} <= changed
+    lifetime = next(
+        e.changes["access_token_lifetime"]
+        for e in entries_of(change_set, "scimclient")
+        if "access_token_lifetime" in e.changes
+    )
+    assert [str(v) for v in lifetime] == ["3600", "7200"]
     assert entries_of(change_set, "scimclient").count() == 2
 
     # Only the fields sent change.
