@@ -232,6 +232,25 @@ class OAuthSecretIssue(_Administer):
         return response
 
 
+def _revoke(request: Request, client_id: uuid.UUID, *, find, missing: str, action: str, described, revoke) -> Response:
+    """Revoke one of a client's credentials (``find`` it, 404 with ``missing``), audited as
+    ``action`` with what ``described`` says of it; revoking a revoked one changes nothing
+    (its first revocation time stays). Answers the client's OAuth panel."""
+
+    def handle() -> Response:
+        client = client_or_404(client_id)
+        credential = find(client)
+        if credential is None:
+            raise Http404(missing)
+        if credential.revoked_at is None:
+            summary = {"action": action, "client": str(client.pk), **described(credential)}
+            with transaction.atomic(), api_scope(request, summary):
+                revoke(credential)
+        return Response(oauth_representation(request, client.pk)[0])
+
+    return idempotent(handle, request)
+
+
 class OAuthSecretRevoke(_Administer):
     """Revoke a client secret: token requests with it are refused from then on (access
     tokens it already obtained run out on their own unless revoked too). Revoking a
@@ -245,22 +264,15 @@ class OAuthSecretRevoke(_Administer):
         tags=TAGS,
     )
     def post(self, request: Request, client_id: uuid.UUID, secret_id: int) -> Response:
-        def handle() -> Response:
-            client = client_or_404(client_id)
-            secret = selectors.client_secret_get(client, secret_id)
-            if secret is None:
-                raise Http404("No such client secret.")
-            if secret.revoked_at is None:
-                summary = {
-                    "action": "oauth_secret.revoke",
-                    "client": str(client.pk),
-                    "prefix": secret.prefix,
-                }
-                with transaction.atomic(), api_scope(request, summary):
-                    credentials.client_secret_revoke(secret=secret, operator=request.user)
-            return Response(oauth_representation(request, client.pk)[0])
-
-        return idempotent(handle, request)
+        return _revoke(
+            request,
+            client_id,
+            find=lambda client: selectors.client_secret_get(client, secret_id),
+            missing="No such client secret.",
+            action="oauth_secret.revoke",
+            described=lambda secret: {"prefix": secret.prefix},
+            revoke=lambda secret: credentials.client_secret_revoke(secret=secret, operator=request.user),
+        )
 
 
 # --- Public keys (private_key_jwt) ----------------------------------------------------------------
@@ -315,18 +327,15 @@ class OAuthKeyRevoke(_Administer):
         tags=TAGS,
     )
     def post(self, request: Request, client_id: uuid.UUID, key_id: int) -> Response:
-        def handle() -> Response:
-            client = client_or_404(client_id)
-            entry = selectors.client_key_get(client, key_id)
-            if entry is None:
-                raise Http404("No such key.")
-            if entry.revoked_at is None:
-                summary = {"action": "oauth_key.revoke", "client": str(client.pk), "id": entry.pk}
-                with transaction.atomic(), api_scope(request, summary):
-                    credentials.client_key_revoke(key=entry, operator=request.user)
-            return Response(oauth_representation(request, client.pk)[0])
-
-        return idempotent(handle, request)
+        return _revoke(
+            request,
+            client_id,
+            find=lambda client: selectors.client_key_get(client, key_id),
+            missing="No such key.",
+            action="oauth_key.revoke",
+            described=lambda entry: {"id": entry.pk},
+            revoke=lambda entry: credentials.client_key_revoke(key=entry, operator=request.user),
+        )
 
 
 # --- Federated issuers ----------------------------------------------------------------------------
@@ -377,22 +386,17 @@ class OAuthFederationRevoke(_Administer):
         tags=TAGS,
     )
     def post(self, request: Request, client_id: uuid.UUID, federation_id: int) -> Response:
-        def handle() -> Response:
-            client = client_or_404(client_id)
-            federation = selectors.client_federation_get(client, federation_id)
-            if federation is None:
-                raise Http404("No such federated issuer.")
-            if federation.revoked_at is None:
-                summary = {
-                    "action": "oauth_federation.revoke",
-                    "client": str(client.pk),
-                    "id": federation.pk,
-                }
-                with transaction.atomic(), api_scope(request, summary):
-                    credentials.federation_revoke(federation=federation, operator=request.user)
-            return Response(oauth_representation(request, client.pk)[0])
-
-        return idempotent(handle, request)
+        return _revoke(
+            request,
+            client_id,
+            find=lambda client: selectors.client_federation_get(client, federation_id),
+            missing="No such federated issuer.",
+            action="oauth_federation.revoke",
+            described=lambda federation: {"id": federation.pk},
+            revoke=lambda federation: credentials.federation_revoke(
+                federation=federation, operator=request.user
+            ),
+        )
 
 
 # --- Settings and access tokens -------------------------------------------------------------------
