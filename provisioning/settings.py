@@ -435,6 +435,10 @@ SCIMGATE_EVENTS_RETRY_MAX_SECONDS = env.float("SCIMGATE_EVENTS_RETRY_MAX_SECONDS
 # Poll (RFC 8936): longest long-poll, how often a waiting poll looks for new events, the most
 # SETs in one answer, and after how long a handed-out, unacknowledged SET is handed out again.
 SCIMGATE_EVENTS_POLL_WAIT_SECONDS = env.float("SCIMGATE_EVENTS_POLL_WAIT_SECONDS", default=20.0)
+# Delivery kicks from one web process: at most one per stream in this many seconds (the
+# rest are folded into one sent when the interval ends), so a burst of writes asks for one
+# delivery run, not one per write. 0 sends one per commit.
+SCIMGATE_EVENTS_KICK_INTERVAL = env.float("SCIMGATE_EVENTS_KICK_INTERVAL", default=0.1)
 SCIMGATE_EVENTS_POLL_INTERVAL_SECONDS = env.float(
     "SCIMGATE_EVENTS_POLL_INTERVAL_SECONDS", default=0.5
 )

@@ -54,16 +54,6 @@ AUDITED_MODELS: dict[str, dict] = {
 }
 # Field names that hold credentials, excluded wherever they appear.
 SECRET_FIELDS = {"password", "digest", "secret", "token_hash", "secret_hash"}
-# Fields named like a secret that hold none: an audit entry keeps their changes (any
-# other field whose name looks like a secret is dropped from the entry as it is saved).
-# tests/audit/test_registered_fields.py makes every such field of an audited model be
-# excluded or listed here.
-NAMED_LIKE_SECRETS = frozenset(
-    {
-        "access_token_lifetime",  # seconds an OAuth access token lasts
-        "poll_token_prefix",  # the public prefix of a poll stream's token
-    }
-)
 
 
 def _register_audited_models() -> None:

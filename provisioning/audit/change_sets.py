@@ -140,8 +140,8 @@ def insert_together(change_set: ChangeSet, record: ChangeRecord) -> None:
         row.normalise_for_hash()
     change_set.content_hash = change_set.compute_hash()
     record.content_hash = record.compute_hash()
-    set_columns, set_values = _insert_columns(connection, change_set)
-    record_columns, record_values = _insert_columns(connection, record, skip="change_set_id")
+    set_columns, set_values = insert_columns(connection, change_set)
+    record_columns, record_values = insert_columns(connection, record, skip="change_set_id")
     quote = connection.ops.quote_name
     holders = ", ".join(["%s"] * len(set_values))
     record_holders = ", ".join(["%s"] * len(record_values))
@@ -162,7 +162,7 @@ def insert_together(change_set: ChangeSet, record: ChangeRecord) -> None:
         row._state.adding, row._state.db = False, connection.alias
 
 
-def _insert_columns(connection, row: Model, *, skip: str = "") -> tuple[str, list]:
+def insert_columns(connection, row: Model, *, skip: str = "") -> tuple[str, list]:
     """The quoted columns of an INSERT of ``row`` (all but its id and ``skip``) and their
     values, prepared as Django prepares them."""
     fields = [

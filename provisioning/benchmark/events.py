@@ -2,12 +2,12 @@
 
 - PATCH of a user's title, server time in-process, in three alternating configurations:
   the events recorder off (no outbox at all), on with no stream, and on with one active
-  stream. The stream is a poll stream: the recorder writes for it exactly what it writes
-  for a push stream (one event row, one delivery row per matching stream), and its
-  deliveries simply accumulate, as a push stream's do while its sender is not running,
-  so the figure is the cost of the outbox inside the write, not of delivery. The kick
-  after commit goes to a broker nothing consumes during the stage: the configured one,
-  or, when none is (tasks would run in-process, delivery included), an in-memory one.
+  stream. The stream is a webhook stream (one event row, one delivery row, and a delivery
+  kick after the commit, as for any stream the server sends to) whose deliveries
+  accumulate, as they do while no sender runs, so the figure is the cost of the outbox
+  inside the write, not of delivery. The kick goes to a broker nothing consumes during
+  the stage: the configured one, or, when none is (tasks would run in-process, delivery
+  included), an in-memory one; kicks are folded per stream as in a web process.
 - Add then remove one member of each scaling group (10 ... 100,000 members) with a
   full-mode stream active (the recorder renders ``data``, a PatchOp of the delta): the
   time and queries must not grow with the group's size.
@@ -40,7 +40,10 @@ STREAM_NAME = "bench-events"
 def _stream(payload: str) -> EventStream:
     EventStream.objects.filter(name=STREAM_NAME).delete()
     return EventStream.objects.create(
-        name=STREAM_NAME, method=EventStream.Method.POLL, payload=payload
+        name=STREAM_NAME,
+        method=EventStream.Method.WEBHOOK,
+        endpoint_url="https://receiver.bench.invalid/events",
+        payload=payload,
     )
 
 
@@ -118,7 +121,7 @@ def patch_throughput(client: InProcess, *, repeat: int, rounds: int = 4) -> dict
     off = result["recorder_off"]["per_s"]
     result["stream_throughput_drop_pct"] = round((1 - one / max(none, 0.1)) * 100, 1)
     result["outbox_throughput_drop_pct"] = round((1 - one / max(off, 0.1)) * 100, 1)
-    result["stream"] = "poll (deliveries accumulate, no sender running)"
+    result["stream"] = "webhook (deliveries accumulate, no sender running)"
     return result
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from auditlog.registry import auditlog
 
-from provisioning.audit.apps import NAMED_LIKE_SECRETS
-from provisioning.audit.entries import stamp_audit_entry
+from provisioning.audit.entries import NAMED_LIKE_SECRETS, stamp_audit_entry
 from provisioning.audit.models import AuditEntry
 from provisioning.audit.redaction import is_secret_key
 
