@@ -257,7 +257,10 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
         return
     deadline = time.monotonic() + milliseconds / 1000
     try:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            with _time_limited_transaction(deadline):
+                yield
+        elif connection.vendor == "postgresql":
             with transaction.atomic():
                 raw = connection.connection
 
@@ -298,6 +301,43 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
             "index) or ask for fewer results",
             scim_type="tooMany",
         ) from None
+
+
+@contextmanager
+def _time_limited_transaction(deadline: float) -> Iterator[None]:
+    """``_time_limited`` outside any transaction (a SCIM list, in autocommit): a
+    transaction of its own whose settings are ``SET LOCAL`` (``set_config(..., true)``),
+    so its end restores them; nothing is read first or restored after. One statement
+    sets them and the first statement's timeout; each later statement gets what is left.
+    """
+    with transaction.atomic():
+        raw = connection.connection
+        first = True
+
+        def set_timeout() -> None:
+            with raw.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [f"{max(1, int((deadline - time.monotonic()) * 1000))}ms"],
+                )
+
+        def limited(execute, sql, params, many, context):
+            nonlocal first
+            if first:
+                first = False
+            else:
+                set_timeout()
+            return execute(sql, params, many, context)
+
+        with raw.cursor() as cursor:
+            # JIT compiling a long filter's expressions takes seconds and cannot be
+            # interrupted; these queries run in milliseconds without it.
+            cursor.execute(
+                "SELECT set_config('jit', 'off', true), set_config('statement_timeout', %s, true)",
+                [f"{max(1, int((deadline - time.monotonic()) * 1000))}ms"],
+            )
+        with connection.execute_wrapper(limited):
+            yield
 
 
 def _cancelled(exc: OperationalError) -> bool:

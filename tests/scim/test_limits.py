@@ -263,6 +263,39 @@ def test_a_filter_that_needs_too_much_database_time_is_refused(scim, settings):
             assert cursor.fetchone()[0] == "0"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_time_limit_is_local_to_its_own(scim, settings):
+    """A SCIM list runs in autocommit: its time limit and JIT setting are SET LOCAL in a
+    transaction of its own (nothing read first, nothing restored after), so a refusal
+    and a success both leave the connection's settings as they were."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: statement_timeout")
+    from django.utils import timezone
+
+    now = timezone.now()
+    User.objects.bulk_create(
+        User(user_name=f"t-{n}", display_name=f"Person {n}", created=now, last_modified=now)
+        for n in range(3_000)
+    )
+    costly = " or ".join(f'displayName co "z{n}q" or userName co "z{n}q"' for n in range(60))
+
+    def settings_now() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('jit')")
+            return cursor.fetchone()
+
+    before = settings_now()
+    assert not connection.in_atomic_block
+    settings.SCIM_LIST_TIMEOUT_MS = 1
+    scim.assert_error(scim.get("/Users", params={"filter": costly, "count": 1000}), 400, "tooMany")
+    assert settings_now() == before
+    settings.SCIM_LIST_TIMEOUT_MS = 10_000
+    found = scim.search("/Users", filter='userName eq "t-7" or displayName eq "Person 8"')
+    assert found["totalResults"] == 2
+    assert scim.search("/Users", filter=costly)["totalResults"] == 0
+    assert settings_now() == before
+
+
 def test_membership_changes_count_against_the_request(scim, settings):
     """Replacing every member of a large group writes a delta as large as the group: past
     the request's work it is refused (413), and the members change in chunks instead."""
