@@ -378,11 +378,6 @@ SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY = env.int(
     "SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY", default=1024
 )
 REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)
-# PostgreSQL: request-log rows are queued in the process and written by one thread, in
-# multi-row INSERTs, at most this many seconds after their request (0: each row written
-# as its response closes). A crash of the process loses the rows still queued, as an
-# asynchronous commit may; a normal exit writes them.
-SCIMGATE_REQUEST_LOG_FLUSH_SECONDS = env.float("SCIMGATE_REQUEST_LOG_FLUSH_SECONDS", default=0.05)
 # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: use REMOTE_ADDR.
 SCIMGATE_TRUSTED_PROXIES = env.list("SCIMGATE_TRUSTED_PROXIES", default=[])
 CELERY_BEAT_SCHEDULE = {

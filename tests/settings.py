@@ -29,7 +29,3 @@ SCIMGATE_EVENTS_EAGER_DELIVERY = "inline"
 # (tests/signin) turn them on.
 SCIMGATE_STEP_UP_MINUTES = 0
 SCIMGATE_MFA_REQUIRED = False
-
-# Request-log rows are written as each response closes, so a test reads them at once;
-# tests/audit/test_request_log_buffer.py runs the queued writer.
-SCIMGATE_REQUEST_LOG_FLUSH_SECONDS = 0

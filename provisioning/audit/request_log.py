@@ -9,11 +9,8 @@ announced Content-Length of 10**20) are stored as the column's limit.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import re
-import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -92,15 +89,6 @@ def request_log_write(**fields: Any) -> RequestLog | None:
     except Exception:  # noqa: BLE001 - any failure is logged and swallowed
         logger.exception("Could not write the SCIM request log")
         return None
-    if _queued():
-        queue.add(row, fields)
-        return row
-    return _write(row, fields)
-
-
-def _write(row: RequestLog, fields: dict[str, Any]) -> RequestLog | None:
-    """Insert ``row``; should the database refuse it, again without bodies (``fields``
-    as the request gave them). Never raises."""
     try:
         _insert(row)
         return row
@@ -190,145 +178,6 @@ def _insert_asynchronously(connection, row: RequestLog) -> None:
         row.pk = cursor.fetchone()[0]
     row._state.adding = False
     row._state.db = connection.alias
-
-
-# --- Queued writes (PostgreSQL) ----------------------------------------------------
-
-
-def _queued() -> bool:
-    """Whether this row goes to the queue: PostgreSQL, a flush interval set, and no
-    transaction open (a row written inside one, a test's or a command's, is its own)."""
-    connection = transaction.get_connection()
-    return (
-        settings.SCIMGATE_REQUEST_LOG_FLUSH_SECONDS > 0
-        and connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-    )
-
-
-class RowQueue:
-    """Request-log rows of this process, written by one thread at most
-    ``SCIMGATE_REQUEST_LOG_FLUSH_SECONDS`` after they are queued (sooner once ``BATCH``
-    wait), as one multi-row INSERT per batch, committed asynchronously like a single row.
-
-    A batch the database refuses is written row by row with the single-row fallbacks
-    (again without bodies), so one bad row costs no other. While the database is
-    unreachable rows wait, up to ``MAX_WAITING``; beyond it new rows are dropped, and
-    counted in the log. ``flush`` writes what waits, from any thread; ``stop`` also ends
-    the thread, at exit. The thread releases its connection when a round finds nothing
-    to write. A forked child starts with an empty queue (its parent writes what it queued).
-    """
-
-    BATCH = 200
-    MAX_WAITING = 20_000
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._lock = threading.Lock()
-        self._flushing = threading.Lock()
-        self._rows: list[tuple[RequestLog, dict[str, Any]]] = []
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self.dropped = 0
-
-    def add(self, row: RequestLog, fields: dict[str, Any]) -> None:
-        with self._lock:
-            if len(self._rows) >= self.MAX_WAITING:
-                self.dropped += 1
-                dropped = self.dropped
-            else:
-                self._rows.append((row, fields))
-                dropped = 0
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="request-log-writer", daemon=True
-                )
-                self._thread.start()
-            full = len(self._rows) >= self.BATCH
-        if dropped and (dropped == 1 or dropped % 1000 == 0):
-            logger.error("The SCIM request log cannot keep up: %d rows dropped so far", dropped)
-        if full:
-            self._wake.set()
-
-    def waiting(self) -> int:
-        with self._lock:
-            return len(self._rows)
-
-    def _run(self) -> None:
-        connection = transaction.get_connection()  # this thread's own
-        try:
-            while not self._stopping:
-                self._wake.wait(settings.SCIMGATE_REQUEST_LOG_FLUSH_SECONDS or 0.05)
-                self._wake.clear()
-                written = 0
-                try:
-                    written = self.flush()
-                except Exception:  # noqa: BLE001 - the writer must outlive any failure
-                    logger.exception("Could not write the SCIM request log")
-                # Idle (or the database dropped it): the connection is released, and
-                # opened again by the next row.
-                if connection.connection is not None and (not written or not connection.is_usable()):
-                    connection.close()
-        finally:
-            connection.close()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Write what waits and end the writer thread (at exit; tests)."""
-        with self._lock:
-            thread, self._stopping = self._thread, True
-        self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        self.flush()
-        with self._lock:
-            self._thread, self._stopping = None, False
-
-    def flush(self) -> int:
-        """Write every waiting row; the number written."""
-        written = 0
-        with self._flushing:
-            while True:
-                with self._lock:
-                    batch, self._rows = self._rows[: self.BATCH], self._rows[self.BATCH :]
-                if not batch:
-                    return written
-                try:
-                    _insert_rows([row for row, _fields in batch])
-                    written += len(batch)
-                except Exception:  # noqa: BLE001 - fall back to one row at a time
-                    logger.warning("A request-log batch was refused; writing its rows one by one", exc_info=True)
-                    connection = transaction.get_connection()
-                    if connection.connection is not None and not connection.is_usable():
-                        connection.close()
-                    for row, fields in batch:
-                        written += _write(row, fields) is not None
-
-
-def _insert_rows(rows: list[RequestLog]) -> None:
-    """One query: ``SET LOCAL synchronous_commit`` and a multi-row INSERT, one implicit
-    transaction (as ``_insert_asynchronously`` for one row). The rows get no id back:
-    nothing reads them from the queue."""
-    connection = transaction.get_connection()
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in _REQUEST_LOG_FIELDS)
-    holder = "(" + ", ".join(["%s"] * len(_REQUEST_LOG_FIELDS)) + ")"
-    table = quote(RequestLog._meta.db_table)
-    params: list = []
-    for row in rows:
-        params += [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in _REQUEST_LOG_FIELDS]
-    values = ", ".join([holder] * len(rows))
-    # Table and column names come from the model; every value is a parameter.
-    insert = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF; " + insert, params)
-
-
-queue = RowQueue()
-os.register_at_fork(after_in_child=queue.reset)
-atexit.register(queue.stop)
 
 
 def request_log_prune(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
