@@ -46,7 +46,7 @@ PUBLIC = {
 # URL prefixes that are not the console: SCIM answers bearer tokens, the admin has its own
 # checks, the OAuth token endpoint authenticates clients and its metadata is public, the
 # event poll endpoint authenticates stream receivers by their bearer tokens, the management
-# API checks roles in its own base view (tests/api prove each endpoint by role).
+# API checks roles in its own base view (tests/api/test_url_permissions.py walks its URLs).
 NOT_CONSOLE = (
     "scim/v2/",
     "api/",
