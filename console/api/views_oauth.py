@@ -232,6 +232,29 @@ class OAuthSecretIssue(_Administer):
         return response
 
 
+def _add(
+    request: Request, client_id: uuid.UUID, *, body, described, add, listed: str, named: str, answer
+) -> Response:
+    """Add a key or a federated issuer to a client (the console's step-up for a session;
+    ``body`` validates as the console's form does), audited with what ``described``
+    says of it; 201 with the client's OAuth panel and the new entry (``listed`` names
+    its list there, ``named`` its member in the answer)."""
+
+    def handle() -> Response:
+        require_fresh_session(request)
+        serializer = body(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        client = client_or_404(client_id)
+        summary = {**described(data), "client": str(client.pk)}
+        with transaction.atomic(), api_scope(request, summary):
+            entry = add(client, data)
+        oauth, _etag = oauth_representation(request, client.pk)
+        return Response(answer({"oauth": oauth, named: _listed(oauth, listed, entry.pk)}).data, status=201)
+
+    return idempotent(handle, request)
+
+
 def _revoke(request: Request, client_id: uuid.UUID, *, find, missing: str, action: str, described, revoke) -> Response:
     """Revoke one of a client's credentials (``find`` it, 404 with ``missing``), audited as
     ``action`` with what ``described`` says of it; revoking a revoked one changes nothing
@@ -291,29 +314,18 @@ class OAuthKeyAdd(_Administer):
         tags=TAGS,
     )
     def post(self, request: Request, client_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            serializer = KeyAddSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
-            client = client_or_404(client_id)
-            summary = {
-                "action": "oauth_key.add",
-                "client": str(client.pk),
-                "jwks_uri": data["jwks_uri"],
-            }
-            with transaction.atomic(), api_scope(request, summary):
-                entry = credentials.client_key_add(
-                    client=client,
-                    jwks=data["jwks"],
-                    jwks_uri=data["jwks_uri"],
-                    operator=request.user,
-                )
-            oauth, _etag = oauth_representation(request, client.pk)
-            body = {"oauth": oauth, "key": _listed(oauth, "keys", entry.pk)}
-            return Response(AddedKeySerializer(body).data, status=201)
-
-        return idempotent(handle, request)
+        return _add(
+            request,
+            client_id,
+            body=KeyAddSerializer,
+            described=lambda data: {"action": "oauth_key.add", "jwks_uri": data["jwks_uri"]},
+            add=lambda client, data: credentials.client_key_add(
+                client=client, jwks=data["jwks"], jwks_uri=data["jwks_uri"], operator=request.user
+            ),
+            listed="keys",
+            named="key",
+            answer=AddedKeySerializer,
+        )
 
 
 class OAuthKeyRevoke(_Administer):
@@ -353,26 +365,22 @@ class OAuthFederationAdd(_Administer):
         tags=TAGS,
     )
     def post(self, request: Request, client_id: uuid.UUID) -> Response:
-        def handle() -> Response:
-            require_fresh_session(request)
-            serializer = FederationAddSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            client = client_or_404(client_id)
-            summary = {
+        return _add(
+            request,
+            client_id,
+            body=FederationAddSerializer,
+            described=lambda data: {
                 "action": "oauth_federation.add",
-                "client": str(client.pk),
-                "issuer": serializer.validated_data["issuer"],
-                "subject": serializer.validated_data["subject"],
-            }
-            with transaction.atomic(), api_scope(request, summary):
-                federation = credentials.federation_add(
-                    client=client, operator=request.user, **serializer.validated_data
-                )
-            oauth, _etag = oauth_representation(request, client.pk)
-            body = {"oauth": oauth, "federation": _listed(oauth, "federations", federation.pk)}
-            return Response(AddedFederationSerializer(body).data, status=201)
-
-        return idempotent(handle, request)
+                "issuer": data["issuer"],
+                "subject": data["subject"],
+            },
+            add=lambda client, data: credentials.federation_add(
+                client=client, operator=request.user, **data
+            ),
+            listed="federations",
+            named="federation",
+            answer=AddedFederationSerializer,
+        )
 
 
 class OAuthFederationRevoke(_Administer):
