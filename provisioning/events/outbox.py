@@ -189,8 +189,9 @@ class Kicks:
     The first kick of a quiet stream is sent at once. One asked for within the interval
     after it is owed: a timer sends a single kick when the interval ends, for every
     commit in between (each committed before the kick is sent, so the run it asks for
-    finds their deliveries). A kick is never dropped, only folded: delivery is late by
-    at most the interval. Thread-safe; a forked child starts afresh (a timer does not
+    finds their deliveries). A kick is folded, not dropped: delivery is late by at most
+    the interval (one still owed when the process exits is left to the sweep, as a kick
+    a dead broker lost). Thread-safe; a forked child starts afresh (a timer does not
     survive a fork).
     """
 
