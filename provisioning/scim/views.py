@@ -241,14 +241,40 @@ def _order(resource_type: ResourceType, query: ListQuery) -> list:
     return [sort_expression(query.sort_by, resource_type.name, query.descending)]
 
 
-def _filter_q(resource_type: ResourceType, query: ListQuery, client: ScimClient | None) -> Q | None:
+# Attributes whose ``eq`` an index answers in one probe (the case-insensitive unique
+# indexes on userName and a group's displayName, the externalId indexes, the primary key).
+_INDEXED_EQ = {
+    "User": frozenset({"username", "externalid", "id"}),
+    "Group": frozenset({"displayname", "externalid", "id"}),
+}
+
+
+def index_served(resource_type: ResourceType, node: filters.Node | None) -> bool:
+    """Whether a list's filter is one ``eq`` of a string an index answers (the IdPs'
+    lookup before a create: ``userName eq "..."``, ``externalId eq "..."``)."""
+    if not isinstance(node, filters.Compare) or node.op != "eq" or not isinstance(node.value, str):
+        return False
+    path = node.path
+    core = resource_type.schema.core
+    if path.lower().startswith(core.lower() + ":"):
+        path = path[len(core) + 1 :]
+    return path.lower() in _INDEXED_EQ.get(resource_type.name, frozenset())
+
+
+def _filter_q(
+    resource_type: ResourceType,
+    query: ListQuery,
+    client: ScimClient | None,
+    node: filters.Node | None = None,
+) -> Q | None:
+    """The filter as a condition (``node``: the filter already parsed)."""
     if not query.filter:
         return None
     # Conditions on members (and a user's groups) see only the members (groups) the
     # client may read, as rendered.
     scope = authorization.read_scope(client)
     return filter_to_q(
-        filters.parse_filter(query.filter),
+        node if node is not None else filters.parse_filter(query.filter),
         resource_type.name,
         visible_members=selectors.visible_members(scope),
         visible_groups=selectors.visible_groups(scope),
@@ -424,7 +450,8 @@ class ResourceView(ScimView):
     def search(self, request, query: ListQuery) -> Response:
         queryset = readable(request.user, self.resource_type)
         attributes, excluded = _projection(self.resource_type.schema, query)
-        q = _filter_q(self.resource_type, query, request.user)
+        node = filters.parse_filter(query.filter) if query.filter else None
+        q = _filter_q(self.resource_type, query, request.user, node)
         if query.cursor is not None:
             scope = authorization.read_scope(request.user)
             body = cursor_list(
@@ -442,6 +469,7 @@ class ResourceView(ScimView):
             order=_order(self.resource_type, query),
             offset=query.start_index - 1,
             limit=query.count,
+            time_limit=not index_served(self.resource_type, node),
         )
         documents = self.resource_type.render(
             items,

@@ -296,6 +296,45 @@ def test_outside_a_transaction_the_time_limit_is_local_to_its_own(scim, settings
     assert settings_now() == before
 
 
+@pytest.mark.parametrize(
+    "path,filter_,limited",
+    [
+        # One eq an index answers in one probe: no time limit (nor its statements).
+        ("/Users", 'userName eq "A@x.example"', False),
+        ("/Users", 'urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a@x.example"', False),
+        ("/Users", 'externalId eq "ext-1"', False),
+        ("/Users", 'id eq "8c9f1f0e-5b7a-4c1e-9a57-0d6f2b9e4a11"', False),
+        ("/Groups", 'displayName eq "Staff"', False),
+        # Anything else keeps the limit.
+        ("/Users", None, True),
+        ("/Users", 'userName co "a"', True),
+        ("/Users", 'userName eq "a" or externalId eq "b"', True),
+        ("/Users", 'displayName eq "A"', True),
+        ("/Users", 'emails.value eq "a@x.example"', True),
+        ("/Users", "userName pr", True),
+        ("/Groups", 'members.value eq "8c9f1f0e-5b7a-4c1e-9a57-0d6f2b9e4a11"', True),
+    ],
+)
+def test_only_a_filter_an_index_answers_skips_the_time_limit(scim, monkeypatch, path, filter_, limited):
+    from provisioning.directory import selectors
+
+    entered = []
+    real = selectors._time_limited
+
+    def recording(milliseconds):
+        entered.append(milliseconds)
+        return real(milliseconds)
+
+    monkeypatch.setattr(selectors, "_time_limited", recording)
+    scim.create_user("a@x.example", externalId="ext-1")
+    params = {"filter": filter_} if filter_ else {}
+    response = scim.get(path, params=params)
+    assert response.status_code == 200, response.content
+    assert bool(entered) is limited
+    if path == "/Users" and filter_ and "a@x.example" in filter_.lower() and not limited:
+        assert response.json()["totalResults"] == 1
+
+
 def test_membership_changes_count_against_the_request(scim, settings):
     """Replacing every member of a large group writes a delta as large as the group: past
     the request's work it is refused (413), and the members change in chunks instead."""
