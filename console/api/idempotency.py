@@ -17,6 +17,7 @@ afresh. A claim left by a request that died is taken over after CLAIM_LEASE.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from .errors import IdempotencyKeyInUse, IdempotencyKeyReused
@@ -114,7 +116,8 @@ def idempotent(handle: Callable[[], Response], request) -> Response:
         raise
     if 200 <= response.status_code < 300:
         claimed.status = response.status_code
-        claimed.body = response.data
+        # What the client received, as JSON (a Decimal in the data is a JSON number there).
+        claimed.body = json.loads(JSONRenderer().render(response.data))
         claimed.etag = response.get("ETag", "")
         claimed.save(update_fields=["status", "body", "etag"])
     else:

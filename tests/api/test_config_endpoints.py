@@ -619,6 +619,19 @@ def test_the_default_breaker_settings_change_with_if_match(viewer_api, admin_api
     assert api_change_sets("circuit_breaker.edit").count() == 1
 
 
+def test_a_retried_breaker_change_replays_its_decimal_answer(admin_api):
+    """The stored answer is the JSON the client received: ``max_percent`` (a decimal) is a
+    number in it, as in the first answer (found by Schemathesis: a 500 storing it)."""
+    tag = etag(admin_api, BREAKER)
+    change = {"max_operations": 9, "max_percent": 33.25}
+    first = post(admin_api, f"{BREAKER}/change", change, etag=tag, key="breaker-1")
+    assert first.status_code == 200, first.content
+    retry = post(admin_api, f"{BREAKER}/change", change, etag=tag, key="breaker-1")
+    assert retry.status_code == 200 and retry["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json() and retry.json()["max_percent"] == 33.25
+    assert api_change_sets("circuit_breaker.edit").count() == 1
+
+
 def test_a_clients_own_breaker_settings(viewer_api, admin_api, idp):
     path = f"{CLIENTS}/{idp.pk}/circuit-breaker"
     assert_error(viewer_api.get(path), 403, "permission_denied")  # the console's admin page
