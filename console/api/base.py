@@ -17,6 +17,7 @@ from django.db import transaction
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -50,6 +51,21 @@ class ApiView(GenericAPIView):
 
     def get_exception_handler(self):
         return api_exception_handler
+
+
+class Administer(ApiView):
+    """Every method needs the administrator role (configuration changes)."""
+
+    required_role = "administrator"
+
+
+class ReadOrAdminister(ApiView):
+    """Reading needs the viewer role; changing, the administrator role (as the console)."""
+
+    @property
+    def required_role(self) -> str:
+        method = getattr(getattr(self, "request", None), "method", "GET")
+        return "viewer" if method in SAFE_METHODS else "administrator"
 
 
 def api_scope(request, summary: dict):

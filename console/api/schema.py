@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 API_PREFIX = "/api/v1/"
+
+
+def path_id(name: str, description: str) -> OpenApiParameter:
+    """A numeric id in the path: the routes match digits only, so never below 1."""
+    return OpenApiParameter(
+        name, {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description=description
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

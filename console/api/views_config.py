@@ -27,7 +27,6 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -38,10 +37,11 @@ from provisioning.access.models import Role, ScimClient, ScimToken
 from provisioning.oversight import rules
 from provisioning.oversight.models import CircuitBreaker, PolicyRule, RuleAction
 
-from .base import ApiView, api_scope, require_fresh_session
+from .base import Administer, ApiView, ReadOrAdminister, api_scope, require_fresh_session
 from .errors import Conflict
 from .idempotency import idempotent
 from .preconditions import etag_of, if_match, not_modified
+from .schema import path_id
 from .serializers_config import (
     CircuitBreakerChangeSerializer,
     CircuitBreakerSerializer,
@@ -62,29 +62,9 @@ from .serializers_config import (
 )
 from .views import ETAG_HEADER, IDEMPOTENCY_KEY, IF_MATCH
 
-ROLE_ID = OpenApiParameter(
-    "role_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="A role's id."
-)
-TOKEN_ID = OpenApiParameter(
-    "token_id",
-    {"type": "integer", "minimum": 1},
-    OpenApiParameter.PATH,
-    description="A token's id.",
-)
+ROLE_ID = path_id("role_id", "A role's id.")
+TOKEN_ID = path_id("token_id", "A token's id.")
 NOT_MODIFIED = OpenApiResponse(description="Not modified (If-None-Match).")
-
-
-class _ReadOrAdminister(ApiView):
-    """Reading needs the viewer role; changing, the administrator role (as the console)."""
-
-    @property
-    def required_role(self) -> str:
-        method = getattr(getattr(self, "request", None), "method", "GET")
-        return "viewer" if method in SAFE_METHODS else "administrator"
-
-
-class _Administer(ApiView):
-    required_role = "administrator"
 
 
 # --- SCIM clients ---------------------------------------------------------------------------------
@@ -172,7 +152,7 @@ def _role_for(role_id: int, field: str = "role") -> Role:
     return role
 
 
-class ScimClientList(_ReadOrAdminister):
+class ScimClientList(ReadOrAdminister):
     """SCIM clients (one per IdP connection), by name: role, active tokens, denied
     requests and 24-hour request health, as the console's client list shows them.
     ``POST`` creates one with its first token, shown once in the answer."""
@@ -239,7 +219,7 @@ class ScimClientDetail(ApiView):
         return Response(data, headers={"ETag": etag})
 
 
-class ScimClientSetRole(_Administer):
+class ScimClientSetRole(Administer):
     """Give the client another role, effective from its next request (the console's role
     form). Needs a recent sign-in through the session. Setting the role it holds changes
     nothing."""
@@ -266,7 +246,7 @@ class ScimClientSetRole(_Administer):
         return idempotent(handle, request)
 
 
-class ScimTokenIssue(_Administer):
+class ScimTokenIssue(Administer):
     """Issue another token for the client (optionally expiring, optionally bound to
     networks); its other tokens keep working. The token is in this answer only."""
 
@@ -293,7 +273,7 @@ class ScimTokenIssue(_Administer):
         return _issued(client.pk, token, raw, 201)
 
 
-class ScimTokenRotate(_Administer):
+class ScimTokenRotate(Administer):
     """Rotate: issue a new token (with the newest active token's networks) and, with
     ``expire_old_in``, let the other active tokens expire that long from now, as the
     console's rotate form does. The token is in this answer only."""
@@ -324,7 +304,7 @@ class ScimTokenRotate(_Administer):
         return _issued(client.pk, token, raw, 201)
 
 
-class ScimTokenRevoke(_Administer):
+class ScimTokenRevoke(Administer):
     """Revoke one of the client's tokens: requests using it get 401 from then on.
     Revoking a revoked token keeps its first revocation time (no step-up, as the
     console's revoke: it only takes access away)."""
@@ -397,7 +377,7 @@ def _role_response(role_id: int, status: int = 200) -> Response:
     return Response(data, status=status, headers={"ETag": etag})
 
 
-class ScimRoleList(_ReadOrAdminister):
+class ScimRoleList(ReadOrAdminister):
     """SCIM roles by name, with how many clients hold each. ``POST`` creates a custom
     role (the console's role form: permissions, narrowing options)."""
 
@@ -455,7 +435,7 @@ class ScimRoleDetail(ApiView):
         return Response(data, headers={"ETag": etag})
 
 
-class ScimRoleChange(_Administer):
+class ScimRoleChange(Administer):
     """Change a role: the fields sent change, the others stay. A built-in role keeps its
     meaning: only its description changes (anything else is refused, 400). Clients
     holding the role are affected from their next request."""
@@ -484,7 +464,7 @@ class ScimRoleChange(_Administer):
         return idempotent(handle, request)
 
 
-class ScimRoleDelete(_Administer):
+class ScimRoleDelete(Administer):
     """Delete a custom role no client holds (409 for a built-in role or one in use)."""
 
     @extend_schema(
@@ -513,9 +493,7 @@ class ScimRoleDelete(_Administer):
 
 # --- Policy rules ---------------------------------------------------------------------------------
 
-RULE_ID = OpenApiParameter(
-    "rule_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="A rule's id."
-)
+RULE_ID = path_id("rule_id", "A rule's id.")
 IF_MATCH_OPTIONAL = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
@@ -561,7 +539,7 @@ def _rule_response(rule_id: int, status: int = 200) -> Response:
     return Response(data, status=status, headers={"ETag": etag})
 
 
-class PolicyRuleList(_ReadOrAdminister):
+class PolicyRuleList(ReadOrAdminister):
     """Policy rules by name, as the console's policy page lists them. ``POST`` creates
     one (the console's rule form); it applies from the next write it is evaluated for."""
 
@@ -618,7 +596,7 @@ class PolicyRuleDetail(ApiView):
         return Response(data, headers={"ETag": etag})
 
 
-class PolicyRuleChange(_Administer):
+class PolicyRuleChange(Administer):
     """Change a rule: the fields sent change and the rule is validated as a whole (a
     rule that no longer holds cannot keep ``two_approvers``)."""
 
@@ -646,7 +624,7 @@ class PolicyRuleChange(_Administer):
         return idempotent(handle, request)
 
 
-class _RuleSetEnabled(_Administer):
+class _RuleSetEnabled(Administer):
     enabled: bool
 
     def post(self, request: Request, rule_id: int) -> Response:
@@ -699,7 +677,7 @@ class PolicyRuleDisable(_RuleSetEnabled):
         return super().post(request, rule_id)
 
 
-class PolicyRuleDelete(_Administer):
+class PolicyRuleDelete(Administer):
     """Delete a rule. Operations it already held stay held until decided."""
 
     @extend_schema(
@@ -770,7 +748,7 @@ class CircuitBreakerDetail(ApiView):
         return Response(data, headers={"ETag": etag})
 
 
-class CircuitBreakerChange(_Administer):
+class CircuitBreakerChange(Administer):
     """Change the default settings (only the fields sent); every client without settings
     of its own follows them."""
 
@@ -794,7 +772,7 @@ class CircuitBreakerChange(_Administer):
         return idempotent(handle, request)
 
 
-class ClientBreakerDetail(_Administer):
+class ClientBreakerDetail(Administer):
     """A client's settings: its own (``own``) or the defaults it follows. Administrators
     only, as the console's page for them."""
 
@@ -811,7 +789,7 @@ class ClientBreakerDetail(_Administer):
         return Response(data, headers={"ETag": etag})
 
 
-class ClientBreakerChange(_Administer):
+class ClientBreakerChange(Administer):
     """Give the client settings of its own (they replace the defaults whole): its current
     ones, or the defaults, changed by the fields sent."""
 
@@ -839,7 +817,7 @@ class ClientBreakerChange(_Administer):
         return idempotent(handle, request)
 
 
-class ClientBreakerClear(_Administer):
+class ClientBreakerClear(Administer):
     """Put the client back on the default settings (nothing changes if it had none)."""
 
     @extend_schema(

@@ -39,9 +39,10 @@ from provisioning.events import streams as event_streams
 from provisioning.events.models import Delivery, EventKind, EventStream
 from provisioning.events.streams import RESOURCE_TYPES
 
-from .base import ApiView, api_scope, require_fresh_session
+from .base import Administer, ApiView, ReadOrAdminister, api_scope, require_fresh_session
 from .idempotency import idempotent
 from .preconditions import conditional_response, etag_of, if_match
+from .schema import path_id
 from .serializers_events import (
     CreatedStreamSerializer,
     DeliveryDetailSerializer,
@@ -55,16 +56,11 @@ from .serializers_events import (
     StreamCredentialSerializer,
 )
 from .views import ETAG_HEADER, IDEMPOTENCY_KEY, IF_MATCH
-from .views_config import NOT_MODIFIED, _Administer, _ReadOrAdminister
+from .views_config import NOT_MODIFIED
 from .views_logs import _query, _row_id, _valid
 
 TAG = "event streams"
-DELIVERY_ID = OpenApiParameter(
-    "delivery_id",
-    {"type": "integer", "minimum": 1},
-    OpenApiParameter.PATH,
-    description="A delivery's id.",
-)
+DELIVERY_ID = path_id("delivery_id", "A delivery's id.")
 NO_STORE = OpenApiParameter(
     "Cache-Control",
     OpenApiTypes.STR,
@@ -136,7 +132,7 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-class EventStreamList(_ReadOrAdminister):
+class EventStreamList(ReadOrAdminister):
     """Outbound event streams by name with their state and health (backlog, lag,
     refused deliveries), as the console lists them. ``POST`` registers one; a webhook's
     signing secret or a poll stream's token is in that answer only."""
@@ -196,7 +192,7 @@ class EventStreamDetail(ApiView):
         )
 
 
-class _StreamAction(_Administer):
+class _StreamAction(Administer):
     action_name: str
 
     def run(self, stream: EventStream, operator) -> None:
@@ -251,7 +247,7 @@ class EventStreamResume(_StreamAction):
         return super().post(request, stream_id)
 
 
-class EventStreamChange(_Administer):
+class EventStreamChange(Administer):
     """Change a stream's settings as the console's edit form does: the fields sent change,
     the others stay (a push stream's Authorization header too, unless a new value or
     ``remove_authorization`` is sent). New filters apply to events recorded from now on
@@ -286,7 +282,7 @@ class EventStreamChange(_Administer):
         return idempotent(handle, request)
 
 
-class EventStreamRotateCredential(_Administer):
+class EventStreamRotateCredential(Administer):
     """A new webhook signing secret or poll token; the old one stops working at once. It
     is in this answer only. A SET push stream has neither (its SETs are signed with the
     server's keys): 409."""
@@ -308,7 +304,7 @@ class EventStreamRotateCredential(_Administer):
         return _no_store(Response(StreamCredentialSerializer({"stream": data, "secret": raw}).data))
 
 
-class EventStreamReplay(_Administer):
+class EventStreamReplay(Administer):
     """Deliver again every retained event recorded since a time that the stream hears:
     its deliveries of them go back to pending, due now, and events it has none for get
     one, in event order (the receiver de-duplicates by ``jti``), as the console's
@@ -405,7 +401,7 @@ def delivery_representation(request: Request, delivery_id) -> dict:
     return DeliveryDetailSerializer(data).data
 
 
-class EventStreamTestEvent(_Administer):
+class EventStreamTestEvent(Administer):
     """Send the stream a verification event (OpenID Shared Signals Framework 1.0,
     §8.1.4.1) that only it receives, delivered like any event (a paused stream keeps it
     until resumed). Answers its delivery, 201, with the delivery's ``Location``."""
@@ -433,7 +429,7 @@ class EventStreamTestEvent(_Administer):
         return idempotent(handle, request)
 
 
-class EventStreamDelete(_Administer):
+class EventStreamDelete(Administer):
     """Delete a stream with its deliveries and their log (the events stay)."""
 
     @extend_schema(
@@ -514,7 +510,7 @@ class DeliveryDetail(ApiView):
         return Response(delivery_representation(request, delivery_id))
 
 
-class DeliveryRedeliver(_Administer):
+class DeliveryRedeliver(Administer):
     """Send one delivery again: back to pending, due now, its attempts counted afresh
     (their log stays)."""
 

@@ -22,7 +22,7 @@ import uuid
 
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -34,9 +34,10 @@ from provisioning.access.oauth_server import TOKEN_PATH
 from provisioning.access.oauth_views import issuer
 from provisioning.scim.resources import scim_base_url
 
-from .base import ApiView, api_scope, require_fresh_session
+from .base import Administer, ApiView, api_scope, require_fresh_session
 from .idempotency import idempotent
 from .preconditions import conditional_response, etag_of, if_match
+from .schema import path_id
 from .serializers_oauth import (
     AccessTokensRevokedSerializer,
     AddedFederationSerializer,
@@ -53,28 +54,9 @@ from .views import ETAG_HEADER, IDEMPOTENCY_KEY, IF_MATCH
 from .views_config import NOT_MODIFIED
 
 TAGS = ["scim client oauth"]
-SECRET_ID = OpenApiParameter(
-    "secret_id",
-    {"type": "integer", "minimum": 1},
-    OpenApiParameter.PATH,
-    description="A client secret's id.",
-)
-KEY_ID = OpenApiParameter(
-    "key_id",
-    {"type": "integer", "minimum": 1},
-    OpenApiParameter.PATH,
-    description="A registered key set's id.",
-)
-FEDERATION_ID = OpenApiParameter(
-    "federation_id",
-    {"type": "integer", "minimum": 1},
-    OpenApiParameter.PATH,
-    description="A federated issuer's id.",
-)
-
-
-class _Administer(ApiView):
-    required_role = "administrator"
+SECRET_ID = path_id("secret_id", "A client secret's id.")
+KEY_ID = path_id("key_id", "A registered key set's id.")
+FEDERATION_ID = path_id("federation_id", "A federated issuer's id.")
 
 
 # --- Representations ------------------------------------------------------------------------------
@@ -198,7 +180,7 @@ class OAuthSettings(ApiView):
 # --- Client secrets -------------------------------------------------------------------------------
 
 
-class OAuthSecretIssue(_Administer):
+class OAuthSecretIssue(Administer):
     """Issue a client secret (valid one, two or three years) and allow the client-secret
     method; the client's other secrets keep working (rotate: issue, configure the IdP,
     revoke the old one). The secret is in this answer only."""
@@ -274,7 +256,7 @@ def _revoke(request: Request, client_id: uuid.UUID, *, find, missing: str, actio
     return idempotent(handle, request)
 
 
-class OAuthSecretRevoke(_Administer):
+class OAuthSecretRevoke(Administer):
     """Revoke a client secret: token requests with it are refused from then on (access
     tokens it already obtained run out on their own unless revoked too). Revoking a
     revoked secret keeps its first revocation time."""
@@ -301,7 +283,7 @@ class OAuthSecretRevoke(_Administer):
 # --- Public keys (private_key_jwt) ----------------------------------------------------------------
 
 
-class OAuthKeyAdd(_Administer):
+class OAuthKeyAdd(Administer):
     """Register the public keys the client signs its assertions with: a JWKS document
     (public signing keys only) or an https JWKS URL, one of the two. Allows
     ``private_key_jwt``."""
@@ -328,7 +310,7 @@ class OAuthKeyAdd(_Administer):
         )
 
 
-class OAuthKeyRevoke(_Administer):
+class OAuthKeyRevoke(Administer):
     """Revoke registered keys: assertions they verify are refused from then on."""
 
     @extend_schema(
@@ -353,7 +335,7 @@ class OAuthKeyRevoke(_Administer):
 # --- Federated issuers ----------------------------------------------------------------------------
 
 
-class OAuthFederationAdd(_Administer):
+class OAuthFederationAdd(Administer):
     """Trust JWTs from an issuer (https, keys through its OpenID discovery document)
     about a subject as the client's credentials. Allows the federation method."""
 
@@ -383,7 +365,7 @@ class OAuthFederationAdd(_Administer):
         )
 
 
-class OAuthFederationRevoke(_Administer):
+class OAuthFederationRevoke(Administer):
     """Stop trusting an issuer's JWTs for the client."""
 
     @extend_schema(
@@ -410,7 +392,7 @@ class OAuthFederationRevoke(_Administer):
 # --- Settings and access tokens -------------------------------------------------------------------
 
 
-class OAuthSettingsChange(_Administer):
+class OAuthSettingsChange(Administer):
     """Change the allowed methods, the lifetime of future access tokens and the networks
     (the fields sent; the others stay), effective at once: access tokens obtained with a
     method switched off stop working too. One change set for the whole."""
@@ -454,7 +436,7 @@ class OAuthSettingsChange(_Administer):
         return idempotent(handle, request)
 
 
-class OAuthAccessTokensRevoke(_Administer):
+class OAuthAccessTokensRevoke(Administer):
     """Revoke every active access token of the client: its SCIM requests with them get
     401, and the IdP must obtain a new one with a valid credential."""
 

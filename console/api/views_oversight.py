@@ -22,7 +22,6 @@ from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -51,7 +50,7 @@ from .base import ApiView, api_scope, decide, require_fresh_session
 from .errors import Conflict
 from .idempotency import idempotent
 from .preconditions import conditional_response, etag_of, if_match
-from .schema import ErrorSerializer
+from .schema import ErrorSerializer, path_id
 from .serializers import PendingOperationDetailSerializer
 from .serializers_oversight import (
     BulkDecisionSerializer,
@@ -83,9 +82,7 @@ from .views import (
 )
 
 # The path matches digits only: a negative id is no route of the API (RFC 9110 §15.5.5).
-REVIEW_ID = OpenApiParameter(
-    "review_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="A review's id."
-)
+REVIEW_ID = path_id("review_id", "A review's id.")
 # A rollback job lists this many of its change sets once it has ended (as its console page).
 JOB_ITEMS_SHOWN = 500
 # A quarantine's detail lists this many decided operations (as its console page).
