@@ -12,6 +12,14 @@ from provisioning.access.models import ALL_PERMISSIONS, ScimClient
 from provisioning.oversight.models import CircuitBreaker, PolicyRule, RuleAction
 
 
+def networks_field(help_text: str) -> serializers.ListField:
+    """The CIDRs a credential may be used from, as a changing call takes them (at most
+    100, each as long as an IPv6 network can be written)."""
+    return serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100, help_text=help_text
+    )
+
+
 class RoleRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -79,12 +87,7 @@ class ClientCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="When the first token expires; null: never."
     )
-    allowed_networks = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        required=False,
-        max_length=100,
-        help_text="CIDRs the first token works from; empty: anywhere.",
-    )
+    allowed_networks = networks_field("CIDRs the first token works from; empty: anywhere.")
 
 
 class ClientRoleSerializer(serializers.Serializer):
@@ -95,12 +98,7 @@ class TokenIssueSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="When the token expires; null: never."
     )
-    allowed_networks = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        required=False,
-        max_length=100,
-        help_text="CIDRs the token works from; empty: anywhere.",
-    )
+    allowed_networks = networks_field("CIDRs the token works from; empty: anywhere.")
 
 
 GRACE_SECONDS = [int(value) for value, _label in GRACE_CHOICES if value]

@@ -24,7 +24,7 @@ from console.oauth_forms import (
 )
 from provisioning.access.models import AuthMethod
 
-from .serializers_config import ClientNameSerializer
+from .serializers_config import ClientNameSerializer, networks_field
 
 CREDENTIAL_STATES = ["active", "expired", "revoked"]
 SECRET_DAYS = [int(value) for value, _label in SECRET_LIFETIMES]
@@ -232,12 +232,7 @@ class OAuthSettingsChangeSerializer(serializers.Serializer):
     access_token_lifetime = serializers.ChoiceField(
         choices=TOKEN_SECONDS, required=False, help_text="Seconds (the console's choices)."
     )
-    allowed_networks = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        required=False,
-        max_length=100,
-        help_text="CIDRs; empty: anywhere.",
-    )
+    allowed_networks = networks_field("CIDRs; empty: anywhere.")
 
     def validate_allowed_networks(self, value: list[str]) -> list[str]:
         # The console's form reads one network per line.
