@@ -15,7 +15,6 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +24,6 @@ from django.views.decorators.http import require_POST
 from provisioning.access import oauth_credentials as credentials
 from provisioning.access.oauth_server import TOKEN_PATH
 from provisioning.access.oauth_views import issuer
-from provisioning.access.units import unit_of_change
 from provisioning.scim.resources import scim_base_url
 
 from . import selectors
@@ -199,19 +197,15 @@ def oauth_settings(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
         _errors(request, form)
         return _back(client)
     data = form.cleaned_data
-    # Everything is validated above; both changes are one transaction and one change
-    # set, so a value refused by the services still changes nothing.
+    # One change: a value refused by the services still changes nothing.
     try:
-        with transaction.atomic(), unit_of_change(operator=request.user):
-            credentials.scim_client_set_auth_methods(
-                client=client, methods=data["auth_methods"], operator=request.user
-            )
-            credentials.scim_client_set_oauth_settings(
-                client=client,
-                access_token_lifetime=data["access_token_lifetime"],
-                allowed_networks=data["allowed_networks"],
-                operator=request.user,
-            )
+        credentials.scim_client_change_authentication(
+            client=client,
+            auth_methods=data["auth_methods"],
+            access_token_lifetime=data["access_token_lifetime"],
+            allowed_networks=data["allowed_networks"],
+            operator=request.user,
+        )
     except ValidationError as error:
         client.refresh_from_db()
         _errors(request, form, error)

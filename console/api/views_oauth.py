@@ -419,13 +419,10 @@ class OAuthSettingsChange(Administer):
                 "client": str(client.pk),
                 "fields": sorted(set(serializer.fields) & set(request.data)),
             }
-            # Both services in one transaction and one change set, as the console's form.
             with transaction.atomic(), api_scope(request, summary):
-                credentials.scim_client_set_auth_methods(
-                    client=client, methods=data["auth_methods"], operator=request.user
-                )
-                credentials.scim_client_set_oauth_settings(
+                credentials.scim_client_change_authentication(
                     client=client,
+                    auth_methods=data["auth_methods"],
                     access_token_lifetime=data["access_token_lifetime"],
                     allowed_networks=data["allowed_networks"],
                     operator=request.user,

@@ -330,6 +330,28 @@ def scim_client_set_oauth_settings(
 
 
 @transaction.atomic
+def scim_client_change_authentication(
+    *,
+    client: ScimClient,
+    auth_methods: Iterable[str],
+    access_token_lifetime: int | None = None,
+    allowed_networks: Iterable[str] | None = None,
+    operator: AbstractBaseUser | None = None,
+) -> ScimClient:
+    """The authentication settings form as one change: the allowed methods, then the
+    lifetime and networks (``None``: as they are), in one transaction and one change
+    set, so a value a service refuses changes nothing."""
+    with unit_of_change(operator=operator):
+        scim_client_set_auth_methods(client=client, methods=auth_methods, operator=operator)
+        return scim_client_set_oauth_settings(
+            client=client,
+            access_token_lifetime=access_token_lifetime,
+            allowed_networks=allowed_networks,
+            operator=operator,
+        )
+
+
+@transaction.atomic
 def access_tokens_revoke(
     *, client: ScimClient, operator: AbstractBaseUser | None = None
 ) -> int:
