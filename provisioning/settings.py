@@ -135,6 +135,19 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
             "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
         )
+        # Parameters bound by the server (extended protocol) instead of quoted into the SQL
+        # text by psycopg, and a statement run five times on a connection prepared: the
+        # repeated queries of every request (the token lookup, a user by id, the write
+        # path's inserts) are parsed and planned once per connection instead of once per
+        # request. DATABASE_PREPARED_STATEMENTS=false for a connection pooler that cannot
+        # carry prepared statements (PgBouncer in transaction mode before 1.21, or without
+        # max_prepared_statements).
+        DATABASES["default"]["OPTIONS"].setdefault(
+            "server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+        )
+        DATABASES["default"]["OPTIONS"].setdefault(
+            "prepare_threshold", 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

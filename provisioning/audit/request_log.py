@@ -172,12 +172,25 @@ def _insert_asynchronously(connection, row: RequestLog) -> None:
     (PostgreSQL's implicit transaction for a multi-statement query; inside an atomic
     block, as part of it). Values are parameters, adapted by each field."""
     params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in _REQUEST_LOG_FIELDS]
-    with connection.cursor() as cursor:
+    # Two statements in one query need the values quoted into its text (the simple query
+    # protocol): a client-binding cursor, whatever cursor the connection makes by default
+    # (server-side binding prepares one statement at a time).
+    with _client_binding_cursor(connection) as cursor:
         cursor.execute(_request_log_insert(connection), params)
         cursor.nextset()
         row.pk = cursor.fetchone()[0]
     row._state.adding = False
     row._state.db = connection.alias
+
+
+def _client_binding_cursor(connection):
+    """A cursor of ``connection`` that binds parameters in the client, wrapped as Django
+    wraps its own (errors as Django's, statements in ``connection.queries`` when logged)."""
+    from psycopg import ClientCursor  # PostgreSQL only; SQLite installs need no psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(ClientCursor(connection.connection))
 
 
 def request_log_prune(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
