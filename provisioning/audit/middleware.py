@@ -18,6 +18,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from rest_framework.renderers import JSONRenderer
 
 from provisioning.access.client_address import client_address
 from provisioning.access.models import ScimClient
@@ -84,7 +85,7 @@ class AuditMiddleware:
             response_bytes = b"" if response.streaming else response.content
             request_text, request_escaped = _body_text(body or b"", request.content_type)
             response_text, response_escaped = _body_text(
-                response_bytes, response.get("Content-Type")
+                response_bytes, response.get("Content-Type"), rendered_json=_rendered_json(response)
             )
             request_stored = truncate(request_text, limit)
             response_stored = truncate(response_text, limit)
@@ -131,14 +132,22 @@ def _unstorable(raw: bytes) -> bool:
     return b"\\u" in raw and any(m["low"] is None for m in _SURROGATE_ESCAPE.finditer(raw))
 
 
-def _body_text(raw: bytes, content_type: str | None) -> tuple[str, bool]:
+def _rendered_json(response: HttpResponse) -> bool:
+    """Whether a response's body is the output of DRF's JSON renderer (strict: no NaN),
+    which is valid JSON by construction."""
+    return isinstance(getattr(response, "accepted_renderer", None), JSONRenderer)
+
+
+def _body_text(
+    raw: bytes, content_type: str | None, *, rendered_json: bool = False
+) -> tuple[str, bool]:
     """The redacted text of a body as stored, and whether the body held what a column
     cannot hold as sent (the row is then flagged ``escaped``).
 
     Redaction keeps such a body escaped (JSON) or masked (what it cannot parse); whatever
     is left that a column cannot hold is escaped here (``\\x00``, ``\\ud800``).
     """
-    text, escaped = storable_text(redact_body_text(raw, content_type))
+    text, escaped = storable_text(redact_body_text(raw, content_type, rendered_json=rendered_json))
     return text, escaped or _unstorable(raw)
 
 

@@ -358,17 +358,24 @@ def _may_hold_secret(raw: bytes, text: str) -> bool:
     return any(stem in squashed for stem in _SECRET_STEMS)
 
 
-def redact_body_text(raw: bytes, content_type: str | None = None) -> str:
+def redact_body_text(
+    raw: bytes, content_type: str | None = None, *, rendered_json: bool = False
+) -> str:
     """The text ``redact_body`` stores for a body; valid JSON in which nothing could be a
     secret (no secret-like name, no token, no escape that could spell one) is kept
-    exactly as sent, without re-serialising it."""
+    exactly as sent, without re-serialising it.
+
+    ``rendered_json``: ``raw`` is this server's own JSON encoder's output (a response
+    body), valid by construction, so it is not parsed again to prove it; the secret
+    check is the same.
+    """
     if not raw:
         return ""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return redact_body(raw, content_type)[1]
-    if not _may_hold_secret(raw, text) and _parse_json(raw) is not _UNPARSED:
+    if not _may_hold_secret(raw, text) and (rendered_json or _parse_json(raw) is not _UNPARSED):
         return text
     return redact_body(raw, content_type)[1]
 

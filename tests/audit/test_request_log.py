@@ -148,3 +148,31 @@ def test_request_log_commits_asynchronously_and_nothing_else_does(on_postgres, s
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+def test_a_rendered_response_is_not_parsed_again_but_still_checked_for_secrets(scim, monkeypatch):
+    """A response body from the JSON renderer is valid JSON by construction: the log keeps
+    it as sent without parsing it to prove it (a 100-user page is 100 KB). The check for
+    secrets is the same as for any body: a rendered token is still redacted."""
+    from provisioning.audit import redaction
+
+    scim.create_user("rendered")
+    parsed: list[bytes] = []
+    real = redaction._parse_json
+
+    def recording(raw):
+        parsed.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(redaction, "_parse_json", recording)
+    found = scim.search("/Users", filter='userName eq "rendered"')
+    row = RequestLog.objects.filter(method="GET").latest("pk")
+    assert json.loads(row.response_body) == found
+    assert parsed == []
+    # A request body is parsed: a client's bytes prove nothing. Its rendered answer is not.
+    user_id = found["Resources"][0]["id"]
+    scim.patch_ops(f"/Users/{user_id}", {"op": "replace", "path": "title", "value": "t"})
+    assert parsed and all(b'"Operations"' in raw for raw in parsed)
+    # A rendered body that could hold a secret is redacted as before.
+    stored = redaction.redact_body_text(b'{"note": "scg_AbCdEfGh_Hidden-Secret-123456"}', rendered_json=True)
+    assert "Hidden-Secret-123456" not in stored and "REDACTED" in stored

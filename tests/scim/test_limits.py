@@ -442,3 +442,41 @@ def test_schemas_state_the_limits(scim, settings):
     # Single-valued attributes say nothing of it.
     user_name = next(a for a in user_schema["attributes"] if a["name"] == "userName")
     assert "At most" not in user_name["description"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("slack_ms", [60_000, 0])
+def test_a_quick_list_sets_its_time_limit_once(scim, settings, monkeypatch, slack_ms):
+    """A full page then its count: the count starts well within the slack of the first
+    setting, so it runs under that timeout (the list may overrun its limit by less than
+    the slack) instead of paying a round trip to set what is left. Without slack, each
+    statement (the page, the count) sets what is left before it runs."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: statement_timeout")
+    from django.utils import timezone
+
+    from provisioning.directory import selectors
+
+    now = timezone.now()
+    User.objects.bulk_create(
+        User(user_name=f"q-{n}", display_name=f"P {n}", created=now, last_modified=now)
+        for n in range(30)
+    )
+    settings.SCIM_LIST_TIMEOUT_MS = 10_000
+    monkeypatch.setattr(selectors, "LIMIT_SLACK_MS", slack_ms)
+    values: list[str] = []
+    real = selectors._set_statement_timeout
+
+    def recording(raw, value):
+        values.append(value)
+        real(raw, value)
+
+    monkeypatch.setattr(selectors, "_set_statement_timeout", recording)
+    page = scim.search("/Users", count=10, startIndex=11)
+    assert page["totalResults"] == 30 and len(page["Resources"]) == 10
+    if slack_ms:
+        assert values == []
+    else:
+        assert len(values) >= 2  # the page, the count (the counter's row, or a COUNT)
+    times = [int(value.removesuffix("ms")) for value in values]
+    assert times == sorted(times, reverse=True) and all(0 < t <= 10_000 for t in times)

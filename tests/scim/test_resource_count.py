@@ -62,3 +62,19 @@ def test_truncate_resets_the_counter_on_postgres(on_postgres):
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE directory_user CASCADE")
     assert selectors.resource_total(User) == 0
+
+
+def test_users_awaiting_deletion_are_subtracted_in_the_counters_own_query(scim):
+    """Users whose SCIM deletion was deferred are rows, not members of the directory: the
+    unfiltered total leaves them out, read with the counter in one statement."""
+    from django.test.utils import CaptureQueriesContext
+
+    users = UserFactory.create_bulk(5)
+    User.with_retired.filter(pk__in=[u.pk for u in users[:2]]).update(deletion_due=timezone.now())
+    assert selectors.resource_total(User) == 5
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.count(User.objects.all()) == 3
+    assert len(queries) == 1
+    assert scim.get("/Users", params={"count": 1}).json()["totalResults"] == 3
+    User.with_retired.update(deletion_due=None)
+    assert selectors.count(User.objects.all()) == 5
