@@ -155,42 +155,43 @@ _request_log_inserts: dict[str, str] = {}
 
 
 def _request_log_insert(connection) -> str:
-    """The statement of ``_insert_asynchronously``, built once per backend."""
+    """The statement of ``_insert_asynchronously``, built once per backend.
+
+    One statement: ``set_config('synchronous_commit', 'off', true)`` is evaluated in its
+    FROM clause, before the row is inserted and the statement's transaction (its own in
+    autocommit) commits. Being one statement, it is prepared like any other (server-side
+    binding) instead of a client quoting every body into the SQL text. Each value is a
+    parameter cast to its column's type (text for text columns, so that an overlong value
+    is refused, not cut, by the column).
+    """
     if connection.vendor not in _request_log_inserts:
         quote = connection.ops.quote_name
         columns = ", ".join(quote(f.column) for f in _REQUEST_LOG_FIELDS)
-        placeholders = ", ".join(["%s"] * len(_REQUEST_LOG_FIELDS))
+        values = ", ".join(
+            "%s::text"
+            if isinstance(f, models.CharField | models.TextField)
+            else f"%s::{f.db_type(connection)}"
+            for f in _REQUEST_LOG_FIELDS
+        )
         table, pk = quote(RequestLog._meta.db_table), quote(RequestLog._meta.pk.column)
-        # Table and column names come from the model; every value is a parameter.
-        insert = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608
-        _request_log_inserts[connection.vendor] = "SET LOCAL synchronous_commit TO OFF; " + insert
+        # Table, column names and types come from the model; every value is a parameter.
+        _request_log_inserts[connection.vendor] = (
+            f"INSERT INTO {table} ({columns}) SELECT {values} "  # noqa: S608
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous "
+            f"RETURNING {pk}"
+        )
     return _request_log_inserts[connection.vendor]
 
 
 def _insert_asynchronously(connection, row: RequestLog) -> None:
-    """One round trip: ``SET LOCAL`` and the INSERT sent together run as one transaction
-    (PostgreSQL's implicit transaction for a multi-statement query; inside an atomic
-    block, as part of it). Values are parameters, adapted by each field."""
+    """One round trip, one statement (see ``_request_log_insert``); inside an atomic block,
+    part of it. Values are parameters, adapted by each field."""
     params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in _REQUEST_LOG_FIELDS]
-    # Two statements in one query need the values quoted into its text (the simple query
-    # protocol): a client-binding cursor, whatever cursor the connection makes by default
-    # (server-side binding prepares one statement at a time).
-    with _client_binding_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_request_log_insert(connection), params)
-        cursor.nextset()
         row.pk = cursor.fetchone()[0]
     row._state.adding = False
     row._state.db = connection.alias
-
-
-def _client_binding_cursor(connection):
-    """A cursor of ``connection`` that binds parameters in the client, wrapped as Django
-    wraps its own (errors as Django's, statements in ``connection.queries`` when logged)."""
-    from psycopg import ClientCursor  # PostgreSQL only; SQLite installs need no psycopg
-
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(ClientCursor(connection.connection))
 
 
 def request_log_prune(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:

@@ -176,3 +176,26 @@ def test_a_rendered_response_is_not_parsed_again_but_still_checked_for_secrets(s
     # A rendered body that could hold a secret is redacted as before.
     stored = redaction.redact_body_text(b'{"note": "scg_AbCdEfGh_Hidden-Secret-123456"}', rendered_json=True)
     assert "Hidden-Secret-123456" not in stored and "REDACTED" in stored
+
+
+def test_the_request_log_row_turns_synchronous_commit_off_in_its_own_statement(on_postgres):
+    """One prepared statement sets ``synchronous_commit`` for its transaction (in its FROM
+    clause) and inserts the row; inside a transaction (here, the test's) the setting stays
+    until that transaction ends, as ``SET LOCAL`` would."""
+    from provisioning.audit.request_log import request_log_write
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    assert setting() == "on"
+    row = request_log_write(
+        correlation_id="6f1c1c9e-3d1f-4c55-9a43-1d1b8c0f2a11", method="GET", path="/scim/v2/Users",
+        query="", status=200, latency_ms=1.5, remote_addr="2001:db8::1", request_body="",
+        request_size=0, response_body="é" * 10, response_size=20, token_prefix="AbCdEfGh",
+        scim_client_id=None,
+    )
+    assert setting() == "off"
+    stored = RequestLog.objects.get(pk=row.pk)
+    assert (stored.remote_addr, stored.response_body, stored.status) == ("2001:db8::1", "é" * 10, 200)
