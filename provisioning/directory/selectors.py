@@ -280,13 +280,9 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
             with transaction.atomic():
                 raw = connection.connection
 
-                def set_timeout(value: str) -> None:
-                    with raw.cursor() as cursor:
-                        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [value])
-
                 def limited(execute, sql, params, many, context):
                     # Each statement gets what is left of the time.
-                    set_timeout(f"{max(1, int((deadline - time.monotonic()) * 1000))}ms")
+                    _set_statement_timeout(raw, _time_left(deadline))
                     return execute(sql, params, many, context)
 
                 with raw.cursor() as cursor:
@@ -297,7 +293,7 @@ def _time_limited(milliseconds: int) -> Iterator[None]:
                     cursor.execute("SELECT set_config('jit', 'off', true)")
                 with connection.execute_wrapper(limited):
                     yield
-                set_timeout(previous)
+                _set_statement_timeout(raw, previous)
                 with raw.cursor() as cursor:
                     cursor.execute("SELECT set_config('jit', %s, true)", [jit])
         else:
@@ -341,14 +337,11 @@ def _time_limited_transaction(deadline: float) -> Iterator[None]:
     with transaction.atomic():
         raw = connection.connection
 
-        def left() -> str:
-            return f"{max(1, int((deadline - time.monotonic()) * 1000))}ms"
-
         def limited(execute, sql, params, many, context):
             nonlocal set_at
             now = time.monotonic()
             if now - set_at >= slack:
-                _set_statement_timeout(raw, left())
+                _set_statement_timeout(raw, _time_left(deadline))
                 set_at = now
             return execute(sql, params, many, context)
 
@@ -358,10 +351,15 @@ def _time_limited_transaction(deadline: float) -> Iterator[None]:
             # interrupted; these queries run in milliseconds without it.
             cursor.execute(
                 "SELECT set_config('jit', 'off', true), set_config('statement_timeout', %s, true)",
-                [left()],
+                [_time_left(deadline)],
             )
         with connection.execute_wrapper(limited):
             yield
+
+
+def _time_left(deadline: float) -> str:
+    """What is left until ``deadline`` (``time.monotonic()``) as a ``statement_timeout``."""
+    return f"{max(1, int((deadline - time.monotonic()) * 1000))}ms"
 
 
 def _set_statement_timeout(raw, value: str) -> None:

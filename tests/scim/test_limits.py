@@ -453,15 +453,10 @@ def test_a_quick_list_sets_its_time_limit_once(scim, settings, monkeypatch, slac
     statement (the page, the count) sets what is left before it runs."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: statement_timeout")
-    from django.utils import timezone
-
     from provisioning.directory import selectors
+    from tests.factories import UserFactory
 
-    now = timezone.now()
-    User.objects.bulk_create(
-        User(user_name=f"q-{n}", display_name=f"P {n}", created=now, last_modified=now)
-        for n in range(30)
-    )
+    UserFactory.create_bulk(30)
     settings.SCIM_LIST_TIMEOUT_MS = 10_000
     monkeypatch.setattr(selectors, "LIMIT_SLACK_MS", slack_ms)
     values: list[str] = []
