@@ -36,9 +36,11 @@ def targets(results: dict) -> list[Check]:
         return round(high / low, 2) if low and high is not None else None
 
     rps = _get(results, "idp_mix", "rps")
+    share = _get(results, "floor_share", "median")
     return [
         Check("IdP mix: requests/s (at least 250)", None if rps is None else round(250 / max(rps, 0.1), 2), 1.0, "x of 250/s needed"),
         Check("IdP mix: p99", _get(results, "idp_mix", "p99_ms"), 150, "ms"),
+        Check("IdP mix: share of the framework floor (at least 0.35; median of pairs)", None if share is None else round(0.35 / max(share, 0.001), 2), 1.0, "x of the share needed"),
         Check(f"PATCH add member: {sizes[-1] if sizes else '?'} vs {sizes[0] if sizes else '?'} members", ratio("patch_add"), 1.5, "x"),
         Check("PATCH remove member: largest vs smallest group", ratio("patch_remove"), 1.5, "x"),
         Check("GET excludedAttributes=members: largest vs smallest", ratio("get_excluded_members"), 1.5, "x"),
@@ -141,6 +143,13 @@ def render(results: dict) -> str:
         f"framework floor {floor.get('rps')} req/s (floor/mix = {floor.get('ratio_floor_to_mix')})\n"
     )
     out.append(table(["operation", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"], rows))
+    share = results.get("floor_share")
+    if share:
+        out.append(
+            "\nShare of the floor (mix / floor req/s, pairs of rounds run back to back): "
+            + ", ".join(f"{p['mix_rps']} / {p['floor_rps']} = {p['share']}" for p in share["pairs"])
+            + f"; median {share['median']} (range {share['min']}–{share['max']})\n"
+        )
     scaling = results.get("group_scaling", {})
     rows = [
         [f"{int(size):,}", str(v["members"]), str(v["patch_add"]["p50_ms"]), str(v["patch_add"]["queries"]),

@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,6 +218,24 @@ def loadgen(base: str, token: str, targets: Path, *, mix: str, duration: float, 
     return json.loads(done.stdout)
 
 
+# Pairs of rounds (the mix, then the floor) the mix's share of the floor is the median of.
+SHARE_ROUNDS = 4
+
+
+def floor_share(pairs: list[tuple[float, float]]) -> dict:
+    """The mix's throughput as a share of the floor's, from pairs of rounds run one right
+    after the other: each pair's share, and their median. A shared machine's speed drifts
+    by more than the figure's margin within a minute; a pair shares its moment, and the
+    median leaves out a pair that a slow moment split."""
+    shares = [round(mix / max(floor, 0.1), 3) for mix, floor in pairs]
+    return {
+        "pairs": [{"mix_rps": mix, "floor_rps": floor, "share": share} for (mix, floor), share in zip(pairs, shares, strict=True)],
+        "median": round(statistics.median(shares), 3),
+        "min": min(shares),
+        "max": max(shares),
+    }
+
+
 def _mean_run(runs: list[dict]) -> dict:
     """Throughput and latency of several load-generator runs of one mix, averaged."""
     keys = ("rps", "p50_ms", "p95_ms", "p99_ms")
@@ -340,6 +359,16 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
                 results["floor"]["ratio_floor_to_mix"] = round(
                     results["floor"]["rps"] / max(results["idp_mix"]["rps"], 0.1), 2
                 )
+                log("share of the floor: alternating rounds of the mix and the floor")
+                short = dict(duration=max(10.0, duration / 3), warmup=warmup, concurrency=concurrency)
+                pairs = [(results["idp_mix"]["rps"], results["floor"]["rps"])] + [
+                    (
+                        loadgen(base, token, targets, mix="entra", seed=11 + i, **short)["rps"],
+                        loadgen(base, token, targets, mix="floor", seed=11 + i, **short)["rps"],
+                    )
+                    for i in range(SHARE_ROUNDS - 1)
+                ]
+                results["floor_share"] = floor_share(pairs)
         if bare is not None:
             log("write overhead: PATCH user with and without audit trail + request log")
             # Alternating rounds (with, without, with, without), so that a slow moment of a
