@@ -2,13 +2,15 @@
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from provisioning.directory import services
-from provisioning.directory.models import Membership
+from provisioning.directory.models import Membership, User
 from provisioning.scim.patch import parse_patch_request
 from tests.factories import GroupFactory, UserFactory
 
@@ -122,6 +124,32 @@ def test_a_page_that_is_not_full_needs_no_count(scim):
     assert (full["totalResults"], full["itemsPerPage"]) == (7, 3)
     exact = scim.get("/Users", params={"count": 7}).json()
     assert (exact["totalResults"], exact["itemsPerPage"]) == (7, 7)
+
+
+@pytest.mark.django_db
+def test_a_deep_page_steps_over_users_in_the_index_alone(scim, on_postgres, monkeypatch):
+    """The keys of a deep page come from an index-only scan of the users in the directory
+    (``user_created_id_live_idx``, whose condition is the default manager's): no visit to
+    the row of each user stepped over to test ``deletion_due``. The planner is kept off
+    sequential scans, which it prefers on a table this small."""
+    from provisioning.directory import selectors
+
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 5)
+    users = UserFactory.create_bulk(30)
+    # Awaiting its deletion (an IdP deleted it, deletion deferred): in no list.
+    User.with_retired.filter(pk=users[0].pk).update(deletion_due=timezone.now() + timedelta(days=7))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    queries = queries_for(scim, "GET", "/Users", params={"startIndex": 11, "count": 5})
+    [keys] = [q["sql"] for q in queries if "OFFSET" in q["sql"] and '"pk" FROM' in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + keys.replace("%s", "NULL"))
+        plan = json.dumps(cursor.fetchone()[0])
+    assert '"Index Only Scan"' in plan and "user_created_id_live_idx" in plan
+    assert '"Filter"' not in plan
+    page = scim.get("/Users", params={"startIndex": 11, "count": 5}).json()
+    assert (page["totalResults"], page["itemsPerPage"]) == (29, 5)
+    assert [r["id"] for r in page["Resources"]] == [str(u.pk) for u in users[1:][10:15]]
 
 
 @pytest.mark.django_db(transaction=True)
