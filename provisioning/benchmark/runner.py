@@ -349,6 +349,9 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
             bare = servers.enter_context(gunicorn(workers=workers, threads=threads, env=bare_env))
         write_targets(targets, f"{base}/bench/floor")
         load = dict(duration=duration, warmup=warmup, concurrency=concurrency)
+        # The rounds of the stages that alternate two sides (the share of the floor, the
+        # write overhead): shorter, so that several fit where one long run would.
+        short = dict(duration=max(10.0, duration / 3), warmup=warmup, concurrency=concurrency)
         if "mix" in stages:
             log(f"IdP mix: {concurrency} clients for {duration:.0f}s against gunicorn ({workers}x{threads})")
             results["idp_mix"] = loadgen(base, token, targets, mix="entra", **load)
@@ -360,7 +363,6 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
                     results["floor"]["rps"] / max(results["idp_mix"]["rps"], 0.1), 2
                 )
                 log("share of the floor: alternating rounds of the mix and the floor")
-                short = dict(duration=max(10.0, duration / 3), warmup=warmup, concurrency=concurrency)
                 pairs = [(results["idp_mix"]["rps"], results["floor"]["rps"])] + [
                     (
                         loadgen(base, token, targets, mix="entra", seed=11 + i, **short)["rps"],
@@ -374,7 +376,6 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
             # Alternating rounds (with, without, with, without), so that a slow moment of a
             # shared machine does not fall on one side only; each side's figures are the
             # mean of its rounds.
-            short = dict(duration=max(10.0, duration / 3), warmup=warmup, concurrency=concurrency)
             rounds = [
                 (side, loadgen(server, token, targets, mix="write", seed=7 + i, **short))
                 for i in range(2)
