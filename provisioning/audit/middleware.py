@@ -25,7 +25,7 @@ from provisioning.access.models import ScimClient
 from provisioning.access.token_check import token_prefix_of
 
 from .context import change_set_scope, request_context
-from .redaction import redact_body, redact_body_text, redact_query, truncate
+from .redaction import redact_body, redact_body_text, redact_query, truncate, unredacted_head
 from .request_log import request_log_write, storable_text
 
 logger = logging.getLogger(__name__)
@@ -83,12 +83,15 @@ class AuditMiddleware:
                 else settings.SCIMGATE_REQUEST_LOG_UNAUTHENTICATED_MAX_BODY
             )
             response_bytes = b"" if response.streaming else response.content
-            request_text, request_escaped = _body_text(body or b"", request.content_type)
-            response_text, response_escaped = _body_text(
-                response_bytes, response.get("Content-Type"), rendered_json=_rendered_json(response)
+            request_stored, request_truncated, request_escaped = _stored_body(
+                body or b"", request.content_type, limit
             )
-            request_stored = truncate(request_text, limit)
-            response_stored = truncate(response_text, limit)
+            response_stored, response_truncated, response_escaped = _stored_body(
+                response_bytes,
+                response.get("Content-Type"),
+                limit,
+                rendered_json=_rendered_json(response),
+            )
             request_log_write(
                 correlation_id=correlation_id,
                 scim_client_id=client.pk if client is not None else None,
@@ -101,10 +104,10 @@ class AuditMiddleware:
                 remote_addr=client_address(request),
                 request_body=request_stored,
                 request_size=_request_size(request, body),
-                request_truncated=len(request_stored) < len(request_text),
+                request_truncated=request_truncated,
                 response_body=response_stored,
                 response_size=len(response_bytes),
-                response_truncated=len(response_stored) < len(response_text),
+                response_truncated=response_truncated,
                 escaped=request_escaped or response_escaped,
             )
         except Exception:  # noqa: BLE001 - the request log must never fail a request
@@ -149,6 +152,22 @@ def _body_text(
     """
     text, escaped = storable_text(redact_body_text(raw, content_type, rendered_json=rendered_json))
     return text, escaped or _unstorable(raw)
+
+
+def _stored_body(
+    raw: bytes, content_type: str | None, limit: int, *, rendered_json: bool = False
+) -> tuple[str, bool, bool]:
+    """The text a body is stored as (at most ``limit`` bytes), whether it was cut, and
+    whether the body held what a column cannot hold. This server's own JSON longer than
+    the limit (a 100-user list page is 125 KB, the limit 64 KiB) is checked for secrets
+    over the part that is kept only, when nothing there could be one."""
+    if rendered_json and len(raw) > limit:
+        head = unredacted_head(raw, limit)
+        if head is not None:
+            return head, True, _unstorable(raw)
+    text, escaped = _body_text(raw, content_type, rendered_json=rendered_json)
+    stored = truncate(text, limit)
+    return stored, len(stored) < len(text), escaped
 
 
 def announced_length(meta) -> int | None:

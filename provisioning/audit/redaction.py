@@ -380,6 +380,17 @@ def redact_body_text(
     return redact_body(raw, content_type)[1]
 
 
+def unredacted_head(raw: bytes, limit: int) -> str | None:
+    """The first ``limit`` bytes of a body, cut on a character boundary, as the text to
+    store, when nothing in them could name or spell a secret (``_may_hold_secret``); else
+    None. Only for this server's own JSON (valid UTF-8 by construction): what
+    ``truncate(redact_body_text(raw), limit)`` keeps of a body in which nothing could be
+    a secret, found without checking the part that is not kept."""
+    head = raw[:limit]
+    text = head.decode("utf-8", errors="ignore")
+    return None if _may_hold_secret(head, text) else text
+
+
 def truncate(text: str, limit: int) -> str:
     """At most ``limit`` bytes of UTF-8, cut on a character boundary."""
     encoded = text.encode()

@@ -46,9 +46,12 @@ class DirectoryConfig(AppConfig):
     def ready(self) -> None:
         from provisioning.scim.schema import set_extension_source
 
-        from . import extensions, pipeline
+        from . import extensions, pipeline, timestamps
 
         connection_created.connect(_unicode_lower_on_sqlite, dispatch_uid="scimgate-unicode-lower")
+        connection_created.connect(
+            timestamps.use_iso_timestamptz_loader, dispatch_uid="scimgate-iso-timestamptz"
+        )
         # Access control sits below the directory, so the directory installs its gate;
         # oversight and audit, above it, plug in their own from their apps.
         pipeline.register_gate("access", _access_gate, order=100)

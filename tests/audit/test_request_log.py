@@ -199,3 +199,64 @@ def test_the_request_log_row_turns_synchronous_commit_off_in_its_own_statement(o
     assert setting() == "off"
     stored = RequestLog.objects.get(pk=row.pk)
     assert (stored.remote_addr, stored.response_body, stored.status) == ("2001:db8::1", "é" * 10, 200)
+
+
+# --- A long response is checked over the part that is kept --------------------------
+
+
+def _rendered(document) -> bytes:
+    from rest_framework.renderers import JSONRenderer
+
+    return JSONRenderer().render(document)
+
+
+def _old_way(raw: bytes, limit: int) -> tuple[str, bool]:
+    """What the log kept before the head alone was checked: the whole body redacted,
+    then cut."""
+    from provisioning.audit.redaction import redact_body_text, truncate
+
+    text = redact_body_text(raw, "application/scim+json", rendered_json=True)
+    stored = truncate(text, limit)
+    return stored, len(stored) < len(text)
+
+
+def test_a_long_list_page_is_stored_as_its_head_when_nothing_there_is_secret():
+    from provisioning.audit.middleware import _stored_body
+
+    # Multi-byte characters everywhere, so that the cut falls inside one of them.
+    page = {"Resources": [{"userName": f"jürgen-{i}", "title": "Überführung"} for i in range(400)]}
+    raw = _rendered(page)
+    for limit in (1000, 1001, 1002, 4096):
+        stored, truncated, escaped = _stored_body(raw, "application/scim+json", limit, rendered_json=True)
+        assert (stored, truncated) == _old_way(raw, limit)
+        assert len(stored.encode()) <= limit and raw.startswith(stored.encode())
+        assert truncated and not escaped
+
+
+def test_a_secret_name_beyond_the_cut_leaves_the_head_as_it_is_and_its_value_unstored():
+    from provisioning.audit.middleware import _stored_body
+
+    page = {"Resources": [{"userName": f"user-{i}"} for i in range(200)], "password": "Hidden-4471"}
+    raw = _rendered(page)
+    stored, truncated, _escaped = _stored_body(raw, "application/scim+json", 1000, rendered_json=True)
+    assert truncated and raw.startswith(stored.encode()) and "Hidden-4471" not in stored
+
+
+def test_a_secret_name_inside_the_kept_part_is_redacted_as_before():
+    from provisioning.audit.middleware import _stored_body
+
+    page = {"password": "Hidden-4471", "Resources": [{"userName": f"user-{i}"} for i in range(200)]}
+    raw = _rendered(page)
+    stored, truncated, _escaped = _stored_body(raw, "application/scim+json", 1000, rendered_json=True)
+    assert (stored, truncated) == _old_way(raw, 1000)
+    assert "Hidden-4471" not in stored and "[REDACTED]" in stored
+
+
+def test_a_request_body_is_redacted_whole_whatever_its_length():
+    """Only this server's own JSON takes the shortcut: a client's body is parsed whole
+    (it may not be JSON at all)."""
+    from provisioning.audit.middleware import _stored_body
+
+    body = json.dumps({"pad": "x" * 2000, "password": "Hidden-4471"}).encode()
+    stored, truncated, _escaped = _stored_body(body, "application/scim+json", 3000)
+    assert not truncated and json.loads(stored)["password"] == "[REDACTED]"
