@@ -412,6 +412,16 @@ def group_named(display_name: str) -> Group | None:
     return Group.objects.annotate(l=Lower("display_name")).filter(l=display_name.lower()).first()
 
 
+def any_of(column: str, values: list) -> tuple[str, list]:
+    """SQL for ``column`` being one of ``values``, and its parameters: on PostgreSQL one
+    array parameter (``= ANY(%s)``), so that a page of 100 ids is one statement text with
+    one parameter, which psycopg parses and the server prepares once, whatever the count;
+    elsewhere a list of parameters (``IN (%s, ...)``)."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [values]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+
+
 # Nesting depth bounds the walk up to indirect groups, whatever the data holds.
 MAX_NESTING = 10
 
@@ -435,8 +445,7 @@ def groups_of_users(
         return result
     membership, group = Membership._meta.db_table, Group._meta.db_table
     prepare = Membership._meta.get_field("user").target_field.get_db_prep_value
-    placeholders = ", ".join(["%s"] * len(user_ids))
-    ids = [prepare(pk, connection, prepared=False) for pk in user_ids]
+    among, ids = any_of("m.user_id", [prepare(pk, connection, prepared=False) for pk in user_ids])
     visible_m = visible_p = ""
     direct_params, step_params = [], []
     if scope.source_id is not None:
@@ -452,7 +461,7 @@ def groups_of_users(
     sql = f"""
         WITH RECURSIVE reach(user_id, group_id, depth, position) AS (
             SELECT m.user_id, m.group_id, 0, m.id FROM {membership} m
-            WHERE m.user_id IN ({placeholders}) {visible_m}
+            WHERE {among} {visible_m}
           UNION
             SELECT r.user_id, p.group_id, r.depth + 1, 0
             FROM reach r JOIN {membership} p ON p.member_group_id = r.group_id
@@ -493,18 +502,19 @@ def group_ancestors(group_ids: Iterable[uuid.UUID]) -> list[Group]:
         return []
     membership, group = Membership._meta.db_table, Group._meta.db_table
     prepare = Membership._meta.get_field("member_group").target_field.get_db_prep_value
-    placeholders = ", ".join(["%s"] * len(group_ids))
+    among, params = any_of(
+        "m.member_group_id", [prepare(pk, connection, prepared=False) for pk in group_ids]
+    )
     # Table names come from the models; every value is a parameter.
     sql = f"""
         WITH RECURSIVE up(id) AS (
-            SELECT m.group_id FROM {membership} m WHERE m.member_group_id IN ({placeholders})
+            SELECT m.group_id FROM {membership} m WHERE {among}
           UNION
             SELECT m.group_id FROM up JOIN {membership} m ON m.member_group_id = up.id
         )
         SELECT g.id, g.display_name, g.privileged, g.source_id
         FROM {group} g WHERE g.id IN (SELECT id FROM up)
     """  # noqa: S608
-    params = [prepare(pk, connection, prepared=False) for pk in group_ids]
     return list(Group.objects.raw(sql, params))
 
 

@@ -1,6 +1,7 @@
 """Costs that must not grow with the data: query counts, members never loaded, no lost updates."""
 
 import json
+import re
 import threading
 from datetime import timedelta
 
@@ -150,6 +151,34 @@ def test_a_deep_page_steps_over_users_in_the_index_alone(scim, on_postgres, monk
     page = scim.get("/Users", params={"startIndex": 11, "count": 5}).json()
     assert (page["totalResults"], page["itemsPerPage"]) == (29, 5)
     assert [r["id"] for r in page["Resources"]] == [str(u.pk) for u in users[1:][10:15]]
+
+
+@pytest.mark.django_db
+def test_a_pages_groups_walk_is_one_statement_whatever_its_size(scim, on_postgres):
+    """The users of a page are one array parameter of the groups walk: pages of 3 and of
+    7 users send the same statement, which the server prepares once (a list of
+    placeholders made one statement per page size, and psycopg parses such a statement
+    again at every run)."""
+    users = UserFactory.create_bulk(7)
+    outer = GroupFactory(members=[])
+    inner = GroupFactory(members=users)
+    outer_add = {"op": "Add", "path": "members", "value": [{"value": str(inner.pk)}]}
+    scim.request("PATCH", f"/Groups/{outer.pk}", {"schemas": [PATCH], "Operations": [outer_add]})
+
+    def walk(count):
+        queries = queries_for(scim, "GET", "/Users", params={"count": count})
+        [sql] = [q["sql"] for q in queries if "WITH RECURSIVE reach" in q["sql"]]
+        return sql
+
+    small, large = walk(3), walk(7)
+    assert "= ANY(" in small and " IN (" not in small.split("UNION")[0]
+    # The SQL as captured, each parameter quoted in: only the array of ids differs.
+    ids = re.compile(r"'\{[^}]*\}'::uuid\[\]")
+    assert len(ids.findall(small)) == 1 and ids.sub("?", small) == ids.sub("?", large)
+    page = scim.get("/Users", params={"count": 7}).json()["Resources"]
+    for user in page:
+        kinds = {(g["value"], g["type"]) for g in user["groups"]}
+        assert kinds == {(str(inner.pk), "direct"), (str(outer.pk), "indirect")}
 
 
 @pytest.mark.django_db(transaction=True)
