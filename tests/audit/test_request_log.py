@@ -260,3 +260,18 @@ def test_a_request_body_is_redacted_whole_whatever_its_length():
     body = json.dumps({"pad": "x" * 2000, "password": "Hidden-4471"}).encode()
     stored, truncated, _escaped = _stored_body(body, "application/scim+json", 3000)
     assert not truncated and json.loads(stored)["password"] == "[REDACTED]"
+
+
+def test_long_bodies_are_stored_with_lz4_on_postgresql(scim, on_postgres):
+    """audit 0010: the bodies' columns compress with LZ4 (about five times faster to store
+    than pglz for the 64 KiB kept of a list page)."""
+    scim.create_user("lz", addresses=[{"formatted": f"{i} Long Street Name, Town"} for i in range(90)])
+    row = RequestLog.objects.get(method="POST")
+    assert len(row.request_body) > 3000
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(request_body), pg_column_compression(response_body) "
+            "FROM audit_requestlog WHERE id = %s",
+            [row.pk],
+        )
+        assert cursor.fetchone() == ("lz4", "lz4")
