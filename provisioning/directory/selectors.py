@@ -416,7 +416,10 @@ def any_of(column: str, values: list) -> tuple[str, list]:
     """SQL for ``column`` being one of ``values``, and its parameters: on PostgreSQL one
     array parameter (``= ANY(%s)``), so that a page of 100 ids is one statement text with
     one parameter, which psycopg parses and the server prepares once, whatever the count;
-    elsewhere a list of parameters (``IN (%s, ...)``)."""
+    elsewhere a list of parameters (``IN (%s, ...)``). One value is ``= %s`` everywhere
+    (a read by id: the server's generic plan for an array expects several)."""
+    if len(values) == 1:
+        return f"{column} = %s", values
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)", [values]
     return f"{column} IN ({', '.join(['%s'] * len(values))})", values
