@@ -6,7 +6,7 @@ import datetime as dt
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +19,7 @@ from django.db.models import (
     Count,
     DateTimeField,
     F,
+    Field,
     Func,
     JSONField,
     OuterRef,
@@ -39,8 +40,10 @@ from django.db.models.lookups import (
 from django.utils import timezone
 
 from provisioning.access.authorization import EVERYTHING, ReadScope
+from provisioning.access.models import ScimClient
 from provisioning.scim.errors import ScimError
 
+from . import statements
 from .jsonsql import ChosenElement, Instant, JsonScalar
 from .models import Group, Membership, ResourceCount, User
 
@@ -111,13 +114,19 @@ def page(
         return _page(queryset, order=order, offset=offset, limit=limit)
 
 
+def page_total(offset: int, limit: int, rows: list, counted: Callable[[], int]) -> int:
+    """The total of a page read below ``DEEP_OFFSET``: a page that is not full but not
+    empty (or an empty first page) ends the result; otherwise ``counted()``."""
+    if len(rows) < limit and (rows or offset == 0):
+        return offset + len(rows)
+    return counted()
+
+
 def _page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[int, list]:
     ordered = queryset.order_by(*order, "pk")
     if limit > 0 and offset < DEEP_OFFSET:
         rows = list(ordered[offset : offset + limit])
-        if len(rows) < limit and (rows or offset == 0):
-            return offset + len(rows), rows
-        return count(queryset), rows
+        return page_total(offset, limit, rows, lambda: count(queryset)), rows
     total = count(queryset)
     if limit <= 0 or offset >= total:
         return total, []
@@ -401,6 +410,44 @@ def users_due_for_deletion(now: datetime, limit: int = 500) -> list[uuid.UUID]:
     """Ids of users whose scheduled deletion is due, the longest overdue first."""
     due = retired_users(due_by=now).order_by("deletion_due", "id")
     return list(due.values_list("pk", flat=True)[:limit])
+
+
+def scoped_rows(
+    client: ScimClient | None,
+    queryset: Callable[[Q | None], QuerySet],
+    key: tuple,
+    where: Callable[[Any], Q],
+    value: Any,
+    field: Field,
+    *,
+    order: Sequence[str],
+    start: int = 0,
+    stop: int = 1,
+    for_update: bool = False,
+) -> list:
+    """``queryset(where(value))`` narrowed to what ``client`` may see (as
+    ``authorization.scope_queryset``), ordered, ``[start:stop]``, locked ``for_update``;
+    its SQL compiled once per process for ``key`` (``statements.fetch``). ``where`` must
+    give the same SQL for every value ``key`` covers; ``field`` prepares the value for
+    the database. The caller checks the permission first."""
+    own = client is not None and client.role.own_resources_only
+
+    def build(value, source=None) -> QuerySet:
+        rows = queryset(where(value))
+        if own:  # as authorization.scope_queryset narrows it: its owner's only
+            rows = rows.filter(source_id=source)
+        if for_update:
+            rows = rows.select_for_update()
+        return rows.order_by(*order)[start:stop]
+
+    model = queryset(None).model
+    source = model._meta.get_field("source").target_field
+    return statements.fetch(
+        (own, for_update, tuple(order), start, stop, *key),
+        build,
+        (value, client.pk) if own else (value,),
+        (field, source) if own else (field,),
+    )
 
 
 def group_get(group_id: uuid.UUID) -> Group | None:

@@ -74,10 +74,24 @@ def _lock(
     """
     authorization.require(client, model.__name__, operation)
     pk = parse_id(resource_id)
-    if queryset is None:
-        queryset = model.objects.all()
-    queryset = authorization.scope_queryset(client, model.__name__, queryset)
-    resource = queryset.select_for_update().filter(pk=pk).first() if pk else None
+    if pk and queryset is None:
+        # The first write of every PATCH, PUT and DELETE: compiled once (scoped_rows).
+        rows = selectors.scoped_rows(
+            client,
+            lambda q: model.objects.filter(q) if q is not None else model.objects.all(),
+            ("lock", model.__name__),
+            lambda value: Q(pk=value),
+            pk,
+            model._meta.pk,
+            order=("pk",),
+            for_update=True,
+        )
+        resource = rows[0] if rows else None
+    else:
+        queryset = authorization.scope_queryset(
+            client, model.__name__, model.objects.all() if queryset is None else queryset
+        )
+        resource = queryset.select_for_update().filter(pk=pk).first() if pk else None
     if resource is None:
         raise NotFound(f"{model.__name__} {resource_id} not found")
     pipeline.loaded(resource)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
+from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Field, Q, QuerySet
 from rest_framework.response import Response
 
 from provisioning.access import authorization
@@ -235,8 +236,8 @@ def _projection(
         raise errors.InvalidValue(exc.detail) from None
 
 
-def _order(resource_type: ResourceType, query: ListQuery) -> list:
-    if not query.sort_by:
+def _order(resource_type: ResourceType, query: ListQuery | None) -> list:
+    if query is None or not query.sort_by:
         return ["created"]
     return [sort_expression(query.sort_by, resource_type.name, query.descending)]
 
@@ -249,16 +250,29 @@ _INDEXED_EQ = {
 }
 
 
-def index_served(resource_type: ResourceType, node: filters.Node | None) -> bool:
-    """Whether a list's filter is one ``eq`` of a string an index answers (the IdPs'
-    lookup before a create: ``userName eq "..."``, ``externalId eq "..."``)."""
+# Of those, the ones whose SQL is the same for every non-empty string (an id is not: a
+# value that is no UUID matches nothing), and the column each compares with.
+_COMPILED_EQ = {
+    "User": {"username": "user_name", "externalid": "external_id"},
+    "Group": {"displayname": "display_name", "externalid": "external_id"},
+}
+
+
+def _eq_name(resource_type: ResourceType, node: filters.Node | None) -> str | None:
+    """The lower-case core attribute of a filter that is one ``eq`` of a string, or None."""
     if not isinstance(node, filters.Compare) or node.op != "eq" or not isinstance(node.value, str):
-        return False
+        return None
     path = node.path
     core = resource_type.schema.core
     if path.lower().startswith(core.lower() + ":"):
         path = path[len(core) + 1 :]
-    return path.lower() in _INDEXED_EQ.get(resource_type.name, frozenset())
+    return path.lower()
+
+
+def index_served(resource_type: ResourceType, node: filters.Node | None) -> bool:
+    """Whether a list's filter is one ``eq`` of a string an index answers (the IdPs'
+    lookup before a create: ``userName eq "..."``, ``externalId eq "..."``)."""
+    return _eq_name(resource_type, node) in _INDEXED_EQ.get(resource_type.name, frozenset())
 
 
 def _filter_q(
@@ -356,6 +370,34 @@ def readable(client: ScimClient, resource_type: ResourceType, q: Q | None = None
     return authorization.scope_queryset(client, resource_type.name, resource_type.queryset(q))
 
 
+def readable_rows(
+    client: ScimClient,
+    resource_type: ResourceType,
+    key: tuple,
+    where: Callable[[Any], Q],
+    value: Any,
+    field: Field,
+    *,
+    start: int = 0,
+    stop: int = 1,
+) -> list:
+    """``readable(client, resource_type, where(value))[start:stop]`` in the list order,
+    its SQL compiled once per process for ``key`` (``selectors.scoped_rows``): the reads
+    most SCIM requests make."""
+    authorization.require(client, resource_type.name, "read")
+    return selectors.scoped_rows(
+        client,
+        resource_type.queryset,
+        (resource_type.name, *key),
+        where,
+        value,
+        field,
+        order=(*_order(resource_type, None), "pk"),
+        start=start,
+        stop=stop,
+    )
+
+
 class ResourceView(ScimView):
     resource_type: ResourceType
 
@@ -387,8 +429,15 @@ class ResourceView(ScimView):
             pk = uuid.UUID(str(resource_id))
         except ValueError:
             pk = None
-        queryset = readable(request.user, self.resource_type)
-        found = queryset.filter(pk=pk).first() if pk else None
+        if pk is None:
+            authorization.require(request.user, self.resource_type.name, "read")
+            found = None
+        else:
+            pk_field = self.resource_type.queryset(None).model._meta.pk
+            rows = readable_rows(
+                request.user, self.resource_type, ("pk",), lambda v: Q(pk=v), pk, pk_field
+            )
+            found = rows[0] if rows else None
         if found is None:
             raise errors.NotFound(f"{self.resource_type.name} {resource_id} not found")
         return found
@@ -451,6 +500,33 @@ class ResourceView(ScimView):
         queryset = readable(request.user, self.resource_type)
         attributes, excluded = _projection(self.resource_type.schema, query)
         node = filters.parse_filter(query.filter) if query.filter else None
+        offset, limit = query.start_index - 1, query.count
+        column = _COMPILED_EQ[self.resource_type.name].get(_eq_name(self.resource_type, node))
+        compiled = column and node.value and query.cursor is None and not query.sort_by
+        if compiled and limit > 0 and offset < selectors.DEEP_OFFSET:
+            # The IdPs' lookup before a create: its SQL compiled once (readable_rows).
+            client = request.user
+            items = readable_rows(
+                client,
+                self.resource_type,
+                ("eq", column),
+                lambda value: _filter_q(
+                    self.resource_type, query, client, replace(node, value=value)
+                ),
+                node.value,
+                queryset.model._meta.get_field(column),
+                start=offset,
+                stop=offset + limit,
+            )
+            total = selectors.page_total(
+                offset,
+                limit,
+                items,
+                lambda: selectors.count(
+                    queryset.filter(_filter_q(self.resource_type, query, client, node))
+                ),
+            )
+            return self._list_page(request, query, items, total, attributes, excluded)
         q = _filter_q(self.resource_type, query, request.user, node)
         if query.cursor is not None:
             scope = authorization.read_scope(request.user)
@@ -467,10 +543,13 @@ class ResourceView(ScimView):
         total, items = selectors.page(
             queryset if q is None else queryset.filter(q),
             order=_order(self.resource_type, query),
-            offset=query.start_index - 1,
-            limit=query.count,
+            offset=offset,
+            limit=limit,
             time_limit=not index_served(self.resource_type, node),
         )
+        return self._list_page(request, query, items, total, attributes, excluded)
+
+    def _list_page(self, request, query: ListQuery, items: list, total: int, attributes, excluded):
         documents = self.resource_type.render(
             items,
             self.base_url(request),

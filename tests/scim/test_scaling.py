@@ -181,6 +181,50 @@ def test_a_pages_groups_walk_is_one_statement_whatever_its_size(scim, on_postgre
         assert kinds == {(str(inner.pk), "direct"), (str(outer.pk), "indirect")}
 
 
+@pytest.mark.django_db
+def test_reads_by_id_and_the_idps_lookups_are_compiled_once(scim):
+    """A user or group by id and ``userName``/``externalId``/``displayName eq`` run a
+    statement compiled once per shape (``directory.statements``); an empty value, which
+    the filter turns into another condition, and the id filter run through the ORM."""
+    from provisioning.directory import statements
+
+    statements.forget()
+    user = UserFactory(user_name="Ada@Example.com", external_id="E-1")
+    group = GroupFactory(display_name="Engineers", members=[user])
+    scim.get(f"/Users/{user.pk}")
+    scim.get(f"/Groups/{group.pk}", params={"excludedAttributes": "members"})
+    found = {
+        'userName eq "ada@EXAMPLE.com"': 1,
+        'externalId eq "E-1"': 1,
+        'externalId eq "e-1"': 0,  # externalId is case-exact (RFC 7643 §3.1)
+        'userName eq ""': 0,
+        f'id eq "{user.pk}"': 1,
+    }
+    for text, total in found.items():
+        assert scim.get("/Users", params={"filter": text}).json()["totalResults"] == total
+    body = scim.get("/Groups", params={"filter": 'displayName eq "engineers"'}).json()
+    assert [g["id"] for g in body["Resources"]] == [str(group.pk)]
+    # (own resources only, locked, order, start, stop, type, what) after the database.
+    kept = {
+        key[2:]: entry
+        for key, entry in statements._compiled.items()
+        if key[:2] == ("default", connection.vendor)
+    }
+    order = ("created", "pk")
+    assert set(kept) == {
+        (False, False, order, 0, 1, "User", "pk"),
+        (False, False, order, 0, 1, "Group", "pk"),
+        (False, False, order, 0, 100, "User", "eq", "user_name"),
+        (False, False, order, 0, 100, "User", "eq", "external_id"),
+        (False, False, order, 0, 100, "Group", "eq", "display_name"),
+    }
+    assert all(entry is not statements._UNCACHEABLE for entry in kept.values())
+    # The next read by id compiles nothing: one statement for the user, none built.
+    with CaptureQueriesContext(connection) as queries:
+        assert scim.get(f"/Users/{user.pk}").json()["userName"] == "Ada@Example.com"
+    assert sum('FROM "directory_user"' in q["sql"] for q in queries) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_member_patches_lose_nothing_on_postgres(on_postgres):
     group = GroupFactory()

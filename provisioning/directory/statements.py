@@ -1,0 +1,179 @@
+"""Querysets compiled once per process and shape, run again with other values.
+
+The ORM builds and compiles a queryset into SQL at every run. For the reads that most
+SCIM requests make (a user or group by id, the ``userName eq`` and ``externalId eq``
+lookups an IdP sends before each create) that is about a third of a millisecond of
+Python, more than the database takes to answer.
+
+``fetch`` builds its queryset once per database vendor and ``key`` with marker values,
+compiles it, and keeps the SQL with the position of each marker among its parameters.
+Later runs put the values in those positions, execute the SQL and turn the rows into
+instances with the compiler's own converters and ``Model.from_db``, as the ORM does.
+A shape whose markers do not each appear exactly once among the parameters (a value the
+ORM transforms, or leaves out) is not kept: it runs through the ORM every time.
+
+``key`` must name everything the queryset's SQL depends on besides the values; the
+values must not change the SQL (a caller keeps apart the values that do, an empty
+string for instance).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+from django.db import connections
+from django.db.models import Field, Model, QuerySet
+from django.db.models.query import ModelIterable
+from django.db.transaction import TransactionManagementError
+
+# Shapes kept per process; the least recently used goes beyond this (a key holds page
+# bounds, which a client chooses).
+MAX_STATEMENTS = 256
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple
+    positions: tuple[int, ...]  # where each value goes among ``params``
+    fields: tuple[Field, ...]  # each value's field, which prepares it for the database
+    model: type[Model]
+    for_update: bool  # SELECT ... FOR UPDATE where the database has it
+    attnames: tuple[str, ...]
+    # (column index, its converters, its expression): what the ORM applies to each row.
+    converters: tuple[tuple[int, tuple, Any], ...]
+
+
+_UNCACHEABLE = object()
+_compiled: OrderedDict[tuple, _Compiled | object] = OrderedDict()
+_lock = Lock()
+
+
+def _marker(field: Field) -> Any:
+    """A value of ``field``'s type that no real parameter equals."""
+    token = uuid.uuid4()
+    return token if field.get_internal_type() == "UUIDField" else f"\x1fmarker:{token.hex}"
+
+
+def _plain(queryset: QuerySet) -> bool:
+    """Rows of the model's own columns, one instance each: what ``from_db`` rebuilds."""
+    query = queryset.query
+    return (
+        queryset._iterable_class is ModelIterable
+        and not query.select_related
+        and not query.annotation_select
+        and not query.extra_select
+        and query.deferred_loading == (frozenset(), True)
+        and not queryset._prefetch_related_lookups
+        and not (
+            query.select_for_update_nowait
+            or query.select_for_update_skip_locked
+            or query.select_for_update_of
+            or getattr(query, "select_for_no_key_update", False)
+        )
+    )
+
+
+def _compile(
+    connection, build: Callable[..., QuerySet], fields: Sequence[Field]
+) -> _Compiled | object:
+    markers = [_marker(field) for field in fields]
+    queryset = build(*markers)
+    if not _plain(queryset):
+        return _UNCACHEABLE
+    compiler = queryset.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    positions = []
+    for field, marker in zip(fields, markers, strict=True):
+        prepared = field.get_db_prep_value(marker, connection, prepared=False)
+        found = [i for i, param in enumerate(params) if param == prepared]
+        if len(found) != 1:
+            return _UNCACHEABLE
+        positions.append(found[0])
+    model = queryset.model
+    concrete = model._meta.concrete_fields
+    columns = [expression for expression, _sql, _alias in compiler.select]
+    if [getattr(column, "target", None) for column in columns] != list(concrete):
+        return _UNCACHEABLE
+    converters = compiler.get_converters(columns)
+    return _Compiled(
+        sql=sql,
+        params=tuple(params),
+        positions=tuple(positions),
+        fields=tuple(fields),
+        model=model,
+        for_update=bool(queryset.query.select_for_update)
+        and connection.features.has_select_for_update,
+        attnames=tuple(field.attname for field in concrete),
+        converters=tuple(
+            (index, tuple(convs), expression) for index, (convs, expression) in converters.items()
+        ),
+    )
+
+
+def _entry(key: tuple, connection, build, fields) -> _Compiled | object:
+    full_key = (connection.alias, connection.vendor, *key)
+    with _lock:
+        entry = _compiled.get(full_key)
+        if entry is not None:
+            _compiled.move_to_end(full_key)
+            return entry
+    entry = _compile(connection, build, fields)
+    with _lock:
+        _compiled[full_key] = entry
+        while len(_compiled) > MAX_STATEMENTS:
+            _compiled.popitem(last=False)
+    return entry
+
+
+def fetch(
+    key: tuple,
+    build: Callable[..., QuerySet],
+    values: Sequence[Any],
+    fields: Sequence[Field],
+    *,
+    using: str = "default",
+) -> list[Model]:
+    """What ``list(build(*values))`` returns, compiled once for ``key``.
+
+    ``fields``: the model field each value is compared with (it prepares the value for
+    the database as the ORM would).
+    """
+    connection = connections[using]
+    entry = _entry(key, connection, build, fields)
+    if entry is _UNCACHEABLE:
+        return list(build(*values))
+    assert isinstance(entry, _Compiled)
+    if entry.for_update and connection.get_autocommit():
+        # What the ORM says of such a queryset: its lock would end with the statement.
+        raise TransactionManagementError(
+            "select_for_update cannot be used outside of a transaction."
+        )
+    params = list(entry.params)
+    for position, field, value in zip(entry.positions, entry.fields, values, strict=True):
+        params[position] = field.get_db_prep_value(value, connection, prepared=False)
+    with connection.cursor() as cursor:
+        cursor.execute(entry.sql, params)
+        rows = cursor.fetchall()
+    instances = []
+    for row in rows:
+        if entry.converters:
+            row = list(row)
+            for index, converters, expression in entry.converters:
+                value = row[index]
+                for convert in converters:
+                    value = convert(value, expression, connection)
+                row[index] = value
+        instances.append(entry.model.from_db(using, entry.attnames, row))
+    return instances
+
+
+def forget() -> None:
+    """Drop every compiled statement (tests that change the schema under them)."""
+    with _lock:
+        _compiled.clear()

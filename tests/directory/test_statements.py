@@ -1,0 +1,146 @@
+"""Querysets compiled once and run again with other values (``directory.statements``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from provisioning.directory import statements
+from provisioning.directory.models import User
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PK = User._meta.pk
+USER_NAME = User._meta.get_field("user_name")
+
+
+@pytest.fixture(autouse=True)
+def no_compiled_statements():
+    statements.forget()
+    yield
+    statements.forget()
+
+
+def _fields(user: User) -> dict:
+    return {f.attname: getattr(user, f.attname) for f in User._meta.concrete_fields}
+
+
+def _by_pk(pk):
+    return User.objects.filter(pk=pk).order_by("created", "pk")[:1]
+
+
+def _by_name(name):
+    return User.objects.filter(Exact(Lower("user_name"), Lower(Value(name)))).order_by("created", "pk")
+
+
+def test_rows_are_the_instances_the_orm_builds():
+    """Every column through the ORM's own converters: JSON, timestamps, NULLs, booleans."""
+    users = [
+        UserFactory(attributes={"title": "Ünïcode", "addresses": [{"locality": "Oslo"}]}),
+        UserFactory(external_id=None, active=False),
+        UserFactory(deletion_due=None, manager_id=""),
+    ]
+    for user in users:
+        [fetched] = statements.fetch(("pk",), _by_pk, [user.pk], [PK])
+        [orm] = list(_by_pk(user.pk))
+        assert type(fetched) is User and not fetched._state.adding
+        assert _fields(fetched) == _fields(orm)
+        assert fetched._state.db == "default" and fetched.etag == orm.etag
+
+
+def test_a_shape_is_compiled_once_then_run_with_each_value():
+    first, second = UserFactory(user_name="Ada@Example.com"), UserFactory(user_name="bob@example.com")
+    assert statements.fetch(("name",), _by_name, ["ADA@example.com"], [USER_NAME]) == [first]
+    built = []
+
+    def counting(name):
+        built.append(name)
+        return _by_name(name)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert statements.fetch(("name",), counting, ["BOB@EXAMPLE.COM"], [USER_NAME]) == [second]
+        assert statements.fetch(("name",), counting, ["nobody"], [USER_NAME]) == []
+    assert built == [] and len(queries) == 2
+    # The values are parameters of the one statement, whatever they hold.
+    hostile = "x' OR '1'='1"
+    assert statements.fetch(("name",), _by_name, [hostile], [USER_NAME]) == []
+
+
+def test_what_the_orm_reads_through_a_compiled_statement_is_the_same_sql():
+    user = UserFactory()
+    with CaptureQueriesContext(connection) as orm:
+        list(_by_pk(user.pk))
+    statements.fetch(("pk",), _by_pk, [user.pk], [PK])  # compiles
+    with CaptureQueriesContext(connection) as compiled:
+        statements.fetch(("pk",), _by_pk, [user.pk], [PK])
+    assert [q["sql"] for q in compiled] == [q["sql"] for q in orm]
+
+
+def test_a_value_the_orm_transforms_is_never_compiled():
+    """``contains`` wraps the value in ``%...%``: no parameter equals the marker, so the
+    shape runs through the ORM every time and still answers right."""
+    ada = UserFactory(user_name="ada.lovelace@example.com")
+
+    def containing(text):
+        return User.objects.filter(user_name__contains=text).order_by("pk")
+
+    for _ in range(2):
+        assert statements.fetch(("co",), containing, ["lovelace"], [USER_NAME]) == [ada]
+    assert statements._compiled[("default", connection.vendor, "co")] is statements._UNCACHEABLE
+
+
+def test_shapes_that_are_not_plain_rows_run_through_the_orm():
+    user = UserFactory()
+    for build in (
+        lambda pk: User.objects.filter(pk=pk).select_related("source"),
+        lambda pk: User.objects.filter(pk=pk).defer("attributes"),
+        lambda pk: User.objects.filter(pk=pk).annotate(n=Lower("user_name")),
+    ):
+        statements.forget()
+        assert [u.pk for u in statements.fetch(("other",), build, [user.pk], [PK])] == [user.pk]
+        assert statements._compiled[("default", connection.vendor, "other")] is statements._UNCACHEABLE
+
+
+def test_the_oldest_shape_goes_beyond_the_limit(monkeypatch):
+    monkeypatch.setattr(statements, "MAX_STATEMENTS", 2)
+    user = UserFactory()
+    for key in ("a", "b", "a", "c"):
+        statements.fetch((key,), _by_pk, [user.pk], [PK])
+    assert [k[-1] for k in statements._compiled] == ["a", "c"]
+
+
+def test_rows_of_a_transaction_are_those_it_sees():
+    user = UserFactory(deletion_due=None)
+    statements.fetch(("live",), lambda pk: User.objects.filter(pk=pk), [user.pk], [PK])
+    User.with_retired.filter(pk=user.pk).update(deletion_due=timezone.now() + timedelta(days=1))
+    assert statements.fetch(("live",), lambda pk: User.objects.filter(pk=pk), [user.pk], [PK]) == []
+    assert statements.fetch(("any",), lambda pk: User.with_retired.filter(Q(pk=pk)), [user.pk], [PK])
+
+
+def _locked(pk):
+    return User.objects.select_for_update().filter(pk=pk).order_by("pk")[:1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_statement_locks_and_needs_a_transaction(on_postgres):
+    """As the ORM: ``FOR UPDATE`` in the SQL, and refused outside a transaction, where its
+    lock would end with the statement; compiled or not."""
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    user = UserFactory()
+    for _ in range(2):  # compiles, then runs compiled
+        with pytest.raises(TransactionManagementError):
+            statements.fetch(("lock",), _locked, [user.pk], [PK])
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            assert statements.fetch(("lock",), _locked, [user.pk], [PK]) == [user]
+        assert queries[-1]["sql"].endswith("FOR UPDATE")
+    assert statements._compiled[("default", "postgresql", "lock")].for_update
