@@ -414,6 +414,7 @@ def users_due_for_deletion(now: datetime, limit: int = 500) -> list[uuid.UUID]:
 
 def scoped_rows(
     client: ScimClient | None,
+    model: type[User] | type[Group],
     queryset: Callable[[Q | None], QuerySet],
     key: tuple,
     where: Callable[[Any], Q],
@@ -425,7 +426,7 @@ def scoped_rows(
     stop: int = 1,
     for_update: bool = False,
 ) -> list:
-    """``queryset(where(value))`` narrowed to what ``client`` may see (as
+    """``queryset(where(value))`` (rows of ``model``) narrowed to what ``client`` may see (as
     ``authorization.scope_queryset``), ordered, ``[start:stop]``, locked ``for_update``;
     its SQL compiled once per process for ``key`` (``statements.fetch``). ``where`` must
     give the same SQL for every value ``key`` covers; ``field`` prepares the value for
@@ -440,7 +441,6 @@ def scoped_rows(
             rows = rows.select_for_update()
         return rows.order_by(*order)[start:stop]
 
-    model = queryset(None).model
     source = model._meta.get_field("source").target_field
     return statements.fetch(
         (own, for_update, tuple(order), start, stop, *key),

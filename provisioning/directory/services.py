@@ -78,6 +78,7 @@ def _lock(
         # The first write of every PATCH, PUT and DELETE: compiled once (scoped_rows).
         rows = selectors.scoped_rows(
             client,
+            model,
             lambda q: model.objects.filter(q) if q is not None else model.objects.all(),
             ("lock", model.__name__),
             lambda value: Q(pk=value),

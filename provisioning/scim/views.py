@@ -41,6 +41,7 @@ class ResourceType:
     name: str
     schema: ResourceSchema
     queryset: Callable
+    model: type[User] | type[Group]
 
     def render(
         self,
@@ -94,16 +95,8 @@ class ResourceType:
         return [resources.project(self.schema, d, attributes, excluded) for d in documents]
 
 
-USERS = ResourceType(
-    "User",
-    USER_SCHEMA,
-    selectors.users,
-)
-GROUPS = ResourceType(
-    "Group",
-    GROUP_SCHEMA,
-    selectors.groups,
-)
+USERS = ResourceType("User", USER_SCHEMA, selectors.users, User)
+GROUPS = ResourceType("Group", GROUP_SCHEMA, selectors.groups, Group)
 RESOURCE_TYPES = {"User": USERS, "Group": GROUPS}
 
 
@@ -387,6 +380,7 @@ def readable_rows(
     authorization.require(client, resource_type.name, "read")
     return selectors.scoped_rows(
         client,
+        resource_type.model,
         resource_type.queryset,
         (resource_type.name, *key),
         where,
@@ -433,7 +427,7 @@ class ResourceView(ScimView):
             authorization.require(request.user, self.resource_type.name, "read")
             found = None
         else:
-            pk_field = self.resource_type.queryset(None).model._meta.pk
+            pk_field = self.resource_type.model._meta.pk
             rows = readable_rows(
                 request.user, self.resource_type, ("pk",), lambda v: Q(pk=v), pk, pk_field
             )
@@ -497,7 +491,8 @@ class ResourceView(ScimView):
         return Response(document, status=status, headers=headers)
 
     def search(self, request, query: ListQuery) -> Response:
-        queryset = readable(request.user, self.resource_type)
+        # The permission first: a client without it learns nothing of its query's faults.
+        authorization.require(request.user, self.resource_type.name, "read")
         attributes, excluded = _projection(self.resource_type.schema, query)
         node = filters.parse_filter(query.filter) if query.filter else None
         offset, limit = query.start_index - 1, query.count
@@ -514,7 +509,7 @@ class ResourceView(ScimView):
                     self.resource_type, query, client, replace(node, value=value)
                 ),
                 node.value,
-                queryset.model._meta.get_field(column),
+                self.resource_type.model._meta.get_field(column),
                 start=offset,
                 stop=offset + limit,
             )
@@ -523,10 +518,15 @@ class ResourceView(ScimView):
                 limit,
                 items,
                 lambda: selectors.count(
-                    queryset.filter(_filter_q(self.resource_type, query, client, node))
+                    readable(
+                        client,
+                        self.resource_type,
+                        _filter_q(self.resource_type, query, client, node),
+                    )
                 ),
             )
             return self._list_page(request, query, items, total, attributes, excluded)
+        queryset = readable(request.user, self.resource_type)
         q = _filter_q(self.resource_type, query, request.user, node)
         if query.cursor is not None:
             scope = authorization.read_scope(request.user)

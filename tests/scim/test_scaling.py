@@ -225,6 +225,24 @@ def test_reads_by_id_and_the_idps_lookups_are_compiled_once(scim):
     assert sum('FROM "directory_user"' in q["sql"] for q in queries) == 1
 
 
+@pytest.mark.django_db
+def test_a_compiled_lookup_pages_and_counts_as_the_orm_does(scim):
+    """A full page of a compiled ``externalId eq`` is counted; a page past the end is
+    empty with the total."""
+    users = [UserFactory(external_id="shared") for _ in range(3)]
+    first = scim.get("/Users", params={"filter": 'externalId eq "shared"', "count": 2}).json()
+    assert (first["totalResults"], first["itemsPerPage"]) == (3, 2)
+    assert [r["id"] for r in first["Resources"]] == [str(u.pk) for u in users[:2]]
+    last = scim.get(
+        "/Users", params={"filter": 'externalId eq "shared"', "count": 2, "startIndex": 3}
+    ).json()
+    assert [r["id"] for r in last["Resources"]] == [str(users[2].pk)]
+    beyond = scim.get(
+        "/Users", params={"filter": 'externalId eq "shared"', "count": 2, "startIndex": 9}
+    ).json()
+    assert (beyond["totalResults"], beyond["Resources"]) == (3, [])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_member_patches_lose_nothing_on_postgres(on_postgres):
     group = GroupFactory()
