@@ -14,7 +14,9 @@ ORM transforms, or leaves out) is not kept: it runs through the ORM every time.
 
 ``key`` must name everything the queryset's SQL depends on besides the values; the
 values must not change the SQL (a caller keeps apart the values that do, an empty
-string for instance).
+string for instance). Every other parameter is kept as it was compiled: a queryset that
+compares with the time, or any value that changes between runs, is not for ``fetch``
+unless that value is one of its values.
 """
 
 from __future__ import annotations
