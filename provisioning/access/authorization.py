@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from provisioning.scim.errors import Forbidden, InvalidValue, NotFound
 
@@ -50,10 +50,20 @@ def readable_types(client: ScimClient | None) -> list[str]:
     return [rt for rt in RESOURCE_TYPES if can(client, rt, "read")]
 
 
+def own_resources_only(client: ScimClient | None) -> bool:
+    """Whether ``client`` sees only the users and groups it created."""
+    return client is not None and client.role.own_resources_only
+
+
+def owned_by(source_id) -> Q:
+    """The users or groups created by the client ``source_id``."""
+    return Q(source_id=source_id)
+
+
 def scope_queryset(client: ScimClient | None, resource_type: str, queryset: Q_) -> Q_:
     """Narrow a User or Group queryset to what ``client`` may see (its own, if so limited)."""
-    if client is not None and client.role.own_resources_only:
-        return queryset.filter(source=client)
+    if own_resources_only(client):
+        return queryset.filter(owned_by(client.pk))
     return queryset
 
 

@@ -39,7 +39,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from provisioning.access.authorization import EVERYTHING, ReadScope
+from provisioning.access.authorization import EVERYTHING, ReadScope, own_resources_only, owned_by
 from provisioning.access.models import ScimClient
 from provisioning.scim.errors import ScimError
 
@@ -415,7 +415,6 @@ def users_due_for_deletion(now: datetime, limit: int = 500) -> list[uuid.UUID]:
 def scoped_rows(
     client: ScimClient | None,
     model: type[User] | type[Group],
-    queryset: Callable[[Q | None], QuerySet],
     key: tuple,
     where: Callable[[Any], Q],
     value: Any,
@@ -426,17 +425,17 @@ def scoped_rows(
     stop: int = 1,
     for_update: bool = False,
 ) -> list:
-    """``queryset(where(value))`` (rows of ``model``) narrowed to what ``client`` may see (as
+    """``model.objects.filter(where(value))`` narrowed to what ``client`` may see (as
     ``authorization.scope_queryset``), ordered, ``[start:stop]``, locked ``for_update``;
     its SQL compiled once per process for ``key`` (``statements.fetch``). ``where`` must
     give the same SQL for every value ``key`` covers; ``field`` prepares the value for
     the database. The caller checks the permission first."""
-    own = client is not None and client.role.own_resources_only
+    own = own_resources_only(client)
 
     def build(value, source=None) -> QuerySet:
-        rows = queryset(where(value))
-        if own:  # as authorization.scope_queryset narrows it: its owner's only
-            rows = rows.filter(source_id=source)
+        rows = model.objects.filter(where(value))
+        if own:  # as authorization.scope_queryset narrows it, the client's id a value
+            rows = rows.filter(owned_by(source))
         if for_update:
             rows = rows.select_for_update()
         return rows.order_by(*order)[start:stop]

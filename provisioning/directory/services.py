@@ -79,7 +79,6 @@ def _lock(
         rows = selectors.scoped_rows(
             client,
             model,
-            lambda q: model.objects.filter(q) if q is not None else model.objects.all(),
             ("lock", model.__name__),
             lambda value: Q(pk=value),
             pk,

@@ -64,6 +64,8 @@ class ScimRenderer(JSONRenderer):
     media_type = SCIM_CONTENT_TYPE
     charset = None
     _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    # DRF's encoder keeps no state: one serves every response.
+    _default = staticmethod(JSONRenderer.encoder_class().default)
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
@@ -75,7 +77,7 @@ class ScimRenderer(JSONRenderer):
         ):
             try:
                 rendered = orjson.dumps(
-                    data, default=self.encoder_class().default, option=self._OPTIONS
+                    data, default=self._default, option=self._OPTIONS
                 )
             except TypeError:
                 pass

@@ -235,20 +235,16 @@ def _order(resource_type: ResourceType, query: ListQuery | None) -> list:
     return [sort_expression(query.sort_by, resource_type.name, query.descending)]
 
 
-# Attributes whose ``eq`` an index answers in one probe (the case-insensitive unique
-# indexes on userName and a group's displayName, the externalId indexes, the primary key).
-_INDEXED_EQ = {
-    "User": frozenset({"username", "externalid", "id"}),
-    "Group": frozenset({"displayname", "externalid", "id"}),
-}
-
-
-# Of those, the ones whose SQL is the same for every non-empty string (an id is not: a
-# value that is no UUID matches nothing), and the column each compares with.
+# Attributes whose ``eq`` of a string an index answers in one probe and whose SQL is the
+# same for every non-empty string (the case-insensitive unique indexes on userName and a
+# group's displayName, the externalId indexes), with the column each compares with.
 _COMPILED_EQ = {
     "User": {"username": "user_name", "externalid": "external_id"},
     "Group": {"displayname": "display_name", "externalid": "external_id"},
 }
+# Those and the primary key, whose SQL depends on the value (one that is no UUID
+# matches nothing).
+_INDEXED_EQ = {name: frozenset(columns) | {"id"} for name, columns in _COMPILED_EQ.items()}
 
 
 def _eq_name(resource_type: ResourceType, node: filters.Node | None) -> str | None:
@@ -381,7 +377,6 @@ def readable_rows(
     return selectors.scoped_rows(
         client,
         resource_type.model,
-        resource_type.queryset,
         (resource_type.name, *key),
         where,
         value,
