@@ -118,11 +118,11 @@ def publish(events: list[Event], candidates: list[EventStream] | None = None) ->
 
 
 def _insert(events: list[Event], deliveries: list[Delivery]) -> None:
-    """Insert the events and their deliveries: one statement on PostgreSQL (a
-    data-modifying CTE; each delivery finds its event's id by the event's ``jti``), two
-    elsewhere. The rows get their ids either way."""
+    """Insert the events and their deliveries: one statement on PostgreSQL (with
+    deliveries, a data-modifying CTE; each delivery finds its event's id by the event's
+    ``jti``), two elsewhere. The rows get their ids either way."""
     connection = connections[router.db_for_write(Event)]
-    if connection.vendor != "postgresql" or not deliveries:
+    if connection.vendor != "postgresql":
         Event.objects.bulk_create(events)
         if deliveries:
             Delivery.objects.bulk_create(deliveries)
@@ -141,18 +141,28 @@ def _insert(events: list[Event], deliveries: list[Delivery]) -> None:
         delivery_rows.append(f"((SELECT id FROM ev WHERE jti = %s), {holders})")  # noqa: S608
         params += [delivery.event.jti, *values]
     # Names are the models' own, quoted; every value is a parameter.
-    sql = (
-        f"WITH ev AS (INSERT INTO {quote(Event._meta.db_table)} ({event_columns}) "  # noqa: S608
-        f"VALUES {', '.join(event_rows)} RETURNING {quote('id')}, {quote('jti')}), "
-        f"d AS (INSERT INTO {quote(Delivery._meta.db_table)} ({quote('event_id')}, {delivery_columns}) "
-        f"VALUES {', '.join(delivery_rows)} "
-        f"RETURNING {quote('id')}, {quote('event_id')}, {quote('stream_id')}) "
-        f"SELECT {quote('id')}, {quote('jti')}, NULL::bigint, NULL::uuid FROM ev "
-        f"UNION ALL SELECT {quote('id')}, NULL::uuid, {quote('event_id')}, {quote('stream_id')} FROM d"
+    insert_events = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({event_columns}) "  # noqa: S608
+        f"VALUES {', '.join(event_rows)} RETURNING {quote('id')}, {quote('jti')}"
     )
+    if deliveries:
+        sql = (
+            f"WITH ev AS ({insert_events}), "  # noqa: S608
+            f"d AS (INSERT INTO {quote(Delivery._meta.db_table)} ({quote('event_id')}, {delivery_columns}) "
+            f"VALUES {', '.join(delivery_rows)} "
+            f"RETURNING {quote('id')}, {quote('event_id')}, {quote('stream_id')}) "
+            f"SELECT {quote('id')}, {quote('jti')}, NULL::bigint, NULL::uuid FROM ev "
+            f"UNION ALL SELECT {quote('id')}, NULL::uuid, {quote('event_id')}, {quote('stream_id')} FROM d"
+        )
+    else:
+        # Without deliveries (no stream hears the events): the events alone, without
+        # the ORM's compilation of a bulk insert.
+        sql = insert_events
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if not deliveries:
+        rows = [(pk, jti, None, None) for pk, jti in rows]
     event_ids = {jti: pk for pk, jti, _event_id, _stream_id in rows if jti is not None}
     for event in events:
         event.pk = event_ids[event.jti]
