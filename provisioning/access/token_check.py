@@ -23,7 +23,6 @@ entries, no change set. Issuing and revoking tokens is in ``clients``.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import ipaddress
@@ -37,6 +36,8 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+from provisioning.scim.resources import copy_json
 
 from . import config_cache
 from .models import AccessToken, AuthMethod, Role, ScimClient, ScimToken
@@ -235,7 +236,8 @@ def role_at(role_id: int, revision: str | None, alias: str = "default") -> Role:
     if values is None:  # created after the copy's revision was read: read it alone
         return Role.objects.get(pk=role_id)
     attnames = [f.attname for f in Role._meta.concrete_fields]
-    return Role.from_db(alias, attnames, copy.deepcopy(list(values)))
+    # The JSON values (lists of names) are the copy's only mutable ones.
+    return Role.from_db(alias, attnames, [copy_json(value) for value in values])
 
 
 def token_by_prefix(prefix: str, token_model: type = ScimToken):
