@@ -53,36 +53,46 @@ DEEP_OFFSET = 1000
 
 def resource_total(model: type[User] | type[Group]) -> int | None:
     """How many users (or groups) exist, from the trigger-kept counter; None if unknown."""
+    return statements.scalar(
+        ("resource_total", model.__name__),
+        lambda: ResourceCount.objects.filter(resource_type=model.__name__)
+        .values_list("total", flat=True)[:1],
+    )
+
+
+def _present_users() -> QuerySet:
+    """The users' counter less the users awaiting a scheduled deletion (they are rows
+    but not in the directory): a count over a small partial index, in the counter's
+    own statement."""
+    retired = (
+        retired_users()
+        .order_by()
+        .annotate(n=Func(F("pk"), function="COUNT", output_field=BigIntegerField()))
+        .values("n")
+    )
     return (
-        ResourceCount.objects.filter(resource_type=model.__name__)
-        .values_list("total", flat=True)
-        .first()
+        ResourceCount.objects.filter(resource_type=User.__name__)
+        .annotate(present=F("total") - Subquery(retired[:1]))
+        .values_list("present", flat=True)[:1]
     )
 
 
 def _counted_total(queryset: QuerySet) -> int | None:
-    """The counter's total when ``queryset`` is every user or every group; else None.
-
-    The counter counts rows; users awaiting a scheduled deletion are rows but not in
-    the directory, so they are subtracted: a count over a small partial index, in the
-    same query as the counter.
-    """
+    """The counter's total when ``queryset`` is every user or every group (users
+    awaiting deletion subtracted); else None. Compiled once per process."""
     if queryset.model is Group and not queryset.query.where:
         return resource_total(Group)
     if queryset.model is User and queryset.query.where == User.objects.all().query.where:
-        retired = (
-            retired_users()
-            .order_by()
-            .annotate(n=Func(F("pk"), function="COUNT", output_field=BigIntegerField()))
-            .values("n")
-        )
-        return (
-            ResourceCount.objects.filter(resource_type=User.__name__)
-            .annotate(present=F("total") - Subquery(retired[:1]))
-            .values_list("present", flat=True)
-            .first()
-        )
+        return directory_total(User)
     return None
+
+
+def directory_total(model: type[User] | type[Group]) -> int | None:
+    """How many users (or groups) the directory holds, from the counter: what
+    ``count(model.objects.all())`` returns without a COUNT over the table."""
+    if model is Group:
+        return resource_total(Group)
+    return statements.scalar(("present_users",), _present_users)
 
 
 def count(queryset: QuerySet) -> int:
@@ -416,9 +426,9 @@ def scoped_rows(
     client: ScimClient | None,
     model: type[User] | type[Group],
     key: tuple,
-    where: Callable[[Any], Q],
+    where: Callable[[Any], Q] | None,
     value: Any,
-    field: Field,
+    field: Field | None,
     *,
     order: Sequence[str],
     start: int = 0,
@@ -427,26 +437,46 @@ def scoped_rows(
 ) -> list:
     """``model.objects.filter(where(value))`` narrowed to what ``client`` may see (as
     ``authorization.scope_queryset``), ordered, ``[start:stop]``, locked ``for_update``;
-    its SQL compiled once per process for ``key`` (``statements.fetch``). ``where`` must
-    give the same SQL for every value ``key`` covers; ``field`` prepares the value for
-    the database. The caller checks the permission first."""
+    its SQL compiled once per process for ``key`` whatever the page (``statements.fetch``).
+    ``where`` must give the same SQL for every value ``key`` covers; ``field`` prepares
+    the value for the database. ``where`` None: every resource (``value`` and ``field``
+    unused). The caller checks the permission first."""
     own = own_resources_only(client)
 
-    def build(value, source=None) -> QuerySet:
-        rows = model.objects.filter(where(value))
+    def build(*values, start: int, stop: int) -> QuerySet:
+        rows = model.objects.all()
+        if where is not None:
+            rows = rows.filter(where(values[0]))
         if own:  # as authorization.scope_queryset narrows it, the client's id a value
-            rows = rows.filter(owned_by(source))
+            rows = rows.filter(owned_by(values[-1]))
         if for_update:
             rows = rows.select_for_update()
         return rows.order_by(*order)[start:stop]
 
     source = model._meta.get_field("source").target_field
+    values, fields = ((value,), (field,)) if where is not None else ((), ())
     return statements.fetch(
-        (own, for_update, tuple(order), start, stop, *key),
+        (own, for_update, tuple(order), *key),
         build,
-        (value, client.pk) if own else (value,),
-        (field, source) if own else (field,),
+        (*values, client.pk) if own else values,
+        (*fields, source) if own else fields,
+        start=start,
+        stop=stop,
     )
+
+
+def deep_page(model: type[User] | type[Group], *, order: Sequence[str], start: int, stop: int) -> list:
+    """Every ``model`` resource in ``order`` (ending in the primary key), ``[start:stop]``,
+    for a page far from the start: one statement, compiled once per process, whose
+    subquery steps over ``start`` keys in the ordering index alone (an index-only scan
+    for the default (created, id) order) and whose rows are then read by primary key,
+    the page's alone. The caller checks the permission first and limits the time."""
+
+    def build(*, start: int, stop: int) -> QuerySet:
+        keys = model.objects.order_by(*order).values("pk")[start:stop]
+        return model.objects.filter(pk__in=keys).order_by(*order)
+
+    return statements.fetch(("deep", tuple(order)), build, (), (), start=start, stop=stop)
 
 
 def group_get(group_id: uuid.UUID) -> Group | None:

@@ -12,7 +12,14 @@ instances with the compiler's own converters and ``Model.from_db``, as the ORM d
 A shape whose markers do not each appear exactly once among the parameters (a value the
 ORM transforms, or leaves out) is not kept: it runs through the ORM every time.
 
-``key`` must name everything the queryset's SQL depends on besides the values; the
+A paged shape (``start``/``stop`` given) takes its bounds as parameters too: it is
+compiled with marker bounds, and the ``LIMIT … OFFSET …`` they compile to (once in the
+statement, wherever ``build`` slices: the statement or a subquery of it) becomes
+``LIMIT %s OFFSET %s``. Every page of a shape is then one statement text, which the
+database prepares once, and one entry here, whatever pages a client asks for.
+
+``key`` must name everything the queryset's SQL depends on besides the values (and
+tell a paged shape from one that is not); the
 values must not change the SQL (a caller keeps apart the values that do, an empty
 string for instance). Every other parameter is kept as it was compiled: a queryset that
 compares with the time, or any value that changes between runs, is not for ``fetch``
@@ -21,6 +28,7 @@ unless that value is one of its values.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -49,7 +57,14 @@ class _Compiled:
     attnames: tuple[str, ...]
     # (column index, its converters, its expression): what the ORM applies to each row.
     converters: tuple[tuple[int, tuple, Any], ...]
+    # A paged shape: where LIMIT's and OFFSET's values go among the parameters.
+    bounds_at: int | None = None
 
+
+# A paged shape's marker bounds: no real page starts or stops there.
+_START_MARK, _LIMIT_MARK = 7_340_033_201, 9_110_000_389
+# A placeholder, or an escaped percent sign (``%%``) that is none.
+_PLACEHOLDER = re.compile(r"%%|%s")
 
 _UNCACHEABLE = object()
 _compiled: OrderedDict[tuple, _Compiled | object] = OrderedDict()
@@ -81,22 +96,44 @@ def _plain(queryset: QuerySet) -> bool:
     )
 
 
+def _parametrised_bounds(connection, sql: str) -> tuple[str, int] | None:
+    """``sql`` with the marker bounds' ``LIMIT … OFFSET …`` made placeholders, and the
+    index among the parameters where their values go; None unless it occurs once."""
+    bounds = connection.ops.limit_offset_sql(_START_MARK, _START_MARK + _LIMIT_MARK)
+    if sql.count(bounds) != 1:
+        return None
+    at = sql.index(bounds)
+    before = sum(1 for found in _PLACEHOLDER.findall(sql[:at]) if found == "%s")
+    return sql[:at] + "LIMIT %s OFFSET %s" + sql[at + len(bounds) :], before
+
+
 def _compile(
-    connection, build: Callable[..., QuerySet], fields: Sequence[Field]
+    connection, build: Callable[..., QuerySet], fields: Sequence[Field], paged: bool = False
 ) -> _Compiled | object:
     markers = [_marker(field) for field in fields]
-    queryset = build(*markers)
+    if paged:
+        queryset = build(*markers, start=_START_MARK, stop=_START_MARK + _LIMIT_MARK)
+    else:
+        queryset = build(*markers)
     if not _plain(queryset):
         return _UNCACHEABLE
     compiler = queryset.query.get_compiler(connection=connection)
     sql, params = compiler.as_sql()
+    bounds_at = None
+    if paged:
+        found = _parametrised_bounds(connection, sql)
+        if found is None:
+            return _UNCACHEABLE
+        sql, bounds_at = found
     positions = []
     for field, marker in zip(fields, markers, strict=True):
         prepared = field.get_db_prep_value(marker, connection, prepared=False)
         found = [i for i, param in enumerate(params) if param == prepared]
         if len(found) != 1:
             return _UNCACHEABLE
-        positions.append(found[0])
+        positions.append(found[0] + (2 if bounds_at is not None and found[0] >= bounds_at else 0))
+    if bounds_at is not None:
+        params = [*params[:bounds_at], None, None, *params[bounds_at:]]
     model = queryset.model
     concrete = model._meta.concrete_fields
     columns = [expression for expression, _sql, _alias in compiler.select]
@@ -115,17 +152,18 @@ def _compile(
         converters=tuple(
             (index, tuple(convs), expression) for index, (convs, expression) in converters.items()
         ),
+        bounds_at=bounds_at,
     )
 
 
-def _entry(key: tuple, connection, build, fields) -> _Compiled | object:
+def _entry(key: tuple, connection, build, fields, paged: bool) -> _Compiled | object:
     full_key = (connection.alias, connection.vendor, *key)
     with _lock:
         entry = _compiled.get(full_key)
         if entry is not None:
             _compiled.move_to_end(full_key)
             return entry
-    entry = _compile(connection, build, fields)
+    entry = _compile(connection, build, fields, paged)
     with _lock:
         _compiled[full_key] = entry
         while len(_compiled) > MAX_STATEMENTS:
@@ -139,18 +177,29 @@ def fetch(
     values: Sequence[Any],
     fields: Sequence[Field],
     *,
+    start: int | None = None,
+    stop: int | None = None,
     using: str = "default",
 ) -> list[Model]:
-    """What ``list(build(*values))`` returns, compiled once for ``key``.
+    """What ``list(build(*values))`` returns, compiled once for ``key``; with ``start``
+    and ``stop``, what ``list(build(*values, start=start, stop=stop))`` returns, where
+    ``build`` slices a queryset ``[start:stop]`` (the rows themselves, or a subquery).
 
     ``fields``: the model field each value is compared with (it prepares the value for
     the database as the ORM would).
     """
     connection = connections[using]
-    entry = _entry(key, connection, build, fields)
+    paged = start is not None
+    if paged and (stop is None or start < 0 or stop <= start):
+        raise ValueError("a page needs 0 <= start < stop")
+    entry = _entry(key, connection, build, fields, paged)
     if entry is _UNCACHEABLE:
+        if paged:
+            return list(build(*values, start=start, stop=stop))
         return list(build(*values))
     assert isinstance(entry, _Compiled)
+    if paged is (entry.bounds_at is None):
+        raise ValueError(f"{key!r} names a paged shape and one that is not")
     if entry.for_update and connection.get_autocommit():
         # What the ORM says of such a queryset: its lock would end with the statement.
         raise TransactionManagementError(
@@ -159,6 +208,8 @@ def fetch(
     params = list(entry.params)
     for position, field, value in zip(entry.positions, entry.fields, values, strict=True):
         params[position] = field.get_db_prep_value(value, connection, prepared=False)
+    if entry.bounds_at is not None:
+        params[entry.bounds_at : entry.bounds_at + 2] = [stop - start, start]
     with connection.cursor() as cursor:
         cursor.execute(entry.sql, params)
         rows = cursor.fetchall()
@@ -175,7 +226,29 @@ def fetch(
     return instances
 
 
+_scalars: dict[tuple, tuple[str, tuple]] = {}
+
+
+def scalar(key: tuple, build: Callable[[], QuerySet], *, using: str = "default") -> Any:
+    """The first column of the first row of ``build()`` (a ``values_list`` of one
+    column, an integer or text the database driver returns as Python has it), or None
+    without rows; its SQL, which has no values of its own, compiled once for ``key``."""
+    connection = connections[using]
+    full_key = (connection.alias, connection.vendor, *key)
+    compiled = _scalars.get(full_key)
+    if compiled is None:
+        queryset = build()
+        sql, params = queryset.query.get_compiler(connection=connection).as_sql()
+        compiled = _scalars[full_key] = (sql, tuple(params))
+    sql, params = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def forget() -> None:
     """Drop every compiled statement (tests that change the schema under them)."""
     with _lock:
         _compiled.clear()
+        _scalars.clear()

@@ -264,6 +264,17 @@ def index_served(resource_type: ResourceType, node: filters.Node | None) -> bool
     return _eq_name(resource_type, node) in _INDEXED_EQ.get(resource_type.name, frozenset())
 
 
+def _every_resource(query: ListQuery, client: ScimClient, node: filters.Node | None) -> bool:
+    """Whether a list asks for every resource in the default order by index (no filter,
+    no sortBy, no cursor), and the client may read every resource (not only its own)."""
+    return (
+        node is None
+        and not query.sort_by
+        and query.cursor is None
+        and not authorization.own_resources_only(client)
+    )
+
+
 def _filter_q(
     resource_type: ResourceType,
     query: ListQuery,
@@ -363,9 +374,9 @@ def readable_rows(
     client: ScimClient,
     resource_type: ResourceType,
     key: tuple,
-    where: Callable[[Any], Q],
+    where: Callable[[Any], Q] | None,
     value: Any,
-    field: Field,
+    field: Field | None,
     *,
     start: int = 0,
     stop: int = 1,
@@ -521,6 +532,11 @@ class ResourceView(ScimView):
                 ),
             )
             return self._list_page(request, query, items, total, attributes, excluded)
+        if _every_resource(query, request.user, node) and limit > 0:
+            # Every resource in the default order, as an IdP pages through the directory:
+            # its statements compiled once, whatever the page.
+            items, total = self._every_resource_page(request.user, offset, limit)
+            return self._list_page(request, query, items, total, attributes, excluded)
         queryset = readable(request.user, self.resource_type)
         q = _filter_q(self.resource_type, query, request.user, node)
         if query.cursor is not None:
@@ -543,6 +559,35 @@ class ResourceView(ScimView):
             time_limit=not index_served(self.resource_type, node),
         )
         return self._list_page(request, query, items, total, attributes, excluded)
+
+    def _every_resource_page(self, client: ScimClient, offset: int, limit: int) -> tuple[list, int]:
+        """A page of every resource, in the default order, and the total: what
+        ``selectors.page`` gives for ``readable(client, ...)``. Below
+        ``selectors.DEEP_OFFSET`` one statement (and the counter when the page is full),
+        bounded by the page: at most ``DEEP_OFFSET`` + ``limit`` entries of the (created,
+        id) index, so no time limit; from it on, the counter, then one statement whose
+        subquery steps over the keys in that index alone, under the list's time limit."""
+        resource_type = self.resource_type
+
+        def counted() -> int:
+            return selectors.count(readable(client, resource_type))
+
+        if offset < selectors.DEEP_OFFSET:
+            items = readable_rows(
+                client, resource_type, ("all",), None, None, None, start=offset, stop=offset + limit
+            )
+            return items, selectors.page_total(offset, limit, items, counted)
+        total = counted()
+        if offset >= total:
+            return [], total
+        with selectors.list_time_limit():
+            items = selectors.deep_page(
+                resource_type.model,
+                order=(*_order(resource_type, None), "pk"),
+                start=offset,
+                stop=offset + limit,
+            )
+        return items, total
 
     def _list_page(self, request, query: ListQuery, items: list, total: int, attributes, excluded):
         documents = self.resource_type.render(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -144,3 +145,34 @@ def test_a_locking_statement_locks_and_needs_a_transaction(on_postgres):
             assert statements.fetch(("lock",), _locked, [user.pk], [PK]) == [user]
         assert queries[-1]["sql"].endswith("FOR UPDATE")
     assert statements._compiled[("default", "postgresql", "lock")].for_update
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("start,stop", [(0, 1), (0, 3), (1, 4), (4, 9), (9, 12)])
+def test_a_paged_shape_takes_its_bounds_as_parameters(start, stop):
+    """Every page of one shape is one compiled statement; each equals the ORM's slice,
+    also where the bounds sit in a subquery with a value after them."""
+    users = UserFactory.create_bulk(10)
+    name = users[5].user_name
+
+    def build(value, *, start, stop):
+        keys = User.objects.order_by("created", "pk").values("pk")[start:stop]
+        return User.objects.filter(pk__in=keys).exclude(user_name=value).order_by("created", "pk")
+
+    field = User._meta.get_field("user_name")
+    got = statements.fetch(("subquery",), build, (name,), (field,), start=start, stop=stop)
+    assert got == list(build(name, start=start, stop=stop))
+    entry = statements._compiled[("default", connection.vendor, "subquery")]
+    assert entry is not statements._UNCACHEABLE and entry.bounds_at is not None
+    assert "LIMIT %s OFFSET %s" in entry.sql
+
+
+@pytest.mark.django_db
+def test_a_key_names_either_a_paged_shape_or_one_that_is_not():
+    UserFactory()
+    pk = User._meta.pk
+    statements.fetch(("k",), lambda v, *, start, stop: User.objects.filter(pk=v)[start:stop], (uuid.uuid4(),), (pk,), start=0, stop=1)
+    with pytest.raises(ValueError, match="paged"):
+        statements.fetch(("k",), lambda v: User.objects.filter(pk=v), (uuid.uuid4(),), (pk,))
+    with pytest.raises(ValueError, match="start < stop"):
+        statements.fetch(("k",), lambda v, *, start, stop: User.objects.none(), (1,), (pk,), start=3, stop=3)

@@ -305,8 +305,10 @@ def test_outside_a_transaction_the_time_limit_is_local_to_its_own(scim, settings
         ("/Users", 'externalId eq "ext-1"', False),
         ("/Users", 'id eq "8c9f1f0e-5b7a-4c1e-9a57-0d6f2b9e4a11"', False),
         ("/Groups", 'displayName eq "Staff"', False),
+        # No filter, a page below DEEP_OFFSET: at most DEEP_OFFSET + count index entries.
+        ("/Users", None, False),
+        ("/Groups", None, False),
         # Anything else keeps the limit.
-        ("/Users", None, True),
         ("/Users", 'userName co "a"', True),
         ("/Users", 'userName eq "a" or externalId eq "b"', True),
         ("/Users", 'displayName eq "A"', True),
@@ -333,6 +335,34 @@ def test_only_a_filter_an_index_answers_skips_the_time_limit(scim, monkeypatch, 
     assert bool(entered) is limited
     if path == "/Users" and filter_ and "a@x.example" in filter_.lower() and not limited:
         assert response.json()["totalResults"] == 1
+
+
+@pytest.mark.parametrize(
+    "params,limited",
+    [
+        ({"startIndex": 2, "count": 2}, True),  # deep: OFFSET walks the index
+        ({"startIndex": 1, "count": 2}, False),  # bounded by the page
+        ({"startIndex": 1, "count": 2, "sortBy": "title"}, True),  # a sort over everyone
+    ],
+)
+def test_a_page_far_from_the_start_keeps_the_time_limit(scim, monkeypatch, params, limited):
+    from provisioning.directory import selectors
+
+    entered = []
+    real = selectors._time_limited
+
+    def recording(milliseconds):
+        entered.append(milliseconds)
+        return real(milliseconds)
+
+    monkeypatch.setattr(selectors, "_time_limited", recording)
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 1)
+    ids = [scim.create_user(f"u{n}@x.example", title=f"T{3 - n}")["id"] for n in range(3)]
+    body = scim.ok(scim.get("/Users", params=params))
+    assert bool(entered) is limited
+    assert body["totalResults"] == 3
+    expected = ids[::-1][:2] if "sortBy" in params else ids[params["startIndex"] - 1 :][:2]
+    assert [r["id"] for r in body["Resources"]] == expected
 
 
 def test_membership_changes_count_against_the_request(scim, settings):
@@ -467,11 +497,12 @@ def test_a_quick_list_sets_its_time_limit_once(scim, settings, monkeypatch, slac
         real(raw, value)
 
     monkeypatch.setattr(selectors, "_set_statement_timeout", recording)
-    page = scim.search("/Users", count=10, startIndex=11)
+    # A filter no index answers in one probe (every user has a userName).
+    page = scim.search("/Users", filter="userName pr", count=10, startIndex=11)
     assert page["totalResults"] == 30 and len(page["Resources"]) == 10
     if slack_ms:
         assert values == []
     else:
-        assert len(values) >= 2  # the page, the count (the counter's row, or a COUNT)
+        assert len(values) >= 2  # the page, the count
     times = [int(value.removesuffix("ms")) for value in values]
     assert times == sorted(times, reverse=True) and all(0 < t <= 10_000 for t in times)

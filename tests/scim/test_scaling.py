@@ -204,7 +204,8 @@ def test_reads_by_id_and_the_idps_lookups_are_compiled_once(scim):
         assert scim.get("/Users", params={"filter": text}).json()["totalResults"] == total
     body = scim.get("/Groups", params={"filter": 'displayName eq "engineers"'}).json()
     assert [g["id"] for g in body["Resources"]] == [str(group.pk)]
-    # (own resources only, locked, order, start, stop, type, what) after the database.
+    # (own resources only, locked, order, type, what) after the database: the page's
+    # bounds are parameters, not part of the shape.
     kept = {
         key[2:]: entry
         for key, entry in statements._compiled.items()
@@ -212,17 +213,51 @@ def test_reads_by_id_and_the_idps_lookups_are_compiled_once(scim):
     }
     order = ("created", "pk")
     assert set(kept) == {
-        (False, False, order, 0, 1, "User", "pk"),
-        (False, False, order, 0, 1, "Group", "pk"),
-        (False, False, order, 0, 100, "User", "eq", "user_name"),
-        (False, False, order, 0, 100, "User", "eq", "external_id"),
-        (False, False, order, 0, 100, "Group", "eq", "display_name"),
+        (False, False, order, "User", "pk"),
+        (False, False, order, "Group", "pk"),
+        (False, False, order, "User", "eq", "user_name"),
+        (False, False, order, "User", "eq", "external_id"),
+        (False, False, order, "Group", "eq", "display_name"),
     }
     assert all(entry is not statements._UNCACHEABLE for entry in kept.values())
     # The next read by id compiles nothing: one statement for the user, none built.
     with CaptureQueriesContext(connection) as queries:
         assert scim.get(f"/Users/{user.pk}").json()["userName"] == "Ada@Example.com"
     assert sum('FROM "directory_user"' in q["sql"] for q in queries) == 1
+
+
+@pytest.mark.django_db
+def test_every_page_of_the_whole_directory_is_one_compiled_statement(scim, monkeypatch):
+    """``GET /Users`` without a filter, page after page: one statement text, compiled
+    once with its bounds as parameters (``LIMIT %s OFFSET %s``), far pages included
+    (their keys from a subquery, the rows by primary key); the pages are the ORM's."""
+    from provisioning.directory import selectors, statements
+
+    statements.forget()
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 4)
+    users = UserFactory.create_bulk(7)
+    expected = [str(u.pk) for u in User.objects.order_by("created", "pk")]
+    seen, texts = [], set()
+
+    def statement_texts(execute, sql, params, many, context):
+        if sql.startswith('SELECT "directory_user"."id"'):
+            texts.add(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(statement_texts):
+        for start in (1, 3, 5, 7, 9):
+            body = scim.get("/Users", params={"startIndex": start, "count": 2}).json()
+            assert body["totalResults"] == len(users)
+            assert body["startIndex"] == start
+            seen += [r["id"] for r in body["Resources"]]
+    assert seen == expected
+    # One shallow and one deep statement, whatever the bounds: they are parameters.
+    assert len(texts) == 2
+    assert all("LIMIT %s OFFSET %s" in text for text in texts)
+    kept = [key[2:] for key in statements._compiled if key[:2] == ("default", connection.vendor)]
+    assert sorted(map(str, kept)) == sorted(
+        map(str, [(False, False, ("created", "pk"), "User", "all"), ("deep", ("created", "pk"))])
+    )
 
 
 @pytest.mark.django_db
