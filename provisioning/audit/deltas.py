@@ -24,6 +24,7 @@ are read as they are.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from difflib import SequenceMatcher
 from typing import Any
@@ -94,7 +95,26 @@ def _same(old: Any, new: Any) -> bool:
     """Equal as JSON (``1`` and ``true`` are equal in Python, not in a document)."""
     if old is _ABSENT or new is _ABSENT:
         return old is new
-    return old == new and canonical_json(old) == canonical_json(new)
+    return old == new and _same_json(old, new)
+
+
+def _same_json(old: Any, new: Any) -> bool:
+    """Whether two values Python finds equal have the same canonical JSON: the same
+    types all the way down (``1``, ``1.0`` and ``true`` differ), floats of the same sign
+    (``0.0`` and ``-0.0`` differ). Walked, not serialised: an unchanged attribute of an
+    update costs no encoding. Values of other types are compared as encoded."""
+    kind = type(old)
+    if kind is not type(new):
+        return False
+    if kind is dict:
+        return all(_same_json(value, new[key]) for key, value in old.items())
+    if kind is list:
+        return all(_same_json(a, b) for a, b in zip(old, new, strict=True))
+    if kind in (str, int, bool) or old is None:
+        return True
+    if kind is float:
+        return math.copysign(1.0, old) == math.copysign(1.0, new)
+    return canonical_json(old) == canonical_json(new)
 
 
 def delta(before: dict, after: dict) -> tuple[dict, dict, list[dict]]:

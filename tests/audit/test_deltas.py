@@ -108,3 +108,33 @@ def test_json_types_are_told_apart():
     """``1 == True`` in Python; a document holding one is not the same as one holding the other."""
     old, new = deltas.update_snapshots({"x": 1}, {"x": True})
     assert new["document"] == {"x": True} and old["document"] == {"x": 1}
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-2, max_value=2)
+    | st.sampled_from([0.0, -0.0, 1.0, 2.0, float("nan")])
+    | st.sampled_from(["", "a", "A"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner, max_size=2),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values, _json_values)
+def test_same_is_equal_canonical_json(old, new):
+    """``_same`` walks values instead of encoding them and agrees with comparing their
+    canonical JSON (``1``, ``1.0`` and ``true`` differ; ``0.0`` and ``-0.0`` differ)."""
+    from provisioning.audit.models import canonical_json
+
+    expected = old == new and canonical_json(old) == canonical_json(new)
+    assert deltas._same(old, new) is expected
+    assert deltas._same(old, old) is (old == old)
+
+
+def test_same_tells_numbers_and_booleans_apart():
+    assert not deltas._same({"a": [1]}, {"a": [True]})
+    assert not deltas._same([1], [1.0])
+    assert not deltas._same(0.0, -0.0)
+    assert deltas._same({"a": [1, {"b": "x"}], "c": None}, {"c": None, "a": [1, {"b": "x"}]})
