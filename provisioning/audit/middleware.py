@@ -25,7 +25,14 @@ from provisioning.access.models import ScimClient
 from provisioning.access.token_check import token_prefix_of
 
 from .context import change_set_scope, request_context
-from .redaction import redact_body, redact_body_text, redact_query, truncate, unredacted_head
+from .redaction import (
+    Redacted,
+    redact_body,
+    redact_body_text,
+    redact_query,
+    truncate,
+    unredacted_head,
+)
 from .request_log import request_log_write, storable_text
 
 logger = logging.getLogger(__name__)
@@ -198,13 +205,14 @@ def _read_body(request: HttpRequest) -> bytes | None:
         return None
 
 
-def _describe(request: HttpRequest, body: bytes | None = None) -> dict:
-    """The request as stored on a change set: method, path, query and redacted body."""
-    document: dict = {
-        "method": request.method,
-        "path": request.path,
-        "query": redact_query(request.META.get("QUERY_STRING", "")),
-    }
+def _describe(request: HttpRequest, body: bytes | None = None) -> Redacted:
+    """The request as stored on a change set: method, path, query and redacted body
+    (``Redacted``: the change set does not redact it again)."""
+    document = Redacted(
+        method=request.method,
+        path=request.path,
+        query=redact_query(request.META.get("QUERY_STRING", "")),
+    )
     if body:
         # JSON as its redacted value; anything else as redacted pairs or a masked shape.
         parsed, text = redact_body(body, request.content_type)

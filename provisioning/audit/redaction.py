@@ -142,12 +142,21 @@ def _redact_path(path: str) -> str:
     return _QUOTED.sub(f'"{REDACTED}"', path) if '"' in path else path
 
 
+class Redacted(dict):
+    """An object ``redact`` has made already (a request as ``_describe`` stores it on a
+    change set): ``redact`` gives it back as it is, instead of a second, identical
+    copy. Nothing else is trusted: a plain object is redacted whoever built it."""
+
+
 def redact(value: Any) -> Any:
-    """A copy of a JSON value with every secret replaced (see the module docstring).
+    """A copy of a JSON value with every secret replaced (see the module docstring);
+    a ``Redacted`` object as it is.
 
     Objects and arrays nested deeper than the interpreter's recursion limit raise
     ``RecursionError``; the body functions below treat such a body as unparsed.
     """
+    if isinstance(value, Redacted):
+        return value
     if isinstance(value, dict):
         secret_path = any(
             isinstance(key, str)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from provisioning.audit.redaction import (
     REDACTED,
+    Redacted,
     is_secret_key,
     redact,
     redact_body,
@@ -312,3 +313,20 @@ def test_a_secret_anywhere_in_any_document_is_never_stored(
     raw = json.dumps(body).encode()
     assert SECRET not in redact_body_text(raw)
     assert SECRET not in json.dumps(redact_body(raw)[0])
+
+
+def test_only_what_redaction_made_is_not_redacted_again():
+    """``_describe`` marks the request it redacted; ``redact`` gives that back as it is
+    (no second copy) and still redacts any plain object, whoever built it."""
+    from django.test import RequestFactory
+
+    from provisioning.audit.middleware import _describe
+
+    body = b'{"userName": "a", "password": "hunter2"}'
+    request = RequestFactory().post("/scim/v2/Users?access_token=abc", body, content_type="application/json")
+    described = _describe(request, body)
+    assert isinstance(described, Redacted)
+    assert described["body"]["password"] == REDACTED and "abc" not in described["query"]
+    assert redact(described) is described
+    plain = dict(described, body={"password": "hunter2"})
+    assert redact(plain)["body"]["password"] == REDACTED
