@@ -55,8 +55,9 @@ def resource_total(model: type[User] | type[Group]) -> int | None:
     """How many users (or groups) exist, from the trigger-kept counter; None if unknown."""
     return statements.scalar(
         ("resource_total", model.__name__),
-        lambda: ResourceCount.objects.filter(resource_type=model.__name__)
-        .values_list("total", flat=True)[:1],
+        lambda: ResourceCount.objects.filter(resource_type=model.__name__).values_list(
+            "total", flat=True
+        )[:1],
     )
 
 
@@ -83,16 +84,8 @@ def _counted_total(queryset: QuerySet) -> int | None:
     if queryset.model is Group and not queryset.query.where:
         return resource_total(Group)
     if queryset.model is User and queryset.query.where == User.objects.all().query.where:
-        return directory_total(User)
+        return statements.scalar(("present_users",), _present_users)
     return None
-
-
-def directory_total(model: type[User] | type[Group]) -> int | None:
-    """How many users (or groups) the directory holds, from the counter: what
-    ``count(model.objects.all())`` returns without a COUNT over the table."""
-    if model is Group:
-        return resource_total(Group)
-    return statements.scalar(("present_users",), _present_users)
 
 
 def count(queryset: QuerySet) -> int:
@@ -145,6 +138,55 @@ def _page(queryset: QuerySet, *, order: list, offset: int, limit: int) -> tuple[
     # then the page's rows alone are fetched with everything the queryset loads.
     ids = list(ordered.values_list("pk", flat=True)[offset : offset + limit])
     return total, list(queryset.filter(pk__in=ids).order_by(*order, "pk"))
+
+
+def directory_page(
+    client: ScimClient | None, model: type[User] | type[Group], *, offset: int, limit: int
+) -> tuple[int, list]:
+    """``page`` of every ``model`` resource in the default (created, id) order, for a
+    client that may read every one (the caller checks it, and the read permission), its
+    statements compiled once per process whatever the page (``statements.fetch``).
+
+    Below ``DEEP_OFFSET`` one statement, and the counter when the page is full, bounded
+    by the page: at most ``DEEP_OFFSET`` entries of the index more than it holds, so
+    without the time limit. From it on the counter, then, under the time limit, one
+    statement whose subquery steps over the keys in the index alone (an index-only
+    scan) and whose rows are read by primary key, the page's alone: what ``_page`` does
+    in two statements.
+    """
+    if own_resources_only(client):
+        raise ValueError("directory_page reads every resource; this client may read its own only")
+    order = ("created", "pk")
+
+    def counted() -> int:
+        return count(model.objects.all())
+
+    if limit > 0 and offset < DEEP_OFFSET:
+        rows = scoped_rows(
+            client,
+            model,
+            (model.__name__, "all"),
+            None,
+            None,
+            None,
+            order=order,
+            start=offset,
+            stop=offset + limit,
+        )
+        return page_total(offset, limit, rows, counted), rows
+    total = counted()
+    if limit <= 0 or offset >= total:
+        return total, []
+
+    def build(*, start: int, stop: int) -> QuerySet:
+        keys = model.objects.order_by(*order).values("pk")[start:stop]
+        return model.objects.filter(pk__in=keys).order_by(*order)
+
+    with list_time_limit():
+        rows = statements.fetch(
+            ("deep", model.__name__, order), build, (), (), start=offset, stop=offset + limit
+        )
+    return total, rows
 
 
 @contextmanager
@@ -463,20 +505,6 @@ def scoped_rows(
         start=start,
         stop=stop,
     )
-
-
-def deep_page(model: type[User] | type[Group], *, order: Sequence[str], start: int, stop: int) -> list:
-    """Every ``model`` resource in ``order`` (ending in the primary key), ``[start:stop]``,
-    for a page far from the start: one statement, compiled once per process, whose
-    subquery steps over ``start`` keys in the ordering index alone (an index-only scan
-    for the default (created, id) order) and whose rows are then read by primary key,
-    the page's alone. The caller checks the permission first and limits the time."""
-
-    def build(*, start: int, stop: int) -> QuerySet:
-        keys = model.objects.order_by(*order).values("pk")[start:stop]
-        return model.objects.filter(pk__in=keys).order_by(*order)
-
-    return statements.fetch(("deep", tuple(order)), build, (), (), start=start, stop=stop)
 
 
 def group_get(group_id: uuid.UUID) -> Group | None:

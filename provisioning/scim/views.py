@@ -374,9 +374,9 @@ def readable_rows(
     client: ScimClient,
     resource_type: ResourceType,
     key: tuple,
-    where: Callable[[Any], Q] | None,
+    where: Callable[[Any], Q],
     value: Any,
-    field: Field | None,
+    field: Field,
     *,
     start: int = 0,
     stop: int = 1,
@@ -532,10 +532,12 @@ class ResourceView(ScimView):
                 ),
             )
             return self._list_page(request, query, items, total, attributes, excluded)
-        if _every_resource(query, request.user, node) and limit > 0:
+        if _every_resource(query, request.user, node):
             # Every resource in the default order, as an IdP pages through the directory:
             # its statements compiled once, whatever the page.
-            items, total = self._every_resource_page(request.user, offset, limit)
+            total, items = selectors.directory_page(
+                request.user, self.resource_type.model, offset=offset, limit=limit
+            )
             return self._list_page(request, query, items, total, attributes, excluded)
         queryset = readable(request.user, self.resource_type)
         q = _filter_q(self.resource_type, query, request.user, node)
@@ -559,35 +561,6 @@ class ResourceView(ScimView):
             time_limit=not index_served(self.resource_type, node),
         )
         return self._list_page(request, query, items, total, attributes, excluded)
-
-    def _every_resource_page(self, client: ScimClient, offset: int, limit: int) -> tuple[list, int]:
-        """A page of every resource, in the default order, and the total: what
-        ``selectors.page`` gives for ``readable(client, ...)``. Below
-        ``selectors.DEEP_OFFSET`` one statement (and the counter when the page is full),
-        bounded by the page: at most ``DEEP_OFFSET`` + ``limit`` entries of the (created,
-        id) index, so no time limit; from it on, the counter, then one statement whose
-        subquery steps over the keys in that index alone, under the list's time limit."""
-        resource_type = self.resource_type
-
-        def counted() -> int:
-            return selectors.count(readable(client, resource_type))
-
-        if offset < selectors.DEEP_OFFSET:
-            items = readable_rows(
-                client, resource_type, ("all",), None, None, None, start=offset, stop=offset + limit
-            )
-            return items, selectors.page_total(offset, limit, items, counted)
-        total = counted()
-        if offset >= total:
-            return [], total
-        with selectors.list_time_limit():
-            items = selectors.deep_page(
-                resource_type.model,
-                order=(*_order(resource_type, None), "pk"),
-                start=offset,
-                stop=offset + limit,
-            )
-        return items, total
 
     def _list_page(self, request, query: ListQuery, items: list, total: int, attributes, excluded):
         documents = self.resource_type.render(

@@ -473,3 +473,20 @@ def test_a_bulk_conflict_names_only_what_was_sent(world):
     assert result["status"] == "409"
     assert "HAL@hq.example" in result["response"]["detail"]
     assert_no_foreign(w, bulk)
+
+
+@pytest.mark.parametrize("start", [1, 2])
+def test_a_scoped_clients_unfiltered_list_holds_only_its_own(world, monkeypatch, start):
+    """A list without filter pages the whole directory through compiled statements
+    (``selectors.directory_page``) only for a client that may read every resource; a
+    scoped client's first and deep pages stay its own, and ``directory_page`` refuses it."""
+    from provisioning.directory import selectors
+
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 1)
+    own = ProvisionedUserFactory(client=world.regional, userName="vic@example.test")
+    body = world.api.ok(world.api.get("/Users", params={"startIndex": start, "count": 5}))
+    assert body["totalResults"] == 2
+    expected = [str(world.uma.pk), str(own.pk)][start - 1 :]
+    assert [r["id"] for r in body["Resources"]] == expected
+    with pytest.raises(ValueError, match="its own only"):
+        selectors.directory_page(world.regional, User, offset=0, limit=5)

@@ -256,7 +256,7 @@ def test_every_page_of_the_whole_directory_is_one_compiled_statement(scim, monke
     assert all("LIMIT %s OFFSET %s" in text for text in texts)
     kept = [key[2:] for key in statements._compiled if key[:2] == ("default", connection.vendor)]
     assert sorted(map(str, kept)) == sorted(
-        map(str, [(False, False, ("created", "pk"), "User", "all"), ("deep", ("created", "pk"))])
+        map(str, [(False, False, ("created", "pk"), "User", "all"), ("deep", "User", ("created", "pk"))])
     )
 
 
