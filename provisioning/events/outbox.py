@@ -146,6 +146,8 @@ def _insert(events: list[Event], deliveries: list[Delivery]) -> None:
         f"VALUES {', '.join(event_rows)} RETURNING {quote('id')}, {quote('jti')}"
     )
     if deliveries:
+        # Rows: (event id, jti, NULL, NULL) per event, (delivery id, NULL, event, stream)
+        # per delivery.
         sql = (
             f"WITH ev AS ({insert_events}), "  # noqa: S608
             f"d AS (INSERT INTO {quote(Delivery._meta.db_table)} ({quote('event_id')}, {delivery_columns}) "
@@ -155,14 +157,12 @@ def _insert(events: list[Event], deliveries: list[Delivery]) -> None:
             f"UNION ALL SELECT {quote('id')}, NULL::uuid, {quote('event_id')}, {quote('stream_id')} FROM d"
         )
     else:
-        # Without deliveries (no stream hears the events): the events alone, without
-        # the ORM's compilation of a bulk insert.
-        sql = insert_events
+        # Without deliveries (no stream hears the events): the events alone, their rows
+        # in the same shape, without the ORM's compilation of a bulk insert.
+        sql = f"{insert_events}, NULL::bigint, NULL::uuid"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not deliveries:
-        rows = [(pk, jti, None, None) for pk, jti in rows]
     event_ids = {jti: pk for pk, jti, _event_id, _stream_id in rows if jti is not None}
     for event in events:
         event.pk = event_ids[event.jti]
