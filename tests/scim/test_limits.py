@@ -296,6 +296,22 @@ def test_outside_a_transaction_the_time_limit_is_local_to_its_own(scim, settings
     assert settings_now() == before
 
 
+@pytest.fixture
+def time_limits_entered(monkeypatch) -> list:
+    """The time limits the request's lists entered (their milliseconds), in order."""
+    from provisioning.directory import selectors
+
+    entered: list = []
+    real = selectors._time_limited
+
+    def recording(milliseconds):
+        entered.append(milliseconds)
+        return real(milliseconds)
+
+    monkeypatch.setattr(selectors, "_time_limited", recording)
+    return entered
+
+
 @pytest.mark.parametrize(
     "path,filter_,limited",
     [
@@ -317,17 +333,8 @@ def test_outside_a_transaction_the_time_limit_is_local_to_its_own(scim, settings
         ("/Groups", 'members.value eq "8c9f1f0e-5b7a-4c1e-9a57-0d6f2b9e4a11"', True),
     ],
 )
-def test_only_a_filter_an_index_answers_skips_the_time_limit(scim, monkeypatch, path, filter_, limited):
-    from provisioning.directory import selectors
-
-    entered = []
-    real = selectors._time_limited
-
-    def recording(milliseconds):
-        entered.append(milliseconds)
-        return real(milliseconds)
-
-    monkeypatch.setattr(selectors, "_time_limited", recording)
+def test_only_a_filter_an_index_answers_skips_the_time_limit(scim, time_limits_entered, path, filter_, limited):
+    entered = time_limits_entered
     scim.create_user("a@x.example", externalId="ext-1")
     params = {"filter": filter_} if filter_ else {}
     response = scim.get(path, params=params)
@@ -345,17 +352,12 @@ def test_only_a_filter_an_index_answers_skips_the_time_limit(scim, monkeypatch, 
         ({"startIndex": 1, "count": 2, "sortBy": "title"}, True),  # a sort over everyone
     ],
 )
-def test_a_page_far_from_the_start_keeps_the_time_limit(scim, monkeypatch, params, limited):
+def test_a_page_far_from_the_start_keeps_the_time_limit(
+    scim, monkeypatch, time_limits_entered, params, limited
+):
     from provisioning.directory import selectors
 
-    entered = []
-    real = selectors._time_limited
-
-    def recording(milliseconds):
-        entered.append(milliseconds)
-        return real(milliseconds)
-
-    monkeypatch.setattr(selectors, "_time_limited", recording)
+    entered = time_limits_entered
     monkeypatch.setattr(selectors, "DEEP_OFFSET", 1)
     ids = [scim.create_user(f"u{n}@x.example", title=f"T{3 - n}")["id"] for n in range(3)]
     body = scim.ok(scim.get("/Users", params=params))
