@@ -176,3 +176,21 @@ def test_a_key_names_either_a_paged_shape_or_one_that_is_not():
         statements.fetch(("k",), lambda v: User.objects.filter(pk=v), (uuid.uuid4(),), (pk,))
     with pytest.raises(ValueError, match="start < stop"):
         statements.fetch(("k",), lambda v, *, start, stop: User.objects.none(), (1,), (pk,), start=3, stop=3)
+
+
+@pytest.mark.django_db
+def test_a_scalar_is_compiled_once_and_reads_what_the_orm_reads():
+    UserFactory.create_bulk(3)
+    built = []
+
+    def build():
+        built.append(1)
+        return User.objects.order_by("-created").values_list("user_name", flat=True)[:1]
+
+    expected = build()[0]
+    built.clear()
+    assert statements.scalar(("newest",), build) == expected
+    assert statements.scalar(("newest",), build) == expected
+    assert built == [1]
+    nobody = User.objects.filter(user_name="nobody@nowhere.example").values_list("pk")
+    assert statements.scalar(("nobody",), lambda: nobody) is None
