@@ -5,10 +5,13 @@ backslash escapes and the row is flagged ``escaped``. Both databases."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from provisioning.audit.models import RequestLog
 from provisioning.audit.request_log import request_log_write, storable_text
@@ -154,6 +157,30 @@ def test_a_row_the_database_still_refuses_is_written_without_its_bodies(monkeypa
 def test_storable_text():
     assert storable_text("plain ü") == ("plain ü", False)
     assert storable_text("a\x00b\ud800c\udfff") == ("a\\x00b\\ud800c\\udfff", True)
+
+
+# What a text column cannot hold: NUL and every surrogate code point (UTF-8 has none).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+# Any text, with NUL and surrogate code points (lone or as pairs) among its characters.
+_TEXT = st.lists(
+    st.one_of(st.characters(), st.just("\x00"), st.integers(0xD800, 0xDFFF).map(chr))
+).map("".join)
+
+
+@given(_TEXT)
+def test_storable_text_escapes_exactly_what_no_column_holds(text):
+    stored, escaped = storable_text(text)
+    assert escaped is bool(_UNSTORABLE.search(text))
+    assert not _UNSTORABLE.search(stored)
+    stored.encode()  # every database's text column takes it
+    if not escaped:
+        assert stored is text
+    else:
+        assert stored == _UNSTORABLE.sub(
+            lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+        )
 
 
 def test_console_detail_says_the_row_was_escaped(scim):
