@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from django.db.models import CharField, Q, UUIDField, Value
+from django.db import connection
+from django.db.models import Q
 
 from provisioning.access.models import ScimClient
 from provisioning.scim.errors import InvalidValue
 from provisioning.scim.filters import Compare, Or
 
 from .models import Group, Membership, User
-from .selectors import group_ancestors
+from .selectors import any_of, group_ancestors
 
 ChangeAction = Literal["create", "replace", "patch", "delete"]
 
@@ -189,10 +190,9 @@ class MemberPlan:
         one by one read nothing more; and, in the same query, which of ``check`` name
         existing users and which existing groups (as ``existing_members`` answers)."""
         missing = self._missing(ids)
-        parts = _existence_parts(set(check) - {None})
-        if missing:
-            parts.append(self._membership_part(missing))
-        return _lookup(parts, self._stored)
+        return _lookup(
+            exist=set(check) - {None}, group=self.group, named=missing, stored=self._stored
+        )
 
     def member_count(self) -> int:
         """The members stored now (counted once)."""
@@ -214,17 +214,10 @@ class MemberPlan:
         self._stored.update(dict.fromkeys(missing))
         return [] if self.group._state.adding else missing
 
-    def _membership_part(self, ids):
-        return (
-            self._rows()
-            .filter(member_q(ids))
-            .values_list("user_id", "member_group_id", "display", Value(True))
-        )
-
     def _load(self, ids) -> None:
         missing = self._missing(ids)
         if missing:
-            _lookup([self._membership_part(missing)], self._stored)
+            _lookup(group=self.group, named=missing, stored=self._stored)
 
     def add(self, refs: list[MemberRef]) -> None:
         self._load([ref.id for ref in refs])
@@ -327,37 +320,78 @@ def member_ids(node) -> set[uuid.UUID] | None:
 
 def existing_members(ids: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
     """Which of ``ids`` name existing users and which existing groups (one query)."""
-    return _lookup(_existence_parts(ids))
+    return _lookup(exist=ids)
 
 
-_NO_ID = Value(None, output_field=UUIDField())
-_NO_TEXT = Value(None, output_field=CharField())
+def _lookup(
+    *,
+    exist=frozenset(),
+    group: Group | None = None,
+    named=(),
+    stored: dict | None = None,
+) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """One statement (UNION ALL of what is asked): which of ``exist`` name users in the
+    directory and which groups; and ``group``'s memberships of the ``named`` ids that
+    exist for SCIM (``Membership.LIVE``), which go into ``stored`` (member id ->
+    ``MemberRef``). Returns (user ids, group ids) among ``exist``.
 
-
-def _existence_parts(ids: set[uuid.UUID]) -> list:
-    """Rows (user id, group id, display, is a membership) for the users and groups among
-    ``ids``, as parts of one UNION with ``MemberPlan``'s membership rows."""
-    if not ids:
-        return []
-    return [
-        User.objects.filter(pk__in=ids)
-        .order_by()
-        .values_list("pk", _NO_ID, _NO_TEXT, Value(False)),
-        Group.objects.filter(pk__in=ids)
-        .order_by()
-        .values_list(_NO_ID, "pk", _NO_TEXT, Value(False)),
-    ]
-
-
-def _lookup(parts: list, stored: dict | None = None) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """Run ``parts`` as one query (UNION ALL): membership rows go into ``stored`` (member id
-    -> ``MemberRef``), the others answer which ids name users and which groups."""
+    Written from the models' tables and columns rather than built as querysets: a PATCH
+    that adds or removes one member ran three querysets through the ORM's compiler, a
+    millisecond of Python for a statement the database answers in a tenth of that. Ids
+    go in as one array parameter each on PostgreSQL (``selectors.any_of``), so every
+    count of ids is one statement text, prepared once.
+    """
     users: set[uuid.UUID] = set()
     groups: set[uuid.UUID] = set()
-    if not parts:
+    exist = [i for i in exist if i is not None]
+    named = [i for i in named if i is not None] if group is not None else []
+    if not exist and not named:
         return users, groups
-    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-    for user_id, group_id, display, membership in query:
+    quote = connection.ops.quote_name
+    user_table, group_table = quote(User._meta.db_table), quote(Group._meta.db_table)
+    pk = quote("id")
+    id_field = User._meta.pk
+    # Every value is a parameter, prepared as the ORM prepares a UUID for this database.
+    prepared = [id_field.get_db_prep_value(i, connection, prepared=False) for i in exist]
+    parts: list[str] = []
+    params: list = []
+    if exist:
+        # A user awaiting its scheduled deletion is gone for SCIM (``User.objects``).
+        among, values = any_of(f"u.{pk}", prepared)
+        deletion_due = quote(User._meta.get_field("deletion_due").column)
+        parts.append(
+            f"SELECT u.{pk}, NULL, NULL, 0 FROM {user_table} u "  # noqa: S608 - names from the models
+            f"WHERE u.{deletion_due} IS NULL AND {among}"
+        )
+        params += values
+        among, values = any_of(f"g.{pk}", prepared)
+        parts.append(f"SELECT NULL, g.{pk}, NULL, 0 FROM {group_table} g WHERE {among}")  # noqa: S608
+        params += values
+    if named:
+        membership = Membership._meta
+        column = {name: quote(membership.get_field(name).column) for name in ("group", "user", "member_group", "display")}
+        ids = [id_field.get_db_prep_value(i, connection, prepared=False) for i in named]
+        by_user, user_values = any_of(f"m.{column['user']}", ids)
+        by_group, group_values = any_of(f"m.{column['member_group']}", ids)
+        deletion_due = quote(User._meta.get_field("deletion_due").column)
+        # ``Membership.LIVE``: a group member, or a user not awaiting its deletion.
+        parts.append(
+            f"SELECT m.{column['user']}, m.{column['member_group']}, m.{column['display']}, 1 "  # noqa: S608
+            f"FROM {quote(membership.db_table)} m LEFT OUTER JOIN {user_table} mu "
+            f"ON mu.{pk} = m.{column['user']} "
+            f"WHERE m.{column['group']} = %s "
+            f"AND (m.{column['user']} IS NULL OR mu.{deletion_due} IS NULL) "
+            f"AND ({by_user} OR {by_group})"
+        )
+        params += [id_field.get_db_prep_value(group.pk, connection, prepared=False)]
+        params += user_values + group_values
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    as_id = id_field.to_python  # a UUID from what the driver returns (text on SQLite)
+    for user_id, group_id, display, membership in rows:
+        user_id = None if user_id is None else as_id(user_id)
+        group_id = None if group_id is None else as_id(group_id)
         if membership:
             member_id = user_id or group_id
             stored[member_id] = MemberRef(member_id, group_id is not None, display)
