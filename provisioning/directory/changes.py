@@ -349,42 +349,44 @@ def _lookup(
         return users, groups
     quote = connection.ops.quote_name
     user_table, group_table = quote(User._meta.db_table), quote(Group._meta.db_table)
-    pk = quote("id")
+    user_pk, group_pk = quote(User._meta.pk.column), quote(Group._meta.pk.column)
+    # A user awaiting its scheduled deletion is gone for SCIM (``User.objects``).
+    deletion_due = quote(User._meta.get_field("deletion_due").column)
     id_field = User._meta.pk
-    # Every value is a parameter, prepared as the ORM prepares a UUID for this database.
-    prepared = [id_field.get_db_prep_value(i, connection, prepared=False) for i in exist]
+
+    def prepare(ids: list) -> list:
+        # Every value is a parameter, prepared as the ORM prepares a UUID for this database.
+        return [id_field.get_db_prep_value(i, connection, prepared=False) for i in ids]
+
     parts: list[str] = []
     params: list = []
     if exist:
-        # A user awaiting its scheduled deletion is gone for SCIM (``User.objects``).
-        among, values = any_of(f"u.{pk}", prepared)
-        deletion_due = quote(User._meta.get_field("deletion_due").column)
-        parts.append(
-            f"SELECT u.{pk}, NULL, NULL, 0 FROM {user_table} u "  # noqa: S608 - names from the models
-            f"WHERE u.{deletion_due} IS NULL AND {among}"
-        )
-        params += values
-        among, values = any_of(f"g.{pk}", prepared)
-        parts.append(f"SELECT NULL, g.{pk}, NULL, 0 FROM {group_table} g WHERE {among}")  # noqa: S608
-        params += values
+        among_users, user_values = any_of(f"u.{user_pk}", prepare(exist))
+        among_groups, group_values = any_of(f"g.{group_pk}", prepare(exist))
+        # Table and column names come from the models; every value is a parameter.
+        parts += [
+            f"SELECT u.{user_pk}, NULL, NULL, 0 FROM {user_table} u "  # noqa: S608
+            f"WHERE u.{deletion_due} IS NULL AND {among_users}",
+            f"SELECT NULL, g.{group_pk}, NULL, 0 FROM {group_table} g WHERE {among_groups}",  # noqa: S608
+        ]
+        params += user_values + group_values
     if named:
-        membership = Membership._meta
-        column = {name: quote(membership.get_field(name).column) for name in ("group", "user", "member_group", "display")}
-        ids = [id_field.get_db_prep_value(i, connection, prepared=False) for i in named]
-        by_user, user_values = any_of(f"m.{column['user']}", ids)
-        by_group, group_values = any_of(f"m.{column['member_group']}", ids)
-        deletion_due = quote(User._meta.get_field("deletion_due").column)
+        meta = Membership._meta
+        group_column, user_column, member_group_column, display_column = (
+            quote(meta.get_field(name).column) for name in ("group", "user", "member_group", "display")
+        )
+        by_user, user_values = any_of(f"m.{user_column}", prepare(named))
+        by_group, group_values = any_of(f"m.{member_group_column}", prepare(named))
         # ``Membership.LIVE``: a group member, or a user not awaiting its deletion.
         parts.append(
-            f"SELECT m.{column['user']}, m.{column['member_group']}, m.{column['display']}, 1 "  # noqa: S608
-            f"FROM {quote(membership.db_table)} m LEFT OUTER JOIN {user_table} mu "
-            f"ON mu.{pk} = m.{column['user']} "
-            f"WHERE m.{column['group']} = %s "
-            f"AND (m.{column['user']} IS NULL OR mu.{deletion_due} IS NULL) "
+            f"SELECT m.{user_column}, m.{member_group_column}, m.{display_column}, 1 "  # noqa: S608
+            f"FROM {quote(meta.db_table)} m LEFT OUTER JOIN {user_table} mu "
+            f"ON mu.{user_pk} = m.{user_column} "
+            f"WHERE m.{group_column} = %s "
+            f"AND (m.{user_column} IS NULL OR mu.{deletion_due} IS NULL) "
             f"AND ({by_user} OR {by_group})"
         )
-        params += [id_field.get_db_prep_value(group.pk, connection, prepared=False)]
-        params += user_values + group_values
+        params += prepare([group.pk]) + user_values + group_values
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         rows = cursor.fetchall()
