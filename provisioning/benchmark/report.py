@@ -180,7 +180,7 @@ def render(results: dict) -> str:
         ["Audit per-resource history (change records / audit log)", f"p50 {_get(audit, 'resource_history_records', 'p50_ms')} / {_get(audit, 'resource_history_entries', 'p50_ms')} ms"],
         [f"Pending operations, first page of {_get(results, 'api_pages', 'pending_waiting')} waiting: API (operator token) / console", f"p50 {_get(results, 'api_pages', 'pending_api', 'p50_ms')} / {_get(results, 'api_pages', 'pending_console', 'p50_ms')} ms, {_get(results, 'api_pages', 'pending_api', 'queries')} / {_get(results, 'api_pages', 'pending_console', 'queries')} queries"],
         ["Audit log, first page (50 rows): API (operator token) / console", f"p50 {_get(results, 'api_pages', 'audit_api', 'p50_ms')} / {_get(results, 'api_pages', 'audit_console', 'p50_ms')} ms, {_get(results, 'api_pages', 'audit_api', 'queries')} / {_get(results, 'api_pages', 'audit_console', 'queries')} queries"],
-        ["PATCH user with / without audit + request log (HTTP)", f"{_get(ov, 'with_audit', 'rps')} / {_get(ov, 'without_audit', 'rps')} req/s; p50 {_get(ov, 'with_audit', 'p50_ms')} / {_get(ov, 'without_audit', 'p50_ms')} ms; overhead {ov.get('throughput_overhead_pct')} % throughput, {ov.get('p50_overhead_pct')} % p50"],
+        ["PATCH user with / without audit + request log (HTTP)", f"{_get(ov, 'with_audit', 'rps')} / {_get(ov, 'without_audit', 'rps')} req/s; p50 {_get(ov, 'with_audit', 'p50_ms')} / {_get(ov, 'without_audit', 'p50_ms')} ms; overhead {ov.get('throughput_overhead_pct')} % throughput, {ov.get('p50_overhead_pct')} % p50 (median of pairs: " + ", ".join(f"{p['with_rps']} / {p['without_rps']} = {p['throughput_overhead_pct']} %" for p in ov.get("pairs", [])) + ")"],
     ]
     if oauth:
         rows += [
