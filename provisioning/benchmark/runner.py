@@ -140,8 +140,8 @@ def quiesce() -> None:
     """Before the HTTP stages and the single-request timings: vacuum the directory tables
     earlier writes churned (so autovacuum does not start on them mid-measurement, and a
     server without autovacuum measures the tables as one with it keeps them) and write a
-    checkpoint (so its I/O is not spread over the measurements). CHECKPOINT needs a superuser; without one
-    it is skipped."""
+    checkpoint (so its I/O is not spread over the measurements). CHECKPOINT needs a
+    superuser; without one it is skipped."""
     import psycopg
 
     with connection.cursor() as cursor:

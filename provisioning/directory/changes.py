@@ -361,8 +361,9 @@ def _lookup(
     parts: list[str] = []
     params: list = []
     if exist:
-        among_users, user_values = any_of(f"u.{user_pk}", prepare(exist))
-        among_groups, group_values = any_of(f"g.{group_pk}", prepare(exist))
+        values = prepare(exist)
+        among_users, user_values = any_of(f"u.{user_pk}", values)
+        among_groups, group_values = any_of(f"g.{group_pk}", values)
         # Table and column names come from the models; every value is a parameter.
         parts += [
             f"SELECT u.{user_pk}, NULL, NULL, 0 FROM {user_table} u "  # noqa: S608
@@ -375,8 +376,9 @@ def _lookup(
         group_column, user_column, member_group_column, display_column = (
             quote(meta.get_field(name).column) for name in ("group", "user", "member_group", "display")
         )
-        by_user, user_values = any_of(f"m.{user_column}", prepare(named))
-        by_group, group_values = any_of(f"m.{member_group_column}", prepare(named))
+        values = prepare(named)
+        by_user, user_values = any_of(f"m.{user_column}", values)
+        by_group, group_values = any_of(f"m.{member_group_column}", values)
         # ``Membership.LIVE``: a group member, or a user not awaiting its deletion.
         parts.append(
             f"SELECT m.{user_column}, m.{member_group_column}, m.{display_column}, 1 "  # noqa: S608
