@@ -23,6 +23,7 @@ file. ``X-Forwarded-Proto`` is believed from ``SCIMGATE_TRUSTED_PROXIES``, the p
 whose ``X-Forwarded-For`` the application believes (default: this host).
 """
 
+import gc
 import os
 
 from gunicorn.http import message
@@ -57,3 +58,23 @@ forwarded_allow_ips = (
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+
+def post_worker_init(worker) -> None:
+    """Once a worker has loaded the application: import every view (the URLconf is
+    otherwise read by the first request), then move everything alive to the collector's
+    permanent generation (``gc.freeze``).
+
+    Modules, classes, functions and settings live as long as the worker, and about 150,000
+    of them are tracked by the cyclic garbage collector. Each full collection walked them
+    all, about 100 ms a time, a few times a minute under SCIM load: 120 µs of every
+    request on average, measured in process over the benchmark's IdP mix, and 14 µs once
+    they are frozen. Objects created later are collected as before. A frozen object that
+    later ends up in an unreachable cycle would not be freed; what is alive at this point
+    is the worker's code and configuration, kept for its life anyway.
+    """
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imports the URLconf and every view module
+    gc.collect()
+    gc.freeze()
