@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -476,13 +477,18 @@ def scoped_rows(
     start: int = 0,
     stop: int = 1,
     for_update: bool = False,
+    groups: ReadScope | None = None,
 ) -> list:
     """``model.objects.filter(where(value))`` narrowed to what ``client`` may see (as
     ``authorization.scope_queryset``), ordered, ``[start:stop]``, locked ``for_update``;
     its SQL compiled once per process for ``key`` whatever the page (``statements.fetch``).
     ``where`` must give the same SQL for every value ``key`` covers; ``field`` prepares
     the value for the database. ``where`` None: every resource (``value`` and ``field``
-    unused). The caller checks the permission first."""
+    unused). The caller checks the permission first.
+
+    ``groups``, for users: the scope their ``groups`` are rendered for. Where one
+    statement can read them with the users (``groups_column``), each user carries them
+    as ``fetched_groups`` gives them back; elsewhere nothing is read for them here."""
     own = own_resources_only(client)
 
     def build(*values, start: int, stop: int) -> QuerySet:
@@ -497,14 +503,36 @@ def scoped_rows(
 
     source = model._meta.get_field("source").target_field
     values, fields = ((value,), (field,)) if where is not None else ((), ())
+    values, fields = ((*values, client.pk), (*fields, source)) if own else (values, fields)
+    column = None
+    if groups is not None and model is User and not for_update:
+        column = groups_column(groups)
+    if column is not None:
+        key_with = (own, for_update, tuple(order), "groups", *key)
+        rows = statements.fetch_with(key_with, build, values, fields, column, start=start, stop=stop)
+        if rows is not None:
+            for user, value in rows:
+                setattr(user, _FETCHED_GROUPS, (groups, groups_from_column(user.pk, value)))
+            return [user for user, _value in rows]
     return statements.fetch(
-        (own, for_update, tuple(order), *key),
-        build,
-        (*values, client.pk) if own else values,
-        (*fields, source) if own else fields,
-        start=start,
-        stop=stop,
+        (own, for_update, tuple(order), *key), build, values, fields, start=start, stop=stop
     )
+
+
+# Where ``scoped_rows`` leaves the groups it read with a user.
+_FETCHED_GROUPS = "_scimgate_fetched_groups"
+
+
+def fetched_groups(users: Sequence[User], scope: ReadScope) -> dict[uuid.UUID, list[tuple]] | None:
+    """The groups ``scoped_rows`` read with each of ``users`` for ``scope`` (as
+    ``groups_of_users`` gives them), or None unless it read them for every one."""
+    found = {}
+    for user in users:
+        fetched = getattr(user, _FETCHED_GROUPS, None)
+        if fetched is None or fetched[0] != scope:
+            return None
+        found[user.pk] = fetched[1]
+    return found
 
 
 def group_get(group_id: uuid.UUID) -> Group | None:
@@ -547,10 +575,9 @@ def groups_of_users(
     so its ``indirect`` entry does not hint at a hidden group in between.
     """
     user_ids = list(user_ids)
-    result: dict[uuid.UUID, list[tuple]] = defaultdict(list)
     if not user_ids or not scope.groups:
-        return result
-    membership, group = Membership._meta.db_table, Group._meta.db_table
+        return defaultdict(list)
+    group = Group._meta.db_table
     prepare = Membership._meta.get_field("user").target_field.get_db_prep_value
     among, ids = any_of("m.user_id", [prepare(pk, connection, prepared=False) for pk in user_ids])
     visible_m = visible_p = ""
@@ -564,38 +591,83 @@ def groups_of_users(
         visible_m = owned.format(table=group, alias="m")
         visible_p = owned.format(table=group, alias="p")
         direct_params, step_params = [source], [source]
-    # Table names come from the models; every value is a parameter.
-    sql = f"""
+    sql = _reach_sql(among, visible_m, visible_p, "%s")
+    params = [*ids, *direct_params, MAX_NESTING, *step_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    as_uuid = Membership._meta.get_field("user").target_field.to_python
+    return _groups_from_rows(
+        (as_uuid(user_id), as_uuid(group_id), name, depth, position)
+        for user_id, group_id, name, depth, position in rows
+    )
+
+
+def _reach_sql(among: str, visible_m: str, visible_p: str, nesting: str) -> str:
+    """The walk of ``groups_of_users``: (user, group, displayName, depth, position) of
+    the groups of the users ``among`` selects, direct (depth 0, position the membership's
+    id) and indirect, through the memberships the ``visible_*`` conditions keep."""
+    membership, group = Membership._meta.db_table, Group._meta.db_table
+    # Table names come from the models; every value is a parameter (or, for
+    # ``groups_column``, the module's own integer).
+    return f"""
         WITH RECURSIVE reach(user_id, group_id, depth, position) AS (
             SELECT m.user_id, m.group_id, 0, m.id FROM {membership} m
             WHERE {among} {visible_m}
           UNION
             SELECT r.user_id, p.group_id, r.depth + 1, 0
             FROM reach r JOIN {membership} p ON p.member_group_id = r.group_id
-            WHERE r.depth < %s {visible_p}
+            WHERE r.depth < {nesting} {visible_p}
         )
         SELECT r.user_id, r.group_id,
                (SELECT g.display_name FROM {group} g WHERE g.id = r.group_id),
                MIN(r.depth), MAX(r.position)
         FROM reach r GROUP BY r.user_id, r.group_id
     """  # noqa: S608
-    params = [*ids, *direct_params, MAX_NESTING, *step_params]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    as_uuid = Membership._meta.get_field("user").target_field.to_python
+
+
+def _groups_from_rows(rows: Iterable[tuple]) -> dict[uuid.UUID, list[tuple]]:
+    """``groups_of_users``' answer from the walk's rows (user, group, name, depth,
+    position), ids as UUIDs: direct groups by position, then indirect ones by id."""
+    result: dict[uuid.UUID, list[tuple]] = defaultdict(list)
     direct, indirect = [], []
     for user_id, group_id, name, depth, position in rows:
-        entry = (as_uuid(user_id), as_uuid(group_id), name)
+        entry = (user_id, group_id, name)
         if depth == 0:
             direct.append((position, entry))
         else:
-            indirect.append((str(entry[1]), entry))
+            indirect.append((str(group_id), entry))
     for _key, (user_id, group_id, name) in sorted(direct, key=lambda item: item[0]):
         result[user_id].append((group_id, name, "direct"))
     for _key, (user_id, group_id, name) in sorted(indirect, key=lambda item: item[0]):
         result[user_id].append((group_id, name, "indirect"))
     return result
+
+
+def groups_column(scope: ReadScope) -> str | None:
+    """SQL of a column of a user's row, named ``{row}`` (a correlated subquery, no
+    parameters), holding its groups as ``groups_of_users`` walks them for ``scope``: a JSON
+    array of [group id, displayName, depth, position], or NULL for none. Read it with
+    ``groups_from_column``. PostgreSQL only, for a scope that may read every group;
+    None otherwise (``groups_of_users`` then reads them)."""
+    if connection.vendor != "postgresql" or not scope.groups or scope.source_id is not None:
+        return None
+    user = "{row}." + connection.ops.quote_name(User._meta.pk.column)
+    walk = _reach_sql(f"m.user_id = {user}", "", "", str(int(MAX_NESTING)))
+    # Names come from the models, the nesting is the module's integer: no value of a request.
+    head = "(SELECT json_agg(json_build_array(w.group_id, w.name, w.depth, w.position)) "
+    return f"{head}FROM ({walk}) AS w(user_id, group_id, name, depth, position))"  # noqa: S608
+
+
+def groups_from_column(user_id: uuid.UUID, value: Any) -> list[tuple]:
+    """A user's groups, as ``groups_of_users`` lists them, from its ``groups_column``."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    as_uuid = Membership._meta.get_field("group").target_field.to_python
+    rows = [(user_id, as_uuid(gid), name, depth, position) for gid, name, depth, position in value]
+    return _groups_from_rows(rows).get(user_id, [])
 
 
 def group_ancestors(group_ids: Iterable[uuid.UUID]) -> list[Group]:

@@ -18,8 +18,13 @@ statement, wherever ``build`` slices: the statement or a subquery of it) becomes
 ``LIMIT %s OFFSET %s``. Every page of a shape is then one statement text, which the
 database prepares once, and one entry here, whatever pages a client asks for.
 
+``fetch_with`` adds one column of the caller's SQL to every row of a paged shape (a
+correlated subquery over the row, with no parameters of its own) and gives it back
+beside each instance: a user and its groups in one statement.
+
 ``key`` must name everything the queryset's SQL depends on besides the values (and
-tell a paged shape from one that is not); the
+tell a paged shape from one that is not, and one with an added column from one
+without); the
 values must not change the SQL (a caller keeps apart the values that do, an empty
 string for instance). Every other parameter is kept as it was compiled: a queryset that
 compares with the time, or any value that changes between runs, is not for ``fetch``
@@ -59,6 +64,8 @@ class _Compiled:
     converters: tuple[tuple[int, tuple, Any], ...]
     # A paged shape: where LIMIT's and OFFSET's values go among the parameters.
     bounds_at: int | None = None
+    # An added column (``fetch_with``): the last of each row, not the model's.
+    added: bool = False
 
 
 # A paged shape's marker bounds: no real page starts or stops there.
@@ -107,8 +114,44 @@ def _parametrised_bounds(connection, sql: str) -> tuple[str, int] | None:
     return sql[:at] + "LIMIT %s OFFSET %s" + sql[at + len(bounds) :], before
 
 
+# An ORDER BY item of a compiled shape: a column of the model's table, and its direction.
+_ORDER_ITEM = re.compile(r'^"(\w+)"\."(\w+)" (ASC|DESC)$')
+_PAGE = '"page"'
+
+
+def _with_column(sql: str, column: str, table: str) -> str | None:
+    """A paged shape's ``sql`` (``SELECT <the model's columns> FROM … ORDER BY … LIMIT %s
+    OFFSET %s``) as the subquery of a statement adding ``column`` after those columns,
+    where ``{row}`` in ``column`` names the page's row; in the same order. None when its
+    order cannot be told (or ``column`` has parameters).
+
+    The column is computed above the page's LIMIT, once for each row the page keeps: a
+    plan the database can prepare once for every value (below it, an unknown OFFSET
+    makes the generic plan look dearer than planning the statement at every run).
+    """
+    suffix = " LIMIT %s OFFSET %s"
+    if "%s" in column or not sql.startswith("SELECT ") or not sql.endswith(suffix):
+        return None
+    head, _by, order = sql[: -len(suffix)].rpartition(" ORDER BY ")
+    if not head or ")" in order:
+        return None
+    items = []
+    for item in order.split(", "):
+        match = _ORDER_ITEM.match(item)
+        if match is None or match.group(1) != table:
+            return None
+        items.append(f'{_PAGE}."{match.group(2)}" {match.group(3)}')
+    added = column.replace("{row}", _PAGE)
+    # The shape's own compiled SQL and the caller's column: no value of a request.
+    return f"SELECT {_PAGE}.*, {added} FROM ({sql}) AS {_PAGE} ORDER BY {', '.join(items)}"  # noqa: S608
+
+
 def _compile(
-    connection, build: Callable[..., QuerySet], fields: Sequence[Field], paged: bool = False
+    connection,
+    build: Callable[..., QuerySet],
+    fields: Sequence[Field],
+    paged: bool = False,
+    added: str | None = None,
 ) -> _Compiled | object:
     markers = [_marker(field) for field in fields]
     if paged:
@@ -125,6 +168,12 @@ def _compile(
         if found is None:
             return _UNCACHEABLE
         sql, bounds_at = found
+    if added is not None:
+        if not paged:
+            return _UNCACHEABLE
+        sql = _with_column(sql, added, queryset.model._meta.db_table)
+        if sql is None:
+            return _UNCACHEABLE
     positions = []
     for field, marker in zip(fields, markers, strict=True):
         prepared = field.get_db_prep_value(marker, connection, prepared=False)
@@ -153,17 +202,20 @@ def _compile(
             (index, tuple(convs), expression) for index, (convs, expression) in converters.items()
         ),
         bounds_at=bounds_at,
+        added=added is not None,
     )
 
 
-def _entry(key: tuple, connection, build, fields, paged: bool) -> _Compiled | object:
+def _entry(
+    key: tuple, connection, build, fields, paged: bool, column: str | None = None
+) -> _Compiled | object:
     full_key = (connection.alias, connection.vendor, *key)
     with _lock:
         entry = _compiled.get(full_key)
         if entry is not None:
             _compiled.move_to_end(full_key)
             return entry
-    entry = _compile(connection, build, fields, paged)
+    entry = _compile(connection, build, fields, paged, column)
     with _lock:
         _compiled[full_key] = entry
         while len(_compiled) > MAX_STATEMENTS:
@@ -188,18 +240,53 @@ def fetch(
     ``fields``: the model field each value is compared with (it prepares the value for
     the database as the ORM would).
     """
+    rows = _run(key, build, values, fields, start=start, stop=stop, using=using, column=None)
+    return [instance for instance, _added in rows]
+
+
+def fetch_with(
+    key: tuple,
+    build: Callable[..., QuerySet],
+    values: Sequence[Any],
+    fields: Sequence[Field],
+    column: str,
+    *,
+    start: int | None = None,
+    stop: int | None = None,
+    using: str = "default",
+) -> list[tuple[Model, Any]] | None:
+    """``fetch``'s instances of a page, each with the value ``column`` has in its row,
+    as the database driver reads it; None when the shape cannot carry the column (the
+    caller reads it another way). ``column``: SQL without parameters, in which ``{row}``
+    names the row (``{row}."id"``: its id)."""
+    return _run(key, build, values, fields, start=start, stop=stop, using=using, column=column)
+
+
+def _run(
+    key: tuple,
+    build: Callable[..., QuerySet],
+    values: Sequence[Any],
+    fields: Sequence[Field],
+    *,
+    start: int | None,
+    stop: int | None,
+    using: str,
+    column: str | None,
+) -> list[tuple[Model, Any]] | None:
     connection = connections[using]
     paged = start is not None
     if paged and (stop is None or start < 0 or stop <= start):
         raise ValueError("a page needs 0 <= start < stop")
-    entry = _entry(key, connection, build, fields, paged)
+    entry = _entry(key, connection, build, fields, paged, column)
     if entry is _UNCACHEABLE:
+        if column is not None:
+            return None
         if paged:
-            return list(build(*values, start=start, stop=stop))
-        return list(build(*values))
+            return [(instance, None) for instance in build(*values, start=start, stop=stop)]
+        return [(instance, None) for instance in build(*values)]
     assert isinstance(entry, _Compiled)
-    if paged is (entry.bounds_at is None):
-        raise ValueError(f"{key!r} names a paged shape and one that is not")
+    if paged is (entry.bounds_at is None) or entry.added is (column is None):
+        raise ValueError(f"{key!r} names two shapes (paged or not, with a column or not)")
     if entry.for_update and connection.get_autocommit():
         # What the ORM says of such a queryset: its lock would end with the statement.
         raise TransactionManagementError(
@@ -215,14 +302,15 @@ def fetch(
         rows = cursor.fetchall()
     instances = []
     for row in rows:
-        if entry.converters:
-            row = list(row)
+        added = row[-1] if entry.added else None
+        if entry.converters or entry.added:
+            row = list(row[:-1] if entry.added else row)
             for index, converters, expression in entry.converters:
                 value = row[index]
                 for convert in converters:
                     value = convert(value, expression, connection)
                 row[index] = value
-        instances.append(entry.model.from_db(using, entry.attnames, row))
+        instances.append((entry.model.from_db(using, entry.attnames, row), added))
     return instances
 
 

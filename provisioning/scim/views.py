@@ -6,6 +6,7 @@ result; the rules live in those layers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -68,7 +69,10 @@ class ResourceType:
             if not created and resources.requests_attribute(
                 USER_SCHEMA, "groups", attributes, excluded
             ):
-                groups = selectors.groups_of_users(ids, scope)
+                # Read with the users where one statement could (``readable_rows``).
+                groups = selectors.fetched_groups(items, scope)
+                if groups is None:
+                    groups = selectors.groups_of_users(ids, scope)
             documents = [
                 resources.user_document(
                     user, base_url, resources.group_entries(groups.get(user.pk, ()), base_url)
@@ -380,11 +384,20 @@ def readable_rows(
     *,
     start: int = 0,
     stop: int = 1,
+    projection: tuple[list, list] | None = None,
 ) -> list:
     """``readable(client, resource_type, where(value))[start:stop]`` in the list order,
     its SQL compiled once per process for ``key`` (``selectors.scoped_rows``): the reads
-    most SCIM requests make."""
+    most SCIM requests make. Users rendered with ``projection`` (attributes, excluded)
+    that shows their ``groups`` are read with them where one statement can."""
     authorization.require(client, resource_type.name, "read")
+    groups = None
+    if (
+        resource_type is USERS
+        and projection is not None
+        and resources.requests_attribute(USER_SCHEMA, "groups", *projection)
+    ):
+        groups = authorization.read_scope(client)
     return selectors.scoped_rows(
         client,
         resource_type.model,
@@ -395,6 +408,7 @@ def readable_rows(
         order=(*_order(resource_type, None), "pk"),
         start=start,
         stop=stop,
+        groups=groups,
     )
 
 
@@ -424,7 +438,10 @@ class ResourceView(ScimView):
             via=write_via(request),
         )
 
-    def lookup(self, request, resource_id) -> User | Group:
+    def lookup(self, request, resource_id, projection: tuple[list, list] | None = None) -> User | Group:
+        """The resource ``resource_id`` names, if the client may read it (else 404); a user
+        to be rendered with ``projection`` carries its groups where one statement read
+        them (``readable_rows``)."""
         try:
             pk = uuid.UUID(str(resource_id))
         except ValueError:
@@ -435,7 +452,13 @@ class ResourceView(ScimView):
         else:
             pk_field = self.resource_type.model._meta.pk
             rows = readable_rows(
-                request.user, self.resource_type, ("pk",), lambda v: Q(pk=v), pk, pk_field
+                request.user,
+                self.resource_type,
+                ("pk",),
+                lambda v: Q(pk=v),
+                pk,
+                pk_field,
+                projection=projection,
             )
             found = rows[0] if rows else None
         if found is None:
@@ -518,6 +541,7 @@ class ResourceView(ScimView):
                 self.resource_type.model._meta.get_field(column),
                 start=offset,
                 stop=offset + limit,
+                projection=(attributes, excluded),
             )
             total = selectors.page_total(
                 offset,
@@ -585,13 +609,19 @@ class CollectionView(ResourceView):
 
 class ItemView(ResourceView):
     def get(self, request, resource_id):
-        resource = self.lookup(request, resource_id)
+        params = request.query_params
+        whole_group = self.resource_type is GROUPS and not (
+            params.get("attributes") or params.get("excludedAttributes")
+        )
+        projection = None
+        if not (whole_group or request.headers.get("If-None-Match")):
+            # A bad one is answered as before: after the lookup, whose 404 comes first.
+            with contextlib.suppress(errors.ScimError):
+                projection = self.projection(request)
+        resource = self.lookup(request, resource_id, projection)
         if _not_modified(request.headers.get("If-None-Match"), resource.etag):
             return Response(status=304, headers={"ETag": resource.etag})
-        params = request.query_params
-        if self.resource_type is GROUPS and not (
-            params.get("attributes") or params.get("excludedAttributes")
-        ):
+        if whole_group:
             # The whole group: members streamed from a cursor, never one list in memory.
             return streaming.streamed_group_response(
                 resource,
@@ -599,7 +629,7 @@ class ItemView(ResourceView):
                 ScimRenderer.media_type,
                 authorization.read_scope(request.user),
             )
-        return self.respond(request, resource)
+        return self.respond(request, resource, projection=projection)
 
     def put(self, request, resource_id):
         projection = self.projection(request)
