@@ -114,12 +114,27 @@ def open_circuit_breaker() -> None:
 
 def write_targets(path: Path, floor_url: str, count: int = 2000) -> None:
     """Ids and names the load generator picks from (ordinary groups only: the scaling
-    groups keep their exact sizes)."""
+    groups keep their exact sizes).
+
+    ``externalId eq`` looks up the external ids users have, as an IdP looks up its own:
+    users without one (those earlier runs' ``post_user`` created) are not sampled for it.
+    An empty value would be ``externalId eq ""``, which asks for every user without one
+    (RFC 7644 §3.4.2.2 as ``filters`` reads it): a list that grew with every run.
+    """
     total = User.objects.count()
     step = max(1, total // count)
     rows = list(
         User.objects.order_by("created", "id").values_list("id", "user_name", "external_id")[::step][:count]
     )
+    with_external = User.objects.exclude(external_id__isnull=True).exclude(external_id="")
+    external_total = with_external.count()
+    external_ids = list(
+        with_external.order_by("created", "id").values_list("external_id", flat=True)[
+            :: max(1, external_total // count)
+        ][:count]
+    )
+    if not external_ids:
+        raise RuntimeError("no user has an externalId for the load generator to look up")
     groups = list(
         Group.objects.exclude(display_name__startswith="bench-scale-").values_list("id", flat=True)[:500]
     )
@@ -128,7 +143,7 @@ def write_targets(path: Path, floor_url: str, count: int = 2000) -> None:
             {
                 "user_ids": [str(r[0]) for r in rows],
                 "user_names": [r[1] for r in rows],
-                "external_ids": [r[2] or "" for r in rows],
+                "external_ids": external_ids,
                 "group_ids": [str(g) for g in groups],
                 "floor_url": floor_url,
             }
