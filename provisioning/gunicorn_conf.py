@@ -67,7 +67,7 @@ def post_worker_init(worker) -> None:
 
     Modules, classes, functions and settings live as long as the worker, and about 150,000
     of them are tracked by the cyclic garbage collector. Each full collection walked them
-    all, about 100 ms a time, a few times a minute under SCIM load: 120 µs of every
+    all, about 100 ms a time, some twenty times a minute under SCIM load: 120 µs of every
     request on average, measured in process over the benchmark's IdP mix, and 14 µs once
     they are frozen. Objects created later are collected as before. A frozen object that
     later ends up in an unreachable cycle would not be freed; what is alive at this point
