@@ -124,7 +124,7 @@ def write_targets(path: Path, floor_url: str, count: int = 2000) -> None:
     total = User.objects.count()
     step = max(1, total // count)
     rows = list(
-        User.objects.order_by("created", "id").values_list("id", "user_name", "external_id")[::step][:count]
+        User.objects.order_by("created", "id").values_list("id", "user_name")[::step][:count]
     )
     with_external = User.objects.exclude(external_id__isnull=True).exclude(external_id="")
     external_total = with_external.count()

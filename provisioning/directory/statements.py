@@ -151,7 +151,7 @@ def _compile(
     build: Callable[..., QuerySet],
     fields: Sequence[Field],
     paged: bool = False,
-    added: str | None = None,
+    column: str | None = None,
 ) -> _Compiled | object:
     markers = [_marker(field) for field in fields]
     if paged:
@@ -168,10 +168,10 @@ def _compile(
         if found is None:
             return _UNCACHEABLE
         sql, bounds_at = found
-    if added is not None:
+    if column is not None:
         if not paged:
             return _UNCACHEABLE
-        sql = _with_column(sql, added, queryset.model._meta.db_table)
+        sql = _with_column(sql, column, queryset.model._meta.db_table)
         if sql is None:
             return _UNCACHEABLE
     positions = []
@@ -186,7 +186,7 @@ def _compile(
     model = queryset.model
     concrete = model._meta.concrete_fields
     columns = [expression for expression, _sql, _alias in compiler.select]
-    if [getattr(column, "target", None) for column in columns] != list(concrete):
+    if [getattr(selected, "target", None) for selected in columns] != list(concrete):
         return _UNCACHEABLE
     converters = compiler.get_converters(columns)
     return _Compiled(
@@ -202,7 +202,7 @@ def _compile(
             (index, tuple(convs), expression) for index, (convs, expression) in converters.items()
         ),
         bounds_at=bounds_at,
-        added=added is not None,
+        added=column is not None,
     )
 
 
