@@ -372,7 +372,7 @@ AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
 # whose foreign keys then block TRUNCATE of content types and users on PostgreSQL.
 MIGRATION_MODULES = {**globals().get("MIGRATION_MODULES", {}), "auditlog": None}
 AUDITLOG_STORE_JSON_CHANGES = True
-# Correlation ids come from our middleware (uuid4 per request), never from a request header.
+# Correlation ids come from our middleware (a UUIDv7 per request), never from a request header.
 AUDITLOG_CID_GETTER = "provisioning.audit.context.current_correlation_id"
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 # Keys the per-row HMAC of the audit trail; rotating it makes old rows fail verifyaudit.

@@ -12,8 +12,9 @@ The change set row is created lazily, at the first recorded change, inside the
 caller's database transaction (by the creator the audit app connects at startup): a unit that changes nothing leaves no change
 set, and a unit whose transaction rolls back leaves none either.
 
-The correlation id is generated here or by the request middleware (uuid4),
-never read from a request header.
+The correlation id is generated here or by the request middleware (a UUIDv7,
+``provisioning.ids``: time-ordered for the indexes that hold it), never read from a
+request header.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+
+from provisioning.ids import time_ordered_uuid
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -175,7 +178,7 @@ def request_context(
     *, remote_addr: str | None = None, http_request: HttpRequest | None = None
 ) -> Iterator[RequestContext]:
     """Bind a fresh server-generated correlation id (and the client address) to one HTTP request."""
-    context = RequestContext(uuid.uuid4(), remote_addr, http_request)
+    context = RequestContext(time_ordered_uuid(), remote_addr, http_request)
     token = _request.set(context)
     try:
         yield context
@@ -213,7 +216,7 @@ def change_set_scope(
     elif http is not None:
         correlation_id = http.correlation_id
     else:
-        correlation_id = uuid.uuid4()
+        correlation_id = time_ordered_uuid()
     scope = ChangeSetScope(
         source=source,
         correlation_id=correlation_id,

@@ -1,6 +1,6 @@
 """Correlation id, change-set scope and request log for every request.
 
-Every request gets a server-generated correlation id (uuid4; a client cannot
+Every request gets a server-generated correlation id (a UUIDv7; a client cannot
 choose it). A request to ``/scim/v2/`` is one unit of change (one change set)
 and is written to the request log; a write through the Django admin is one
 unit too. The log row is written when the response is closed, after its bytes

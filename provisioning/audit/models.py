@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from datetime import datetime
 
 from auditlog.models import AbstractLogEntry
@@ -33,6 +32,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+
+from provisioning.ids import time_ordered_uuid
 
 # Fields never covered by a row's own hash (the hash itself, the row id: ids
 # are covered by the batch seal, which detects rows inserted or removed).
@@ -338,7 +339,7 @@ class RequestLog(models.Model):
     """One request to ``/scim/v2/``. Bodies are redacted; ``*_size`` is the size before truncation."""
 
     timestamp = models.DateTimeField(default=timezone.now)
-    correlation_id = models.UUIDField(default=uuid.uuid4)
+    correlation_id = models.UUIDField(default=time_ordered_uuid)
     scim_client = models.ForeignKey(
         "access.ScimClient",
         null=True,

@@ -25,14 +25,13 @@ notice or full form per stream):
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 
 from provisioning.access import config_cache
 from provisioning.directory import selectors
 from provisioning.directory.changes import Change, MemberRef
 from provisioning.directory.pipeline import Write
+from provisioning.ids import time_ordered_uuid
 from provisioning.scim import resources
 from provisioning.scim.schema import GROUP_SCHEMA, USER_SCHEMA
 
@@ -93,7 +92,7 @@ def transaction_id(write: Write) -> str:
     record = write.record
     if record is not None and record.change_set_id is not None:
         return str(record.change_set_id)
-    return uuid.uuid4().hex
+    return time_ordered_uuid().hex
 
 
 def changed_attributes(change: Change) -> list[str]:

@@ -9,7 +9,7 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning.access.models import ScimClient
 from provisioning.audit import selectors
-from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet
+from provisioning.audit.models import AuditEntry, ChangeRecord, ChangeSet, RequestLog
 from provisioning.directory.models import Group, Membership, User, UserEmail
 from provisioning.scim import resources
 from tests.scim.conftest import GROUP_SCHEMA, USER_SCHEMA
@@ -189,6 +189,24 @@ def test_correlation_id_is_generated_not_taken_from_headers(scim):
     change_set = ChangeSet.objects.get(records__resource_name="cid")
     assert str(change_set.correlation_id) != spoofed
     assert not AuditEntry.objects.filter(cid=spoofed).exists()
+
+
+def test_correlation_ids_are_time_ordered_and_shared_by_the_request_log(scim):
+    """A request's correlation id is a UUIDv7 (``provisioning.ids``): the change set and
+    the request-log row of one request carry the same one, and a later request's sorts
+    after it, so that the indexes holding them grow at their end."""
+    ids = []
+    for name in ("cid-a", "cid-b"):
+        body = {"schemas": [USER_SCHEMA], "userName": name}
+        scim.ok(scim.post("/Users", body), 201)
+        change_set = ChangeSet.objects.get(records__resource_name=name)
+        logged = RequestLog.objects.get(correlation_id=change_set.correlation_id)
+        assert logged.method == "POST" and logged.status == 201
+        assert change_set.correlation_id.version == 7
+        ids.append(change_set.correlation_id)
+    # The first 48 bits are milliseconds: the later request's are never smaller.
+    assert ids[0].int >> 80 <= ids[1].int >> 80
+    assert ids[0] != ids[1]
 
 
 def test_forwarded_for_is_ignored_unless_from_a_trusted_proxy(scim, settings):

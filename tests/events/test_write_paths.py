@@ -4,6 +4,7 @@ restores and rollback jobs. Held, refused and rolled-back writes yield none."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -101,6 +102,21 @@ def test_bulk_operations_each_yield_their_events_with_their_own_txn(scim, notice
     assert [str(cs.pk) for cs in change_sets] == [txns[0], txns[1], txns[2], txns[4]]
     assert created[1].payload["members"] == {"added": [user_id], "removed": []}
     assert created[2].payload["version"] == results[2]["version"]
+
+
+def test_event_ids_are_time_ordered_and_txn_without_audit_too(scim, notice_stream, settings):
+    """Each event's ``jti`` is a UUIDv7 (RFC 9562 §5.7), a later event's never sorting
+    before an earlier one's by time; with the audit trail off (no change set to name),
+    ``txn`` is a fresh UUIDv7 too (RFC 9967 leaves its form to the issuer)."""
+    since = high_water()
+    scim.ok(scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "jti-a"}), 201)
+    settings.SCIMGATE_AUDIT_ENABLED = False
+    scim.ok(scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "jti-b"}), 201)
+    first, second = new_events(since)
+    assert first.jti.version == second.jti.version == 7
+    assert first.jti.int >> 80 <= second.jti.int >> 80
+    assert first.txn == str(ChangeSet.objects.get(records__resource_name="jti-a").pk)
+    assert uuid.UUID(hex=second.txn).version == 7
 
 
 def test_bulk_stops_at_fail_on_errors_and_the_failed_operation_leaves_no_event(scim, notice_stream):
