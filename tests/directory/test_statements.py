@@ -57,6 +57,61 @@ def test_rows_are_the_instances_the_orm_builds():
         assert fetched._state.db == "default" and fetched.etag == orm.etag
 
 
+def test_an_assembled_instance_behaves_as_one_the_orm_builds():
+    """Rows become instances without ``Model.__init__`` where it would do nothing more
+    (``statements._maker``): the same values and state, saved, refreshed and related as
+    the ORM's own."""
+    source = UserFactory().source
+    user = UserFactory(source=source, attributes={"title": "T"})
+    assert statements._plain_model(User)
+    [fetched] = statements.fetch(("pk",), _by_pk, [user.pk], [PK])
+    [orm] = list(_by_pk(user.pk))
+    assert {k: v for k, v in vars(fetched).items() if k != "_state"} == {
+        k: v for k, v in vars(orm).items() if k != "_state"
+    }
+    assert not fetched._state.adding and fetched._state.db == "default"
+    assert fetched._state.fields_cache == {}
+    assert fetched.source == source  # a foreign key reads its object
+    assert fetched == orm and hash(fetched) == hash(orm)
+    fetched.display_name = "Changed"
+    fetched.save(update_fields=["display_name"])
+    assert User.objects.get(pk=user.pk).display_name == "Changed"
+    fetched.refresh_from_db()
+    assert fetched.display_name == "Changed"
+
+
+def test_instances_are_made_by_the_orm_where_more_than_values_is_wanted(monkeypatch):
+    """A receiver of ``pre_init``/``post_init``, or a model's own ``__init__``: every
+    instance comes through ``Model.from_db`` again, so that nothing is skipped."""
+    from django.db.models.signals import post_init
+
+    user = UserFactory()
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=User)
+    try:
+        [fetched] = statements.fetch(("pk",), _by_pk, [user.pk], [PK])
+    finally:
+        post_init.disconnect(receiver, sender=User)
+    assert seen == [user.pk] and fetched.pk == user.pk
+
+    original = User.__init__
+    made = []
+
+    def own_init(self, *args, **kwargs):
+        made.append(args[0] if args else None)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(User, "__init__", own_init)
+    monkeypatch.setattr(statements, "_plain_models", {})
+    assert not statements._plain_model(User)
+    [fetched] = statements.fetch(("pk",), _by_pk, [user.pk], [PK])
+    assert made == [user.pk] and fetched.pk == user.pk
+
+
 def test_a_shape_is_compiled_once_then_run_with_each_value():
     first, second = UserFactory(user_name="Ada@Example.com"), UserFactory(user_name="bob@example.com")
     assert statements.fetch(("name",), _by_name, ["ADA@example.com"], [USER_NAME]) == [first]
