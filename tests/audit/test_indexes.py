@@ -67,3 +67,23 @@ def test_every_index_serves_a_known_query(table):
     if connection.vendor == "postgresql" and table in TRIGRAM:
         expected.append((None,))  # UPPER(search_text) gin_trgm_ops
     assert sorted(found, key=str) == sorted(expected, key=str)
+
+
+def test_the_operator_index_holds_console_changes_and_serves_the_operator_filter(on_postgres):
+    """A SCIM change set has no operator: ``changeset_operator_idx`` is partial (audit
+    migration 0012), and the operator filter (``operator_id = %s``, which implies NOT
+    NULL) is still served by it."""
+    from provisioning.audit.models import ChangeSet
+    from tests.factories import OperatorFactory
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'changeset_operator_idx'")
+        [(definition,)] = cursor.fetchall()
+    assert definition.endswith("WHERE (operator_id IS NOT NULL)")
+    queryset = ChangeSet.objects.filter(operator_id=OperatorFactory().pk).order_by("-created_at")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the index the choice
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "changeset_operator_idx" in plan
