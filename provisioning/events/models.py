@@ -130,9 +130,9 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [
-            models.Index(fields=["resource_type", "resource_id", "id"], name="event_resource_idx")
-        ]
+        # No index by resource: a delivery carries its event's resource (``Delivery``'s
+        # (stream, resource, event) index orders a resource's events), and each index
+        # here is one more write per event, on a random leaf for a resource's id.
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.resource_type}/{self.resource_id}"

@@ -1,7 +1,7 @@
 """Every index on the audit, request-log and events-outbox tables serves a query the
-product runs (issue 17; audit migration 0007 names the query of each, events migration
-0004 why ``txn`` has none). A new index must be added to this list with its query, or
-the test fails: every insert pays for every index."""
+product runs (issue 17; audit migration 0007 names the query of each, events migrations
+0004 and 0005 say why ``txn`` and the resource have none). A new index must be added to
+this list with its query, or the test fails: every insert pays for every index."""
 
 from __future__ import annotations
 
@@ -42,10 +42,9 @@ EXPECTED = {
         ("timestamp",): "the request log's order and time range; retention",
     },
     "audit_retiredentry": {},
-    # The events outbox, written in the change's transaction too (events migration 0004
-    # dropped the two indexes of ``txn``, which no query reads by).
+    # The events outbox, written in the change's transaction too (events migrations 0004
+    # and 0005 dropped the indexes of ``txn`` and of the resource, which no query reads by).
     "events_event": {
-        ("resource_type", "resource_id", "id"): "the delivery log's resource-type filter",
         ("created_at",): "retention; a stream's replay from a time",
         ("client_id",): "a client's deletion (SET NULL)",
     },
