@@ -110,8 +110,8 @@ class Event(models.Model):
     jti = models.UUIDField(default=time_ordered_uuid, unique=True, editable=False)
     # RFC 9967 txn: the same for every event of one transaction (a request's change set,
     # an approval's application) and, for misc:asyncresp, the Set-Txn the client was given.
-    # Not indexed: no query looks an event up by its txn (every reader goes by id, stream
-    # or resource), and each index is one more write per event.
+    # Not indexed: no query looks an event up by its txn (readers go by id, stream or
+    # time), and each index is one more write per event.
     txn = models.CharField(max_length=100)
     created_at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=10, choices=EventKind.choices)
