@@ -4,7 +4,7 @@ of rounds (with, without), as the floor's share is."""
 from __future__ import annotations
 
 from provisioning.benchmark.report import render, targets
-from provisioning.benchmark.runner import write_overhead
+from provisioning.benchmark.runner import overhead_pairs, write_overhead
 
 
 def _run(rps: float, p50: float) -> dict:
@@ -25,6 +25,26 @@ def test_the_overhead_is_the_median_of_the_pairs():
     assert overhead["p50_overhead_pct"] == 13.8  # 20, 150, 7.7 and 0 %
     assert overhead["with_audit"]["rps"] == 182.5 and overhead["without_audit"]["rps"] == 240.75
     assert overhead["rounds"] == 4
+
+
+def test_every_round_starts_from_the_same_state_and_the_first_side_alternates():
+    """``round_start`` (a checkpoint, vacuumed tables) before each round of each side, so
+    that a checkpoint never falls into one side's round and not the other's."""
+    calls = []
+
+    def run(side: str, i: int) -> dict:
+        calls.append((side, i))
+        return {"side": side, "round": i}
+
+    pairs = overhead_pairs(3, run, lambda: calls.append("start"))
+    assert calls == [
+        "start", ("with", 0), "start", ("without", 0),
+        "start", ("without", 1), "start", ("with", 1),
+        "start", ("with", 2), "start", ("without", 2),
+    ]  # fmt: skip
+    assert pairs == [
+        ({"side": "with", "round": i}, {"side": "without", "round": i}) for i in range(3)
+    ]
 
 
 def test_the_target_is_read_from_the_median():
