@@ -4,8 +4,9 @@ Every request gets a server-generated correlation id (a UUIDv7; a client cannot
 choose it). A request to ``/scim/v2/`` is one unit of change (one change set)
 and is written to the request log; a write through the Django admin is one
 unit too. The log row is written when the response is closed, after its bytes
-went to the client, with one INSERT outside the SCIM write transaction; any
-failure is logged and swallowed.
+went to the client (before, where the database connection is shared between threads),
+with one INSERT outside the SCIM write transaction; any failure is logged and
+swallowed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from rest_framework.renderers import JSONRenderer
 
@@ -73,10 +75,20 @@ class AuditMiddleware:
             response = self.get_response(request)
         latency_ms = (time.perf_counter() - started) * 1000
         if settings.SCIMGATE_REQUEST_LOG_ENABLED:
-            # Closers run once the server has sent the response: the client does not wait for the log.
-            response._resource_closers.append(
-                lambda: self._log(request, response, body, latency_ms, correlation_id)
-            )
+
+            def log() -> None:
+                self._log(request, response, body, latency_ms, correlation_id)
+
+            if connection.allow_thread_sharing:
+                # One connection shared by the threads of a server (a live test server on an
+                # in-memory SQLite database): the client's next request may commit on it
+                # as soon as it has this answer, which it must not do while this thread
+                # still writes on it. The log is written before the answer is sent.
+                log()
+            else:
+                # Closers run once the server has sent the response: the client does not
+                # wait for the log.
+                response._resource_closers.append(log)
         return response
 
     def _log(self, request, response, body: bytes | None, latency_ms: float, correlation_id) -> None:

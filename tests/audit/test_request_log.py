@@ -91,6 +91,46 @@ def test_a_failing_log_write_does_not_fail_the_request(scim, monkeypatch, caplog
     assert "Could not write the SCIM request log" in caplog.text
 
 
+def test_the_log_is_written_after_the_answer_unless_the_connection_is_shared():
+    """The row is written as the response closes, once its bytes went out; where one
+    connection serves several threads (a live test server on in-memory SQLite), before
+    the answer leaves, so that the client's next request never commits on the
+    connection while this one still writes on it."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from provisioning.audit.middleware import AuditMiddleware
+
+    middleware = AuditMiddleware(lambda request: HttpResponse(status=404))
+
+    def call():
+        return middleware(RequestFactory().get("/scim/v2/Users/missing"))
+
+    def close(response):
+        # As the test client does: the test's connection stays open.
+        request_finished.disconnect(close_old_connections)
+        try:
+            response.close()
+        finally:
+            request_finished.connect(close_old_connections)
+
+    response = call()
+    assert not RequestLog.objects.exists()
+    close(response)
+    assert RequestLog.objects.get().status == 404
+
+    connection.inc_thread_sharing()
+    try:
+        response = call()
+        assert RequestLog.objects.count() == 2  # before the response is closed
+        close(response)
+    finally:
+        connection.dec_thread_sharing()
+    assert RequestLog.objects.count() == 2  # and once only
+
+
 def test_disabled_request_log_writes_nothing(scim, settings):
     settings.SCIMGATE_REQUEST_LOG_ENABLED = False
     scim.create_user("quiet")
