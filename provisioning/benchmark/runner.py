@@ -169,16 +169,6 @@ def quiesce() -> None:
                 raise
 
 
-def round_start() -> None:
-    """Before each round of the write overhead: ``quiesce``. Under a PATCH load with
-    PostgreSQL's default ``max_wal_size`` a checkpoint comes every minute or so, and after
-    one the first change of each page goes whole to the WAL: a round that a checkpoint
-    fell into wrote several times the WAL of one that none did, and the pairs of one
-    run spread from 2 % to 56 %. Each round now starts just after one, as both sides of
-    a pair do."""
-    quiesce()
-
-
 # --- gunicorn ---------------------------------------------------------------------
 
 
@@ -271,7 +261,10 @@ def overhead_pairs(
 ) -> list[tuple[dict, dict]]:
     """``rounds`` pairs of runs, (with the trail, without it): ``run(side, i)`` one side's
     round ``i``, the side that goes first alternating, and ``start()`` before every
-    round (``round_start``)."""
+    round (``quiesce``: under a PATCH load with PostgreSQL's default ``max_wal_size`` a
+    checkpoint comes every minute or so, and after one the first change of each page
+    goes whole to the WAL, so a round that one fell into wrote several times the WAL of
+    one that none did; each round now starts just after one)."""
     pairs = []
     for i in range(rounds):
         runs = {}
@@ -453,13 +446,13 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
             # Pairs of rounds, one side right after the other (which goes first alternates),
             # so that a slow moment of a shared machine falls within a pair rather than on
             # one side; the figure is the median of the pairs' overheads. Each round starts
-            # from a checkpoint and vacuumed tables (``round_start``), so that neither side
+            # from a checkpoint and vacuumed tables (``quiesce``), so that neither side
             # gets a checkpoint, or the other side's dead rows, that the other did not.
             servers = {"with": base, "without": bare}
             pairs = overhead_pairs(
                 OVERHEAD_ROUNDS,
                 lambda side, i: loadgen(servers[side], token, targets, mix="write", seed=7 + i, **short),
-                round_start,
+                quiesce,
             )
             results["write_overhead"] = write_overhead(pairs)
         if "http_get" in stages:

@@ -28,7 +28,7 @@ def test_the_overhead_is_the_median_of_the_pairs():
 
 
 def test_every_round_starts_from_the_same_state_and_the_first_side_alternates():
-    """``round_start`` (a checkpoint, vacuumed tables) before each round of each side, so
+    """``quiesce`` (a checkpoint, vacuumed tables) before each round of each side, so
     that a checkpoint never falls into one side's round and not the other's."""
     calls = []
 
