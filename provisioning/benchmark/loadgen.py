@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import statistics
 import sys
@@ -100,52 +101,15 @@ async def one_request(client: httpx.AsyncClient, op: str, target: Target, rng: r
     raise ValueError(op)
 
 
-async def run(
-    base_url: str,
-    token: str,
-    target: Target,
-    *,
-    mix: list[tuple[str, int]],
-    duration: float,
-    concurrency: int,
-    warmup: float,
-    seed: int,
-) -> dict:
-    latencies: dict[str, list[float]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
-    ops, weights = zip(*mix, strict=True)
-    stop_at = time.perf_counter() + warmup + duration
-    measure_from = time.perf_counter() + warmup
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-
-    async def worker(index: int) -> None:
-        rng = random.Random(seed * 1000 + index)
-        async with httpx.AsyncClient(
-            base_url=base_url, headers=headers, limits=limits, timeout=30
-        ) as client:
-            while (now := time.perf_counter()) < stop_at:
-                op = rng.choices(ops, weights)[0]
-                started = time.perf_counter()
-                try:
-                    response = await one_request(client, op, target, rng)
-                    failed = response.status_code >= 400
-                except httpx.HTTPError:
-                    failed = True
-                elapsed = (time.perf_counter() - started) * 1000
-                if now >= measure_from:
-                    latencies[op].append(elapsed)
-                    if failed:
-                        errors[op] += 1
-
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+def summary(latencies: dict[str, list[float]], errors: dict[str, int], seconds: float) -> dict:
+    """Throughput and latency percentiles of one run (or of one side of an alternating run,
+    over the seconds its slots took), overall and per operation."""
     total = sum(len(v) for v in latencies.values())
     all_latencies = [x for v in latencies.values() for x in v]
     return {
-        "duration_s": duration,
-        "concurrency": concurrency,
+        "duration_s": seconds,
         "requests": total,
-        "rps": round(total / duration, 1),
+        "rps": round(total / seconds, 1),
         "errors": sum(errors.values()),
         "p50_ms": round(percentile(all_latencies, 50), 2),
         "p95_ms": round(percentile(all_latencies, 95), 2),
@@ -164,6 +128,87 @@ async def run(
     }
 
 
+def slot_of(elapsed: float, slot: float) -> int:
+    """The slot a moment ``elapsed`` seconds into an alternating run falls in: slot ``n``
+    goes to side ``n % 2``. Warm-up moments (negative) alternate by slot as well."""
+    return math.floor(elapsed / slot)
+
+
+async def run(
+    base_url: str,
+    token: str,
+    target: Target,
+    *,
+    mix: list[tuple[str, int]],
+    duration: float,
+    concurrency: int,
+    warmup: float,
+    seed: int,
+    alternate: str | None = None,
+    slot: float = 2.0,
+) -> dict:
+    """Drive ``mix`` at ``base_url`` for ``duration`` seconds after ``warmup``.
+
+    With ``alternate``, the same clients send to ``base_url`` and ``alternate`` in turn,
+    ``slot`` seconds each (slot 0, 2, 4, ... to the first): two servers measured in the
+    same minute, so that a shared machine's drift, a checkpoint or a neighbour's burst
+    falls on both alike. Each request counts for the server it was sent to; each side's
+    throughput is its requests over the seconds of its slots. The report then has
+    ``sides`` (one summary each) and ``slots`` (requests sent in each measured slot).
+    """
+    bases = [base_url] if alternate is None else [base_url, alternate]
+    latencies = [defaultdict(list) for _ in bases]
+    errors = [defaultdict(int) for _ in bases]
+    slots = [0] * (math.ceil(duration / slot) if alternate is not None else 0)
+    ops, weights = zip(*mix, strict=True)
+    measure_from = time.perf_counter() + warmup
+    stop_at = measure_from + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+
+    async def worker(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        clients = [
+            httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) for base in bases
+        ]
+        try:
+            while (now := time.perf_counter()) < stop_at:
+                number = slot_of(now - measure_from, slot) if alternate is not None else 0
+                side = number % 2
+                op = rng.choices(ops, weights)[0]
+                started = time.perf_counter()
+                try:
+                    response = await one_request(clients[side], op, target, rng)
+                    failed = response.status_code >= 400
+                except httpx.HTTPError:
+                    failed = True
+                elapsed = (time.perf_counter() - started) * 1000
+                if now >= measure_from:
+                    latencies[side][op].append(elapsed)
+                    if failed:
+                        errors[side][op] += 1
+                    if 0 <= number < len(slots):
+                        slots[number] += 1
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    if alternate is None:
+        return {"concurrency": concurrency, **summary(latencies[0], errors[0], duration)}
+    # Each side's share of the measured time: its slots, the last one possibly cut short.
+    seconds = [0.0, 0.0]
+    for number in range(len(slots)):
+        seconds[number % 2] += min(slot, duration - number * slot)
+    return {
+        "duration_s": duration,
+        "concurrency": concurrency,
+        "slot_s": slot,
+        "sides": [summary(latencies[side], errors[side], seconds[side]) for side in (0, 1)],
+        "slots": slots,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8765/scim/v2")
@@ -174,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--alternate", help="a second base URL, sent to in alternate slots")
+    parser.add_argument("--slot", type=float, default=2.0, help="seconds per slot with --alternate")
     args = parser.parse_args(argv)
     with open(args.targets) as fp:
         target = Target(**json.load(fp))
@@ -188,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             warmup=args.warmup,
             seed=args.seed,
+            alternate=args.alternate.rstrip("/") if args.alternate else None,
+            slot=args.slot,
         )
     )
     json.dump(result, sys.stdout)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -222,14 +222,17 @@ def gunicorn(*, workers: int, threads: int, env: dict[str, str]) -> Iterator[str
 
 
 def loadgen(base: str, token: str, targets: Path, *, mix: str, duration: float, warmup: float,
-            concurrency: int, seed: int = 7) -> dict:
-    """Run the asyncio load generator in its own process; return its JSON report."""
+            concurrency: int, seed: int = 7, alternate: str | None = None, slot: float = 2.0) -> dict:
+    """Run the asyncio load generator in its own process; return its JSON report. With
+    ``alternate`` (a second server's base URL) it sends to both in turns of ``slot`` seconds."""
     command = [
         sys.executable, "-m", "provisioning.benchmark.loadgen",
         "--base-url", f"{base}/scim/v2", "--token", token, "--targets", str(targets),
         "--mix", mix, "--duration", str(duration), "--warmup", str(warmup),
         "--concurrency", str(concurrency), "--seed", str(seed),
     ]
+    if alternate is not None:
+        command += ["--alternate", f"{alternate}/scim/v2", "--slot", str(slot)]
     done = subprocess.run(command, cwd=BASE_DIR, capture_output=True, text=True, check=True)  # noqa: S603
     return json.loads(done.stdout)
 
@@ -252,63 +255,43 @@ def floor_share(pairs: list[tuple[float, float]]) -> dict:
     }
 
 
-# Pairs of rounds (with the trail, without it) the write overhead is the median of.
-OVERHEAD_ROUNDS = 4
+# The write overhead: PATCH user sent to the two servers (with the trail, without it) in
+# turns of this many seconds, over four times the mix's duration in all.
+OVERHEAD_SLOT_S = 2.0
+OVERHEAD_DURATIONS = 4
+# Consecutive slots (half each side's) per block, the spread the report shows.
+OVERHEAD_BLOCK_SLOTS = 10
 
 
-def overhead_pairs(
-    rounds: int, run: Callable[[str, int], dict], start: Callable[[], None]
-) -> list[tuple[dict, dict]]:
-    """``rounds`` pairs of runs, (with the trail, without it): ``run(side, i)`` one side's
-    round ``i``, the side that goes first alternating, and ``start()`` before every
-    round (``quiesce``: under a PATCH load with PostgreSQL's default ``max_wal_size`` a
-    checkpoint comes every minute or so, and after one the first change of each page
-    goes whole to the WAL, so a round that one fell into wrote several times the WAL of
-    one that none did; each round now starts just after one)."""
-    pairs = []
-    for i in range(rounds):
-        runs = {}
-        for side in ("with", "without") if i % 2 == 0 else ("without", "with"):
-            start()
-            runs[side] = run(side, i)
-        pairs.append((runs["with"], runs["without"]))
-    return pairs
-
-
-def write_overhead(pairs: list[tuple[dict, dict]]) -> dict:
-    """The audit trail's and request log's cost on a PATCH, from pairs of load-generator
-    runs (with them, without them) run one right after the other, as the floor's share
-    is: each pair's overhead (throughput without / with, less one; p50 with / without,
-    less one), and their medians. Each side's runs are averaged too, for the table."""
-    overheads = [
-        (
-            round((without["rps"] / max(with_trail["rps"], 0.1) - 1) * 100, 1),
-            round((with_trail["p50_ms"] / max(without["p50_ms"], 0.01) - 1) * 100, 1),
-        )
-        for with_trail, without in pairs
-    ]
+def write_overhead(run: dict) -> dict:
+    """The audit trail's and request log's cost on a PATCH, from one alternating
+    load-generator run (``loadgen(..., alternate=...)``: side 0 with them, side 1 without):
+    throughput without / with, less one, over the whole run; the same of the p50s; and the
+    overhead of each block of consecutive slots, which shows how far the figure moves
+    within the run. Short turns put both sides in every minute of the run, so that a
+    shared machine's drift and the checkpoints fall on both alike (rounds of ten seconds
+    each gave pairs from 4 % to 53 % in one run)."""
+    with_trail, without = run["sides"]
+    blocks = []
+    slots = run["slots"]
+    for start in range(0, len(slots) - 1, OVERHEAD_BLOCK_SLOTS):
+        block = slots[start : start + OVERHEAD_BLOCK_SLOTS]
+        if len(block) >= 2 and sum(block[0::2]):
+            blocks.append(round((sum(block[1::2]) / sum(block[0::2]) - 1) * 100, 1))
     return {
-        "with_audit": _mean_run([with_trail for with_trail, _ in pairs]),
-        "without_audit": _mean_run([without for _, without in pairs]),
-        "rounds": len(pairs),
-        "pairs": [
-            {"with_rps": w["rps"], "without_rps": wo["rps"], "throughput_overhead_pct": t, "p50_overhead_pct": p}
-            for (w, wo), (t, p) in zip(pairs, overheads, strict=True)
-        ],
-        "throughput_overhead_pct": round(statistics.median(t for t, _ in overheads), 1),
-        "p50_overhead_pct": round(statistics.median(p for _, p in overheads), 1),
+        "with_audit": _side(with_trail),
+        "without_audit": _side(without),
+        "slot_s": run["slot_s"],
+        "duration_s": run["duration_s"],
+        "block_slots": OVERHEAD_BLOCK_SLOTS,
+        "blocks": blocks,
+        "throughput_overhead_pct": round((without["rps"] / max(with_trail["rps"], 0.1) - 1) * 100, 1),
+        "p50_overhead_pct": round((with_trail["p50_ms"] / max(without["p50_ms"], 0.01) - 1) * 100, 1),
     }
 
 
-def _mean_run(runs: list[dict]) -> dict:
-    """Throughput and latency of several load-generator runs of one mix, averaged."""
-    keys = ("rps", "p50_ms", "p95_ms", "p99_ms")
-    return {
-        **{key: round(sum(run[key] for run in runs) / len(runs), 2) for key in keys},
-        "requests": sum(run["requests"] for run in runs),
-        "errors": sum(run["errors"] for run in runs),
-        "runs": [{key: run[key] for key in keys} for run in runs],
-    }
+def _side(run: dict) -> dict:
+    return {key: run[key] for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "requests", "errors")}
 
 
 def full_get_http(base: str, token: str, size: int, repeat: int = 3) -> dict:
@@ -419,8 +402,8 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
             bare = servers.enter_context(gunicorn(workers=workers, threads=threads, env=bare_env))
         write_targets(targets, f"{base}/bench/floor")
         load = dict(duration=duration, warmup=warmup, concurrency=concurrency)
-        # The rounds of the stages that alternate two sides (the share of the floor, the
-        # write overhead): shorter, so that several fit where one long run would.
+        # The rounds of the share of the floor, which alternates the mix and the floor:
+        # shorter, so that several fit where one long run would.
         short = dict(duration=max(10.0, duration / 3), warmup=warmup, concurrency=concurrency)
         if "mix" in stages:
             log(f"IdP mix: {concurrency} clients for {duration:.0f}s against gunicorn ({workers}x{threads})")
@@ -442,19 +425,16 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
                 ]
                 results["floor_share"] = floor_share(pairs)
         if bare is not None:
-            log("write overhead: PATCH user with and without audit trail + request log")
-            # Pairs of rounds, one side right after the other (which goes first alternates),
-            # so that a slow moment of a shared machine falls within a pair rather than on
-            # one side; the figure is the median of the pairs' overheads. Each round starts
-            # from a checkpoint and vacuumed tables (``quiesce``), so that neither side
-            # gets a checkpoint, or the other side's dead rows, that the other did not.
-            servers = {"with": base, "without": bare}
-            pairs = overhead_pairs(
-                OVERHEAD_ROUNDS,
-                lambda side, i: loadgen(servers[side], token, targets, mix="write", seed=7 + i, **short),
-                quiesce,
+            log("write overhead: PATCH user with and without audit trail + request log, alternating")
+            # One run whose clients send to both servers in turns of a few seconds (see
+            # ``write_overhead``), from a checkpoint and vacuumed tables.
+            quiesce()
+            results["write_overhead"] = write_overhead(
+                loadgen(
+                    base, token, targets, mix="write", alternate=bare, slot=OVERHEAD_SLOT_S,
+                    duration=OVERHEAD_DURATIONS * duration, warmup=warmup, concurrency=concurrency,
+                )
             )
-            results["write_overhead"] = write_overhead(pairs)
         if "http_get" in stages:
             log("full GET of the largest group over HTTP")
             results["full_group_get_http"] = full_get_http(base, token, max(spec.group_sizes))

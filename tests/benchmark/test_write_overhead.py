@@ -1,62 +1,148 @@
-"""The write overhead of the audit trail and request log: the median of back-to-back pairs
-of rounds (with, without), as the floor's share is."""
+"""The write overhead of the audit trail and request log: one load-generator run that
+sends to both servers (with the trail, without it) in alternating turns of a few seconds."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from provisioning.benchmark import loadgen
 from provisioning.benchmark.report import render, targets
-from provisioning.benchmark.runner import overhead_pairs, write_overhead
+from provisioning.benchmark.runner import OVERHEAD_BLOCK_SLOTS, write_overhead
 
 
-def _run(rps: float, p50: float) -> dict:
-    return {"rps": rps, "p50_ms": p50, "p95_ms": p50 * 2, "p99_ms": p50 * 3, "requests": int(rps * 10), "errors": 0}
+def _side(rps: float, p50: float, seconds: float = 60.0) -> dict:
+    return {
+        "rps": rps, "p50_ms": p50, "p95_ms": p50 * 2, "p99_ms": p50 * 3,
+        "requests": int(rps * seconds), "errors": 0, "duration_s": seconds,
+    }  # fmt: skip
 
 
-def test_the_overhead_is_the_median_of_the_pairs():
-    pairs = [
-        (_run(200.0, 30.0), _run(240.0, 25.0)),  # 20 %
-        (_run(100.0, 60.0), _run(250.0, 24.0)),  # a slow moment on one side: 150 %
-        (_run(210.0, 28.0), _run(231.0, 26.0)),  # 10 %
-        (_run(220.0, 27.0), _run(242.0, 27.0)),  # 10 %
-    ]
-    overhead = write_overhead(pairs)
-    assert [p["throughput_overhead_pct"] for p in overhead["pairs"]] == [20.0, 150.0, 10.0, 10.0]
-    # One split pair moves the median by half a pair, where the means would say 32 %.
-    assert overhead["throughput_overhead_pct"] == 15.0
-    assert overhead["p50_overhead_pct"] == 13.8  # 20, 150, 7.7 and 0 %
-    assert overhead["with_audit"]["rps"] == 182.5 and overhead["without_audit"]["rps"] == 240.75
-    assert overhead["rounds"] == 4
+def _run(with_rps: float, without_rps: float, slots: list[int] | None = None, p50=(30.0, 25.0)) -> dict:
+    return {
+        "duration_s": 120.0,
+        "slot_s": 2.0,
+        "sides": [_side(with_rps, p50[0]), _side(without_rps, p50[1])],
+        "slots": slots if slots is not None else [],
+    }
 
 
-def test_every_round_starts_from_the_same_state_and_the_first_side_alternates():
-    """``quiesce`` (a checkpoint, vacuumed tables) before each round of each side, so
-    that a checkpoint never falls into one side's round and not the other's."""
-    calls = []
-
-    def run(side: str, i: int) -> dict:
-        calls.append((side, i))
-        return {"side": side, "round": i}
-
-    pairs = overhead_pairs(3, run, lambda: calls.append("start"))
-    assert calls == [
-        "start", ("with", 0), "start", ("without", 0),
-        "start", ("without", 1), "start", ("with", 1),
-        "start", ("with", 2), "start", ("without", 2),
-    ]  # fmt: skip
-    assert pairs == [
-        ({"side": "with", "round": i}, {"side": "without", "round": i}) for i in range(3)
-    ]
+def test_the_overhead_is_the_ratio_of_the_two_sides_over_the_whole_run():
+    overhead = write_overhead(_run(200.0, 240.0))
+    assert overhead["throughput_overhead_pct"] == 20.0
+    assert overhead["p50_overhead_pct"] == 20.0  # 30 / 25 ms
+    assert overhead["with_audit"]["rps"] == 200.0 and overhead["without_audit"]["rps"] == 240.0
 
 
-def test_the_target_is_read_from_the_median():
-    def verdict(pairs):
-        [check] = [c for c in targets({"write_overhead": write_overhead(pairs)}) if "overhead on a write" in c.label]
+def test_each_block_of_turns_shows_its_own_overhead():
+    # Turns alternate with (even) and without (odd); a slow moment in the second block
+    # slows both of its sides, and its overhead stays that of the others.
+    first = [400, 480] * (OVERHEAD_BLOCK_SLOTS // 2)
+    slow = [200, 240] * (OVERHEAD_BLOCK_SLOTS // 2)
+    last = [400, 440] * (OVERHEAD_BLOCK_SLOTS // 2)
+    overhead = write_overhead(_run(200.0, 240.0, first + slow + last))
+    assert overhead["blocks"] == [20.0, 20.0, 10.0]
+
+
+def test_a_last_block_of_a_single_turn_is_left_out():
+    slots = [400, 480] * (OVERHEAD_BLOCK_SLOTS // 2) + [400]
+    assert write_overhead(_run(200.0, 240.0, slots))["blocks"] == [20.0]
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "slot"),
+    [(0.0, 0), (1.999, 0), (2.0, 1), (3.5, 1), (4.0, 2), (-0.5, -1), (-2.5, -2)],
+)
+def test_a_moment_falls_in_the_turn_of_its_slot(elapsed, slot):
+    assert loadgen.slot_of(elapsed, 2.0) == slot
+
+
+def test_the_target_is_read_from_the_whole_run():
+    def verdict(run):
+        [check] = [c for c in targets({"write_overhead": write_overhead(run)}) if "overhead on a write" in c.label]
         return check.met
 
-    assert verdict([(_run(200.0, 30.0), _run(250.0, 25.0))]) is True  # 25 %
-    assert verdict([(_run(200.0, 30.0), _run(251.0, 25.0))]) is False
-    assert verdict([(_run(200.0, 30.0), _run(220.0, 25.0))] * 2 + [(_run(100.0, 30.0), _run(300.0, 25.0))]) is True
+    assert verdict(_run(200.0, 250.0)) is True  # 25 %
+    assert verdict(_run(200.0, 251.0)) is False
 
 
-def test_the_pairs_are_printed():
-    text = render({"write_overhead": write_overhead([(_run(200.0, 30.0), _run(240.0, 25.0))])})
-    assert "200.0 / 240.0 = 20.0 %" in text
+def test_the_sides_and_blocks_are_printed():
+    text = render({"write_overhead": write_overhead(_run(200.0, 240.0, [400, 480] * 5))})
+    assert "200.0 / 240.0 req/s" in text
+    assert "overhead 20.0 % throughput" in text
+    assert "blocks of 10 turns: 20.0 %" in text
+
+
+class _Counting(BaseHTTPRequestHandler):
+    def do_PATCH(self):  # noqa: N802 - the handler's protocol
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received += 1
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/scim+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def two_servers():
+    servers = []
+    for _ in range(2):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+        server.received = 0
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_load_generator_sends_to_each_server_in_its_turns(two_servers):
+    first, second = two_servers
+    target = loadgen.Target(user_ids=["u1", "u2"], user_names=[], external_ids=[], group_ids=[])
+    report = asyncio.run(
+        loadgen.run(
+            f"http://127.0.0.1:{first.server_port}",
+            "token",
+            target,
+            mix=loadgen.WRITE_MIX,
+            duration=1.2,
+            concurrency=2,
+            warmup=0.2,
+            seed=1,
+            alternate=f"http://127.0.0.1:{second.server_port}",
+            slot=0.2,
+        )
+    )
+    sides, slots = report["sides"], report["slots"]
+    assert len(slots) == 6 and all(slots)
+    # A request counts for the turn it was sent in, and for that turn's server.
+    assert sum(slots[0::2]) == sides[0]["requests"] > 0
+    assert sum(slots[1::2]) == sides[1]["requests"] > 0
+    # Each server saw its side's requests (and some of the warm-up's).
+    assert first.received >= sides[0]["requests"] and second.received >= sides[1]["requests"]
+    # Each side had half the measured time.
+    assert sides[0]["duration_s"] == pytest.approx(0.6) and sides[1]["duration_s"] == pytest.approx(0.6)
+    assert sides[0]["errors"] == sides[1]["errors"] == 0
+
+
+def test_without_a_second_server_the_report_is_one_run(two_servers):
+    first, _ = two_servers
+    target = loadgen.Target(user_ids=["u1"], user_names=[], external_ids=[], group_ids=[])
+    report = asyncio.run(
+        loadgen.run(
+            f"http://127.0.0.1:{first.server_port}", "token", target, mix=loadgen.WRITE_MIX,
+            duration=0.3, concurrency=1, warmup=0.0, seed=1,
+        )  # fmt: skip
+    )
+    assert "sides" not in report
+    assert report["requests"] > 0 and report["rps"] == round(report["requests"] / 0.3, 1)
+    assert first.received >= report["requests"]
