@@ -3,7 +3,7 @@ sends to both servers (with the trail, without it) in alternating turns of a few
 
 from __future__ import annotations
 
-import asyncio
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,6 +12,7 @@ import pytest
 from provisioning.benchmark import loadgen
 from provisioning.benchmark.report import render, targets
 from provisioning.benchmark.runner import OVERHEAD_BLOCK_SLOTS, write_overhead
+from provisioning.benchmark.runner import loadgen as run_loadgen
 
 
 def _side(rps: float, p50: float, seconds: float = 60.0) -> dict:
@@ -105,23 +106,21 @@ def two_servers():
         server.server_close()
 
 
-def test_the_load_generator_sends_to_each_server_in_its_turns(two_servers):
+@pytest.fixture
+def target_file(tmp_path):
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps({"user_ids": ["u1", "u2"], "user_names": [], "external_ids": [], "group_ids": []}))
+    return path
+
+
+def test_the_load_generator_sends_to_each_server_in_its_turns(two_servers, target_file):
+    """Through the command the runner starts (``loadgen --alternate URL --slot S``)."""
     first, second = two_servers
-    target = loadgen.Target(user_ids=["u1", "u2"], user_names=[], external_ids=[], group_ids=[])
-    report = asyncio.run(
-        loadgen.run(
-            f"http://127.0.0.1:{first.server_port}",
-            "token",
-            target,
-            mix=loadgen.WRITE_MIX,
-            duration=1.2,
-            concurrency=2,
-            warmup=0.2,
-            seed=1,
-            alternate=f"http://127.0.0.1:{second.server_port}",
-            slot=0.2,
-        )
-    )
+    report = run_loadgen(
+        f"http://127.0.0.1:{first.server_port}", "token", target_file, mix="write",
+        duration=1.2, warmup=0.2, concurrency=2, seed=1,
+        alternate=f"http://127.0.0.1:{second.server_port}", slot=0.2,
+    )  # fmt: skip
     sides, slots = report["sides"], report["slots"]
     assert len(slots) == 6 and all(slots)
     # A request counts for the turn it was sent in, and for that turn's server.
@@ -134,15 +133,12 @@ def test_the_load_generator_sends_to_each_server_in_its_turns(two_servers):
     assert sides[0]["errors"] == sides[1]["errors"] == 0
 
 
-def test_without_a_second_server_the_report_is_one_run(two_servers):
+def test_without_a_second_server_the_report_is_one_run(two_servers, target_file):
     first, _ = two_servers
-    target = loadgen.Target(user_ids=["u1"], user_names=[], external_ids=[], group_ids=[])
-    report = asyncio.run(
-        loadgen.run(
-            f"http://127.0.0.1:{first.server_port}", "token", target, mix=loadgen.WRITE_MIX,
-            duration=0.3, concurrency=1, warmup=0.0, seed=1,
-        )  # fmt: skip
-    )
+    report = run_loadgen(
+        f"http://127.0.0.1:{first.server_port}", "token", target_file, mix="write",
+        duration=0.3, warmup=0.0, concurrency=1, seed=1,
+    )  # fmt: skip
     assert "sides" not in report
     assert report["requests"] > 0 and report["rps"] == round(report["requests"] / 0.3, 1)
     assert first.received >= report["requests"]
