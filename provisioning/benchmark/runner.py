@@ -273,9 +273,9 @@ def write_overhead(run: dict) -> dict:
     each gave pairs from 4 % to 53 % in one run)."""
     with_trail, without = run["sides"]
     blocks = []
-    slots = run["slots"]
-    for start in range(0, len(slots) - 1, OVERHEAD_BLOCK_SLOTS):
-        block = slots[start : start + OVERHEAD_BLOCK_SLOTS]
+    for start in range(0, len(run["slots"]), OVERHEAD_BLOCK_SLOTS):
+        block = run["slots"][start : start + OVERHEAD_BLOCK_SLOTS]
+        # A block needs a turn of each side (a last single turn has none without).
         if len(block) >= 2 and sum(block[0::2]):
             blocks.append(round((sum(block[1::2]) / sum(block[0::2]) - 1) * 100, 1))
     return {
