@@ -136,19 +136,19 @@ def insert_together(change_set: ChangeSet, record: ChangeRecord) -> None:
         record.change_set = change_set
         record.save(using=connection.alias)
         return
-    for row in (change_set, record):
-        row.normalise_for_hash()
-    change_set.content_hash = change_set.compute_hash()
-    record.content_hash = record.compute_hash()
-    set_columns, set_values = insert_columns(connection, change_set)
-    record_columns, record_values = insert_columns(connection, record, skip="change_set_id")
+    set_texts = change_set.normalise_for_hash()
+    record_texts = record.normalise_for_hash()
+    change_set.content_hash = change_set.compute_hash(set_texts)
+    record.content_hash = record.compute_hash(record_texts)
+    set_columns, set_holders, set_values = insert_columns(connection, change_set, texts=set_texts)
+    record_columns, record_holders, record_values = insert_columns(
+        connection, record, skip="change_set_id", texts=record_texts
+    )
     quote = connection.ops.quote_name
-    holders = ", ".join(["%s"] * len(set_values))
-    record_holders = ", ".join(["%s"] * len(record_values))
     # Names are the models' own, quoted; every value is a parameter.
     sql = (
         f"WITH cs AS (INSERT INTO {quote(ChangeSet._meta.db_table)} ({set_columns}) "  # noqa: S608
-        f"VALUES ({holders}) RETURNING {quote('id')}) "
+        f"VALUES ({set_holders}) RETURNING {quote('id')}) "
         f"INSERT INTO {quote(ChangeRecord._meta.db_table)} ({quote('change_set_id')}, {record_columns}) "
         f"VALUES ((SELECT {quote('id')} FROM cs), {record_holders}) "
         f"RETURNING {quote('id')}, {quote('change_set_id')}"
@@ -162,14 +162,23 @@ def insert_together(change_set: ChangeSet, record: ChangeRecord) -> None:
         row._state.adding, row._state.db = False, connection.alias
 
 
-def insert_columns(connection, row: Model, *, skip: str = "") -> tuple[str, list]:
-    """The quoted columns of an INSERT of ``row`` (all but its id and ``skip``) and their
-    values, prepared as Django prepares them."""
+def insert_columns(
+    connection, row: Model, *, skip: str = "", texts: dict[str, str] | None = None
+) -> tuple[str, str, list]:
+    """The quoted columns of a PostgreSQL INSERT of ``row`` (all but its id and ``skip``),
+    their placeholders and their values, prepared as Django prepares them; a JSON field
+    whose canonical text ``texts`` holds is sent as that text, cast to ``jsonb``."""
+    texts = texts or {}
     fields = [
         f for f in row._meta.concrete_fields if not f.primary_key and f.attname != skip
     ]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    return columns, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    holders = ", ".join("%s::jsonb" if f.attname in texts else "%s" for f in fields)
+    values = [
+        texts[f.attname] if f.attname in texts else f.get_db_prep_save(getattr(row, f.attname), connection)
+        for f in fields
+    ]
+    return columns, holders, values
 
 
 def record_snapshots(

@@ -132,12 +132,11 @@ def _insert(events: list[Event], deliveries: list[Delivery]) -> None:
     params: list = []
     event_rows, delivery_rows = [], []
     for event in events:
-        event_columns, values = insert_columns(connection, event)
-        event_rows.append("(" + ", ".join(["%s"] * len(values)) + ")")
+        event_columns, holders, values = insert_columns(connection, event)
+        event_rows.append(f"({holders})")
         params += values
     for delivery in deliveries:
-        delivery_columns, values = insert_columns(connection, delivery, skip="event_id")
-        holders = ", ".join(["%s"] * len(values))
+        delivery_columns, holders, values = insert_columns(connection, delivery, skip="event_id")
         delivery_rows.append(f"((SELECT id FROM ev WHERE jti = %s), {holders})")  # noqa: S608
         params += [delivery.event.jti, *values]
     # Names are the models' own, quoted; every value is a parameter.
