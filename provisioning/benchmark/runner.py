@@ -364,7 +364,7 @@ def run(*, spec: SyntheticSpec, duration: float, warmup: float, concurrency: int
         raise SystemExit(f"Unknown stages {sorted(unknown)}; choose among {', '.join(STAGES)}")
     started = time.perf_counter()
     # The figures are the output: no per-request or per-seal log lines in between.
-    for noisy in ("httpx", "provisioning.audit.sealing", "axes"):
+    for noisy in ("httpx", "provisioning.audit.sealing", "provisioning.access.oauth_server", "axes", "celery", "kombu"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     name = ensure_database()
     log(f"database {name}: migrating")
