@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from provisioning.benchmark.history import TITLES
+
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -51,6 +53,16 @@ class Target:
     floor_url: str = ""
 
 
+def patch_user_body(rng: random.Random) -> dict:
+    """A PATCH replacing a user's title with one of the synthetic directory's titles and a
+    suffix no earlier run sent (the seed repeats, and a repeated value would be a no-op that
+    writes nothing). Each run writes tens of thousands of these change records: titles
+    unlike the directory's would leave its common words ever rarer among the newest
+    records, and the audit search timings (which look for one) slower run after run."""
+    title = f"{rng.choice(TITLES)} {uuid.uuid4().hex[:12]}"
+    return {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "title", "value": title}]}
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -69,15 +81,7 @@ async def one_request(client: httpx.AsyncClient, op: str, target: Target, rng: r
     if op == "get_user":
         return await client.get(f"/Users/{rng.choice(target.user_ids)}")
     if op == "patch_user":
-        body = {
-            "schemas": [PATCH],
-            "Operations": [
-                # A value no earlier run sent: the seed repeats, and a repeated value
-                # would be a no-op that writes nothing.
-                {"op": "Replace", "path": "title", "value": f"Title {uuid.uuid4().hex[:12]}"}
-            ],
-        }
-        return await client.patch(f"/Users/{rng.choice(target.user_ids)}", json=body)
+        return await client.patch(f"/Users/{rng.choice(target.user_ids)}", json=patch_user_body(rng))
     if op == "post_user":
         name = f"bench-{uuid.uuid4().hex[:12]}@load.example"
         body = {"schemas": [USER], "userName": name, "active": True, "displayName": "Load Test"}

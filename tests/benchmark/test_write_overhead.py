@@ -142,3 +142,22 @@ def test_without_a_second_server_the_report_is_one_run(two_servers, target_file)
     assert "sides" not in report
     assert report["requests"] > 0 and report["rps"] == round(report["requests"] / 0.3, 1)
     assert first.received >= report["requests"]
+
+
+def test_a_benchmark_patch_writes_a_title_of_the_synthetic_directory_never_sent_before():
+    """The PATCHes of every run become change records the audit search reads: their titles
+    are the directory's (the search's common term keeps its share of the newest records),
+    and each is new (a repeated value would be a no-op that writes nothing)."""
+    import random
+
+    from provisioning.benchmark.history import TITLES
+
+    rng, again = random.Random(7), random.Random(7)
+    bodies = [loadgen.patch_user_body(rng) for _ in range(400)]
+    values = [body["Operations"][0]["value"] for body in bodies]
+    assert all(body["Operations"][0]["path"] == "title" for body in bodies)
+    assert {value.rsplit(" ", 1)[0] for value in values} == set(TITLES)
+    share = sum("Engineer" in value for value in values) / len(values)
+    assert 0.15 < share < 0.35  # three titles of twelve
+    assert len(set(values)) == len(values)
+    assert loadgen.patch_user_body(again)["Operations"][0]["value"] != values[0]
