@@ -44,3 +44,24 @@ def test_the_stage_measures_the_outbox_and_leaves_no_stream(loaded):  # noqa: F8
     # Kicks went to a broker (in-memory here: tests run tasks in-process), then back.
     assert results["delivery_kicks"] == "in-memory broker, no worker consuming"
     assert celery_app.conf.task_always_eager
+
+
+def test_the_stream_figure_is_the_median_of_rounds_so_one_slow_round_does_not_move_it():
+    """Each side's throughput is the inverse of the median of its rounds' means: a round a
+    checkpoint slowed tenfold is one round of many (the mean of every request moved by a
+    fifth when one did)."""
+    from provisioning.benchmark.events import stream_figures
+
+    sides = {side: {"n": 50, "p50_ms": 5.0} for side in ("recorder_off", "no_stream", "one_stream")}
+    rounds = {
+        "recorder_off": [4.0] * 5,
+        "no_stream": [5.0, 5.0, 50.0, 5.0, 5.0],  # one slow round
+        "one_stream": [5.0, 5.25, 5.5, 5.25, 5.0],
+    }
+    figures = stream_figures(sides, rounds)
+    assert figures["no_stream"]["per_s"] == 200.0
+    assert figures["one_stream"]["per_s"] == round(1000 / 5.25, 1)
+    # 190.5 against 200 and 250 req/s (the mean of every request would give 14.5 against 200).
+    assert 4.6 <= figures["stream_throughput_drop_pct"] <= 4.8
+    assert 23.7 <= figures["outbox_throughput_drop_pct"] <= 23.9
+    assert figures["no_stream"]["p50_ms"] == 5.0  # the summary is kept
