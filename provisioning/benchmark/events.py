@@ -73,7 +73,9 @@ def _recorder(on: bool) -> None:
 # Alternating rounds of the stream figure, each of a third of ``repeat`` PATCHes per side
 # (at least five): short rounds, so that the machine's drift falls on every side alike.
 # The difference is a few percent of a 5 ms request: with four rounds of seven PATCHes it
-# ranged from 3 % to 24 % in one afternoon; with 24 rounds of ten, from 1.6 % to 8.9 %.
+# ranged from 3 % to 24 % in one afternoon; with 24 rounds of ten and the medians of
+# ``stream_figures``, from 3.1 % to 12.3 % (the README's round "Each JSON field encoded
+# once" has the runs).
 PATCH_ROUNDS = 24
 
 
@@ -132,9 +134,9 @@ def patch_throughput(client: InProcess, *, repeat: int, rounds: int = PATCH_ROUN
 
 def stream_figures(sides: dict[str, dict], round_means: dict[str, list[float]]) -> dict:
     """Each side's throughput, the inverse of the median of its rounds' mean latencies (a
-    round that a checkpoint or autovacuum slowed counts as one of many, where in the mean
-    of every request it moved the figure by up to a fifth), and the drops of one stream
-    against none and against the outbox off."""
+    round that something else on the machine slowed counts as one of many, where in the
+    mean of every request a few slow requests moved the figure by up to a fifth), and the
+    drops of one stream against none and against the outbox off."""
     result = {}
     for side, summary in sides.items():
         middle = statistics.median(round_means[side]) if round_means[side] else 0.0
