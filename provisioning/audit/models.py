@@ -50,14 +50,10 @@ def canonical_json(value) -> str:
     return _CANONICAL.encode(value)
 
 
-def json_roundtrip(value):
-    """The value as the JSON column will give it back, so hashing now and later agree."""
-    return None if value is None else json.loads(canonical_json(value))
-
-
 def normalised_json(value) -> tuple[Any, str]:
-    """``json_roundtrip(value)`` and its canonical text, with one encoding where the value
-    is JSON already (the common case: a SCIM document, a snapshot, a redacted request).
+    """The value as the JSON column will give it back (so that hashing now and later
+    agree) and its canonical text, with one encoding where the value is JSON already (the
+    common case: a SCIM document, a snapshot, a redacted request).
 
     The value read back is compared with the value given: equal, they encode alike, since
     the text was encoded from the one and the other was decoded from that text. Unequal

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from provisioning.benchmark import report
-from provisioning.benchmark.events import PATCH_ROUNDS, STREAM_NAME, events_figures
+from provisioning.benchmark.events import PATCH_ROUNDS, STREAM_NAME, events_figures, stream_figures
 from provisioning.benchmark.runner import STAGES, bench_token
 from provisioning.celery import app as celery_app
 from provisioning.directory import pipeline
@@ -50,8 +50,6 @@ def test_the_stream_figure_is_the_median_of_rounds_so_one_slow_round_does_not_mo
     """Each side's throughput is the inverse of the median of its rounds' means: a round a
     checkpoint slowed tenfold is one round of many (the mean of every request moved by a
     fifth when one did)."""
-    from provisioning.benchmark.events import stream_figures
-
     sides = {side: {"n": 50, "p50_ms": 5.0} for side in ("recorder_off", "no_stream", "one_stream")}
     rounds = {
         "recorder_off": [4.0] * 5,

@@ -4,12 +4,14 @@ sends to both servers (with the trail, without it) in alternating turns of a few
 from __future__ import annotations
 
 import json
+import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from provisioning.benchmark import loadgen
+from provisioning.benchmark.history import TITLES
 from provisioning.benchmark.report import render, targets
 from provisioning.benchmark.runner import OVERHEAD_BLOCK_SLOTS, write_overhead
 from provisioning.benchmark.runner import loadgen as run_loadgen
@@ -148,10 +150,6 @@ def test_a_benchmark_patch_writes_a_title_of_the_synthetic_directory_never_sent_
     """The PATCHes of every run become change records the audit search reads: their titles
     are the directory's (the search's common term keeps its share of the newest records),
     and each is new (a repeated value would be a no-op that writes nothing)."""
-    import random
-
-    from provisioning.benchmark.history import TITLES
-
     rng, again = random.Random(7), random.Random(7)
     bodies = [loadgen.patch_user_body(rng) for _ in range(400)]
     values = [body["Operations"][0]["value"] for body in bodies]
